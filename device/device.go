@@ -1,0 +1,106 @@
+// Package device is the contract between wsca and a Wallet Secure
+// Cryptographic Device (WSCD): a store of P-256 keys that never leave it.
+//
+// A Device generates keys, signs 32-byte digests (raw r‖s, the form JOSE and
+// PKCS#11 CKM_ECDSA use), performs ECDH with a validated peer point, lists and
+// destroys keys. Every call names the owning wallet unit; a device refuses
+// to touch a key that belongs to another unit and answers as if the key did
+// not exist, so a caller cannot probe for other units' kids.
+//
+// Inputs from the network reach a device only as validated types: a [KID]
+// from [ParseKID], an [Owner] from [ParseOwner], a peer point from
+// [ParsePoint]. Backends live in the subpackages pkcs11 and soft.
+package device
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"errors"
+)
+
+// Errors returned by every backend. Callers test them with errors.Is.
+var (
+	// ErrKeyNotFound means no key with that kid belongs to that owner; it is
+	// also the answer when the key exists but belongs to someone else.
+	ErrKeyNotFound = errors.New("device: key not found")
+	ErrInvalidKID  = errors.New("device: invalid kid")
+	// ErrInvalidOwner means the owner is empty or has characters a device
+	// label cannot carry.
+	ErrInvalidOwner  = errors.New("device: invalid owner")
+	ErrInvalidPoint  = errors.New("device: invalid point")
+	ErrInvalidDigest = errors.New("device: digest must be 32 bytes")
+	// ErrUnavailable means the device could not be reached or failed; the
+	// operation may succeed if retried later.
+	ErrUnavailable = errors.New("device: unavailable")
+	ErrClosed      = errors.New("device: closed")
+)
+
+// DigestSize is the only digest length a device signs: SHA-256 for ES256.
+const DigestSize = 32
+
+// SignatureSize is the length of a raw r‖s P-256 signature.
+const SignatureSize = 64
+
+// Ref addresses one key of one wallet unit.
+type Ref struct {
+	Owner Owner
+	KID   KID
+}
+
+// Key describes a key held by a device.
+type Key struct {
+	KID    KID
+	Owner  Owner
+	Public *ecdsa.PublicKey
+}
+
+// Info describes a device for logs, metrics, readiness and attestations.
+type Info struct {
+	// Backend is "pkcs11" or "soft".
+	Backend string
+	// Software is true when keys are protected by software only; an
+	// attestation backed by such a device must not claim iso_18045_high.
+	Software bool
+	// Description names the token or keystore, without secrets.
+	Description string
+}
+
+// Device is a WSCD. Implementations are safe for concurrent use.
+type Device interface {
+	Info() Info
+	// Generate creates a new P-256 key owned by owner. The private key is
+	// sensitive and cannot be extracted.
+	Generate(ctx context.Context, owner Owner) (Key, error)
+	// PublicKey returns the key's public half.
+	PublicKey(ctx context.Context, ref Ref) (Key, error)
+	// Sign signs a 32-byte digest and returns the raw 64-byte r‖s signature.
+	Sign(ctx context.Context, ref Ref, digest []byte) ([]byte, error)
+	// ECDH returns the 32-byte x-coordinate of d·peer.
+	ECDH(ctx context.Context, ref Ref, peer *ecdh.PublicKey) ([]byte, error)
+	// List returns the owner's keys, ordered by kid.
+	List(ctx context.Context, owner Owner) ([]Key, error)
+	// Destroy erases the key from the device.
+	Destroy(ctx context.Context, ref Ref) error
+	// Ping checks that the device answers; readiness probes call it.
+	Ping(ctx context.Context) error
+	// Calls returns how many primitive device calls each kind of call has
+	// made since the device was opened (for PKCS#11, one per C_ function).
+	Calls() map[string]uint64
+	Close() error
+}
+
+// Importer is implemented by devices that can take in an existing private
+// key, for migration from another device and for known-answer tests. An
+// imported key is marked as not generated on the device.
+type Importer interface {
+	Import(ctx context.Context, owner Owner, priv *ecdh.PrivateKey) (Key, error)
+}
+
+// CheckDigest returns ErrInvalidDigest unless d is exactly DigestSize bytes.
+func CheckDigest(d []byte) error {
+	if len(d) != DigestSize {
+		return ErrInvalidDigest
+	}
+	return nil
+}

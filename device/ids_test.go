@@ -1,0 +1,181 @@
+package device_test
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/wsca/wsca/device"
+)
+
+// RFC 6979 §A.2.5 P-256 public key.
+const (
+	rfc6979X = "60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6"
+	rfc6979Y = "7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299"
+)
+
+func mustHex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestKIDOf(t *testing.T) {
+	uncompressed := append([]byte{4}, append(mustHex(t, rfc6979X), mustHex(t, rfc6979Y)...)...)
+	pub, err := device.PublicKeyFromBytes(uncompressed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := device.KIDOf(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Y is odd, so the compressed point starts with 03.
+	sum := sha256.Sum256(append([]byte{3}, mustHex(t, rfc6979X)...))
+	if want := hex.EncodeToString(sum[:16]); string(kid) != want {
+		t.Fatalf("kid %s, want %s", kid, want)
+	}
+	if _, err := device.ParseKID(string(kid)); err != nil {
+		t.Fatalf("ParseKID(KIDOf()) = %v", err)
+	}
+	if !bytes.Equal(kid.Bytes(), sum[:16]) {
+		t.Fatal("KID.Bytes does not match")
+	}
+}
+
+func TestParseKID(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"00112233445566778899aabbccddeeff", true},
+		{"00112233445566778899AABBCCDDEEFF", false}, // uppercase is another kid
+		{"00112233445566778899aabbccddeef", false},
+		{"00112233445566778899aabbccddeeff0", false},
+		{"", false},
+		{"00112233445566778899aabbccddeefg", false},
+		{"../../../../../../../etc/passwd0", false},
+	} {
+		_, err := device.ParseKID(tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("ParseKID(%q) = %v, want ok=%v", tc.in, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, device.ErrInvalidKID) {
+			t.Errorf("ParseKID(%q) error %v is not ErrInvalidKID", tc.in, err)
+		}
+	}
+}
+
+func TestParseOwner(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"unit-1", true},
+		{"urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", true},
+		{"a.b_c", true},
+		{strings.Repeat("a", device.MaxOwnerLen), true},
+		{strings.Repeat("a", device.MaxOwnerLen+1), false},
+		{"", false},
+		{"unit 1", false},
+		{"unit/1", false},
+		{"ünit", false},
+		{"unit\x00", false},
+	} {
+		_, err := device.ParseOwner(tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("ParseOwner(%q) = %v, want ok=%v", tc.in, err, tc.ok)
+		}
+	}
+}
+
+func TestParsePoint(t *testing.T) {
+	priv, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unc := priv.PublicKey().Bytes()
+	sk, _ := ecdsa.ParseRawPrivateKey(elliptic.P256(), priv.Bytes())
+	comp := elliptic.MarshalCompressed(elliptic.P256(), sk.X, sk.Y)
+	offCurve := bytes.Clone(unc)
+	offCurve[64] ^= 1
+	wrongPrefix := bytes.Clone(unc)
+	wrongPrefix[0] = 6 // hybrid encoding
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		ok   bool
+	}{
+		{"uncompressed", unc, true},
+		{"compressed", comp, true},
+		{"empty", nil, false},
+		{"identity", []byte{0}, false},
+		{"off curve", offCurve, false},
+		{"hybrid", wrongPrefix, false},
+		{"truncated", unc[:64], false},
+		{"trailing byte", append(bytes.Clone(unc), 0), false},
+		{"compressed truncated", comp[:32], false},
+		{"x only", unc[1:33], false},
+		{"x not on curve", append([]byte{2}, bytes.Repeat([]byte{0xff}, 32)...), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := device.ParsePoint(tc.in)
+			if !tc.ok {
+				if !errors.Is(err, device.ErrInvalidPoint) {
+					t.Fatalf("got %v, want ErrInvalidPoint", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(p.Bytes(), unc) {
+				t.Fatal("point does not round-trip to its uncompressed form")
+			}
+		})
+	}
+}
+
+func FuzzParsePoint(f *testing.F) {
+	priv, _ := ecdh.P256().GenerateKey(rand.Reader)
+	f.Add(priv.PublicKey().Bytes())
+	f.Add([]byte{2})
+	f.Add([]byte{0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := device.ParsePoint(b)
+		if err != nil {
+			if !errors.Is(err, device.ErrInvalidPoint) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		// Whatever parses must be a point Go's ECDH accepts as a peer.
+		if _, err := ecdh.P256().NewPublicKey(p.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzParseKID(f *testing.F) {
+	f.Add("00112233445566778899aabbccddeeff")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := device.ParseKID(s)
+		if err != nil {
+			return
+		}
+		if len(k.Bytes()) != device.KIDSize || hex.EncodeToString(k.Bytes()) != s {
+			t.Fatalf("kid %q does not round-trip", s)
+		}
+	})
+}

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// KeyState is the lifecycle state of a key record.
+type KeyState string
+
+const (
+	KeyActive KeyState = "active"
+	// KeyDestroying marks a key whose device object is being destroyed, so
+	// that a crash between the device call and DeleteKey is visible.
+	KeyDestroying KeyState = "destroying"
+)
+
+func (s KeyState) valid() bool {
+	return s == KeyActive || s == KeyDestroying
+}
+
+// PublicKeySize is the length of an uncompressed SEC1 P-256 point
+// (SEC 1 v2.0 §2.3.3): 0x04 ‖ X ‖ Y.
+const PublicKeySize = 65
+
+// Key is the record of a device key: its owner and public part. The private
+// part never leaves the device.
+type Key struct {
+	KID    string
+	UnitID string
+	// PublicKey is the uncompressed SEC1 point.
+	PublicKey []byte
+	// Backend names the device holding the key ("pkcs11", "soft").
+	Backend   string
+	State     KeyState
+	CreatedAt time.Time
+}
+
+// InsertKey records a key. It fails with [ErrExists] if the kid is taken
+// (by any unit) and with [ErrUnitNotFound] if the unit does not exist.
+func (s *Store) InsertKey(ctx context.Context, k Key) error {
+	// Copy first, so that the caller cannot change the point after it is
+	// checked.
+	k.PublicKey = bytes.Clone(k.PublicKey)
+	created, err := k.check()
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at)
+		 VALUES ($1, $2, $3, $4, $5, $6)`,
+		k.KID, k.UnitID, k.PublicKey, k.Backend, string(k.State), created)
+	switch classify(err) {
+	case uniqueViolation:
+		return fmt.Errorf("%w: key %q", ErrExists, k.KID)
+	case foreignKeyViolation:
+		// The foreign key checks the unit in the same statement, so a unit
+		// deleted concurrently cannot be left with a key.
+		return fmt.Errorf("%w: %q", ErrUnitNotFound, k.UnitID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: insert key: %w", err)
+	}
+	return nil
+}
+
+// check validates k and returns its CreatedAt in microseconds.
+func (k *Key) check() (int64, error) {
+	if err := checkID("key", "kid", k.KID); err != nil {
+		return 0, err
+	}
+	if err := checkID("key", "unit id", k.UnitID); err != nil {
+		return 0, err
+	}
+	if err := checkID("key", "backend", k.Backend); err != nil {
+		return 0, err
+	}
+	if len(k.PublicKey) != PublicKeySize || k.PublicKey[0] != 0x04 {
+		return 0, invalidf("key", "public key is not a %d-byte uncompressed point", PublicKeySize)
+	}
+	if !k.State.valid() {
+		return 0, invalidf("key", "unknown state %q", k.State)
+	}
+	return toMicros("key", "created at", k.CreatedAt)
+}
+
+const selectKey = `SELECT kid, unit_id, public_key, backend, state, created_at FROM keys`
+
+// GetKey returns the key with that kid, or [ErrNotFound]. The caller checks
+// that its UnitID is the unit asking.
+func (s *Store) GetKey(ctx context.Context, kid string) (Key, error) {
+	if err := checkID("key", "kid", kid); err != nil {
+		return Key{}, err
+	}
+	k, err := scanKey(s.db.QueryRowContext(ctx, selectKey+` WHERE kid = $1`, kid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Key{}, fmt.Errorf("%w: key %q", ErrNotFound, kid)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("store: get key: %w", err)
+	}
+	return k, nil
+}
+
+// ListKeys returns the keys of one unit, oldest first (ties by kid). A unit
+// without keys, or one that does not exist, has none.
+func (s *Store) ListKeys(ctx context.Context, unitID string) ([]Key, error) {
+	if err := checkID("key", "unit id", unitID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx,
+		selectKey+` WHERE unit_id = $1 ORDER BY created_at, kid`, unitID)
+	if err != nil {
+		return nil, fmt.Errorf("store: list keys: %w", err)
+	}
+	defer rows.Close()
+	var ks []Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list keys: %w", err)
+		}
+		ks = append(ks, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list keys: %w", err)
+	}
+	return ks, nil
+}
+
+// SetKeyState changes a key's state, or fails with [ErrNotFound].
+func (s *Store) SetKeyState(ctx context.Context, kid string, st KeyState) error {
+	if err := checkID("key", "kid", kid); err != nil {
+		return err
+	}
+	if !st.valid() {
+		return invalidf("key", "unknown state %q", st)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE keys SET state = $1 WHERE kid = $2`, string(st), kid)
+	if err != nil {
+		return fmt.Errorf("store: set key state: %w", err)
+	}
+	return oneRow(res, "key", kid)
+}
+
+// DeleteKey removes a key record, or fails with [ErrNotFound].
+func (s *Store) DeleteKey(ctx context.Context, kid string) error {
+	if err := checkID("key", "kid", kid); err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM keys WHERE kid = $1`, kid)
+	if err != nil {
+		return fmt.Errorf("store: delete key: %w", err)
+	}
+	return oneRow(res, "key", kid)
+}
+
+func scanKey(row scanner) (Key, error) {
+	var (
+		k       Key
+		state   string
+		created int64
+	)
+	// database/sql copies into a []byte destination, so the slice is the
+	// caller's own.
+	if err := row.Scan(&k.KID, &k.UnitID, &k.PublicKey, &k.Backend, &state, &created); err != nil {
+		return Key{}, err
+	}
+	k.State = KeyState(state)
+	k.CreatedAt = fromMicros(created)
+	return k, nil
+}

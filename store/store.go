@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+)
+
+// Default pool sizes. SQLite in WAL mode serves readers in parallel but has
+// one writer at a time, so a few connections suffice and more would only
+// queue on the write lock. PostgreSQL's default leaves room for several
+// instances under a stock max_connections of 100.
+const (
+	defaultSQLiteConns   = 4
+	defaultPostgresConns = 10
+)
+
+// Store is the persistent state of wsca on SQLite or PostgreSQL. It is safe
+// for concurrent use by multiple goroutines, and several processes may share
+// one database.
+type Store struct {
+	db      *sql.DB
+	backend string
+}
+
+type config struct {
+	maxOpenConns int
+	migrations   fs.FS // nil means the embedded migrations
+}
+
+// An Option changes how [Open] sets up a Store.
+type Option func(*config) error
+
+// WithMaxOpenConns bounds the number of open database connections (n ≥ 1).
+func WithMaxOpenConns(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w option: max open connections %d < 1", ErrInvalid, n)
+		}
+		c.maxOpenConns = n
+		return nil
+	}
+}
+
+// Open connects to the database named by dsn, brings its schema up to date
+// and returns a Store.
+//
+// The DSN forms are:
+//
+//	sqlite:/var/lib/wsca/wsca.db   (also sqlite:relative/path.db)
+//	file:/var/lib/wsca/wsca.db     (also file:///var/lib/wsca/wsca.db)
+//	/var/lib/wsca/wsca.db          (any path ending in .db)
+//	postgres://user:pass@host:5432/db?sslmode=verify-full  (or postgresql://)
+//
+// A SQLite DSN carries no parameters: the store sets its own pragmas. Its
+// parent directory is created (mode 0700) and a new file is created with mode
+// 0600. A PostgreSQL URL takes every parameter pgx understands.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var cfg config
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	t, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	var db *sql.DB
+	switch t.backend {
+	case SQLite:
+		db, err = openSQLite(t.path)
+		if cfg.maxOpenConns == 0 {
+			cfg.maxOpenConns = defaultSQLiteConns
+		}
+	case Postgres:
+		db, err = openPostgres(t.conn)
+		if cfg.maxOpenConns == 0 {
+			cfg.maxOpenConns = defaultPostgresConns
+		}
+	default:
+		panic("store: internal error: unknown backend " + t.backend)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(cfg.maxOpenConns)
+	db.SetMaxIdleConns(cfg.maxOpenConns)
+
+	s := &Store{db: db, backend: t.backend}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect to %s: %w", redactDSN(dsn), err)
+	}
+	migrations := cfg.migrations
+	if migrations == nil {
+		migrations = embeddedMigrations()
+	}
+	if err := s.migrate(ctx, migrations); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(path string) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create sqlite directory: %w", err)
+	}
+	// SQLite would create the file with the process umask (often 0644), and
+	// its -wal and -shm files copy the database file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: create sqlite file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("store: create sqlite file: %w", err)
+	}
+	conn, err := sqlite.NewConnector(path + "?" + sqliteParams)
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	return sql.OpenDB(conn), nil
+}
+
+func openPostgres(dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx's error quotes the DSN, password masked only best-effort, and
+		// may wrap a *url.Error that quotes it whole: keep neither.
+		return nil, fmt.Errorf("store: cannot parse postgres dsn %s", redactDSN(dsn))
+	}
+	return stdlib.OpenDB(*cfg), nil
+}
+
+// Close closes the database connections.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database is reachable, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Backend returns [SQLite] or [Postgres].
+func (s *Store) Backend() string { return s.backend }
+
+// SchemaVersion returns the highest migration applied to the database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	v, err := schemaVersion(ctx, s.db)
+	if err != nil {
+		return 0, fmt.Errorf("store: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// queryer is what *sql.DB and *sql.Tx have in common.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func schemaVersion(ctx context.Context, q queryer) (int, error) {
+	var v int
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}

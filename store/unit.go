@@ -1,0 +1,174 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// UnitState is the lifecycle state of a wallet unit.
+type UnitState string
+
+const (
+	UnitActive    UnitState = "active"
+	UnitSuspended UnitState = "suspended"
+	UnitRevoked   UnitState = "revoked"
+)
+
+func (s UnitState) valid() bool {
+	switch s {
+	case UnitActive, UnitSuspended, UnitRevoked:
+		return true
+	}
+	return false
+}
+
+// Unit is a wallet unit: the owner of keys.
+type Unit struct {
+	ID    string
+	State UnitState
+	// CreatedAt is required. A zero UpdatedAt is stored as CreatedAt.
+	CreatedAt, UpdatedAt time.Time
+}
+
+// CreateUnit records a new wallet unit. It fails with [ErrExists] if a unit
+// with that id exists.
+func (s *Store) CreateUnit(ctx context.Context, u Unit) error {
+	if err := checkID("unit", "id", u.ID); err != nil {
+		return err
+	}
+	if !u.State.valid() {
+		return invalidf("unit", "unknown state %q", u.State)
+	}
+	created, err := toMicros("unit", "created at", u.CreatedAt)
+	if err != nil {
+		return err
+	}
+	updated := created
+	if !u.UpdatedAt.IsZero() {
+		if updated, err = toMicros("unit", "updated at", u.UpdatedAt); err != nil {
+			return err
+		}
+		if updated < created {
+			return invalidf("unit", "updated before created")
+		}
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO units (id, state, created_at, updated_at) VALUES ($1, $2, $3, $4)`,
+		u.ID, string(u.State), created, updated)
+	if classify(err) == uniqueViolation {
+		return fmt.Errorf("%w: unit %q", ErrExists, u.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create unit: %w", err)
+	}
+	return nil
+}
+
+// GetUnit returns the unit with that id, or [ErrNotFound].
+func (s *Store) GetUnit(ctx context.Context, id string) (Unit, error) {
+	if err := checkID("unit", "id", id); err != nil {
+		return Unit{}, err
+	}
+	row := s.db.QueryRowContext(ctx,
+		`SELECT id, state, created_at, updated_at FROM units WHERE id = $1`, id)
+	u, err := scanUnit(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Unit{}, fmt.Errorf("%w: unit %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Unit{}, fmt.Errorf("store: get unit: %w", err)
+	}
+	return u, nil
+}
+
+// ListUnits returns all units ordered by id (bytewise).
+func (s *Store) ListUnits(ctx context.Context) ([]Unit, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT id, state, created_at, updated_at FROM units ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list units: %w", err)
+	}
+	defer rows.Close()
+	var us []Unit
+	for rows.Next() {
+		u, err := scanUnit(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list units: %w", err)
+		}
+		us = append(us, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list units: %w", err)
+	}
+	return us, nil
+}
+
+// SetUnitState changes a unit's state and sets its UpdatedAt to at. It does
+// not judge the transition: which changes are allowed (revocation is final)
+// is the caller's policy.
+func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at time.Time) error {
+	if err := checkID("unit", "id", id); err != nil {
+		return err
+	}
+	if !st.valid() {
+		return invalidf("unit", "unknown state %q", st)
+	}
+	updated, err := toMicros("unit", "updated at", at)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE units SET state = $1, updated_at = $2 WHERE id = $3`,
+		string(st), updated, id)
+	if err != nil {
+		return fmt.Errorf("store: set unit state: %w", err)
+	}
+	return oneRow(res, "unit", id)
+}
+
+// DeleteUnit removes a unit. It fails with [ErrHasKeys] while keys refer to
+// it and with [ErrNotFound] if there is no such unit.
+func (s *Store) DeleteUnit(ctx context.Context, id string) error {
+	if err := checkID("unit", "id", id); err != nil {
+		return err
+	}
+	// The foreign key from keys decides, atomically with the delete, so a
+	// key inserted concurrently cannot be orphaned.
+	res, err := s.db.ExecContext(ctx, `DELETE FROM units WHERE id = $1`, id)
+	if classify(err) == foreignKeyViolation {
+		return fmt.Errorf("%w: unit %q", ErrHasKeys, id)
+	}
+	if err != nil {
+		return fmt.Errorf("store: delete unit: %w", err)
+	}
+	return oneRow(res, "unit", id)
+}
+
+func scanUnit(row scanner) (Unit, error) {
+	var (
+		u                Unit
+		state            string
+		created, updated int64
+	)
+	if err := row.Scan(&u.ID, &state, &created, &updated); err != nil {
+		return Unit{}, err
+	}
+	u.State = UnitState(state)
+	u.CreatedAt, u.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return u, nil
+}
+
+// oneRow turns an UPDATE or DELETE that matched nothing into ErrNotFound.
+func oneRow(res sql.Result, what, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: %s %q: %w", what, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %s %q", ErrNotFound, what, id)
+	}
+	return nil
+}
