@@ -1,0 +1,312 @@
+// Package wscd is the WSCD key service: a [device.Device] plus the store's
+// record of which wallet unit owns which key.
+//
+// Every operation names the calling unit and the key. The service checks,
+// in this order, that the unit exists and is active, that the key record
+// exists, belongs to that unit and is active, and only then calls the
+// device, which checks the owner once more against its own label. A key of
+// another unit is answered exactly like a kid that does not exist
+// ([ErrKeyNotFound]), so units cannot probe each other's kids.
+//
+// Protocol code (R2PS, SECDSA) uses this package and never the device or
+// the store directly for key operations.
+package wscd
+
+import (
+	"context"
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/store"
+)
+
+// Errors of the key service. Clients see at most these classes; the causes
+// go to the log.
+var (
+	ErrKeyNotFound = errors.New("wscd: key not found")
+	// ErrUnitNotActive means the unit does not exist or is suspended or
+	// revoked.
+	ErrUnitNotActive = errors.New("wscd: wallet unit not active")
+	ErrInvalidInput  = errors.New("wscd: invalid input")
+	ErrUnavailable   = errors.New("wscd: service unavailable")
+)
+
+// Config assembles a Service.
+type Config struct {
+	Device device.Device
+	Store  *store.Store
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives security-relevant events and causes; default discards.
+	Logger *slog.Logger
+	// Metrics, if set, counts operations (see NewMetrics).
+	Metrics *Metrics
+}
+
+// Service is the WSCD key service. It is safe for concurrent use.
+type Service struct {
+	dev     device.Device
+	st      *store.Store
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *Metrics
+}
+
+// New returns a Service over cfg's device and store.
+func New(cfg Config) (*Service, error) {
+	if cfg.Device == nil || cfg.Store == nil {
+		return nil, errors.New("wscd: device and store are required")
+	}
+	s := &Service{dev: cfg.Device, st: cfg.Store, now: cfg.Now, log: cfg.Logger, metrics: cfg.Metrics}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// Device returns the underlying device (for its Info and call counts).
+func (s *Service) Device() device.Device { return s.dev }
+
+// Ready reports whether both the store and the device answer.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.st.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: store: %v", ErrUnavailable, err)
+	}
+	if err := s.dev.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: device: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// CreateUnit registers an active wallet unit. Later work adds enrolment;
+// this is the operator's direct path.
+func (s *Service) CreateUnit(ctx context.Context, unit string) error {
+	if _, err := device.ParseOwner(unit); err != nil {
+		return fmt.Errorf("%w: unit id: %v", ErrInvalidInput, err)
+	}
+	now := s.now().UTC()
+	err := s.st.CreateUnit(ctx, store.Unit{ID: unit, State: store.UnitActive, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return s.storeErr(err)
+	}
+	s.log.InfoContext(ctx, "wallet unit created", "unit", unit)
+	return nil
+}
+
+// activeUnit checks the unit id and that the unit is active.
+func (s *Service) activeUnit(ctx context.Context, unit string) (device.Owner, error) {
+	owner, err := device.ParseOwner(unit)
+	if err != nil {
+		return "", fmt.Errorf("%w: unit id", ErrInvalidInput)
+	}
+	u, err := s.st.GetUnit(ctx, unit)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrUnitNotActive
+	}
+	if err != nil {
+		return "", s.storeErr(err)
+	}
+	if u.State != store.UnitActive {
+		return "", ErrUnitNotActive
+	}
+	return owner, nil
+}
+
+// ownedKey returns the ref of an active key of an active unit.
+func (s *Service) ownedKey(ctx context.Context, unit, kid string) (device.Ref, error) {
+	owner, err := s.activeUnit(ctx, unit)
+	if err != nil {
+		return device.Ref{}, err
+	}
+	k, err := device.ParseKID(kid)
+	if err != nil {
+		return device.Ref{}, fmt.Errorf("%w: kid", ErrInvalidInput)
+	}
+	rec, err := s.st.GetKey(ctx, kid)
+	if errors.Is(err, store.ErrNotFound) {
+		return device.Ref{}, ErrKeyNotFound
+	}
+	if err != nil {
+		return device.Ref{}, s.storeErr(err)
+	}
+	if rec.UnitID != unit {
+		s.log.WarnContext(ctx, "key of another unit refused", "unit", unit, "kid", kid)
+		return device.Ref{}, ErrKeyNotFound
+	}
+	if rec.State != store.KeyActive {
+		return device.Ref{}, ErrKeyNotFound
+	}
+	return device.Ref{Owner: owner, KID: k}, nil
+}
+
+// Generate makes a new key for the unit and records it. If the record
+// cannot be written, the device key is destroyed again, so no key exists
+// on the device without an owner on record.
+func (s *Service) Generate(ctx context.Context, unit string) (_ device.Key, err error) {
+	defer s.metrics.observe(opGenerate, s.now(), &err)
+	owner, err := s.activeUnit(ctx, unit)
+	if err != nil {
+		return device.Key{}, err
+	}
+	k, err := s.dev.Generate(ctx, owner)
+	if err != nil {
+		return device.Key{}, s.deviceErr(ctx, err)
+	}
+	pub, err := k.Public.Bytes()
+	if err != nil {
+		return device.Key{}, s.deviceErr(ctx, err)
+	}
+	err = s.st.InsertKey(ctx, store.Key{
+		KID: string(k.KID), UnitID: unit, PublicKey: pub,
+		Backend: s.dev.Info().Backend, State: store.KeyActive, CreatedAt: s.now().UTC(),
+	})
+	if err != nil {
+		if derr := s.dev.Destroy(context.WithoutCancel(ctx), device.Ref{Owner: owner, KID: k.KID}); derr != nil {
+			s.log.ErrorContext(ctx, "orphaned device key: record failed and destroy failed",
+				"unit", unit, "kid", k.KID, "err", derr)
+		}
+		return device.Key{}, s.storeErr(err)
+	}
+	s.log.InfoContext(ctx, "key generated", "unit", unit, "kid", k.KID)
+	return k, nil
+}
+
+// PublicKey returns an owned key's public half, from the device.
+func (s *Service) PublicKey(ctx context.Context, unit, kid string) (_ device.Key, err error) {
+	ref, err := s.ownedKey(ctx, unit, kid)
+	if err != nil {
+		return device.Key{}, err
+	}
+	k, err := s.dev.PublicKey(ctx, ref)
+	if err != nil {
+		return device.Key{}, s.deviceErr(ctx, err)
+	}
+	return k, nil
+}
+
+// Sign signs a 32-byte digest with an owned key; the signature is raw r‖s.
+func (s *Service) Sign(ctx context.Context, unit, kid string, digest []byte) (_ []byte, err error) {
+	defer s.metrics.observe(opSign, s.now(), &err)
+	if err := device.CheckDigest(digest); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	ref, err := s.ownedKey(ctx, unit, kid)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := s.dev.Sign(ctx, ref, digest)
+	if err != nil {
+		return nil, s.deviceErr(ctx, err)
+	}
+	return sig, nil
+}
+
+// ECDH derives the shared secret of an owned key and a validated peer
+// point (see device.ParsePoint).
+func (s *Service) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicKey) (_ []byte, err error) {
+	defer s.metrics.observe(opECDH, s.now(), &err)
+	if peer == nil || peer.Curve() != ecdh.P256() {
+		return nil, fmt.Errorf("%w: peer point", ErrInvalidInput)
+	}
+	ref, err := s.ownedKey(ctx, unit, kid)
+	if err != nil {
+		return nil, err
+	}
+	z, err := s.dev.ECDH(ctx, ref, peer)
+	if err != nil {
+		return nil, s.deviceErr(ctx, err)
+	}
+	return z, nil
+}
+
+// List returns the unit's active key records, oldest first.
+func (s *Service) List(ctx context.Context, unit string) (_ []store.Key, err error) {
+	defer s.metrics.observe(opList, s.now(), &err)
+	if _, err := s.activeUnit(ctx, unit); err != nil {
+		return nil, err
+	}
+	keys, err := s.st.ListKeys(ctx, unit)
+	if err != nil {
+		return nil, s.storeErr(err)
+	}
+	out := keys[:0]
+	for _, k := range keys {
+		if k.State == store.KeyActive {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Destroy destroys an owned key on the device and erases its record. The
+// record is first marked destroying, so a crash between the two steps
+// leaves a key nobody can use and Destroy can be called again.
+func (s *Service) Destroy(ctx context.Context, unit, kid string) (err error) {
+	defer s.metrics.observe(opDestroy, s.now(), &err)
+	owner, err := s.activeUnit(ctx, unit)
+	if err != nil {
+		return err
+	}
+	k, err := device.ParseKID(kid)
+	if err != nil {
+		return fmt.Errorf("%w: kid", ErrInvalidInput)
+	}
+	rec, err := s.st.GetKey(ctx, kid)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrKeyNotFound
+	}
+	if err != nil {
+		return s.storeErr(err)
+	}
+	if rec.UnitID != unit {
+		s.log.WarnContext(ctx, "destroy of another unit's key refused", "unit", unit, "kid", kid)
+		return ErrKeyNotFound
+	}
+	if err := s.st.SetKeyState(ctx, kid, store.KeyDestroying); err != nil {
+		return s.storeErr(err)
+	}
+	err = s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k})
+	if err != nil && !errors.Is(err, device.ErrKeyNotFound) {
+		return s.deviceErr(ctx, err)
+	}
+	if err := s.st.DeleteKey(ctx, kid); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return s.storeErr(err)
+	}
+	s.log.InfoContext(ctx, "key destroyed", "unit", unit, "kid", kid)
+	return nil
+}
+
+// deviceErr maps device errors to service errors and logs causes a client
+// must not see.
+func (s *Service) deviceErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, device.ErrKeyNotFound):
+		return ErrKeyNotFound
+	case errors.Is(err, device.ErrInvalidDigest), errors.Is(err, device.ErrInvalidPoint),
+		errors.Is(err, device.ErrInvalidKID), errors.Is(err, device.ErrInvalidOwner):
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	s.log.ErrorContext(ctx, "device failure", "err", err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+func (s *Service) storeErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	case errors.Is(err, store.ErrUnitNotFound):
+		return ErrUnitNotActive
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}

@@ -1,0 +1,245 @@
+package wscd_test
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/device/devicetest"
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+type fixture struct {
+	svc *wscd.Service
+	st  *store.Store
+	dev device.Device
+}
+
+// forEach runs fn on every device × store combination.
+func forEach(t *testing.T, fn func(t *testing.T, f fixture)) {
+	for _, db := range testenv.StoreBackends() {
+		for _, dv := range testenv.DeviceBackends() {
+			t.Run(dv.Name+"/"+db.Name, func(t *testing.T) {
+				st, err := store.Open(context.Background(), db.DSN(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				dev := dv.Open(t)
+				m, err := wscd.NewMetrics(prometheus.NewRegistry(), dev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				svc, err := wscd.New(wscd.Config{Device: dev, Store: st, Metrics: m})
+				if err != nil {
+					t.Fatal(err)
+				}
+				fn(t, fixture{svc: svc, st: st, dev: dev})
+			})
+		}
+	}
+}
+
+func newUnit(t *testing.T, f fixture, prefix string) string {
+	t.Helper()
+	u := string(devicetest.NewOwner(t, prefix))
+	if err := f.svc.CreateUnit(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func digest(s string) []byte {
+	d := sha256.Sum256([]byte(s))
+	return d[:]
+}
+
+func TestLifecycle(t *testing.T) {
+	forEach(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		u := newUnit(t, f, "u")
+		k, err := f.svc.Generate(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := f.st.GetKey(ctx, string(k.KID))
+		if err != nil || rec.UnitID != u || rec.Backend != f.dev.Info().Backend || rec.State != store.KeyActive {
+			t.Fatalf("record %+v, %v", rec, err)
+		}
+		pub, _ := k.Public.Bytes()
+		if string(rec.PublicKey) != string(pub) {
+			t.Fatal("recorded public key differs")
+		}
+		sig, err := f.svc.Sign(ctx, u, string(k.KID), digest("m"))
+		if err != nil || !device.VerifyRaw(k.Public, digest("m"), sig) {
+			t.Fatalf("Sign: %v", err)
+		}
+		peer, _ := ecdh.P256().GenerateKey(rand.Reader)
+		if _, err := f.svc.ECDH(ctx, u, string(k.KID), peer.PublicKey()); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := f.svc.List(ctx, u)
+		if err != nil || len(keys) != 1 || keys[0].KID != string(k.KID) {
+			t.Fatalf("List = %v, %v", keys, err)
+		}
+		if err := f.svc.Destroy(ctx, u, string(k.KID)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.GetKey(ctx, string(k.KID)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("record after Destroy: %v", err)
+		}
+		if _, err := f.dev.PublicKey(ctx, device.Ref{Owner: device.Owner(u), KID: k.KID}); !errors.Is(err, device.ErrKeyNotFound) {
+			t.Fatalf("device key after Destroy: %v", err)
+		}
+		if _, err := f.svc.Sign(ctx, u, string(k.KID), digest("m")); !errors.Is(err, wscd.ErrKeyNotFound) {
+			t.Fatalf("Sign after Destroy = %v", err)
+		}
+	})
+}
+
+// TestCrossUnit: unit B cannot sign, derive, read, list or destroy unit A's
+// keys, gets the answer a missing kid gets, and makes no device call.
+func TestCrossUnit(t *testing.T) {
+	forEach(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		a, b := newUnit(t, f, "a"), newUnit(t, f, "b")
+		ka, err := f.svc.Generate(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid := string(ka.KID)
+		peer, _ := ecdh.P256().GenerateKey(rand.Reader)
+		before := f.dev.Calls()
+		attempts := map[string]error{}
+		_, attempts["sign"] = f.svc.Sign(ctx, b, kid, digest("x"))
+		_, attempts["ecdh"] = f.svc.ECDH(ctx, b, kid, peer.PublicKey())
+		_, attempts["public"] = f.svc.PublicKey(ctx, b, kid)
+		attempts["destroy"] = f.svc.Destroy(ctx, b, kid)
+		for op, err := range attempts {
+			if !errors.Is(err, wscd.ErrKeyNotFound) {
+				t.Errorf("B %s on A's key: %v, want ErrKeyNotFound", op, err)
+			}
+		}
+		if d := device.CallsDelta(before, f.dev.Calls()); len(d) != 0 {
+			t.Errorf("refused cross-unit requests reached the device: %v", d)
+		}
+		if keys, err := f.svc.List(ctx, b); err != nil || len(keys) != 0 {
+			t.Errorf("B lists %v, %v", keys, err)
+		}
+		// A's key is intact.
+		if _, err := f.svc.Sign(ctx, a, kid, digest("x")); err != nil {
+			t.Fatalf("A's key after B's attempts: %v", err)
+		}
+		if rec, err := f.st.GetKey(ctx, kid); err != nil || rec.State != store.KeyActive || rec.UnitID != a {
+			t.Fatalf("A's record after B's attempts: %+v %v", rec, err)
+		}
+	})
+}
+
+// TestUnitState: a suspended unit cannot use or make keys; an unknown one
+// neither; reactivated, it can again.
+func TestUnitState(t *testing.T) {
+	forEach(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		u := newUnit(t, f, "s")
+		k, err := f.svc.Generate(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.SetUnitState(ctx, u, store.UnitSuspended, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Sign(ctx, u, string(k.KID), digest("x")); !errors.Is(err, wscd.ErrUnitNotActive) {
+			t.Fatalf("suspended unit signs: %v", err)
+		}
+		if _, err := f.svc.Generate(ctx, u); !errors.Is(err, wscd.ErrUnitNotActive) {
+			t.Fatalf("suspended unit generates: %v", err)
+		}
+		if _, err := f.svc.Generate(ctx, "no-such-unit"); !errors.Is(err, wscd.ErrUnitNotActive) {
+			t.Fatalf("unknown unit generates: %v", err)
+		}
+		if err := f.st.SetUnitState(ctx, u, store.UnitActive, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Sign(ctx, u, string(k.KID), digest("x")); err != nil {
+			t.Fatalf("reactivated unit: %v", err)
+		}
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	forEach(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		u := newUnit(t, f, "i")
+		k, err := f.svc.Generate(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid := string(k.KID)
+		before := f.dev.Calls()
+		for name, err := range map[string]error{
+			"short digest": func() error { _, err := f.svc.Sign(ctx, u, kid, make([]byte, 20)); return err }(),
+			"bad kid":      func() error { _, err := f.svc.Sign(ctx, u, "../x", digest("x")); return err }(),
+			"bad unit":     func() error { _, err := f.svc.Sign(ctx, "a b", kid, digest("x")); return err }(),
+			"nil peer":     func() error { _, err := f.svc.ECDH(ctx, u, kid, nil); return err }(),
+			"bad unit id":  f.svc.CreateUnit(ctx, "with space"),
+			"dup unit":     f.svc.CreateUnit(ctx, u),
+		} {
+			if !errors.Is(err, wscd.ErrInvalidInput) {
+				t.Errorf("%s: %v, want ErrInvalidInput", name, err)
+			}
+		}
+		if d := device.CallsDelta(before, f.dev.Calls()); len(d) != 0 {
+			t.Errorf("bad input reached the device: %v", d)
+		}
+	})
+}
+
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.SQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dev := testenv.SoftDevice(t)
+	reg := prometheus.NewRegistry()
+	m, err := wscd.NewMetrics(reg, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := wscd.New(wscd.Config{Device: dev, Store: st, Metrics: m})
+	f := fixture{svc: svc, st: st, dev: dev}
+	u := newUnit(t, f, "m")
+	k, err := svc.Generate(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Sign(ctx, u, string(k.KID), digest("x"))
+	svc.Sign(ctx, u, string(k.KID), make([]byte, 3))
+	if n, err := testutil.GatherAndCount(reg, "wsca_key_operations_total", "wsca_device_calls_total"); err != nil || n == 0 {
+		t.Fatalf("metrics missing: %d %v", n, err)
+	}
+	if err := testutil.GatherAndCompare(reg, stringsReader(`
+# HELP wsca_key_operations_total Key operations by operation and result (ok, client_error, unavailable).
+# TYPE wsca_key_operations_total counter
+wsca_key_operations_total{op="generate",result="ok"} 1
+wsca_key_operations_total{op="sign",result="client_error"} 1
+wsca_key_operations_total{op="sign",result="ok"} 1
+`), "wsca_key_operations_total"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
