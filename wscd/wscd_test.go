@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/device/devicetest"
+	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
@@ -29,7 +30,7 @@ type fixture struct {
 // forEach runs fn on every device × store combination.
 func forEach(t *testing.T, fn func(t *testing.T, f fixture)) {
 	for _, db := range testenv.StoreBackends() {
-		for _, dv := range testenv.DeviceBackends() {
+		for _, dv := range testdevice.Backends() {
 			t.Run(dv.Name+"/"+db.Name, func(t *testing.T) {
 				st, err := store.Open(context.Background(), db.DSN(t))
 				if err != nil {
@@ -213,7 +214,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	dev := testenv.SoftDevice(t)
+	dev := testdevice.Soft(t)
 	reg := prometheus.NewRegistry()
 	m, err := wscd.NewMetrics(reg, dev)
 	if err != nil {

@@ -1,4 +1,6 @@
-package testenv
+// Package testdevice opens the real devices tests run against. It is apart
+// from testenv so that the device backends' own tests can use testenv.
+package testdevice
 
 import (
 	"context"
@@ -8,27 +10,28 @@ import (
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/device/pkcs11"
 	"github.com/wsca/wsca/device/soft"
+	"github.com/wsca/wsca/internal/testenv"
 )
 
-// DeviceBackend is a device backend and a way to open it for a test.
-type DeviceBackend struct {
+// Backend is a device backend and a way to open it for a test.
+type Backend struct {
 	Name string
 	// Open returns an open device, closed when the test ends. It skips the
 	// test when the backend is not available.
 	Open func(testing.TB) device.Device
 }
 
-// DeviceBackends returns every device backend: the soft keystore and the
+// Backends returns every device backend: the soft keystore and the
 // test token through PKCS#11.
-func DeviceBackends() []DeviceBackend {
-	return []DeviceBackend{
-		{Name: soft.Backend, Open: SoftDevice},
-		{Name: pkcs11.Backend, Open: PKCS11Device},
+func Backends() []Backend {
+	return []Backend{
+		{Name: soft.Backend, Open: Soft},
+		{Name: pkcs11.Backend, Open: PKCS11},
 	}
 }
 
-// SoftDevice opens a new soft keystore in the test's temporary directory.
-func SoftDevice(t testing.TB) device.Device {
+// Soft opens a new soft keystore in the test's temporary directory.
+func Soft(t testing.TB) device.Device {
 	t.Helper()
 	cfg := soft.Config{Dir: filepath.Join(t.TempDir(), "soft")}
 	if _, err := soft.Init(cfg); err != nil {
@@ -42,10 +45,10 @@ func SoftDevice(t testing.TB) device.Device {
 	return d
 }
 
-// PKCS11Device opens the test token.
-func PKCS11Device(t testing.TB) device.Device {
+// PKCS11 opens the test token.
+func PKCS11(t testing.TB) device.Device {
 	t.Helper()
-	cfg, err := pkcs11.ParseURI(PKCS11URI(t))
+	cfg, err := pkcs11.ParseURI(testenv.PKCS11URI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
