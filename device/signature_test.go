@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/wsca/wsca/device"
@@ -120,7 +119,7 @@ func FuzzDERToRaw(f *testing.F) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(back, der) {
-			t.Fatal(fmt.Sprintf("DER %x accepted but is not canonical (%x)", der, back))
+			t.Fatalf("DER %x accepted but is not canonical (%x)", der, back)
 		}
 	})
 }

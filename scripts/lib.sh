@@ -28,7 +28,6 @@ WSCA_PG_BIN=""
 WSCA_PG_BASE=""
 WSCA_PG_DATA=""
 WSCA_PG_LOG=""
-WSCA_PG_STARTED=0
 WSCA_CLEANED=0
 
 wsca_log() { printf '==> %s\n' "$*" >&2; }
@@ -42,11 +41,11 @@ wsca_is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # Newest PostgreSQL server bin dir (/usr/lib/postgresql/<ver>/bin), or empty.
 wsca_find_pg_bin() {
-	local d best=""
-	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do
-		[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && best="$d"
-	done
-	printf '%s' "$best"
+	local d
+	d="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | while IFS= read -r d; do
+		[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && printf '%s\n' "$d"
+	done | tail -n1)"
+	printf '%s' "$d"
 }
 
 # SoftHSM PKCS#11 module path, or empty.
@@ -186,7 +185,8 @@ EOF
 	export WSCA_TEST_PKCS11_PIN="$pin"
 	export WSCA_TEST_PKCS11_SO_PIN="$so_pin"
 	# RFC 7512: path attributes (';'-separated) before '?', query attributes ('&'-separated) after.
-	export WSCA_TEST_PKCS11_URI="pkcs11:token=$(wsca_pct_encode "$WSCA_TOKEN_LABEL")?module-path=$(wsca_pct_encode "$module" /)&pin-value=$(wsca_pct_encode "$pin")"
+	WSCA_TEST_PKCS11_URI="pkcs11:token=$(wsca_pct_encode "$WSCA_TOKEN_LABEL")?module-path=$(wsca_pct_encode "$module" /)&pin-value=$(wsca_pct_encode "$pin")"
+	export WSCA_TEST_PKCS11_URI
 }
 
 wsca_setup_postgres() {
@@ -230,7 +230,6 @@ EOF
 		[ -e "$WSCA_PG_LOG" ] && wsca_is_root && chown postgres: "$WSCA_PG_LOG"
 		if wsca_as_pg "$WSCA_PG_BIN/pg_ctl" -D "$WSCA_PG_DATA" -o "-p $port" -l "$WSCA_PG_LOG" -w -t 60 start \
 			</dev/null >"$WSCA_ENV_DIR/pg_ctl.log" 2>&1; then
-			WSCA_PG_STARTED=1
 			break
 		fi
 		# Started half-way? Make sure nothing is left behind before retrying.
@@ -268,7 +267,6 @@ wsca_stop_postgres() {
 		kill -KILL "$pid" 2>/dev/null || true
 		sleep 1
 	fi
-	WSCA_PG_STARTED=0
 }
 
 # Teardown: stop PostgreSQL, remove the work dir. Idempotent; scripts may call it
@@ -342,7 +340,7 @@ wsca_verify_env() {
 # Go files to gofmt: tracked plus untracked-but-not-ignored, minus testdata/ and vendor/.
 wsca_go_files() {
 	(
-		cd "$WSCA_ROOT"
+		cd "$WSCA_ROOT" || exit 1
 		if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 			git ls-files --cached --others --exclude-standard -- '*.go'
 		else
@@ -351,6 +349,19 @@ wsca_go_files() {
 	) | grep -vE '(^|/)(testdata|vendor)/' | sort -u | while IFS= read -r f; do
 		[ -f "$WSCA_ROOT/$f" ] && printf '%s\n' "$f"
 	done
+}
+
+# An installed staticcheck (PATH, then GOBIN / GOPATH/bin), or empty.
+wsca_find_staticcheck() {
+	local gobin
+	if command -v staticcheck >/dev/null 2>&1; then
+		command -v staticcheck
+		return 0
+	fi
+	gobin="$(go env GOBIN)"
+	[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+	[ -x "$gobin/staticcheck" ] && printf '%s' "$gobin/staticcheck"
+	return 0
 }
 
 # go install the pinned staticcheck unless that version is already installed.
@@ -397,7 +408,7 @@ wsca_lint() {
 	wsca_log "go vet ./..."
 	(cd "$WSCA_ROOT" && go vet ./...) || WSCA_LINT_FAILED+=" vet"
 	if [ "$sc" != "-" ]; then
-		[ -n "$sc" ] || sc="$(command -v staticcheck || true)"
+		[ -n "$sc" ] || sc="$(wsca_find_staticcheck)"
 		if [ -n "$sc" ]; then
 			wsca_log "staticcheck ./... ($("$sc" -version 2>/dev/null))"
 			(cd "$WSCA_ROOT" && "$sc" ./...) || WSCA_LINT_FAILED+=" staticcheck"

@@ -4,15 +4,16 @@ package pkcs11
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/wsca/wsca/device"
 )
 
-// ErrNotCompiled is returned by Open in builds without cgo or with the
-// nopkcs11 tag: the PKCS#11 backend loads a C library and needs cgo.
-var ErrNotCompiled = errors.New("pkcs11: this build has no PKCS#11 support (built without cgo or with -tags nopkcs11)")
+// Available is false: this build has no PKCS#11 support.
+const Available = false
+
+// Backend is the name this device would report.
+const Backend = "pkcs11"
 
 // Device is not available in this build.
 type Device struct{ device.Device }
@@ -20,4 +21,9 @@ type Device struct{ device.Device }
 // Open always fails in this build.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Device, error) {
 	return nil, ErrNotCompiled
+}
+
+// InitToken always fails in this build.
+func InitToken(module, label, soPIN, userPIN string) (uint, error) {
+	return 0, ErrNotCompiled
 }

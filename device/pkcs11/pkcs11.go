@@ -31,6 +31,9 @@ import (
 	"github.com/wsca/wsca/device"
 )
 
+// Available is true in builds with PKCS#11 support.
+const Available = true
+
 // Backend is the name this device reports in [device.Info].
 const Backend = "pkcs11"
 

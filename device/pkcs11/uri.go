@@ -19,6 +19,10 @@ const DefaultSessions = 4
 // MaxPINFileSize bounds a pin-source file.
 const MaxPINFileSize = 256
 
+// ErrNotCompiled is returned by Open in builds without cgo or with the
+// nopkcs11 tag: the PKCS#11 backend loads a C library and needs cgo.
+var ErrNotCompiled = errors.New("pkcs11: this build has no PKCS#11 support (built without cgo or with -tags nopkcs11)")
+
 // ErrURI is returned for a malformed or unsupported PKCS#11 URI. Its
 // messages never contain the URI itself, which may hold a PIN.
 var ErrURI = errors.New("pkcs11: bad URI")

@@ -1,0 +1,30 @@
+# `make run ARGS="..."` passes ARGS to wscad; `make test ARGS="-run Foo ./device/..."`
+# passes ARGS to go test (see scripts/test.sh).
+ARGS ?=
+
+.PHONY: all run test bench fuzz build lint clean
+
+all: build
+
+run:
+	./scripts/run.sh $(ARGS)
+
+test:
+	./scripts/test.sh $(ARGS)
+
+bench:
+	./scripts/bench.sh $(ARGS)
+
+fuzz:
+	./scripts/fuzz.sh $(ARGS)
+
+build:
+	mkdir -p bin
+	go build -o bin/ ./cmd/...
+
+# gofmt -l, go vet, and staticcheck when installed (scripts/test.sh installs a pinned one).
+lint:
+	@bash -c '. scripts/lib.sh && if wsca_lint; then echo "lint: OK"; else echo "lint: FAIL ($$WSCA_LINT_FAILED)"; exit 1; fi'
+
+clean:
+	rm -rf bin/ bench.txt
