@@ -19,3 +19,12 @@ func WithMigrations(fsys fs.FS) Option {
 
 // EmbeddedMigrations returns the migrations built into the binary.
 func EmbeddedMigrations() fs.FS { return embeddedMigrations() }
+
+// LatestVersion is the version the embedded migrations bring a database to.
+func LatestVersion() int {
+	ms, err := loadMigrations(embeddedMigrations(), SQLite)
+	if err != nil {
+		panic(err)
+	}
+	return len(ms)
+}

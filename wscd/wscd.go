@@ -33,6 +33,10 @@ var (
 	ErrUnitNotActive = errors.New("wscd: wallet unit not active")
 	ErrInvalidInput  = errors.New("wscd: invalid input")
 	ErrUnavailable   = errors.New("wscd: service unavailable")
+	// ErrStoreDown and ErrDeviceDown say which part Ready found failing;
+	// both come wrapped with ErrUnavailable.
+	ErrStoreDown  = errors.New("wscd: store unreachable")
+	ErrDeviceDown = errors.New("wscd: device unreachable")
 )
 
 // Config assembles a Service.
@@ -77,10 +81,10 @@ func (s *Service) Device() device.Device { return s.dev }
 // Ready reports whether both the store and the device answer.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.st.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: store: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrStoreDown, err)
 	}
 	if err := s.dev.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: device: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrDeviceDown, err)
 	}
 	return nil
 }

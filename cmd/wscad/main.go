@@ -1,0 +1,158 @@
+// Command wscad is the wsca server: the WSCD role (HSM key operations, PIN
+// sessions) and the WSCA role (attestations, status), in one process or
+// several on a shared store.
+//
+// With no flags it runs on embedded defaults in ./wsca-data: a SQLite store
+// and a SoftHSM token if SoftHSM is installed, else the software keystore.
+// Every flag can also be set as WSCA_<FLAG> in the environment or in a
+// --config file; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsca/wsca/internal/config"
+	"github.com/wsca/wsca/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.LookupEnv))
+}
+
+type options struct {
+	state           config.State
+	configFile      string
+	listen          string
+	role            string
+	tlsCert         string
+	tlsKey          string
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+	readyTimeout    time.Duration
+}
+
+func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("wscad", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.state.Bind(fs)
+	fs.StringVar(&o.configFile, "config", "", "`file` of WSCA_NAME=value lines (flags and environment take precedence)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen `address`")
+	fs.StringVar(&o.role, "role", "all", "roles to run: wscd, wsca or all")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key serves HTTPS")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long to drain requests on shutdown")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", server.DefaultReadyTimeout, "bound on the store and device checks of /readyz")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.configFile == "" {
+		if v, ok := lookup(config.EnvName("config")); ok {
+			o.configFile = v
+		}
+	}
+	var file map[string]string
+	if o.configFile != "" {
+		var err error
+		if file, err = config.ReadFile(o.configFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := config.Apply(fs, lookup, file); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) int {
+	o, err := parse(args, stderr, lookup)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wscad: error: %v\n", err)
+		return 2
+	}
+	log, err := config.Logger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "wscad: error: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, o, log); err != nil {
+		log.Error("wscad stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, o *options, log *slog.Logger) error {
+	roles, err := server.ParseRoles(o.role)
+	if err != nil {
+		return err
+	}
+	res, err := o.state.Resolve()
+	if err != nil {
+		return err
+	}
+	if res.Defaults != "" {
+		log.Info("wscad starting on "+res.Defaults, "version", version, "roles", roles.String(), "listen", o.listen)
+	} else {
+		log.Info("wscad starting", "version", version, "roles", roles.String(), "listen", o.listen)
+	}
+	reg := prometheus.NewRegistry()
+	st, err := config.Open(ctx, res, log, reg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	info := st.Device.Info()
+	log.Info("device open", "backend", info.Backend, "software", info.Software, "device", info.Description)
+	log.Info("store open", "backend", st.Store.Backend())
+	if info.Software {
+		log.Warn("the device is software: keys are not protected by an HSM; use it for development only")
+	}
+	srv, err := server.New(server.Config{
+		Addr: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, Roles: roles,
+		Service: st.Service, Logger: log, Registry: reg, Version: version,
+		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if o.tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("listening", "url", scheme+"://"+ln.Addr().String())
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("wscad stopped")
+	return nil
+}

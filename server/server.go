@@ -1,0 +1,268 @@
+// Package server is the HTTP face of wscad: routing, middleware, health,
+// readiness and metrics, and the roles (wscd, wsca) that later protocol
+// handlers attach to. Only this package imports net/http on the server
+// side.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wsca/wsca/wscd"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultShutdownTimeout = 15 * time.Second
+	DefaultReadyTimeout    = 2 * time.Second
+	MaxBodyBytes           = 1 << 20
+)
+
+// Roles says which services this instance runs. wscd (HSM key operations,
+// PIN sessions) and wsca (attestations, status) can run in one process or
+// in separate processes on one shared store.
+type Roles struct {
+	WSCD bool
+	WSCA bool
+}
+
+// ParseRoles parses "wscd", "wsca", "all" or a comma list.
+func ParseRoles(s string) (Roles, error) {
+	var r Roles
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(p) {
+		case "wscd":
+			r.WSCD = true
+		case "wsca":
+			r.WSCA = true
+		case "all":
+			r.WSCD, r.WSCA = true, true
+		default:
+			return Roles{}, fmt.Errorf("server: unknown role %q (wscd, wsca, all)", p)
+		}
+	}
+	return r, nil
+}
+
+func (r Roles) String() string {
+	switch {
+	case r.WSCD && r.WSCA:
+		return "all"
+	case r.WSCD:
+		return "wscd"
+	case r.WSCA:
+		return "wsca"
+	}
+	return "none"
+}
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the listen address, host:port.
+	Addr string
+	// TLSCert and TLSKey, if set, serve HTTPS (TLS 1.2 or later).
+	TLSCert, TLSKey string
+	Roles           Roles
+	Service         *wscd.Service
+	Logger          *slog.Logger
+	// Registry collects the metrics served at /metrics; the server adds Go
+	// runtime, process and build-info collectors to it.
+	Registry *prometheus.Registry
+	Version  string
+	// ShutdownTimeout bounds the graceful drain on shutdown.
+	ShutdownTimeout time.Duration
+	// ReadyTimeout bounds the store and device checks of /readyz.
+	ReadyTimeout time.Duration
+}
+
+// Server serves one wscad instance.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+}
+
+// New builds a server. It registers its collectors on cfg.Registry.
+func New(cfg Config) (*Server, error) {
+	if cfg.Service == nil || cfg.Registry == nil {
+		return nil, errors.New("server: service and registry are required")
+	}
+	if !cfg.Roles.WSCD && !cfg.Roles.WSCA {
+		return nil, errors.New("server: no role")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("server: TLS needs both a certificate and a key")
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = DefaultReadyTimeout
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	info := cfg.Service.Device().Info()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "wsca_build_info",
+		Help: "Build and deployment information; always 1.",
+		ConstLabels: prometheus.Labels{
+			"version": cfg.Version, "roles": cfg.Roles.String(),
+			"device_backend": info.Backend, "device_software": fmt.Sprint(info.Software),
+		},
+	})
+	build.Set(1)
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		build,
+	} {
+		if err := cfg.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", s.handle(s.healthz))
+	mux.Handle("GET /readyz", s.handle(s.readyz))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	}))
+	s.handler = s.middleware(mux)
+	return s, nil
+}
+
+// Handler returns the server's root handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz answers 200 when the store and the device both answer within
+// ReadyTimeout, 503 otherwise. Which one failed is said; why goes to the log.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	if err := s.cfg.Service.Ready(ctx); err != nil {
+		s.log.WarnContext(r.Context(), "not ready", "request_id", requestID(r.Context()), "err", err)
+		part := "store"
+		if errors.Is(err, wscd.ErrDeviceDown) {
+			part = "device"
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "failing": part})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+type ctxKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// middleware adds a request id, security headers, a body limit and an
+// access log line.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		b := make([]byte, 8)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-Id", id)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		s.log.DebugContext(r.Context(), "request", "request_id", id, "method", r.Method,
+			"path", r.URL.Path, "status", rw.code, "duration", time.Since(start))
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Listen opens the listening socket (separately from Serve, so callers
+// and tests can learn the bound address of ":0").
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until ctx is cancelled, then stops accepting, drains
+// requests in flight for up to ShutdownTimeout and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server: TLS: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "drain_timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
