@@ -1,0 +1,118 @@
+// Command wsca is the wsca command-line tool. This version has the
+// operator commands for a local device and store:
+//
+//	wsca device init [--device-backend auto|softhsm|soft]
+//	wsca device info
+//	wsca units create UNIT
+//	wsca units list
+//	wsca keys generate --unit UNIT
+//	wsca keys list --unit UNIT [--on-device]
+//	wsca keys destroy --unit UNIT KID
+//	wsca version
+//
+// Each takes --data-dir, --store and --device like wscad (and the same
+// WSCA_* variables), and --json for machine-readable output.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// env is what a command runs with.
+type env struct {
+	stdout, stderr io.Writer
+	lookup         func(string) (string, bool)
+}
+
+type command struct {
+	usage string
+	run   func(ctx context.Context, e env, args []string) error
+}
+
+var commands = map[string]command{
+	"device init":   {"initialise the data directory's device (SoftHSM token or soft keystore)", deviceInit},
+	"device info":   {"describe the configured device and check that it answers", deviceInfo},
+	"units create":  {"register a wallet unit: units create UNIT", unitsCreate},
+	"units list":    {"list wallet units", unitsList},
+	"keys generate": {"generate a key for a unit: keys generate --unit UNIT", keysGenerate},
+	"keys list":     {"list a unit's keys: keys list --unit UNIT [--on-device]", keysList},
+	"keys destroy":  {"destroy a unit's key: keys destroy --unit UNIT KID", keysDestroy},
+	"version":       {"print the version", printVersion},
+}
+
+// errUsage is a usage error; the message has been printed.
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	e := env{stdout: stdout, stderr: stderr, lookup: lookup}
+	for n := 2; n >= 1; n-- {
+		if len(args) < n {
+			continue
+		}
+		if c, ok := commands[strings.Join(args[:n], " ")]; ok {
+			err := c.run(ctx, e, args[n:])
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
+				return 2
+			}
+			fmt.Fprintf(stderr, "wsca: error: %v\n", err)
+			return 1
+		}
+	}
+	usage(stderr)
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		return 0
+	}
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: wsca COMMAND [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].usage)
+	}
+	fmt.Fprintln(w, "\nEvery command takes -h for its flags.")
+}
+
+func printVersion(ctx context.Context, e env, args []string) error {
+	fmt.Fprintln(e.stdout, "wsca", version)
+	return nil
+}
+
+// printResult writes v as JSON, or text through the given function.
+func printResult(e env, asJSON bool, v any, text func(io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(e.stdout)
+	return nil
+}

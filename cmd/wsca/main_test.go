@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type cli struct {
+	t   *testing.T
+	dir string
+}
+
+func (c cli) run(args ...string) (int, string, string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	lookup := func(k string) (string, bool) {
+		if k == "WSCA_DATA_DIR" {
+			return c.dir, true
+		}
+		return "", false
+	}
+	code := run(context.Background(), args, &out, &errb, lookup)
+	return code, out.String(), errb.String()
+}
+
+func (c cli) ok(args ...string) string {
+	c.t.Helper()
+	code, out, errs := c.run(args...)
+	if code != 0 {
+		c.t.Fatalf("wsca %s: exit %d\n%s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+// TestKeys walks the operator's path on a soft keystore: init, create
+// units, generate, list (store and device views), destroy, and a refused
+// cross-unit destroy.
+func TestKeys(t *testing.T) {
+	c := cli{t: t, dir: filepath.Join(t.TempDir(), "data")}
+	if out := c.ok("device", "init", "--device-backend", "soft"); !strings.Contains(out, "software keystore") {
+		t.Fatalf("device init: %s", out)
+	}
+	c.ok("units", "create", "alice")
+	c.ok("units", "create", "bob")
+	var units []map[string]any
+	if err := json.Unmarshal([]byte(c.ok("units", "list", "--json")), &units); err != nil || len(units) != 2 {
+		t.Fatalf("units list: %v %v", units, err)
+	}
+
+	var gen keyRow
+	if err := json.Unmarshal([]byte(c.ok("keys", "generate", "--unit", "alice", "--json")), &gen); err != nil {
+		t.Fatal(err)
+	}
+	if len(gen.KID) != 32 || gen.JWK.Kty != "EC" || gen.JWK.Crv != "P-256" || gen.JWK.Kid != gen.KID {
+		t.Fatalf("generated %+v", gen)
+	}
+	for _, view := range [][]string{{"keys", "list", "--unit", "alice", "--json"}, {"keys", "list", "--unit", "alice", "--on-device", "--json"}} {
+		var rows []keyRow
+		if err := json.Unmarshal([]byte(c.ok(view...)), &rows); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].KID != gen.KID || rows[0].JWK != gen.JWK {
+			t.Fatalf("%v: %+v", view, rows)
+		}
+	}
+	if out := c.ok("keys", "list", "--unit", "bob"); strings.TrimSpace(out) != "" {
+		t.Fatalf("bob sees keys: %q", out)
+	}
+	if code, _, errs := c.run("keys", "destroy", "--unit", "bob", gen.KID); code != 1 || !strings.Contains(errs, "key not found") {
+		t.Fatalf("bob destroys alice's key: exit %d %s", code, errs)
+	}
+	c.ok("keys", "destroy", "--unit", "alice", gen.KID)
+	if out := c.ok("keys", "list", "--unit", "alice", "--on-device"); strings.TrimSpace(out) != "" {
+		t.Fatalf("key still on the device: %q", out)
+	}
+	if out := c.ok("device", "info"); !strings.Contains(out, "ready:    ok") {
+		t.Fatalf("device info: %s", out)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	c := cli{t: t, dir: t.TempDir()}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 0},
+		{[]string{"help"}, 0},
+		{[]string{"bogus"}, 2},
+		{[]string{"keys", "generate"}, 2},                  // no --unit
+		{[]string{"keys", "destroy", "--unit", "a"}, 2},    // no kid
+		{[]string{"units", "create"}, 2},                   // no unit
+		{[]string{"units", "create", "a", "b"}, 2},         // two units
+		{[]string{"keys", "list", "--unit", "a", "-x"}, 2}, // unknown flag
+		{[]string{"units", "create", "bad unit"}, 1},
+		{[]string{"keys", "list", "-h"}, 0},
+		{[]string{"version"}, 0},
+	} {
+		if code, _, errs := c.run(tc.args...); code != tc.want {
+			t.Errorf("wsca %v: exit %d, want %d (%s)", tc.args, code, tc.want, errs)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+type fixture struct {
+	srv  *Server
+	st   *store.Store
+	logs *strings.Builder
+}
+
+func newFixture(t *testing.T, mod func(*Config)) fixture {
+	t.Helper()
+	st, err := store.Open(context.Background(), testenv.SQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	dev := testdevice.Soft(t)
+	svc, err := wscd.New(wscd.Config{Device: dev, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &strings.Builder{}
+	cfg := Config{Addr: "127.0.0.1:0", Roles: Roles{WSCD: true, WSCA: true}, Service: svc,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Registry: prometheus.NewRegistry()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{srv: srv, st: st, logs: logs}
+}
+
+func (f fixture) get(t *testing.T, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec
+}
+
+func TestReadiness(t *testing.T) {
+	f := newFixture(t, nil)
+	if rec := f.get(t, "/readyz"); rec.Code != 200 {
+		t.Fatalf("/readyz = %d %s", rec.Code, rec.Body)
+	}
+	if rec := f.get(t, "/healthz"); rec.Code != 200 || rec.Header().Get("X-Request-Id") == "" ||
+		rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("/healthz = %d %v", rec.Code, rec.Header())
+	}
+	f.st.Close()
+	rec := f.get(t, "/readyz")
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"failing":"store"`) {
+		t.Fatalf("/readyz with the store closed = %d %s", rec.Code, rec.Body)
+	}
+	if rec := f.get(t, "/healthz"); rec.Code != 200 {
+		t.Fatalf("/healthz must not depend on the store: %d", rec.Code)
+	}
+}
+
+func TestReadinessDevice(t *testing.T) {
+	f := newFixture(t, nil)
+	f.srv.cfg.Service.Device().Close()
+	rec := f.get(t, "/readyz")
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"failing":"device"`) {
+		t.Fatalf("/readyz with the device closed = %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestErrorBoundary: client errors show their message, anything else a
+// generic text; causes and panics reach only the log.
+func TestErrorBoundary(t *testing.T) {
+	f := newFixture(t, nil)
+	const secret = "cause-with-secret-detail"
+	for _, tc := range []struct {
+		name string
+		h    HandlerFunc
+		code int
+		body string
+	}{
+		{"typed", func(w http.ResponseWriter, r *http.Request) error {
+			return Errorf(400, "bad request", errors.New(secret))
+		}, 400, "bad request"},
+		{"untyped", func(w http.ResponseWriter, r *http.Request) error { return errors.New(secret) }, 500, "internal error"},
+		{"panic", func(w http.ResponseWriter, r *http.Request) error { panic(secret) }, 500, "internal error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			f.srv.middleware(f.srv.handle(tc.h)).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {
+				t.Fatalf("got %d %s", rec.Code, rec.Body)
+			}
+			if strings.Contains(rec.Body.String(), secret) {
+				t.Fatal("cause shown to the client")
+			}
+			id := rec.Header().Get("X-Request-Id")
+			if !strings.Contains(rec.Body.String(), id) || !strings.Contains(f.logs.String(), id) {
+				t.Fatal("request id missing from the response or the log")
+			}
+			if !strings.Contains(f.logs.String(), secret) {
+				t.Fatal("cause missing from the log")
+			}
+		})
+	}
+}
+
+func TestParseRoles(t *testing.T) {
+	for in, want := range map[string]string{"all": "all", "wscd": "wscd", "wsca": "wsca", "wscd,wsca": "all"} {
+		r, err := ParseRoles(in)
+		if err != nil || r.String() != want {
+			t.Errorf("ParseRoles(%q) = %v, %v", in, r, err)
+		}
+	}
+	for _, in := range []string{"", "hsm", "wscd,", "ALL"} {
+		if _, err := ParseRoles(in); err == nil {
+			t.Errorf("ParseRoles(%q) accepted", in)
+		}
+	}
+}
+
+// TestServeTLS serves HTTPS on a real socket and shuts down gracefully.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	f := newFixture(t, func(c *Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	ln, err := f.srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.srv.Serve(ctx, ln) }()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("HTTPS /healthz = %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no graceful shutdown")
+	}
+}
+
+func selfSigned(t *testing.T, dir string) (string, string, *x509.CertPool) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: nil,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	tmpl.IPAddresses = append(tmpl.IPAddresses, []byte{127, 0, 0, 1})
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return cf, kf, pool
+}

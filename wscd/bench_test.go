@@ -1,0 +1,90 @@
+package wscd_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/device/devicetest"
+	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+// BenchmarkServiceSign measures the key service's Sign (unit lookup, key
+// record lookup and ownership check in the store, then the device, with
+// metrics on as in the server) on every device × store combination, e.g.
+// BenchmarkServiceSign/pkcs11/postgres. BenchmarkServiceSign/<device>/device-only
+// is the same device's Sign without the service, measured in the same run:
+// the difference is what the ownership check costs.
+func BenchmarkServiceSign(b *testing.B) {
+	d := digest("benchmark")
+	for _, dv := range testdevice.Backends() {
+		b.Run(dv.Name, func(b *testing.B) {
+			ctx := context.Background()
+			dev := dv.Open(b)
+			owner := devicetest.NewOwner(b, "bench")
+			k, err := dev.Generate(ctx, owner)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ref := device.Ref{Owner: owner, KID: k.KID}
+			b.Cleanup(func() { dev.Destroy(context.Background(), ref) })
+
+			b.Run("device-only", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := dev.Sign(ctx, ref, d); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			for _, db := range testenv.StoreBackends() {
+				b.Run(db.Name, func(b *testing.B) {
+					svc, unit, kid := benchService(b, dev, db)
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := svc.Sign(ctx, unit, kid, d); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// benchService opens a fresh database on db, builds a service over it and
+// dev, and gives it an active unit with one key; the key is destroyed
+// when b ends.
+func benchService(b *testing.B, dev device.Device, db testenv.StoreBackend) (*wscd.Service, string, string) {
+	b.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, db.DSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	m, err := wscd.NewMetrics(prometheus.NewRegistry(), dev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := wscd.New(wscd.Config{Device: dev, Store: st, Metrics: m})
+	if err != nil {
+		b.Fatal(err)
+	}
+	unit := string(devicetest.NewOwner(b, "bench"))
+	if err := svc.CreateUnit(ctx, unit); err != nil {
+		b.Fatal(err)
+	}
+	k, err := svc.Generate(ctx, unit)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kid := string(k.KID)
+	b.Cleanup(func() { svc.Destroy(context.Background(), unit, kid) })
+	return svc, unit, kid
+}
