@@ -43,7 +43,7 @@ func OpenDevice(ctx context.Context, uri string, log *slog.Logger) (device.Devic
 		}
 		return soft.Open(cfg)
 	}
-	return nil, fmt.Errorf("%w: scheme must be pkcs11: or soft:", ErrDeviceURI)
+	return nil, fmt.Errorf("%w: scheme must be pkcs11 or soft", ErrDeviceURI)
 }
 
 // ParseSoftURI parses the part of a soft: URI after the scheme.

@@ -91,7 +91,7 @@ func TestUsage(t *testing.T) {
 		{nil, 0},
 		{[]string{"help"}, 0},
 		{[]string{"bogus"}, 2},
-		{[]string{"keys", "generate"}, 2},                  // no --unit
+		{[]string{"keys", "generate"}, 2}, // no --unit
 		{[]string{"keys", "destroy", "--unit", "a"}, 2},    // no kid
 		{[]string{"units", "create"}, 2},                   // no unit
 		{[]string{"units", "create", "a", "b"}, 2},         // two units
