@@ -179,3 +179,20 @@ func FuzzParseKID(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseOwner(f *testing.F) {
+	f.Add("unit-1")
+	f.Add("urn:uuid:6e8bc430")
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := device.ParseOwner(s)
+		if err != nil {
+			if !errors.Is(err, device.ErrInvalidOwner) {
+				t.Fatal(err)
+			}
+			return
+		}
+		if string(o) != s || len(s) > device.MaxOwnerLen || strings.ContainsAny(s, "/ \x00") {
+			t.Fatalf("owner %q accepted", s)
+		}
+	})
+}

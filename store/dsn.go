@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -45,7 +44,7 @@ func parseDSN(dsn string) (target, error) {
 	switch {
 	case hasScheme && (strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql")):
 		if !strings.HasPrefix(rest, "//") {
-			return target{}, errors.New("store: postgres dsn must be a URL (postgres://...)")
+			return target{}, fmt.Errorf("%w: postgres dsn must be a URL (postgres://...)", ErrDSN)
 		}
 		return target{backend: Postgres, conn: dsn}, nil
 	case hasScheme && (strings.EqualFold(scheme, "sqlite") || strings.EqualFold(scheme, "file")):
@@ -53,9 +52,9 @@ func parseDSN(dsn string) (target, error) {
 	case !hasScheme && strings.HasSuffix(dsn, ".db"):
 		return sqliteTarget(dsn)
 	case hasScheme:
-		return target{}, fmt.Errorf("store: unsupported dsn scheme %q (want sqlite:, file:, postgres: or a path ending in .db)", scheme)
+		return target{}, fmt.Errorf("%w: unsupported dsn scheme %q (want sqlite:, file:, postgres: or a path ending in .db)", ErrDSN, scheme)
 	default:
-		return target{}, errors.New("store: unsupported dsn (want sqlite:PATH, file:PATH, PATH.db or postgres://...)")
+		return target{}, fmt.Errorf("%w: unsupported dsn (want sqlite:PATH, file:PATH, PATH.db or postgres://...)", ErrDSN)
 	}
 }
 
@@ -81,26 +80,26 @@ func sqliteTarget(p string) (target, error) {
 	if strings.HasPrefix(p, "//") {
 		// file:///abs/path is a URL with an empty host.
 		if !strings.HasPrefix(p, "///") {
-			return target{}, errors.New("store: sqlite dsn must not name a host")
+			return target{}, fmt.Errorf("%w: sqlite dsn must not name a host", ErrDSN)
 		}
 		p = p[2:]
 	}
 	switch {
 	case p == "":
-		return target{}, errors.New("store: sqlite dsn has no path")
+		return target{}, fmt.Errorf("%w: sqlite dsn has no path", ErrDSN)
 	case strings.HasPrefix(p, ":memory:") || strings.Contains(p, "mode=memory"):
 		// Each pooled connection would see its own, empty database.
-		return target{}, errors.New("store: in-memory sqlite is not supported")
+		return target{}, fmt.Errorf("%w: in-memory sqlite is not supported", ErrDSN)
 	case strings.Contains(p, "?"):
 		// The driver would take the rest for its own parameters; the store
 		// sets those itself.
-		return target{}, errors.New("store: sqlite dsn must not carry parameters")
+		return target{}, fmt.Errorf("%w: sqlite dsn must not carry parameters", ErrDSN)
 	}
 	// An absolute name keeps the driver from reading a "file:" prefix as a
 	// URI and makes errors say which file was meant.
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return target{}, fmt.Errorf("store: sqlite path: %w", err)
+		return target{}, fmt.Errorf("%w: sqlite path: %v", ErrDSN, err)
 	}
 	return target{backend: SQLite, path: abs}, nil
 }

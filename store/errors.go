@@ -21,6 +21,8 @@ var (
 	ErrHasKeys = errors.New("store: unit has keys")
 	// ErrInvalid means an argument was rejected before reaching the database.
 	ErrInvalid = errors.New("store: invalid")
+	// ErrDSN means the DSN names no supported backend or is malformed.
+	ErrDSN = errors.New("store: bad DSN")
 	// ErrSchemaTooNew means the database was migrated by a newer wsca.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 )

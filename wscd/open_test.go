@@ -43,3 +43,20 @@ func TestOpenDeviceErrors(t *testing.T) {
 		t.Error("uninitialised keystore opened")
 	}
 }
+
+func FuzzParseSoftURI(f *testing.F) {
+	f.Add("/var/lib/wsca/soft?master-key=/run/mk")
+	f.Add("//x?a=b&a=c")
+	f.Fuzz(func(t *testing.T, s string) {
+		cfg, err := wscd.ParseSoftURI(s)
+		if err != nil {
+			if !errors.Is(err, wscd.ErrDeviceURI) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if cfg.Dir == "" {
+			t.Fatalf("%q parsed to an empty directory", s)
+		}
+	})
+}

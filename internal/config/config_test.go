@@ -74,3 +74,19 @@ func TestEnvName(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func FuzzParseFile(f *testing.F) {
+	f.Add("WSCA_A=1\n# c\nWSCA_B = x\n")
+	f.Add("A=1")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := parseFile(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for k := range m {
+			if !strings.HasPrefix(k, EnvPrefix) {
+				t.Fatalf("accepted key %q", k)
+			}
+		}
+	})
+}
