@@ -115,9 +115,17 @@ func redactDSN(dsn string) string {
 		}
 		return dsn
 	}
+	if !isScheme(scheme) {
+		return "(redacted)"
+	}
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return scheme + "://(unparsable, redacted)"
+	}
+	if u.Scheme == "" || u.Opaque != "" || u.Fragment != "" {
+		// Whatever url.Parse made of it, userinfo may sit where Redacted
+		// does not look.
+		return scheme + "://(redacted)"
 	}
 	if q := u.Query(); len(q) > 0 {
 		changed := false
