@@ -139,5 +139,15 @@ func redactDSN(dsn string) string {
 			u.RawQuery = q.Encode()
 		}
 	}
-	return u.Redacted()
+	r := u.Redacted()
+	// An '@' anywhere but after the (redacted) userinfo means credentials
+	// may sit where url.Redacted does not look: show nothing.
+	n := strings.Count(r, "@")
+	if u.User != nil {
+		n--
+	}
+	if n > 0 {
+		return scheme + "://(redacted)"
+	}
+	return r
 }
