@@ -106,6 +106,36 @@ func (s *Store) GetKey(ctx context.Context, kid string) (Key, error) {
 	return k, nil
 }
 
+// KeyAccess is what an ownership check needs in one read: the key's owner
+// and the states of the key and of its owner.
+type KeyAccess struct {
+	UnitID    string
+	KeyState  KeyState
+	UnitState UnitState
+}
+
+// GetKeyAccess returns the owner and states of the key with that kid, or
+// [ErrNotFound]. It is the hot path of every key operation, so it is one
+// indexed join rather than GetKey and GetUnit.
+func (s *Store) GetKeyAccess(ctx context.Context, kid string) (KeyAccess, error) {
+	if err := checkID("key", "kid", kid); err != nil {
+		return KeyAccess{}, err
+	}
+	var a KeyAccess
+	var ks, us string
+	err := s.db.QueryRowContext(ctx,
+		`SELECT k.unit_id, k.state, u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $1`,
+		kid).Scan(&a.UnitID, &ks, &us)
+	if errors.Is(err, sql.ErrNoRows) {
+		return KeyAccess{}, fmt.Errorf("%w: key %q", ErrNotFound, kid)
+	}
+	if err != nil {
+		return KeyAccess{}, fmt.Errorf("store: get key access: %w", err)
+	}
+	a.KeyState, a.UnitState = KeyState(ks), UnitState(us)
+	return a, nil
+}
+
 // ListKeys returns the keys of one unit, oldest first (ties by kid). A unit
 // without keys, or one that does not exist, has none.
 func (s *Store) ListKeys(ctx context.Context, unitID string) ([]Key, error) {

@@ -123,28 +123,32 @@ func (s *Service) activeUnit(ctx context.Context, unit string) (device.Owner, er
 	return owner, nil
 }
 
-// ownedKey returns the ref of an active key of an active unit.
+// ownedKey returns the ref of an active key of an active unit, with one
+// store read. A key of another unit is answered like a missing one.
 func (s *Service) ownedKey(ctx context.Context, unit, kid string) (device.Ref, error) {
-	owner, err := s.activeUnit(ctx, unit)
+	owner, err := device.ParseOwner(unit)
 	if err != nil {
-		return device.Ref{}, err
+		return device.Ref{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
 	k, err := device.ParseKID(kid)
 	if err != nil {
 		return device.Ref{}, fmt.Errorf("%w: kid", ErrInvalidInput)
 	}
-	rec, err := s.st.GetKey(ctx, kid)
+	a, err := s.st.GetKeyAccess(ctx, kid)
 	if errors.Is(err, store.ErrNotFound) {
 		return device.Ref{}, ErrKeyNotFound
 	}
 	if err != nil {
 		return device.Ref{}, s.storeErr(err)
 	}
-	if rec.UnitID != unit {
+	if a.UnitID != unit {
 		s.log.WarnContext(ctx, "key of another unit refused", "unit", unit, "kid", kid)
 		return device.Ref{}, ErrKeyNotFound
 	}
-	if rec.State != store.KeyActive {
+	if a.UnitState != store.UnitActive {
+		return device.Ref{}, ErrUnitNotActive
+	}
+	if a.KeyState != store.KeyActive {
 		return device.Ref{}, ErrKeyNotFound
 	}
 	return device.Ref{Owner: owner, KID: k}, nil
