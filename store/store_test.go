@@ -656,26 +656,24 @@ func withExtraMigration(t *testing.T, name, body string) fs.FS {
 
 func testKeyAccess(t *testing.T, dsn string) {
 	s := open(t, dsn)
-	{
-		ctx := t.Context()
-		now := at(0)
-		if err := s.CreateUnit(ctx, store.Unit{ID: "u", State: store.UnitActive, CreatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.InsertKey(ctx, store.Key{KID: "k", UnitID: "u", PublicKey: point(t), Backend: "soft", State: store.KeyActive, CreatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
-		a, err := s.GetKeyAccess(ctx, "k")
-		if err != nil || a != (store.KeyAccess{UnitID: "u", KeyState: store.KeyActive, UnitState: store.UnitActive}) {
-			t.Fatalf("%+v %v", a, err)
-		}
-		s.SetUnitState(ctx, "u", store.UnitSuspended, now)
-		s.SetKeyState(ctx, "k", store.KeyDestroying)
-		if a, err := s.GetKeyAccess(ctx, "k"); err != nil || a.UnitState != store.UnitSuspended || a.KeyState != store.KeyDestroying {
-			t.Fatalf("%+v %v", a, err)
-		}
-		if _, err := s.GetKeyAccess(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("missing key: %v", err)
-		}
+	ctx := t.Context()
+	now := at(0)
+	if err := s.CreateUnit(ctx, store.Unit{ID: "u", State: store.UnitActive, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertKey(ctx, store.Key{KID: "k", UnitID: "u", PublicKey: point(t), Backend: "soft", State: store.KeyActive, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.GetKeyAccess(ctx, "k")
+	if err != nil || a != (store.KeyAccess{UnitID: "u", KeyState: store.KeyActive, UnitState: store.UnitActive}) {
+		t.Fatalf("%+v %v", a, err)
+	}
+	s.SetUnitState(ctx, "u", store.UnitSuspended, now)
+	s.SetKeyState(ctx, "k", store.KeyDestroying)
+	if a, err := s.GetKeyAccess(ctx, "k"); err != nil || a.UnitState != store.UnitSuspended || a.KeyState != store.KeyDestroying {
+		t.Fatalf("%+v %v", a, err)
+	}
+	if _, err := s.GetKeyAccess(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
 	}
 }
