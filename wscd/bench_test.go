@@ -16,9 +16,9 @@ import (
 	"github.com/wsca/wsca/wscd"
 )
 
-// BenchmarkServiceSign measures the key service's Sign (unit lookup, key
-// record lookup and ownership check in the store, then the device, with
-// metrics on as in the server) on every device × store combination, e.g.
+// BenchmarkServiceSign measures the key service's Sign (the ownership check
+// against the store's access record, then the device, with metrics on as
+// in the server) on every device × store combination, e.g.
 // BenchmarkServiceSign/pkcs11/postgres. BenchmarkServiceSign/<device>/device-only
 // is the same device's Sign without the service, measured in the same run:
 // the difference is what the ownership check costs. Besides the mean

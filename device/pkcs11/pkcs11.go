@@ -152,31 +152,10 @@ func (d *Device) Generate(ctx context.Context, owner device.Owner) (device.Key, 
 		if err != nil {
 			return err
 		}
-		pubT := []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
-			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
-			p11.NewAttribute(p11.CKA_TOKEN, true),
-			p11.NewAttribute(p11.CKA_PRIVATE, false),
-			p11.NewAttribute(p11.CKA_VERIFY, true),
-			p11.NewAttribute(p11.CKA_EC_PARAMS, p256OID),
-			p11.NewAttribute(p11.CKA_ID, tmpID),
-			p11.NewAttribute(p11.CKA_LABEL, string(owner)),
-		}
-		privT := []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
-			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
-			p11.NewAttribute(p11.CKA_TOKEN, true),
-			p11.NewAttribute(p11.CKA_PRIVATE, true),
-			p11.NewAttribute(p11.CKA_SENSITIVE, true),
-			p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
-			p11.NewAttribute(p11.CKA_SIGN, true),
-			p11.NewAttribute(p11.CKA_DERIVE, true),
-			p11.NewAttribute(p11.CKA_ID, tmpID),
-			p11.NewAttribute(p11.CKA_LABEL, string(owner)),
-		}
 		d.calls.Inc(CallGenerateKeyPair)
 		pubH, privH, err := d.lib.GenerateKeyPair(s,
-			[]*p11.Mechanism{p11.NewMechanism(p11.CKM_EC_KEY_PAIR_GEN, nil)}, pubT, privT)
+			[]*p11.Mechanism{p11.NewMechanism(p11.CKM_EC_KEY_PAIR_GEN, nil)},
+			publicTemplate(owner, tmpID), privateTemplate(owner, tmpID))
 		if err != nil {
 			return err
 		}
@@ -207,35 +186,15 @@ func (d *Device) Import(ctx context.Context, owner device.Owner, priv *ecdh.Priv
 			return err
 		}
 		d.calls.Inc(CallCreateObject)
-		privH, err := d.lib.CreateObject(s, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
-			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
-			p11.NewAttribute(p11.CKA_TOKEN, true),
-			p11.NewAttribute(p11.CKA_PRIVATE, true),
-			p11.NewAttribute(p11.CKA_SENSITIVE, true),
-			p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
-			p11.NewAttribute(p11.CKA_SIGN, true),
-			p11.NewAttribute(p11.CKA_DERIVE, true),
+		privH, err := d.lib.CreateObject(s, append(privateTemplate(owner, tmpID),
 			p11.NewAttribute(p11.CKA_EC_PARAMS, p256OID),
-			p11.NewAttribute(p11.CKA_VALUE, scalar),
-			p11.NewAttribute(p11.CKA_ID, tmpID),
-			p11.NewAttribute(p11.CKA_LABEL, string(owner)),
-		})
+			p11.NewAttribute(p11.CKA_VALUE, scalar)))
 		if err != nil {
 			return err
 		}
 		d.calls.Inc(CallCreateObject)
-		pubH, err := d.lib.CreateObject(s, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
-			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
-			p11.NewAttribute(p11.CKA_TOKEN, true),
-			p11.NewAttribute(p11.CKA_PRIVATE, false),
-			p11.NewAttribute(p11.CKA_VERIFY, true),
-			p11.NewAttribute(p11.CKA_EC_PARAMS, p256OID),
-			p11.NewAttribute(p11.CKA_EC_POINT, wrapOctetString(point)),
-			p11.NewAttribute(p11.CKA_ID, tmpID),
-			p11.NewAttribute(p11.CKA_LABEL, string(owner)),
-		})
+		pubH, err := d.lib.CreateObject(s, append(publicTemplate(owner, tmpID),
+			p11.NewAttribute(p11.CKA_EC_POINT, wrapOctetString(point))))
 		if err != nil {
 			d.destroy(s, privH)
 			return err
@@ -244,6 +203,36 @@ func (d *Device) Import(ctx context.Context, owner device.Owner, priv *ecdh.Priv
 		return err
 	})
 	return key, err
+}
+
+// publicTemplate and privateTemplate are the attributes of every key pair
+// (see the package doc); id is a temporary CKA_ID until the kid is known.
+func publicTemplate(owner device.Owner, id []byte) []*p11.Attribute {
+	return []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
+		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
+		p11.NewAttribute(p11.CKA_TOKEN, true),
+		p11.NewAttribute(p11.CKA_PRIVATE, false),
+		p11.NewAttribute(p11.CKA_VERIFY, true),
+		p11.NewAttribute(p11.CKA_EC_PARAMS, p256OID),
+		p11.NewAttribute(p11.CKA_ID, id),
+		p11.NewAttribute(p11.CKA_LABEL, string(owner)),
+	}
+}
+
+func privateTemplate(owner device.Owner, id []byte) []*p11.Attribute {
+	return []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
+		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
+		p11.NewAttribute(p11.CKA_TOKEN, true),
+		p11.NewAttribute(p11.CKA_PRIVATE, true),
+		p11.NewAttribute(p11.CKA_SENSITIVE, true),
+		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
+		p11.NewAttribute(p11.CKA_SIGN, true),
+		p11.NewAttribute(p11.CKA_DERIVE, true),
+		p11.NewAttribute(p11.CKA_ID, id),
+		p11.NewAttribute(p11.CKA_LABEL, string(owner)),
+	}
 }
 
 // finishKey reads the new public point, derives the kid, sets it as CKA_ID

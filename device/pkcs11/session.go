@@ -249,4 +249,3 @@ func isCode(err error, code uint) bool {
 	var e p11.Error
 	return errors.As(err, &e) && uint(e) == code
 }
-

@@ -48,6 +48,9 @@ func Soft(t testing.TB) device.Device {
 // PKCS11 opens the test token.
 func PKCS11(t testing.TB) device.Device {
 	t.Helper()
+	if !pkcs11.Available {
+		testenv.Unavailable(t, "pkcs11", pkcs11.ErrNotCompiled.Error())
+	}
 	cfg, err := pkcs11.ParseURI(testenv.PKCS11URI(t))
 	if err != nil {
 		t.Fatal(err)
