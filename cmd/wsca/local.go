@@ -74,6 +74,21 @@ func (f *flags) open(ctx context.Context, e env) (*config.Opened, error) {
 	return config.Open(ctx, res, log.With("cmd", "wsca"), nil)
 }
 
+// run parses args (nargs positional ones), opens the store and device, and
+// calls fn.
+func (f *flags) run(ctx context.Context, e env, args []string, nargs int, fn func(o *config.Opened, pos []string) error) error {
+	pos, err := f.parse(e, args, nargs)
+	if err != nil {
+		return err
+	}
+	o, err := f.open(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	return fn(o, pos)
+}
+
 func deviceInit(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "device init", false)
 	if _, err := f.parse(e, args, 0); err != nil {
@@ -103,73 +118,54 @@ func deviceInit(ctx context.Context, e env, args []string) error {
 
 func deviceInfo(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "device info", false)
-	if _, err := f.parse(e, args, 0); err != nil {
-		return err
-	}
-	o, err := f.open(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	info := o.Device.Info()
-	ping := "ok"
-	if err := o.Service.Ready(ctx); err != nil {
-		ping = err.Error()
-	}
-	out := map[string]any{"backend": info.Backend, "software": info.Software, "device": info.Description,
-		"store": o.Store.Backend(), "ready": ping}
-	return printResult(e, f.asJSON, out, func(w io.Writer) {
-		fmt.Fprintf(w, "device:   %s (%s, software=%v)\nstore:    %s\nready:    %s\n",
-			info.Description, info.Backend, info.Software, o.Store.Backend(), ping)
+	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
+		info := o.Device.Info()
+		ping := "ok"
+		if err := o.Service.Ready(ctx); err != nil {
+			ping = err.Error()
+		}
+		out := map[string]any{"backend": info.Backend, "software": info.Software, "device": info.Description,
+			"store": o.Store.Backend(), "ready": ping}
+		return printResult(e, f.asJSON, out, func(w io.Writer) {
+			fmt.Fprintf(w, "device:   %s (%s, software=%v)\nstore:    %s\nready:    %s\n",
+				info.Description, info.Backend, info.Software, o.Store.Backend(), ping)
+		})
 	})
 }
 
 func unitsCreate(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "units create", false)
-	pos, err := f.parse(e, args, 1)
-	if err != nil {
-		return err
-	}
-	o, err := f.open(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	if err := o.Service.CreateUnit(ctx, pos[0]); err != nil {
-		return err
-	}
-	return printResult(e, f.asJSON, map[string]string{"unit": pos[0], "state": "active"}, func(w io.Writer) {
-		fmt.Fprintf(w, "unit %s created\n", pos[0])
+	return f.run(ctx, e, args, 1, func(o *config.Opened, pos []string) error {
+		if err := o.Service.CreateUnit(ctx, pos[0]); err != nil {
+			return err
+		}
+		return printResult(e, f.asJSON, map[string]string{"unit": pos[0], "state": "active"}, func(w io.Writer) {
+			fmt.Fprintf(w, "unit %s created\n", pos[0])
+		})
 	})
 }
 
 func unitsList(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "units list", false)
-	if _, err := f.parse(e, args, 0); err != nil {
-		return err
-	}
-	o, err := f.open(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	units, err := o.Store.ListUnits(ctx)
-	if err != nil {
-		return err
-	}
-	type row struct {
-		Unit    string    `json:"unit"`
-		State   string    `json:"state"`
-		Created time.Time `json:"created"`
-	}
-	rows := []row{}
-	for _, u := range units {
-		rows = append(rows, row{u.ID, string(u.State), u.CreatedAt})
-	}
-	return printResult(e, f.asJSON, rows, func(w io.Writer) {
-		for _, r := range rows {
-			fmt.Fprintf(w, "%-40s %-10s %s\n", r.Unit, r.State, r.Created.Format(time.RFC3339))
+	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
+		units, err := o.Store.ListUnits(ctx)
+		if err != nil {
+			return err
 		}
+		type row struct {
+			Unit    string    `json:"unit"`
+			State   string    `json:"state"`
+			Created time.Time `json:"created"`
+		}
+		rows := []row{}
+		for _, u := range units {
+			rows = append(rows, row{u.ID, string(u.State), u.CreatedAt})
+		}
+		return printResult(e, f.asJSON, rows, func(w io.Writer) {
+			for _, r := range rows {
+				fmt.Fprintf(w, "%-40s %-10s %s\n", r.Unit, r.State, r.Created.Format(time.RFC3339))
+			}
+		})
 	})
 }
 
@@ -201,98 +197,79 @@ type keyRow struct {
 
 func keysGenerate(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "keys generate", true)
-	if _, err := f.parse(e, args, 0); err != nil {
-		return err
-	}
-	o, err := f.open(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	k, err := o.Service.Generate(ctx, f.unit)
-	if err != nil {
-		return err
-	}
-	j, err := toJWK(k.Public, k.KID)
-	if err != nil {
-		return err
-	}
-	row := keyRow{KID: string(k.KID), Unit: f.unit, Backend: o.Device.Info().Backend, JWK: j}
-	return printResult(e, f.asJSON, row, func(w io.Writer) { fmt.Fprintln(w, k.KID) })
+	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
+		k, err := o.Service.Generate(ctx, f.unit)
+		if err != nil {
+			return err
+		}
+		j, err := toJWK(k.Public, k.KID)
+		if err != nil {
+			return err
+		}
+		row := keyRow{KID: string(k.KID), Unit: f.unit, Backend: o.Device.Info().Backend, JWK: j}
+		return printResult(e, f.asJSON, row, func(w io.Writer) { fmt.Fprintln(w, k.KID) })
+	})
 }
 
 func keysList(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "keys list", true)
 	fromDevice := f.fs.Bool("on-device", false, "list what the device holds for the unit instead of the store's records")
-	if _, err := f.parse(e, args, 0); err != nil {
-		return err
-	}
-	o, err := f.open(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	rows := []keyRow{}
-	if *fromDevice {
-		owner, err := device.ParseOwner(f.unit)
-		if err != nil {
-			return err
-		}
-		keys, err := o.Device.List(ctx, owner)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			j, err := toJWK(k.Public, k.KID)
+	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
+		rows := []keyRow{}
+		if *fromDevice {
+			owner, err := device.ParseOwner(f.unit)
 			if err != nil {
 				return err
 			}
-			rows = append(rows, keyRow{KID: string(k.KID), Unit: f.unit, JWK: j})
-		}
-	} else {
-		keys, err := o.Service.List(ctx, f.unit)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			pub, err := device.PublicKeyFromBytes(k.PublicKey)
-			if err != nil {
-				return fmt.Errorf("record of %s: %w", k.KID, err)
-			}
-			j, err := toJWK(pub, device.KID(k.KID))
+			keys, err := o.Device.List(ctx, owner)
 			if err != nil {
 				return err
 			}
-			created := k.CreatedAt
-			rows = append(rows, keyRow{KID: k.KID, Unit: k.UnitID, Backend: k.Backend, Created: &created, JWK: j})
-		}
-	}
-	return printResult(e, f.asJSON, rows, func(w io.Writer) {
-		for _, r := range rows {
-			when := ""
-			if r.Created != nil {
-				when = r.Created.Format(time.RFC3339)
+			for _, k := range keys {
+				j, err := toJWK(k.Public, k.KID)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, keyRow{KID: string(k.KID), Unit: f.unit, JWK: j})
 			}
-			fmt.Fprintf(w, "%s %-8s %s\n", r.KID, r.Backend, when)
+		} else {
+			keys, err := o.Service.List(ctx, f.unit)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				pub, err := device.PublicKeyFromBytes(k.PublicKey)
+				if err != nil {
+					return fmt.Errorf("record of %s: %w", k.KID, err)
+				}
+				j, err := toJWK(pub, device.KID(k.KID))
+				if err != nil {
+					return err
+				}
+				created := k.CreatedAt
+				rows = append(rows, keyRow{KID: k.KID, Unit: k.UnitID, Backend: k.Backend, Created: &created, JWK: j})
+			}
 		}
+		return printResult(e, f.asJSON, rows, func(w io.Writer) {
+			for _, r := range rows {
+				when := ""
+				if r.Created != nil {
+					when = r.Created.Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%s %-8s %s\n", r.KID, r.Backend, when)
+			}
+		})
 	})
 }
 
 func keysDestroy(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "keys destroy", true)
-	pos, err := f.parse(e, args, 1)
-	if err != nil {
-		return err
-	}
-	o, err := f.open(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer o.Close()
-	if err := o.Service.Destroy(ctx, f.unit, pos[0]); err != nil {
-		return err
-	}
-	return printResult(e, f.asJSON, map[string]string{"kid": pos[0], "destroyed": "true"}, func(w io.Writer) {
-		fmt.Fprintf(w, "key %s destroyed\n", pos[0])
+	return f.run(ctx, e, args, 1, func(o *config.Opened, pos []string) error {
+		if err := o.Service.Destroy(ctx, f.unit, pos[0]); err != nil {
+			return err
+		}
+		return printResult(e, f.asJSON, map[string]string{"kid": pos[0], "destroyed": "true"}, func(w io.Writer) {
+			fmt.Fprintf(w, "key %s destroyed\n", pos[0])
+		})
 	})
 }
