@@ -1,0 +1,286 @@
+package store_test
+
+import (
+	"crypto/sha256"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/store"
+)
+
+// TestR2PSState runs the enrolment, PIN and session tables through the
+// same suite on every backend.
+func TestR2PSState(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, dsn string)
+	}{
+		{"Enrol", testEnrol},
+		{"AttemptsConcurrent", testAttemptsConcurrent},
+		{"AttemptsDelayAndClear", testAttemptsDelayAndClear},
+		{"Sessions", testSessions},
+		{"Nonces", testNonces},
+		{"ServerKeysAndSecrets", testServerKeysAndSecrets},
+		{"Purge", testPurge},
+	}
+	for _, b := range testenv.StoreBackends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) { c.run(t, b.DSN(t)) })
+			}
+		})
+	}
+}
+
+func hash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func enrolment(t testing.TB, unit, code string, now time.Time) store.Enrolment {
+	return store.Enrolment{
+		CodeHash: hash(code), UnitID: unit, Context: "hsm",
+		ClientKey: store.ClientKey{KID: "csk-" + unit + code, UnitID: unit, PublicKey: point(t)},
+		Record:    []byte("record-" + code), Now: now,
+	}
+}
+
+func testEnrol(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustCreateUnit(t, s, "u1")
+	mustCreateUnit(t, s, "u2")
+	put := func(unit, code string, p store.CodePurpose, ttl time.Duration) {
+		t.Helper()
+		if err := s.PutActivationCode(ctx, store.ActivationCode{CodeHash: hash(code), UnitID: unit, Purpose: p, CreatedAt: at(0), ExpiresAt: at(ttl)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErr(t, "code for a missing unit", s.PutActivationCode(ctx, store.ActivationCode{CodeHash: hash("x"), UnitID: "nope", Purpose: store.PurposeActivation, CreatedAt: at(0), ExpiresAt: at(time.Hour)}), store.ErrUnitNotFound)
+
+	put("u1", "code-a", store.PurposeActivation, time.Hour)
+	// Another unit cannot use u1's code, and trying does not spend it.
+	_, err := s.Enrol(ctx, enrolment(t, "u2", "code-a", at(time.Minute)))
+	wantErr(t, "code of another unit", err, store.ErrNotFound)
+	p, err := s.Enrol(ctx, enrolment(t, "u1", "code-a", at(time.Minute)))
+	if err != nil || p != store.PurposeActivation {
+		t.Fatalf("Enrol = %q, %v", p, err)
+	}
+	if rec, err := s.GetPINRecord(ctx, "u1", "hsm"); err != nil || string(rec) != "record-code-a" {
+		t.Fatalf("record %q %v", rec, err)
+	}
+	if k, err := s.GetClientKey(ctx, "csk-u1code-a"); err != nil || k.UnitID != "u1" {
+		t.Fatalf("client key %+v %v", k, err)
+	}
+	// Single use.
+	_, err = s.Enrol(ctx, enrolment(t, "u1", "code-a", at(time.Minute)))
+	wantErr(t, "second use", err, store.ErrNotFound)
+
+	// A new code replaces an outstanding one; an expired code is spent.
+	put("u1", "code-b", store.PurposePINReset, time.Hour)
+	put("u1", "code-c", store.PurposePINReset, time.Minute)
+	_, err = s.Enrol(ctx, enrolment(t, "u1", "code-b", at(2*time.Minute)))
+	wantErr(t, "replaced code", err, store.ErrNotFound)
+	_, err = s.Enrol(ctx, enrolment(t, "u1", "code-c", at(2*time.Minute)))
+	wantErr(t, "expired code", err, store.ErrNotFound)
+	if n := countRows(t, s, "activation_codes"); n != 0 {
+		t.Fatalf("%d codes left", n)
+	}
+
+	// A PIN reset replaces the record and the client key, clears the
+	// counter and ends the unit's sessions.
+	s.TakeAttempt(ctx, "u1", "hsm", 5, at(0))
+	mustSession(t, s, "u1", "sess-1")
+	put("u1", "code-d", store.PurposePINReset, time.Hour)
+	if p, err := s.Enrol(ctx, enrolment(t, "u1", "code-d", at(time.Minute))); err != nil || p != store.PurposePINReset {
+		t.Fatalf("reset = %q %v", p, err)
+	}
+	if a, _ := s.GetAttempts(ctx, "u1", "hsm"); a.Failures != 0 {
+		t.Fatalf("attempts after reset: %+v", a)
+	}
+	if _, err := s.GetSession(ctx, hash("sess-1"), at(0)); err == nil {
+		t.Fatal("session survived a PIN reset")
+	}
+	if _, err := s.GetClientKey(ctx, "csk-u1code-a"); err == nil {
+		t.Fatal("old client key survived a PIN reset")
+	}
+	if err := s.ReplacePINRecord(ctx, "u1", "hsm", []byte("changed"), at(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "replace missing record", s.ReplacePINRecord(ctx, "u2", "hsm", []byte("x"), at(0)), store.ErrNotFound)
+}
+
+func mustSession(t testing.TB, s *store.Store, unit, id string) {
+	t.Helper()
+	if err := s.CreateSession(t.Context(), store.Session{IDHash: hash(id), UnitID: unit, Context: "hsm", State: store.SessionPending,
+		Secret: []byte("sealed"), UsesLeft: store.Unlimited, CreatedAt: at(0), ExpiresAt: at(5 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testAttemptsConcurrent: 20 concurrent attempts against a limit of 5 admit
+// exactly 5, count exactly 5, and lock the counter.
+func testAttemptsConcurrent(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	const n, max = 20, 5
+	var wg sync.WaitGroup
+	admitted := make(chan bool, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := s.TakeAttempt(ctx, "u", "hsm", max, at(0))
+			if err != nil {
+				t.Error(err)
+			}
+			admitted <- ok
+		}()
+	}
+	wg.Wait()
+	close(admitted)
+	got := 0
+	for ok := range admitted {
+		if ok {
+			got++
+		}
+	}
+	a, err := s.GetAttempts(ctx, "u", "hsm")
+	if err != nil || got != max || a.Failures != max || !a.Locked {
+		t.Fatalf("admitted %d, counter %+v, %v", got, a, err)
+	}
+	// A correct PIN does not lift a lock; the operator's unlock does.
+	s.ClearAttempts(ctx, "u", "hsm", false, at(0))
+	if a, _ := s.GetAttempts(ctx, "u", "hsm"); !a.Locked || a.Failures != max {
+		t.Fatalf("after clear: %+v", a)
+	}
+	s.ClearAttempts(ctx, "u", "hsm", true, at(0))
+	if _, ok, _ := s.TakeAttempt(ctx, "u", "hsm", max, at(0)); !ok {
+		t.Fatal("unlocked counter refuses")
+	}
+}
+
+func testAttemptsDelayAndClear(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	if _, ok, _ := s.TakeAttempt(ctx, "u", "hsm", 5, at(0)); !ok {
+		t.Fatal("first attempt refused")
+	}
+	if err := s.DelayAttempts(ctx, "u", "hsm", at(time.Minute), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok, _ := s.TakeAttempt(ctx, "u", "hsm", 5, at(30*time.Second)); ok || a.Failures != 1 || !a.NotBefore.Equal(at(time.Minute)) {
+		t.Fatalf("attempt during the delay: %v %+v", ok, a)
+	}
+	if a, ok, _ := s.TakeAttempt(ctx, "u", "hsm", 5, at(time.Minute)); !ok || a.Failures != 2 {
+		t.Fatalf("attempt after the delay: %v %+v", ok, a)
+	}
+	s.ClearAttempts(ctx, "u", "hsm", false, at(time.Minute))
+	if a, _ := s.GetAttempts(ctx, "u", "hsm"); a.Failures != 0 || !a.NotBefore.IsZero() {
+		t.Fatalf("after success: %+v", a)
+	}
+}
+
+func testSessions(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustSession(t, s, "u", "s1")
+	wantErr(t, "duplicate", s.CreateSession(ctx, store.Session{IDHash: hash("s1"), UnitID: "u", Context: "hsm", State: store.SessionPending,
+		Secret: []byte("x"), UsesLeft: store.Unlimited, CreatedAt: at(0), ExpiresAt: at(time.Minute)}), store.ErrExists)
+	wantErr(t, "use before verify", s.UseSession(ctx, hash("s1"), at(0)), store.ErrNotFound)
+	if err := s.VerifySession(ctx, hash("s1"), []byte("key"), at(10*time.Minute), at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "verify twice", s.VerifySession(ctx, hash("s1"), []byte("key"), at(10*time.Minute), at(time.Minute)), store.ErrNotFound)
+	se, err := s.GetSession(ctx, hash("s1"), at(2*time.Minute))
+	if err != nil || se.State != store.SessionVerified || string(se.Secret) != "key" || se.UnitID != "u" {
+		t.Fatalf("%+v %v", se, err)
+	}
+	if err := s.UseSession(ctx, hash("s1"), at(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetSession(ctx, hash("s1"), at(10*time.Minute))
+	wantErr(t, "expired", err, store.ErrNotFound)
+
+	// A session bound to one use allows one.
+	if err := s.CreateSession(ctx, store.Session{IDHash: hash("s2"), UnitID: "u", Context: "hsm", State: store.SessionVerified,
+		Secret: []byte("x"), Task: "2fa_update", UsesLeft: 1, CreatedAt: at(0), ExpiresAt: at(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseSession(ctx, hash("s2"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "second use", s.UseSession(ctx, hash("s2"), at(0)), store.ErrNotFound)
+	s.DeleteUnitSessions(ctx, "u")
+	if n := countRows(t, s, "sessions"); n != 0 {
+		t.Fatalf("%d sessions left", n)
+	}
+}
+
+func testNonces(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	if err := s.UseNonce(ctx, hash("n1"), at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "replay", s.UseNonce(ctx, hash("n1"), at(time.Minute)), store.ErrExists)
+	// Concurrent replays: exactly one wins.
+	var wg sync.WaitGroup
+	wins := make(chan bool, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wins <- s.UseNonce(ctx, hash("n2"), at(time.Minute)) == nil
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	n := 0
+	for w := range wins {
+		if w {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d concurrent uses of one nonce succeeded", n)
+	}
+}
+
+func testServerKeysAndSecrets(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	k := store.ServerKey{Purpose: "response-signing", KID: "k1", PublicKey: point(t), CreatedAt: at(0)}
+	if err := s.PutServerKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "second key", s.PutServerKey(ctx, store.ServerKey{Purpose: "response-signing", KID: "k2", PublicKey: point(t), CreatedAt: at(0)}), store.ErrExists)
+	if got, err := s.GetServerKey(ctx, "response-signing"); err != nil || got.KID != "k1" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if err := s.PutServerSecret(ctx, "opaque", []byte("sealed"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "second secret", s.PutServerSecret(ctx, "opaque", []byte("other"), at(0)), store.ErrExists)
+	if v, err := s.GetServerSecret(ctx, "opaque"); err != nil || string(v) != "sealed" {
+		t.Fatalf("%q %v", v, err)
+	}
+	_, err := s.GetServerSecret(ctx, "missing")
+	wantErr(t, "missing secret", err, store.ErrNotFound)
+}
+
+func testPurge(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustCreateUnit(t, s, "u")
+	mustSession(t, s, "u", "old")
+	s.UseNonce(ctx, hash("n"), at(time.Minute))
+	s.PutActivationCode(ctx, store.ActivationCode{CodeHash: hash("c"), UnitID: "u", Purpose: store.PurposeActivation, CreatedAt: at(0), ExpiresAt: at(time.Minute)})
+	n, err := s.Purge(ctx, at(10*time.Minute))
+	if err != nil || n != 3 {
+		t.Fatalf("purged %d, %v", n, err)
+	}
+}

@@ -1,0 +1,293 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SessionState is where a PIN session stands.
+type SessionState string
+
+const (
+	// SessionPending: the server sent KE2 and waits for KE3.
+	SessionPending SessionState = "pending"
+	// SessionVerified: the client proved the PIN; the session authorises
+	// operations until it expires or its uses run out.
+	SessionVerified SessionState = "verified"
+)
+
+func (st SessionState) valid() bool { return st == SessionPending || st == SessionVerified }
+
+// Unlimited is the UsesLeft of a session that is not bound to a number of
+// operations.
+const Unlimited = -1
+
+// Session is a PIN-authenticated session shared by all instances.
+type Session struct {
+	// IDHash is the SHA-256 of the session id the client holds.
+	IDHash  []byte
+	UnitID  string
+	Context string
+	State   SessionState
+	// Secret is the sealed session key and expected client MAC.
+	Secret []byte
+	// Task restricts what the session may do ("" for nothing special).
+	Task string
+	// UsesLeft counts the operations a task-bound session still allows,
+	// or is Unlimited.
+	UsesLeft  int
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// CreateSession records a new session.
+func (s *Store) CreateSession(ctx context.Context, se Session) error {
+	if len(se.IDHash) != HashSize {
+		return invalidf("session", "id hash must be %d bytes", HashSize)
+	}
+	if err := checkPINKey(se.UnitID, se.Context); err != nil {
+		return err
+	}
+	if !se.State.valid() {
+		return invalidf("session", "unknown state %q", se.State)
+	}
+	if len(se.Secret) == 0 {
+		return invalidf("session", "empty secret")
+	}
+	if se.UsesLeft < Unlimited {
+		return invalidf("session", "uses left below %d", Unlimited)
+	}
+	created, err := toMicros("session", "created at", se.CreatedAt)
+	if err != nil {
+		return err
+	}
+	expires, err := toMicros("session", "expires at", se.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO sessions (id_hash, unit_id, context, state, secret, task, uses_left, created_at, expires_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		bytes.Clone(se.IDHash), se.UnitID, se.Context, string(se.State), bytes.Clone(se.Secret), se.Task, se.UsesLeft, created, expires)
+	if classify(err) == uniqueViolation {
+		return fmt.Errorf("%w: session", ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	return nil
+}
+
+// GetSession returns the session whose id hashes to idHash if it has not
+// expired at now, or [ErrNotFound].
+func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (Session, error) {
+	if len(idHash) != HashSize {
+		return Session{}, invalidf("session", "id hash must be %d bytes", HashSize)
+	}
+	at, err := toMicros("session", "now", now)
+	if err != nil {
+		return Session{}, err
+	}
+	se := Session{IDHash: bytes.Clone(idHash)}
+	var state string
+	var created, expires int64
+	err = s.db.QueryRowContext(ctx,
+		`SELECT unit_id, context, state, secret, task, uses_left, created_at, expires_at
+		 FROM sessions WHERE id_hash = $1 AND expires_at > $2`, idHash, at).
+		Scan(&se.UnitID, &se.Context, &state, &se.Secret, &se.Task, &se.UsesLeft, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, fmt.Errorf("%w: session", ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("store: get session: %w", err)
+	}
+	se.State, se.CreatedAt, se.ExpiresAt = SessionState(state), fromMicros(created), fromMicros(expires)
+	return se, nil
+}
+
+// VerifySession moves a pending, unexpired session to verified with a new
+// expiry and secret (the MAC is no longer needed), or fails with
+// [ErrNotFound]. Only one caller can verify a session.
+func (s *Store) VerifySession(ctx context.Context, idHash, secret []byte, expiresAt, now time.Time) error {
+	expires, err := toMicros("session", "expires at", expiresAt)
+	if err != nil {
+		return err
+	}
+	at, err := toMicros("session", "now", now)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE sessions SET state = $2, secret = $3, expires_at = $4 WHERE id_hash = $1 AND state = $5 AND expires_at > $6`,
+		idHash, string(SessionVerified), bytes.Clone(secret), expires, string(SessionPending), at)
+	return affectedOne(res, err, "verify session")
+}
+
+// UseSession spends one use of a verified session bound to a number of
+// uses (sessions with Unlimited uses are not changed), or fails with
+// [ErrNotFound] if the session is gone, expired, not verified or used up.
+func (s *Store) UseSession(ctx context.Context, idHash []byte, now time.Time) error {
+	at, err := toMicros("session", "now", now)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE sessions SET uses_left = CASE WHEN uses_left = -1 THEN -1 ELSE uses_left - 1 END
+		 WHERE id_hash = $1 AND state = $2 AND expires_at > $3 AND uses_left <> 0`,
+		idHash, string(SessionVerified), at)
+	return affectedOne(res, err, "use session")
+}
+
+// DeleteSession ends one session; a missing one is not an error.
+func (s *Store) DeleteSession(ctx context.Context, idHash []byte) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = $1`, idHash); err != nil {
+		return fmt.Errorf("store: delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteUnitSessions ends every session of a unit.
+func (s *Store) DeleteUnitSessions(ctx context.Context, unitID string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE unit_id = $1`, unitID); err != nil {
+		return fmt.Errorf("store: delete sessions: %w", err)
+	}
+	return nil
+}
+
+// UseNonce records a request nonce (by hash) until expiresAt, or fails
+// with [ErrExists] if it was seen before: a replay.
+func (s *Store) UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error {
+	if len(nonceHash) != HashSize {
+		return invalidf("nonce", "hash must be %d bytes", HashSize)
+	}
+	expires, err := toMicros("nonce", "expires at", expiresAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO nonces (nonce_hash, expires_at) VALUES ($1, $2)`, bytes.Clone(nonceHash), expires)
+	if classify(err) == uniqueViolation {
+		return fmt.Errorf("%w: nonce", ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("store: use nonce: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes expired sessions, nonces and activation codes, and returns
+// how many rows went.
+func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
+	at, err := toMicros("purge", "now", now)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM sessions WHERE expires_at <= $1`,
+		`DELETE FROM nonces WHERE expires_at <= $1`,
+		`DELETE FROM activation_codes WHERE expires_at <= $1`,
+	} {
+		res, err := s.db.ExecContext(ctx, q, at)
+		if err != nil {
+			return total, fmt.Errorf("store: purge: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
+// ServerKey is one of the server's own device keys, by purpose.
+type ServerKey struct {
+	Purpose   string
+	KID       string
+	PublicKey []byte
+	CreatedAt time.Time
+}
+
+// GetServerKey returns the server key for a purpose, or [ErrNotFound].
+func (s *Store) GetServerKey(ctx context.Context, purpose string) (ServerKey, error) {
+	if err := checkID("server key", "purpose", purpose); err != nil {
+		return ServerKey{}, err
+	}
+	k := ServerKey{Purpose: purpose}
+	var created int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT kid, public_key, created_at FROM server_keys WHERE purpose = $1`, purpose).
+		Scan(&k.KID, &k.PublicKey, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ServerKey{}, fmt.Errorf("%w: server key %q", ErrNotFound, purpose)
+	}
+	if err != nil {
+		return ServerKey{}, fmt.Errorf("store: get server key: %w", err)
+	}
+	k.CreatedAt = fromMicros(created)
+	return k, nil
+}
+
+// PutServerKey records the server key for a purpose, or fails with
+// [ErrExists] if another instance recorded one first (it should then use
+// that one).
+func (s *Store) PutServerKey(ctx context.Context, k ServerKey) error {
+	if err := checkID("server key", "purpose", k.Purpose); err != nil {
+		return err
+	}
+	if err := checkID("server key", "kid", k.KID); err != nil {
+		return err
+	}
+	created, err := toMicros("server key", "created at", k.CreatedAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO server_keys (purpose, kid, public_key, created_at) VALUES ($1, $2, $3, $4)`,
+		k.Purpose, k.KID, bytes.Clone(k.PublicKey), created)
+	if classify(err) == uniqueViolation {
+		return fmt.Errorf("%w: server key %q", ErrExists, k.Purpose)
+	}
+	if err != nil {
+		return fmt.Errorf("store: put server key: %w", err)
+	}
+	return nil
+}
+
+// GetServerSecret returns a sealed server secret, or [ErrNotFound].
+func (s *Store) GetServerSecret(ctx context.Context, name string) ([]byte, error) {
+	if err := checkID("server secret", "name", name); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM server_secrets WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: server secret %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get server secret: %w", err)
+	}
+	return v, nil
+}
+
+// PutServerSecret records a sealed server secret once, or fails with
+// [ErrExists] if another instance was first.
+func (s *Store) PutServerSecret(ctx context.Context, name string, value []byte, now time.Time) error {
+	if err := checkID("server secret", "name", name); err != nil {
+		return err
+	}
+	created, err := toMicros("server secret", "now", now)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)`,
+		name, bytes.Clone(value), created)
+	if classify(err) == uniqueViolation {
+		return fmt.Errorf("%w: server secret %q", ErrExists, name)
+	}
+	if err != nil {
+		return fmt.Errorf("store: put server secret: %w", err)
+	}
+	return nil
+}
