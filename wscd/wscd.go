@@ -95,6 +95,9 @@ func (s *Service) CreateUnit(ctx context.Context, unit string) error {
 	if _, err := device.ParseOwner(unit); err != nil {
 		return fmt.Errorf("%w: unit id: %v", ErrInvalidInput, err)
 	}
+	if reservedUnit(unit) {
+		return fmt.Errorf("%w: unit ids starting with %q are reserved", ErrInvalidInput, ReservedPrefix)
+	}
 	now := s.now().UTC()
 	err := s.st.CreateUnit(ctx, store.Unit{ID: unit, State: store.UnitActive, CreatedAt: now, UpdatedAt: now})
 	if err != nil {

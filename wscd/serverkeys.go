@@ -1,0 +1,241 @@
+package wscd
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/store"
+)
+
+// ServerOwner owns the server's own device keys. Unit ids starting with
+// ReservedPrefix are refused, so no wallet unit can claim them.
+const (
+	ServerOwner    device.Owner = "wsca.server"
+	ReservedPrefix              = "wsca."
+)
+
+// Purposes of the server's keys.
+const (
+	// PurposeR2PSSigning signs R2PS responses (the SSK).
+	PurposeR2PSSigning = "r2ps-signing"
+	// PurposeR2PSAgreement decrypts 1FA requests (the server's static ECDH key).
+	PurposeR2PSAgreement = "r2ps-agreement"
+	// PurposeSealing derives the key that seals secrets kept in the store.
+	PurposeSealing = "sealing"
+)
+
+// sealPeerSecret names the public point the sealing key is agreed with.
+const sealPeerSecret = "seal-peer"
+
+// sealLabel is the HKDF info of the sealing key.
+const sealLabel = "wsca-seal-v1"
+
+// ServerKey is one of the server's device keys.
+type ServerKey struct {
+	Purpose string
+	KID     device.KID
+	Public  *ecdsa.PublicKey
+}
+
+// ServerKey returns the server's key for a purpose, generating it on the
+// device the first time. Instances sharing a store agree on one key: if
+// another instance records its key first, ours is destroyed and theirs used.
+func (s *Service) ServerKey(ctx context.Context, purpose string) (ServerKey, error) {
+	rec, err := s.st.GetServerKey(ctx, purpose)
+	if err == nil {
+		return serverKeyFromRecord(rec)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return ServerKey{}, s.storeErr(err)
+	}
+	k, err := s.dev.Generate(ctx, ServerOwner)
+	if err != nil {
+		return ServerKey{}, s.deviceErr(ctx, err)
+	}
+	pub, err := k.Public.Bytes()
+	if err != nil {
+		return ServerKey{}, s.deviceErr(ctx, err)
+	}
+	err = s.st.PutServerKey(ctx, store.ServerKey{Purpose: purpose, KID: string(k.KID), PublicKey: pub, CreatedAt: s.now().UTC()})
+	if errors.Is(err, store.ErrExists) {
+		if derr := s.dev.Destroy(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}); derr != nil {
+			s.log.WarnContext(ctx, "lost server key race; destroying ours failed", "purpose", purpose, "kid", k.KID, "err", derr)
+		}
+		rec, err := s.st.GetServerKey(ctx, purpose)
+		if err != nil {
+			return ServerKey{}, s.storeErr(err)
+		}
+		return serverKeyFromRecord(rec)
+	}
+	if err != nil {
+		return ServerKey{}, s.storeErr(err)
+	}
+	s.log.InfoContext(ctx, "server key generated", "purpose", purpose, "kid", k.KID)
+	return ServerKey{Purpose: purpose, KID: k.KID, Public: k.Public}, nil
+}
+
+func serverKeyFromRecord(rec store.ServerKey) (ServerKey, error) {
+	kid, err := device.ParseKID(rec.KID)
+	if err != nil {
+		return ServerKey{}, fmt.Errorf("%w: server key record: %v", ErrUnavailable, err)
+	}
+	pub, err := device.PublicKeyFromBytes(rec.PublicKey)
+	if err != nil {
+		return ServerKey{}, fmt.Errorf("%w: server key record: %v", ErrUnavailable, err)
+	}
+	return ServerKey{Purpose: rec.Purpose, KID: kid, Public: pub}, nil
+}
+
+// ServerSign signs a digest with a server key (raw r‖s).
+func (s *Service) ServerSign(ctx context.Context, k ServerKey, digest []byte) ([]byte, error) {
+	sig, err := s.dev.Sign(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}, digest)
+	if err != nil {
+		return nil, s.deviceErr(ctx, err)
+	}
+	return sig, nil
+}
+
+// ServerECDH agrees a secret between a server key and a validated peer.
+func (s *Service) ServerECDH(ctx context.Context, k ServerKey, peer *ecdh.PublicKey) ([]byte, error) {
+	z, err := s.dev.ECDH(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}, peer)
+	if err != nil {
+		return nil, s.deviceErr(ctx, err)
+	}
+	return z, nil
+}
+
+// Signer returns a crypto.Signer over a server key, for JOSE libraries. Its
+// Sign takes a SHA-256 digest and returns an ASN.1 DER signature, as
+// crypto.Signer for ECDSA does.
+func (s *Service) Signer(ctx context.Context, k ServerKey) crypto.Signer {
+	return &serverSigner{ctx: ctx, svc: s, key: k}
+}
+
+type serverSigner struct {
+	// ctx is the request's: crypto.Signer has no context parameter, so a
+	// signer is made per request and carries it.
+	ctx context.Context
+	svc *Service
+	key ServerKey
+}
+
+func (g *serverSigner) Public() crypto.PublicKey { return g.key.Public }
+
+func (g *serverSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts != nil && opts.HashFunc() != crypto.SHA256 {
+		return nil, fmt.Errorf("%w: server keys sign SHA-256 digests only", ErrInvalidInput)
+	}
+	raw, err := g.svc.ServerSign(g.ctx, g.key, digest)
+	if err != nil {
+		return nil, err
+	}
+	return device.RawToDER(raw)
+}
+
+// Sealer encrypts secrets the store keeps (OPAQUE key material, session
+// keys) with AES-256-GCM under a key derived from an HSM key: HKDF-SHA256
+// of the ECDH between the server's sealing key and a public point kept in
+// the store. Every instance derives the same key; the store alone opens
+// nothing.
+type Sealer struct {
+	aead cipher.AEAD
+	rand io.Reader
+}
+
+// Sealer derives the sealing key (one device ECDH) and returns the sealer.
+func (s *Service) Sealer(ctx context.Context) (*Sealer, error) {
+	k, err := s.ServerKey(ctx, PurposeSealing)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := s.sealPeer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	z, err := s.ServerECDH(ctx, k, peer)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(z)
+	key, err := hkdf.Key(sha256.New, z, nil, sealLabel, 32)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: sealing key: %w", err)
+	}
+	defer clear(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: sealing key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: sealing key: %w", err)
+	}
+	return &Sealer{aead: aead, rand: rand.Reader}, nil
+}
+
+// sealPeer returns the public point of the sealing agreement, making it
+// once. Only its public half is kept; its private half is discarded, so
+// the agreed secret can be computed only with the HSM's sealing key.
+func (s *Service) sealPeer(ctx context.Context) (*ecdh.PublicKey, error) {
+	for range 2 {
+		b, err := s.st.GetServerSecret(ctx, sealPeerSecret)
+		if err == nil {
+			p, err := device.ParsePoint(b)
+			if err != nil {
+				return nil, fmt.Errorf("%w: seal peer: %v", ErrUnavailable, err)
+			}
+			return p, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, s.storeErr(err)
+		}
+		priv, err := ecdh.P256().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		err = s.st.PutServerSecret(ctx, sealPeerSecret, priv.PublicKey().Bytes(), s.now().UTC())
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			return nil, s.storeErr(err)
+		}
+	}
+	return nil, fmt.Errorf("%w: seal peer not recorded", ErrUnavailable)
+}
+
+// ErrSealed is returned for sealed data that does not open.
+var ErrSealed = errors.New("wscd: sealed data does not open")
+
+// Seal encrypts plaintext; ad binds it to its use.
+func (s *Sealer) Seal(plaintext, ad []byte) ([]byte, error) {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	if _, err := io.ReadFull(s.rand, nonce); err != nil {
+		return nil, fmt.Errorf("wscd: seal: %w", err)
+	}
+	return s.aead.Seal(nonce, nonce, plaintext, ad), nil
+}
+
+// Open decrypts what Seal made with the same ad.
+func (s *Sealer) Open(sealed, ad []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n+s.aead.Overhead() {
+		return nil, ErrSealed
+	}
+	out, err := s.aead.Open(nil, sealed[:n], sealed[n:], ad)
+	if err != nil {
+		return nil, ErrSealed
+	}
+	return out, nil
+}
+
+func reservedUnit(unit string) bool { return strings.HasPrefix(unit, ReservedPrefix) }
