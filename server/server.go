@@ -87,6 +87,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// ReadyTimeout bounds the store and device checks of /readyz.
 	ReadyTimeout time.Duration
+	// AdminToken is the bearer token of the admin API (ServeAdmin); the
+	// admin API is off without one.
+	AdminToken []byte
 }
 
 // Server serves one wscad instance.
@@ -229,8 +232,12 @@ func (s *Server) Listen() (net.Listener, error) {
 // Serve serves on ln until ctx is cancelled, then stops accepting, drains
 // requests in flight for up to ShutdownTimeout and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.handler)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

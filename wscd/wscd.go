@@ -313,7 +313,7 @@ func (s *Service) deviceErr(ctx context.Context, err error) error {
 func (s *Service) storeErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	case errors.Is(err, store.ErrUnitNotFound):
 		return ErrUnitNotActive
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

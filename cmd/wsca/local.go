@@ -39,7 +39,8 @@ func newFlags(e env, name string, withUnit bool) *flags {
 // parse parses args, applies WSCA_* variables, and checks the positional
 // argument count.
 func (f *flags) parse(e env, args []string, nargs int) ([]string, error) {
-	if err := f.fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(f.fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
@@ -48,7 +49,7 @@ func (f *flags) parse(e env, args []string, nargs int) ([]string, error) {
 	if err := config.Apply(f.fs, e.lookup, nil); err != nil {
 		return nil, err
 	}
-	if f.fs.NArg() != nargs {
+	if len(pos) != nargs {
 		fmt.Fprintf(e.stderr, "wsca: %s takes %d argument(s)\n", f.fs.Name(), nargs)
 		return nil, errUsage
 	}
@@ -56,7 +57,7 @@ func (f *flags) parse(e env, args []string, nargs int) ([]string, error) {
 		fmt.Fprintf(e.stderr, "wsca: %s needs --unit\n", f.fs.Name())
 		return nil, errUsage
 	}
-	return f.fs.Args(), nil
+	return pos, nil
 }
 
 func (f *flags) open(ctx context.Context, e env) (*config.Opened, error) {

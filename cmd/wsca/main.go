@@ -9,6 +9,7 @@
 //	wsca keys list --unit UNIT [--on-device]
 //	wsca keys destroy --unit UNIT KID
 //	wsca version
+//	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts  (over wscad's admin API)
 //
 // Each takes --data-dir, --store and --device like wscad (and the same
 // WSCA_* variables), and --json for machine-readable output.
@@ -56,6 +57,16 @@ var commands = map[string]command{
 	"keys list":     {"list a unit's keys: keys list --unit UNIT [--on-device]", keysList},
 	"keys destroy":  {"destroy a unit's key: keys destroy --unit UNIT KID", keysDestroy},
 	"version":       {"print the version", printVersion},
+
+	"admin unit create":   {"create a wallet unit and its activation code (admin API)", adminUnitCreate},
+	"admin unit code":     {"issue a new activation or PIN-reset code: admin unit code UNIT [--purpose pin_reset]", adminUnitCode},
+	"admin unit show":     {"show a unit: admin unit show UNIT", adminUnitShow},
+	"admin unit list":     {"list units", adminUnitList},
+	"admin unit suspend":  {"suspend a unit (ends its sessions)", adminUnitState("suspended")},
+	"admin unit resume":   {"make a suspended unit active again", adminUnitState("active")},
+	"admin unit revoke":   {"revoke a unit for good", adminUnitState("revoked")},
+	"admin unit unlock":   {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
+	"admin unit attempts": {"show a unit's PIN attempt counter", adminUnitAttempts},
 }
 
 // errUsage is a usage error; the message has been printed.
@@ -63,7 +74,7 @@ var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	e := env{stdout: stdout, stderr: stderr, lookup: lookup}
-	for n := 2; n >= 1; n-- {
+	for n := 3; n >= 1; n-- {
 		if len(args) < n {
 			continue
 		}
@@ -96,7 +107,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].usage)
+		fmt.Fprintf(w, "  %-20s %s\n", n, commands[n].usage)
 	}
 	fmt.Fprintln(w, "\nEvery command takes -h for its flags.")
 }
@@ -115,4 +126,25 @@ func printResult(e env, asJSON bool, v any, text func(io.Writer)) error {
 	}
 	text(e.stdout)
 	return nil
+}
+
+// parseInterspersed parses flags anywhere among the positional arguments
+// ("wsca keys destroy KID --unit U" as well as "--unit U KID"); "--" ends
+// flag parsing.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,6 +48,8 @@ type options struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	readyTimeout    time.Duration
+	adminListen     string
+	adminTokenFile  string
 }
 
 func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) (*options, error) {
@@ -62,6 +66,8 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long to drain requests on shutdown")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", server.DefaultReadyTimeout, "bound on the store and device checks of /readyz")
+	fs.StringVar(&o.adminListen, "admin-listen", "", "listen `address` of the admin API (off when empty); needs --admin-token-file")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the admin API bearer token")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -133,10 +139,16 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if info.Software {
 		log.Warn("the device is software: keys are not protected by an HSM; use it for development only")
 	}
+	var adminToken []byte
+	if o.adminListen != "" {
+		if adminToken, err = readToken(o.adminTokenFile); err != nil {
+			return err
+		}
+	}
 	srv, err := server.New(server.Config{
 		Addr: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, Roles: roles,
 		Service: st.Service, Logger: log, Registry: reg, Version: version,
-		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout,
+		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, AdminToken: adminToken,
 	})
 	if err != nil {
 		return err
@@ -150,9 +162,49 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 		scheme = "https"
 	}
 	log.Info("listening", "url", scheme+"://"+ln.Addr().String())
-	if err := srv.Serve(ctx, ln); err != nil {
-		return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	running := 1
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	if o.adminListen != "" {
+		aln, err := net.Listen("tcp", o.adminListen)
+		if err != nil {
+			cancel()
+			<-errc
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		log.Info("admin API listening", "url", scheme+"://"+aln.Addr().String()+server.AdminPrefix)
+		running++
+		go func() { errc <- srv.ServeAdmin(ctx, aln) }()
+	}
+	// The first listener to stop (on a signal: all of them) stops the others.
+	var first error
+	for range running {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+		cancel()
+	}
+	if first != nil {
+		return first
 	}
 	log.Info("wscad stopped")
 	return nil
+}
+
+// readToken reads the admin token file: one line, at least 16 characters.
+func readToken(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("--admin-listen needs --admin-token-file")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	tok := []byte(strings.TrimRight(string(b), "\r\n"))
+	if len(tok) < 16 {
+		return nil, errors.New("admin token: must be at least 16 characters")
+	}
+	return tok, nil
 }

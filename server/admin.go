@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+// AdminPrefix is the path prefix of the admin API.
+const AdminPrefix = "/admin/v1"
+
+// adminHandler serves the operator API on its own listener, behind a
+// bearer token.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST "+AdminPrefix+"/units", s.handle(s.adminCreateUnit))
+	mux.Handle("GET "+AdminPrefix+"/units", s.handle(s.adminListUnits))
+	mux.Handle("GET "+AdminPrefix+"/units/{unit}", s.handle(s.adminGetUnit))
+	mux.Handle("POST "+AdminPrefix+"/units/{unit}/codes", s.handle(s.adminIssueCode))
+	mux.Handle("POST "+AdminPrefix+"/units/{unit}/state", s.handle(s.adminSetState))
+	mux.Handle("POST "+AdminPrefix+"/units/{unit}/unlock", s.handle(s.adminUnlock))
+	mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
+	return s.middleware(s.requireToken(mux))
+}
+
+// requireToken compares the bearer token in constant time (over hashes, so
+// the lengths do not leak either).
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	want := sha256.Sum256(s.cfg.AdminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(tok))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			s.log.WarnContext(r.Context(), "admin request refused: bad token", "request_id", requestID(r.Context()), "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wsca-admin"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", requestID(r.Context()))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// decodeJSON reads a small JSON body strictly; an empty body is {}.
+func decodeJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return Errorf(http.StatusBadRequest, "unreadable body", err)
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil || dec.More() {
+		return Errorf(http.StatusBadRequest, "malformed JSON body", err)
+	}
+	return nil
+}
+
+// adminErr maps key-service errors to admin responses.
+func adminErr(err error) error {
+	switch {
+	case errors.Is(err, wscd.ErrInvalidInput):
+		return Errorf(http.StatusBadRequest, "invalid request", err)
+	case errors.Is(err, wscd.ErrUnitNotActive):
+		return Errorf(http.StatusNotFound, "no such unit", err)
+	case errors.Is(err, store.ErrExists):
+		return Errorf(http.StatusConflict, "unit exists", err)
+	case errors.Is(err, wscd.ErrUnavailable):
+		return Errorf(http.StatusServiceUnavailable, "unavailable", err)
+	}
+	return err
+}
+
+type codeRequest struct {
+	Unit string `json:"unit,omitempty"`
+	// Purpose is "activation" (default) or "pin_reset".
+	Purpose string `json:"purpose,omitempty"`
+	// TTL is the code's lifetime in seconds (default 24 h).
+	TTL int64 `json:"ttl,omitempty"`
+}
+
+type codeResponse struct {
+	Unit      string    `json:"unit"`
+	Code      string    `json:"activation_code"`
+	Purpose   string    `json:"purpose"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (req codeRequest) check() (store.CodePurpose, time.Duration, error) {
+	p := store.CodePurpose(req.Purpose)
+	if p == "" {
+		p = store.PurposeActivation
+	}
+	if p != store.PurposeActivation && p != store.PurposePINReset {
+		return "", 0, Errorf(http.StatusBadRequest, "purpose must be activation or pin_reset", nil)
+	}
+	if req.TTL < 0 || req.TTL > int64(30*24*time.Hour/time.Second) {
+		return "", 0, Errorf(http.StatusBadRequest, "ttl must be 0..2592000 seconds", nil)
+	}
+	return p, time.Duration(req.TTL) * time.Second, nil
+}
+
+func (s *Server) adminCreateUnit(w http.ResponseWriter, r *http.Request) error {
+	var req codeRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	_, ttl, err := req.check()
+	if err != nil {
+		return err
+	}
+	if req.Unit == "" {
+		req.Unit = wscd.NewUnitID()
+	}
+	svc := s.cfg.Service
+	if err := svc.CreateUnit(r.Context(), req.Unit); err != nil {
+		if errors.Is(err, wscd.ErrInvalidInput) && errors.Is(err, store.ErrExists) {
+			return Errorf(http.StatusConflict, "unit exists", err)
+		}
+		return adminErr(err)
+	}
+	c, err := svc.IssueActivationCode(r.Context(), req.Unit, store.PurposeActivation, ttl)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusCreated, codeResponse{Unit: c.Unit, Code: c.Code, Purpose: string(c.Purpose), ExpiresAt: c.ExpiresAt})
+	return nil
+}
+
+func (s *Server) adminIssueCode(w http.ResponseWriter, r *http.Request) error {
+	var req codeRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	p, ttl, err := req.check()
+	if err != nil {
+		return err
+	}
+	c, err := s.cfg.Service.IssueActivationCode(r.Context(), r.PathValue("unit"), p, ttl)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusCreated, codeResponse{Unit: c.Unit, Code: c.Code, Purpose: string(c.Purpose), ExpiresAt: c.ExpiresAt})
+	return nil
+}
+
+type unitResponse struct {
+	Unit      string    `json:"unit"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (s *Server) adminGetUnit(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.cfg.Service.Unit(r.Context(), r.PathValue("unit"))
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, unitResponse{u.ID, string(u.State), u.CreatedAt, u.UpdatedAt})
+	return nil
+}
+
+func (s *Server) adminListUnits(w http.ResponseWriter, r *http.Request) error {
+	units, err := s.cfg.Service.Units(r.Context())
+	if err != nil {
+		return adminErr(err)
+	}
+	out := make([]unitResponse, 0, len(units))
+	for _, u := range units {
+		out = append(out, unitResponse{u.ID, string(u.State), u.CreatedAt, u.UpdatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) adminSetState(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		State string `json:"state"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	st := store.UnitState(req.State)
+	switch st {
+	case store.UnitActive, store.UnitSuspended, store.UnitRevoked:
+	default:
+		return Errorf(http.StatusBadRequest, "state must be active, suspended or revoked", nil)
+	}
+	if err := s.cfg.Service.SetUnitState(r.Context(), r.PathValue("unit"), st); err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "state": req.State})
+	return nil
+}
+
+type contextRequest struct {
+	Context string `json:"context"`
+}
+
+func pinContext(r *http.Request, body *contextRequest) (string, error) {
+	c := r.URL.Query().Get("context")
+	if body != nil && body.Context != "" {
+		c = body.Context
+	}
+	if c == "" {
+		return "", Errorf(http.StatusBadRequest, "context is required", nil)
+	}
+	return c, nil
+}
+
+func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request) error {
+	var req contextRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	c, err := pinContext(r, &req)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Service.UnlockPIN(r.Context(), r.PathValue("unit"), c); err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "context": c, "unlocked": "true"})
+	return nil
+}
+
+func (s *Server) adminAttempts(w http.ResponseWriter, r *http.Request) error {
+	c, err := pinContext(r, nil)
+	if err != nil {
+		return err
+	}
+	a, err := s.cfg.Service.PINAttempts(r.Context(), r.PathValue("unit"), c)
+	if err != nil {
+		return adminErr(err)
+	}
+	out := map[string]any{"unit": r.PathValue("unit"), "context": c, "failures": a.Failures, "locked": a.Locked}
+	if !a.NotBefore.IsZero() {
+		out["not_before"] = a.NotBefore
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// ServeAdmin serves the admin API on ln until ctx is cancelled.
+func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener) error {
+	if len(s.cfg.AdminToken) == 0 {
+		ln.Close()
+		return fmt.Errorf("server: the admin API needs a token")
+	}
+	return s.serve(ctx, ln, s.adminHandler())
+}
