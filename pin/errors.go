@@ -1,0 +1,30 @@
+package pin
+
+import "errors"
+
+// Errors returned by the Server. Callers test them with errors.Is; a
+// returned error may wrap one of them with detail and a cause.
+var (
+	// ErrMalformed means a message, unit id or context was rejected before
+	// any state changed.
+	ErrMalformed = errors.New("pin: malformed input")
+	// ErrLocked means the attempt counter is locked until an operator
+	// unlocks it. No KE2 was issued.
+	ErrLocked = errors.New("pin: PIN locked")
+	// ErrTooSoon means the policy's wait since the last failure has not
+	// passed. No KE2 was issued and nothing was counted.
+	ErrTooSoon = errors.New("pin: attempt too soon")
+	// ErrWrongPIN means KE3 did not prove the PIN. The attempt stays
+	// counted and the pending session is gone.
+	ErrWrongPIN = errors.New("pin: wrong PIN")
+	// ErrNoSession means there is no usable session with that id for that
+	// unit and context. It never says which check failed.
+	ErrNoSession = errors.New("pin: no such session")
+	// ErrPolicy means an attempt policy (or its command-line form) is
+	// invalid.
+	ErrPolicy = errors.New("pin: invalid policy")
+	// ErrConfig means a Config, Profile or LoginOptions is invalid.
+	ErrConfig = errors.New("pin: invalid configuration")
+	// ErrClosed means the Server was closed and its key material flushed.
+	ErrClosed = errors.New("pin: server closed")
+)

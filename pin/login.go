@@ -1,0 +1,278 @@
+package pin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bytemare/opaque"
+	"github.com/bytemare/opaque/message"
+
+	"github.com/wsca/wsca/store"
+)
+
+// Sizes of the P256-SHA256 suite (RFC 9807 Nn, Nx and Nm).
+const (
+	nonceLen = 32
+	keyLen   = 32
+	macLen   = 32
+)
+
+// LoginOptions says what the session a login creates may do.
+type LoginOptions struct {
+	// Task restricts what the session may do ("" for nothing special); the
+	// caller interprets it.
+	Task string
+	// Uses is the number of operations the session allows (at least 1), or
+	// store.Unlimited. Zero is refused rather than read as a default.
+	Uses int
+	// TTL is the session's lifetime from LoginStart, pending and verified
+	// together. Zero means Config.SessionTTL.
+	TTL time.Duration
+}
+
+func (s *Server) sessionTTL(opts LoginOptions) (time.Duration, error) {
+	if opts.Uses == 0 || opts.Uses < store.Unlimited {
+		return 0, fmt.Errorf("%w: session uses %d: want store.Unlimited or at least 1", ErrConfig, opts.Uses)
+	}
+	switch {
+	case opts.TTL < 0:
+		return 0, fmt.Errorf("%w: negative session TTL", ErrConfig)
+	case opts.TTL == 0:
+		return s.ttl, nil
+	}
+	return opts.TTL, nil
+}
+
+// LoginStart answers a unit's KE1 with KE2 (RFC 9807 GenerateKE2) and
+// returns the id of the pending session that LoginFinish completes.
+//
+// KE1, the unit id and the context are checked first (ErrMalformed), and
+// nothing is counted for a malformed request. Then the attempt is counted
+// in the store, atomically with its admission and before the PIN can be
+// tested: a locked counter gives ErrLocked and a counter within a wait
+// gives ErrTooSoon, without KE2. A unit without a record gets a KE2 from a
+// fake record, indistinguishable from a real one, and LoginFinish then
+// fails with ErrWrongPIN. An attempt admitted stays counted whatever
+// happens afterwards, until a correct KE3 clears the count.
+//
+// The session id is 32 random bytes, base64url without padding; the store
+// keeps only its SHA-256 and, sealed, the session key and the expected
+// client MAC.
+func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []byte, opts LoginOptions) (sessionID string, ke2 []byte, err error) {
+	credID, err := credentialIdentifier(unit, pinContext)
+	if err != nil {
+		return "", nil, err
+	}
+	ttl, err := s.sessionTTL(opts)
+	if err != nil {
+		return "", nil, err
+	}
+	op, unlock, err := s.acquire()
+	if err != nil {
+		return "", nil, err
+	}
+	defer unlock()
+	msg, err := op.Deserialize.KE1(ke1)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: KE1: %w", ErrMalformed, err)
+	}
+
+	now := s.now()
+	if err := s.takeAttempt(ctx, unit, pinContext, now); err != nil {
+		return "", nil, err
+	}
+	rec, err := s.clientRecord(ctx, op, credID, unit, pinContext)
+	if err != nil {
+		return "", nil, err
+	}
+	resp, out, err := s.ke2(op, msg, rec)
+	if err != nil {
+		return "", nil, err
+	}
+	secret := make([]byte, 0, keyLen+macLen)
+	secret = append(append(secret, out.SessionSecret...), out.ClientMAC...)
+	clear(out.SessionSecret)
+	clear(out.ClientMAC)
+	defer clear(secret)
+
+	id, idHash, err := s.newSessionID()
+	if err != nil {
+		return "", nil, err
+	}
+	sealed, err := s.sealer.Seal(secret, sessionAD(idHash))
+	if err != nil {
+		return "", nil, fmt.Errorf("pin: seal session: %w", err)
+	}
+	err = s.st.CreateSession(ctx, store.Session{
+		IDHash:    idHash,
+		UnitID:    unit,
+		Context:   pinContext,
+		State:     store.SessionPending,
+		Secret:    sealed,
+		Task:      opts.Task,
+		UsesLeft:  opts.Uses,
+		CreatedAt: now,
+		ExpiresAt: now.Add(ttl),
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("pin: create session: %w", err)
+	}
+	return id, resp.Serialize(), nil
+}
+
+// takeAttempt counts one attempt, or refuses it with ErrLocked or
+// ErrTooSoon, and starts the policy's wait for the new failure count. The
+// wait is set after the admission, so attempts admitted concurrently with
+// this one may slip into it; they are all counted, and MaxAttempts holds.
+func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now time.Time) error {
+	limit := s.policy.MaxAttempts
+	a, ok, err := s.st.TakeAttempt(ctx, unit, pinContext, limit, now)
+	if err != nil {
+		return fmt.Errorf("pin: take attempt: %w", err)
+	}
+	if !ok {
+		switch {
+		case a.Locked || a.Failures >= limit:
+			s.log.Warn("pin: attempt refused: locked", "unit", unit, "context", pinContext, "failures", a.Failures)
+			return ErrLocked
+		case now.Before(a.NotBefore):
+			s.log.Info("pin: attempt refused: too soon", "unit", unit, "context", pinContext, "not_before", a.NotBefore)
+			return fmt.Errorf("%w: next attempt at %s", ErrTooSoon, a.NotBefore.Format(time.RFC3339))
+		}
+		return fmt.Errorf("pin: take attempt: refused with counter %+v", a)
+	}
+	if w := s.policy.wait(a.Failures); w > 0 {
+		if err := s.st.DelayAttempts(ctx, unit, pinContext, now.Add(w), now); err != nil {
+			return fmt.Errorf("pin: delay attempts: %w", err)
+		}
+	}
+	if a.Failures == limit {
+		s.log.Warn("pin: last attempt before lock", "unit", unit, "context", pinContext, "failures", a.Failures)
+	}
+	return nil
+}
+
+// clientRecord returns the unit's record, or a fake one if it has none. A
+// stored record that does not parse is an error, never replaced by a fake.
+func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, credID []byte, unit, pinContext string) (*opaque.ClientRecord, error) {
+	raw, err := s.st.GetPINRecord(ctx, unit, pinContext)
+	if errors.Is(err, store.ErrNotFound) {
+		rec, err := s.conf.GetFakeRecord(credID)
+		if err != nil {
+			return nil, fmt.Errorf("pin: fake record: %w", err)
+		}
+		return rec, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pin: load record: %w", err)
+	}
+	reg, err := op.Deserialize.RegistrationRecord(raw)
+	if err != nil {
+		return nil, fmt.Errorf("pin: stored record of unit %q in context %q: %w", unit, pinContext, err)
+	}
+	return &opaque.ClientRecord{RegistrationRecord: reg, CredentialIdentifier: credID}, nil
+}
+
+// ke2 runs GenerateKE2 with its randomness drawn from s.rand, in this
+// order: masking nonce, seed of the ephemeral key share, server nonce.
+func (s *Server) ke2(op *opaque.Server, ke1 *message.KE1, rec *opaque.ClientRecord) (*message.KE2, *opaque.ServerOutput, error) {
+	var rnd [3 * nonceLen]byte
+	defer clear(rnd[:])
+	if _, err := io.ReadFull(s.rand, rnd[:]); err != nil {
+		return nil, nil, fmt.Errorf("pin: KE2 randomness: %w", err)
+	}
+	ke2, out, err := op.GenerateKE2(ke1, rec, &opaque.ServerOptions{
+		MaskingNonce: rnd[:nonceLen],
+		AKE: &opaque.AKEOptions{
+			SecretKeyShareSeed: rnd[nonceLen : 2*nonceLen],
+			Nonce:              rnd[2*nonceLen:],
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("pin: KE2: %w", err)
+	}
+	if len(out.SessionSecret) != keyLen || len(out.ClientMAC) != macLen {
+		return nil, nil, errors.New("pin: internal error: KE2 output sizes")
+	}
+	return ke2, out, nil
+}
+
+// LoginFinish checks a unit's KE3 against the pending session LoginStart
+// created (RFC 9807 ServerFinish; bytemare compares the MACs in constant
+// time) and returns the verified session with its key.
+//
+// A malformed KE3 gives ErrMalformed and leaves the session as it was. A
+// session that is unknown, expired, already finished, or of another unit
+// or context gives ErrNoSession. A KE3 that does not prove the PIN gives
+// ErrWrongPIN, ends the session and leaves the attempt counted. Success
+// clears the attempt counter (but never lifts a lock).
+func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext string, ke3 []byte) (Session, error) {
+	op, unlock, err := s.acquire()
+	if err != nil {
+		return Session{}, err
+	}
+	defer unlock()
+	msg, err := op.Deserialize.KE3(ke3)
+	if err != nil {
+		return Session{}, fmt.Errorf("%w: KE3: %w", ErrMalformed, err)
+	}
+	idHash, ok := parseSessionID(sessionID)
+	if !ok {
+		return Session{}, ErrNoSession
+	}
+	now := s.now()
+	se, err := s.st.GetSession(ctx, idHash, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, ErrNoSession
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("pin: load session: %w", err)
+	}
+	if se.State != store.SessionPending || se.UnitID != unit || se.Context != pinContext {
+		return Session{}, ErrNoSession
+	}
+	secret, err := s.openSecret(se.Secret, idHash, keyLen+macLen)
+	if err != nil {
+		return Session{}, err
+	}
+	defer clear(secret)
+	key, mac := secret[:keyLen], secret[keyLen:]
+
+	if err := op.LoginFinish(msg, mac); err != nil {
+		s.log.Info("pin: wrong PIN", "unit", unit, "context", pinContext)
+		if err := s.st.DeleteSession(ctx, idHash); err != nil {
+			return Session{}, fmt.Errorf("%w; end session: %w", ErrWrongPIN, err)
+		}
+		return Session{}, ErrWrongPIN
+	}
+	// The PIN is proven: clear the count even if the session is lost below.
+	if err := s.st.ClearAttempts(ctx, unit, pinContext, false, now); err != nil {
+		return Session{}, fmt.Errorf("pin: clear attempts: %w", err)
+	}
+	sealed, err := s.sealer.Seal(key, sessionAD(idHash))
+	if err != nil {
+		return Session{}, fmt.Errorf("pin: seal session: %w", err)
+	}
+	err = s.st.VerifySession(ctx, idHash, sealed, se.ExpiresAt, now)
+	if errors.Is(err, store.ErrNotFound) {
+		// Expired in between, or finished concurrently.
+		return Session{}, ErrNoSession
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("pin: verify session: %w", err)
+	}
+	s.log.Debug("pin: session verified", "unit", unit, "context", pinContext, "task", se.Task)
+	return Session{
+		ID:        sessionID,
+		Unit:      unit,
+		Context:   pinContext,
+		Key:       bytes.Clone(key),
+		Task:      se.Task,
+		UsesLeft:  se.UsesLeft,
+		ExpiresAt: se.ExpiresAt,
+	}, nil
+}

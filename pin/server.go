@@ -1,0 +1,251 @@
+package pin
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bytemare/opaque"
+
+	"github.com/wsca/wsca/store"
+)
+
+// DefaultSessionTTL is the lifetime of a session, pending and verified
+// together, when Config.SessionTTL is zero.
+const DefaultSessionTTL = 5 * time.Minute
+
+// Config configures a Server.
+type Config struct {
+	Store *store.Store
+	// Sealer seals the OPAQUE key material and session secrets in the store.
+	Sealer  Sealer
+	Policy  Policy
+	Profile Profile
+	// SessionTTL is the lifetime of a session from LoginStart, pending and
+	// verified together, unless LoginOptions.TTL says otherwise. Zero means
+	// DefaultSessionTTL.
+	SessionTTL time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Rand is the source of key material, nonces and session ids; nil means
+	// crypto/rand. It must be safe for concurrent use.
+	Rand io.Reader
+	// Logger receives events (never secrets); nil discards them.
+	Logger *slog.Logger
+}
+
+// LogValue implements slog.LogValuer: the policy, profile and session
+// lifetime, without the store, sealer or random source.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int("max_attempts", c.Policy.MaxAttempts),
+		slog.String("delays", FormatDelays(c.Policy.Delays)),
+		slog.String("opaque_context", c.Profile.Context),
+		slog.String("ksf", c.Profile.KSF.String()),
+		slog.Duration("session_ttl", c.SessionTTL),
+	)
+}
+
+// Server runs the server side of OPAQUE registration and login for wallet
+// units, with the attempt policy and sessions kept in the store. It is safe
+// for concurrent use, and any number of Servers, in one process or many,
+// may share one store.
+type Server struct {
+	st     *store.Store
+	conf   *opaque.Configuration
+	sealer Sealer
+	policy Policy
+	ttl    time.Duration
+	now    func() time.Time
+	rand   io.Reader
+	log    *slog.Logger
+
+	// mu guards op against Close, which flushes its key material.
+	mu sync.RWMutex
+	op *opaque.Server // nil once closed
+}
+
+// New returns a Server. It loads the OPAQUE server key material from the
+// store, or creates it there, sealed, if no instance has yet.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Sealer == nil {
+		return nil, fmt.Errorf("%w: store and sealer are required", ErrConfig)
+	}
+	policy, err := cfg.Policy.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SessionTTL < 0 {
+		return nil, fmt.Errorf("%w: negative session TTL", ErrConfig)
+	}
+	conf, err := cfg.Profile.Configuration()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		st:     cfg.Store,
+		conf:   conf,
+		sealer: cfg.Sealer,
+		policy: policy,
+		ttl:    cfg.SessionTTL,
+		now:    cfg.Now,
+		rand:   cfg.Rand,
+		log:    cfg.Logger,
+	}
+	if s.ttl == 0 {
+		s.ttl = DefaultSessionTTL
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+
+	skm, created, err := loadKeyMaterial(ctx, s.st, s.sealer, conf, s.rand, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setKeyMaterial(skm); err != nil {
+		skm.Flush()
+		return nil, err
+	}
+	if created {
+		s.log.Info("pin: created OPAQUE server key material", "secret", KeyMaterialName)
+	}
+	return s, nil
+}
+
+func (s *Server) setKeyMaterial(skm *opaque.ServerKeyMaterial) error {
+	op, err := s.conf.Server()
+	if err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	if err := op.SetKeyMaterial(skm); err != nil {
+		return fmt.Errorf("pin: key material: %w", err)
+	}
+	s.op = op
+	return nil
+}
+
+// Close flushes the key material from memory. Calls in progress finish
+// first; later registrations and logins fail with ErrClosed. The store is
+// not closed.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.op != nil {
+		s.op.ServerKeyMaterial.Flush()
+		s.op = nil
+	}
+	return nil
+}
+
+// acquire returns the OPAQUE server with the read lock held, and the
+// function that releases it; or ErrClosed.
+func (s *Server) acquire() (*opaque.Server, func(), error) {
+	s.mu.RLock()
+	if s.op == nil {
+		s.mu.RUnlock()
+		return nil, nil, ErrClosed
+	}
+	return s.op, s.mu.RUnlock, nil
+}
+
+// RegistrationResponse answers a RegistrationRequest for a unit in a PIN
+// context (RFC 9807 §5.2.2, CreateRegistrationResponse). It keeps no state.
+// A malformed request, unit or context gives ErrMalformed.
+//
+// Evaluating for a unit that already has a record evaluates the OPRF under
+// that record's key, so every response is one offline guess at the current
+// PIN for whoever also holds a KE2 of the unit: callers must authorise the
+// step (an activation code, or a session bound to a PIN change).
+func (s *Server) RegistrationResponse(unit, pinContext string, req []byte) ([]byte, error) {
+	credID, err := credentialIdentifier(unit, pinContext)
+	if err != nil {
+		return nil, err
+	}
+	return s.evaluate(credID, req)
+}
+
+func (s *Server) evaluate(credID, req []byte) ([]byte, error) {
+	op, unlock, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	msg, err := op.Deserialize.RegistrationRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: registration request: %w", ErrMalformed, err)
+	}
+	resp, err := op.RegistrationResponse(msg, credID, nil)
+	if err != nil {
+		return nil, fmt.Errorf("pin: registration response: %w", err)
+	}
+	return resp.Serialize(), nil
+}
+
+// CheckRecord validates a client's RegistrationRecord before the caller
+// stores it (with store.Enrol or store.ReplacePINRecord): exact length, a
+// client public key on P-256, a non-zero masking key and an envelope that
+// is not the all-zero one of fake records. It gives ErrMalformed.
+func (s *Server) CheckRecord(record []byte) error {
+	op, unlock, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := op.Deserialize.RegistrationRecord(record)
+	if err != nil {
+		return fmt.Errorf("%w: registration record: %w", ErrMalformed, err)
+	}
+	if allZero(rec.Envelope) {
+		return fmt.Errorf("%w: registration record: zero envelope", ErrMalformed)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	var acc byte
+	for _, x := range b {
+		acc |= x
+	}
+	return acc == 0
+}
+
+// Unlock lifts a lock and clears the attempt counter of a unit in a PIN
+// context: the operator's action after MaxAttempts failures.
+func (s *Server) Unlock(ctx context.Context, unit, pinContext string) error {
+	if _, err := credentialIdentifier(unit, pinContext); err != nil {
+		return err
+	}
+	if err := s.st.ClearAttempts(ctx, unit, pinContext, true, s.now()); err != nil {
+		return fmt.Errorf("pin: unlock: %w", err)
+	}
+	s.log.Info("pin: attempts unlocked", "unit", unit, "context", pinContext)
+	return nil
+}
+
+// Attempts returns the attempt counter of a unit in a PIN context. Locked
+// is also true once the count has reached MaxAttempts, before a further
+// attempt has set the lock in the store.
+func (s *Server) Attempts(ctx context.Context, unit, pinContext string) (store.Attempts, error) {
+	if _, err := credentialIdentifier(unit, pinContext); err != nil {
+		return store.Attempts{}, err
+	}
+	a, err := s.st.GetAttempts(ctx, unit, pinContext)
+	if err != nil {
+		return store.Attempts{}, fmt.Errorf("pin: attempts: %w", err)
+	}
+	if a.Failures >= s.policy.MaxAttempts {
+		a.Locked = true
+	}
+	return a, nil
+}

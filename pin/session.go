@@ -1,0 +1,161 @@
+package pin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/wsca/wsca/store"
+)
+
+// Session is a verified PIN session of a unit in a PIN context. Its String
+// and LogValue leave out the id and the key.
+type Session struct {
+	// ID is the session id the client names the session by: a bearer
+	// secret.
+	ID      string
+	Unit    string
+	Context string
+	// Key is the 32-byte OPAQUE session key shared with the client.
+	Key  []byte
+	Task string
+	// UsesLeft counts the operations the session still allows, or is
+	// store.Unlimited.
+	UsesLeft  int
+	ExpiresAt time.Time
+}
+
+// String describes the session without its id or key.
+func (se Session) String() string {
+	return fmt.Sprintf("pin.Session{Unit:%q Context:%q Task:%q UsesLeft:%d ExpiresAt:%s}",
+		se.Unit, se.Context, se.Task, se.UsesLeft, se.ExpiresAt.Format(time.RFC3339))
+}
+
+// LogValue implements slog.LogValuer without the id or key.
+func (se Session) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("unit", se.Unit),
+		slog.String("context", se.Context),
+		slog.String("task", se.Task),
+		slog.Int("uses_left", se.UsesLeft),
+		slog.Time("expires_at", se.ExpiresAt),
+	)
+}
+
+// sessionLabel starts the additional data a session secret is sealed with,
+// followed by the SHA-256 of the session id.
+const sessionLabel = "wsca-session-v1"
+
+func sessionAD(idHash []byte) []byte {
+	return append([]byte(sessionLabel), idHash...)
+}
+
+// sessionIDLen is the length of a session id before encoding.
+const sessionIDLen = 32
+
+var sessionIDEncoding = base64.RawURLEncoding.Strict()
+
+func (s *Server) newSessionID() (id string, idHash []byte, err error) {
+	var raw [sessionIDLen]byte
+	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
+		return "", nil, fmt.Errorf("pin: session id: %w", err)
+	}
+	h := sha256.Sum256(raw[:])
+	return sessionIDEncoding.EncodeToString(raw[:]), h[:], nil
+}
+
+// parseSessionID returns the hash of a well-formed session id: 32 bytes in
+// base64url without padding, strictly.
+func parseSessionID(id string) ([]byte, bool) {
+	if len(id) != sessionIDEncoding.EncodedLen(sessionIDLen) {
+		return nil, false
+	}
+	raw, err := sessionIDEncoding.DecodeString(id)
+	if err != nil || len(raw) != sessionIDLen {
+		return nil, false
+	}
+	h := sha256.Sum256(raw)
+	return h[:], true
+}
+
+// openSecret opens a session secret of the expected length.
+func (s *Server) openSecret(sealed, idHash []byte, size int) ([]byte, error) {
+	secret, err := s.sealer.Open(sealed, sessionAD(idHash))
+	if err != nil {
+		return nil, fmt.Errorf("pin: open session secret: %w", err)
+	}
+	if len(secret) != size {
+		clear(secret)
+		return nil, fmt.Errorf("pin: session secret of %d bytes, want %d", len(secret), size)
+	}
+	return secret, nil
+}
+
+// Session returns the verified, unexpired session with that id of the unit
+// in the PIN context, with its key, if it has uses left. Otherwise it gives
+// ErrNoSession, whichever check failed.
+func (s *Server) Session(ctx context.Context, sessionID, unit, pinContext string) (Session, error) {
+	idHash, ok := parseSessionID(sessionID)
+	if !ok {
+		return Session{}, ErrNoSession
+	}
+	se, err := s.st.GetSession(ctx, idHash, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, ErrNoSession
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("pin: load session: %w", err)
+	}
+	if se.State != store.SessionVerified || se.UnitID != unit || se.Context != pinContext || se.UsesLeft == 0 {
+		return Session{}, ErrNoSession
+	}
+	key, err := s.openSecret(se.Secret, idHash, keyLen)
+	if err != nil {
+		return Session{}, err
+	}
+	return Session{
+		ID:        sessionID,
+		Unit:      se.UnitID,
+		Context:   se.Context,
+		Key:       key,
+		Task:      se.Task,
+		UsesLeft:  se.UsesLeft,
+		ExpiresAt: se.ExpiresAt,
+	}, nil
+}
+
+// Use spends one use of a verified session (one bound to store.Unlimited
+// uses is unchanged), or gives ErrNoSession if it is unknown, expired,
+// pending or used up.
+func (s *Server) Use(ctx context.Context, sessionID string) error {
+	idHash, ok := parseSessionID(sessionID)
+	if !ok {
+		return ErrNoSession
+	}
+	err := s.st.UseSession(ctx, idHash, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNoSession
+	}
+	if err != nil {
+		return fmt.Errorf("pin: use session: %w", err)
+	}
+	return nil
+}
+
+// End ends a session. Ending a session that is gone is not an error; a
+// malformed id gives ErrNoSession.
+func (s *Server) End(ctx context.Context, sessionID string) error {
+	idHash, ok := parseSessionID(sessionID)
+	if !ok {
+		return ErrNoSession
+	}
+	if err := s.st.DeleteSession(ctx, idHash); err != nil {
+		return fmt.Errorf("pin: end session: %w", err)
+	}
+	return nil
+}
