@@ -1,10 +1,10 @@
 // Package pin verifies a wallet unit's PIN with OPAQUE (RFC 9807) and keeps
 // the attempt policy and the resulting sessions durable in the store.
 //
-// The server never sees the PIN. Registration is the stateless evaluate step
-// of RFC 9807 §5.2.2 ([Server.RegistrationResponse]) followed by a check of
-// the client's RegistrationRecord ([Server.CheckRecord]), which the caller
-// stores. A login is two rounds: [Server.LoginStart] answers KE1 with KE2 and
+// The server never sees the PIN. Registration is the evaluate step of RFC
+// 9807 §5.2.2 ([Server.RegistrationResponse]) followed by
+// [Server.FinishRegistration], which checks the client's RegistrationRecord
+// and returns it, with its credential nonce, for the caller to store. A login is two rounds: [Server.LoginStart] answers KE1 with KE2 and
 // a pending session, and [Server.LoginFinish] checks KE3 and turns the
 // session into a verified one that carries the 32-byte OPAQUE session key.
 //
@@ -15,10 +15,14 @@
 // key stretching function the client applies are set by a [Profile]; its zero
 // value is the SIROS-compatible default (empty context, identity KSF). Client
 // and server identities are empty, so the public keys serve as identities.
-// The credential identifier of a unit is the UTF-8 string context|unit,
-// where context is the PIN context (such as "hsm"); a context may not
-// contain '|', so that no two (context, unit) pairs share an identifier and
-// hence an OPRF key.
+// The credential identifier of a record is the UTF-8 string
+// context|unit|nonce, where context is the PIN context (such as "hsm") and
+// nonce is drawn fresh (hex) at each registration's evaluate step and kept
+// as the requester's pending registration until finalize. So every record
+// has its own OPRF key, and the evaluate step, which the protocol leaves
+// unauthenticated, is no oracle for the key of any record in use or to come:
+// without the nonce, one counted KE2 plus free evaluations would allow an
+// offline search of the PIN. A context may not contain '|'.
 //
 // # Attempts
 //

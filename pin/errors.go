@@ -20,6 +20,10 @@ var (
 	// ErrNoSession means there is no usable session with that id for that
 	// unit and context. It never says which check failed.
 	ErrNoSession = errors.New("pin: no such session")
+	// ErrNoRegistration means FinishRegistration found no pending
+	// registration of that requester: no evaluate step, another requester's,
+	// or one that expired.
+	ErrNoRegistration = errors.New("pin: no pending registration")
 	// ErrPolicy means an attempt policy (or its command-line form) is
 	// invalid.
 	ErrPolicy = errors.New("pin: invalid policy")

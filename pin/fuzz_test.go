@@ -52,7 +52,7 @@ func FuzzMessages(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	record := e.registration(f, e.srv, "u", "other", "123456")
+	record := e.registration(f, e.srv, "u", "other", "123456").Record
 
 	f.Add([]byte(nil), "", "u")
 	f.Add(req.Serialize(), id, "u")
@@ -73,7 +73,7 @@ func FuzzMessages(f *testing.F) {
 			}
 			t.Fatalf("%s: untyped error %v", what, err)
 		}
-		_, err := e.srv.RegistrationResponse(unit, hsm, data)
+		_, err := e.srv.RegistrationResponse(context.Background(), unit, hsm, "fuzz", data)
 		typed("RegistrationResponse", err, pin.ErrMalformed)
 		typed("CheckRecord", e.srv.CheckRecord(data), pin.ErrMalformed)
 		_, _, err = e.srv.LoginStart(ctx, unit, hsm, data, unlimited)

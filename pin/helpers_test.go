@@ -189,22 +189,28 @@ func (e *env) register(t testing.TB, srv *pin.Server, unit, pinCode string) {
 	t.Helper()
 	code := e.createUnit(t, unit)
 	record := e.registration(t, srv, unit, hsm, pinCode)
+	csk, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cak, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.st.Enrol(context.Background(), store.Enrolment{
 		CodeHash: code, UnitID: unit, Context: hsm,
-		ClientKey: store.ClientKey{KID: "csk-" + unit, UnitID: unit, PublicKey: cak.PublicKey().Bytes()},
-		Record:    record, Now: e.clock.Now(),
+		SigningKey:   store.ClientKey{KID: "csk-" + unit, UnitID: unit, Usage: store.UsageSign, PublicKey: csk.PublicKey().Bytes()},
+		AgreementKey: store.ClientKey{KID: "cak-" + unit, UnitID: unit, Usage: store.UsageAgree, PublicKey: cak.PublicKey().Bytes()},
+		Record:       record, Now: e.clock.Now(),
 	})
 	if err != nil {
 		t.Fatalf("Enrol: %v", err)
 	}
 }
 
-// registration runs OPAQUE registration and returns the checked record.
-func (e *env) registration(t testing.TB, srv *pin.Server, unit, pinContext, pinCode string) []byte {
+// registration runs OPAQUE registration as requester "csk-"+unit and
+// returns the record to store.
+func (e *env) registration(t testing.TB, srv *pin.Server, unit, pinContext, pinCode string) store.PINRecord {
 	t.Helper()
 	c, err := e.conf.Client()
 	if err != nil {
@@ -214,7 +220,7 @@ func (e *env) registration(t testing.TB, srv *pin.Server, unit, pinContext, pinC
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := srv.RegistrationResponse(unit, pinContext, req.Serialize())
+	raw, err := srv.RegistrationResponse(context.Background(), unit, pinContext, "csk-"+unit, req.Serialize())
 	if err != nil {
 		t.Fatalf("RegistrationResponse: %v", err)
 	}
@@ -226,9 +232,9 @@ func (e *env) registration(t testing.TB, srv *pin.Server, unit, pinContext, pinC
 	if err != nil {
 		t.Fatalf("RegistrationFinalize: %v", err)
 	}
-	record := rec.Serialize()
-	if err := srv.CheckRecord(record); err != nil {
-		t.Fatalf("CheckRecord: %v", err)
+	record, err := srv.FinishRegistration(context.Background(), unit, pinContext, "csk-"+unit, rec.Serialize())
+	if err != nil {
+		t.Fatalf("FinishRegistration: %v", err)
 	}
 	return record
 }

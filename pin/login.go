@@ -63,8 +63,7 @@ func (s *Server) sessionTTL(opts LoginOptions) (time.Duration, error) {
 // keeps only its SHA-256 and, sealed, the session key and the expected
 // client MAC.
 func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []byte, opts LoginOptions) (sessionID string, ke2 []byte, err error) {
-	credID, err := credentialIdentifier(unit, pinContext)
-	if err != nil {
+	if _, err := credentialIdentifier(unit, pinContext, nil); err != nil {
 		return "", nil, err
 	}
 	ttl, err := s.sessionTTL(opts)
@@ -85,7 +84,7 @@ func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []
 	if err := s.takeAttempt(ctx, unit, pinContext, now); err != nil {
 		return "", nil, err
 	}
-	rec, err := s.clientRecord(ctx, op, credID, unit, pinContext)
+	rec, err := s.clientRecord(ctx, op, unit, pinContext)
 	if err != nil {
 		return "", nil, err
 	}
@@ -158,9 +157,13 @@ func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now t
 
 // clientRecord returns the unit's record, or a fake one if it has none. A
 // stored record that does not parse is an error, never replaced by a fake.
-func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, credID []byte, unit, pinContext string) (*opaque.ClientRecord, error) {
-	raw, err := s.st.GetPINRecord(ctx, unit, pinContext)
+func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, unit, pinContext string) (*opaque.ClientRecord, error) {
+	stored, err := s.st.GetPINRecord(ctx, unit, pinContext)
 	if errors.Is(err, store.ErrNotFound) {
+		credID, err := credentialIdentifier(unit, pinContext, nil)
+		if err != nil {
+			return nil, err
+		}
 		rec, err := s.conf.GetFakeRecord(credID)
 		if err != nil {
 			return nil, fmt.Errorf("pin: fake record: %w", err)
@@ -170,7 +173,11 @@ func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, credID []b
 	if err != nil {
 		return nil, fmt.Errorf("pin: load record: %w", err)
 	}
-	reg, err := op.Deserialize.RegistrationRecord(raw)
+	credID, err := credentialIdentifier(unit, pinContext, stored.CredNonce)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := op.Deserialize.RegistrationRecord(stored.Record)
 	if err != nil {
 		return nil, fmt.Errorf("pin: stored record of unit %q in context %q: %w", unit, pinContext, err)
 	}

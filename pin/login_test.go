@@ -262,7 +262,7 @@ func TestMalformed(t *testing.T) {
 		c := e.startClient(t, "123456")
 		garbage := [][]byte{nil, {}, make([]byte, 33), make([]byte, 98), bytes.Repeat([]byte{0xff}, 98), c.ke1[:97], append(bytes.Clone(c.ke1), 0)}
 		for _, g := range garbage {
-			if _, err := e.srv.RegistrationResponse("hal", hsm, g); !errors.Is(err, pin.ErrMalformed) {
+			if _, err := e.srv.RegistrationResponse(context.Background(), "hal", hsm, "r", g); !errors.Is(err, pin.ErrMalformed) {
 				t.Fatalf("RegistrationResponse(%x): %v", g, err)
 			}
 			if err := e.srv.CheckRecord(g); !errors.Is(err, pin.ErrMalformed) {
@@ -281,7 +281,7 @@ func TestMalformed(t *testing.T) {
 				t.Fatalf("LoginStart(%q, %q): %v", k.unit, k.context, err)
 			}
 			req := make([]byte, 33)
-			if _, err := e.srv.RegistrationResponse(k.unit, k.context, req); !errors.Is(err, pin.ErrMalformed) {
+			if _, err := e.srv.RegistrationResponse(context.Background(), k.unit, k.context, "r", req); !errors.Is(err, pin.ErrMalformed) {
 				t.Fatalf("RegistrationResponse(%q, %q): %v", k.unit, k.context, err)
 			}
 			if _, err := e.srv.Attempts(ctx, k.unit, k.context); !errors.Is(err, pin.ErrMalformed) {
@@ -299,8 +299,32 @@ func TestMalformed(t *testing.T) {
 		wantAttempts(t, e.srv, "hal", 0, false)
 
 		// A record must not have the all-zero envelope of fake records.
-		rec := e.registration(t, e.srv, "hal", "other", "123456")
+		rec := e.registration(t, e.srv, "hal", "other", "123456").Record
 		clear(rec[len(rec)-64:])
 		wantErr(t, "zero envelope", e.srv.CheckRecord(rec), pin.ErrMalformed)
+
+		// A registration is finished only by the requester that started it,
+		// once, and only after its evaluate step.
+		c2, err := e.conf.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := c2.RegistrationInit([]byte("654321"))
+		raw, err := e.srv.RegistrationResponse(ctx, "hal", "other", "requester-a", req.Serialize())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := c2.Deserialize.RegistrationResponse(raw)
+		final, _, err := c2.RegistrationFinalize(resp, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.srv.FinishRegistration(ctx, "hal", "other", "requester-b", final.Serialize())
+		wantErr(t, "another requester", err, pin.ErrNoRegistration)
+		if _, err := e.srv.FinishRegistration(ctx, "hal", "other", "requester-a", final.Serialize()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.srv.FinishRegistration(ctx, "hal", "other", "requester-a", final.Serialize())
+		wantErr(t, "finished twice", err, pin.ErrNoRegistration)
 	})
 }

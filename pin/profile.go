@@ -2,6 +2,7 @@ package pin
 
 import (
 	"crypto"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -109,12 +110,13 @@ func (p Profile) Configuration() (*opaque.Configuration, error) {
 // identifier; a context may not contain it.
 const contextSeparator = "|"
 
-// credentialIdentifier returns the OPAQUE credential identifier of a unit
-// in a PIN context, context|unit, or an ErrMalformed error. The ids follow
-// the store's rules (non-empty, UTF-8, no control characters, at most
-// store.MaxIDLen bytes), and the context has no '|', so the mapping is
-// injective.
-func credentialIdentifier(unit, pinContext string) ([]byte, error) {
+// credentialIdentifier returns the OPAQUE credential identifier of a
+// record, context|unit|hex(nonce), or an ErrMalformed error. The nonce is
+// drawn at each registration, so every record has its own OPRF key and an
+// evaluation made for one registration says nothing about another (see
+// RegistrationResponse). The ids follow the store's rules and the context
+// has no '|', so the mapping is injective.
+func credentialIdentifier(unit, pinContext string, nonce []byte) ([]byte, error) {
 	if err := checkName("unit id", unit); err != nil {
 		return nil, err
 	}
@@ -124,7 +126,7 @@ func credentialIdentifier(unit, pinContext string) ([]byte, error) {
 	if strings.Contains(pinContext, contextSeparator) {
 		return nil, fmt.Errorf("%w: context contains %q", ErrMalformed, contextSeparator)
 	}
-	return []byte(pinContext + contextSeparator + unit), nil
+	return []byte(pinContext + contextSeparator + unit + contextSeparator + hex.EncodeToString(nonce)), nil
 }
 
 func checkName(field, v string) error {

@@ -1,8 +1,10 @@
 package pin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -159,20 +161,60 @@ func (s *Server) acquire() (*opaque.Server, func(), error) {
 	return s.op, s.mu.RUnlock, nil
 }
 
+// RegistrationTTL bounds the time between a registration's evaluate and
+// finalize steps.
+const RegistrationTTL = 10 * time.Minute
+
+// credNonceSize is the size of a record's credential-identifier nonce.
+const credNonceSize = 16
+
 // RegistrationResponse answers a RegistrationRequest for a unit in a PIN
-// context (RFC 9807 §5.2.2, CreateRegistrationResponse). It keeps no state.
-// A malformed request, unit or context gives ErrMalformed.
-//
-// Evaluating for a unit that already has a record evaluates the OPRF under
-// that record's key, so every response is one offline guess at the current
-// PIN for whoever also holds a KE2 of the unit: callers must authorise the
-// step (an activation code, or a session bound to a PIN change).
-func (s *Server) RegistrationResponse(unit, pinContext string, req []byte) ([]byte, error) {
-	credID, err := credentialIdentifier(unit, pinContext)
+// context (RFC 9807 §5.2.2, CreateRegistrationResponse). The OPRF key is
+// derived from a credential identifier with a fresh random nonce, kept as
+// the requester's pending registration until FinishRegistration: the step
+// needs no authorisation (the I-D puts it before the activation code), and
+// it must not be an oracle for the OPRF key of the record in use, nor for
+// that of any later record. requester names who asks (the client key's
+// thumbprint, or the session of a PIN change); only it can finish.
+func (s *Server) RegistrationResponse(ctx context.Context, unit, pinContext, requester string, req []byte) ([]byte, error) {
+	nonce := make([]byte, credNonceSize)
+	if _, err := io.ReadFull(s.rand, nonce); err != nil {
+		return nil, fmt.Errorf("pin: %w", err)
+	}
+	credID, err := credentialIdentifier(unit, pinContext, nonce)
 	if err != nil {
 		return nil, err
 	}
-	return s.evaluate(credID, req)
+	resp, err := s.evaluate(credID, req)
+	if err != nil {
+		return nil, err
+	}
+	err = s.st.PutPendingRegistration(ctx, store.PendingRegistration{
+		UnitID: unit, Context: pinContext, Requester: requester, CredNonce: nonce,
+		ExpiresAt: s.now().Add(RegistrationTTL),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pin: pending registration: %w", err)
+	}
+	return resp, nil
+}
+
+// FinishRegistration checks the client's RegistrationRecord and takes the
+// requester's pending registration, giving what the caller stores (with
+// store.Enrol or store.ReplacePINRecord). Without a pending registration
+// of that requester it fails with ErrNoRegistration.
+func (s *Server) FinishRegistration(ctx context.Context, unit, pinContext, requester string, record []byte) (store.PINRecord, error) {
+	if err := s.CheckRecord(record); err != nil {
+		return store.PINRecord{}, err
+	}
+	nonce, err := s.st.TakePendingRegistration(ctx, unit, pinContext, requester, s.now())
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		return store.PINRecord{}, ErrNoRegistration
+	}
+	if err != nil {
+		return store.PINRecord{}, fmt.Errorf("pin: pending registration: %w", err)
+	}
+	return store.PINRecord{Record: bytes.Clone(record), CredNonce: nonce}, nil
 }
 
 func (s *Server) evaluate(credID, req []byte) ([]byte, error) {
@@ -223,7 +265,7 @@ func allZero(b []byte) bool {
 // Unlock lifts a lock and clears the attempt counter of a unit in a PIN
 // context: the operator's action after MaxAttempts failures.
 func (s *Server) Unlock(ctx context.Context, unit, pinContext string) error {
-	if _, err := credentialIdentifier(unit, pinContext); err != nil {
+	if _, err := credentialIdentifier(unit, pinContext, nil); err != nil {
 		return err
 	}
 	if err := s.st.ClearAttempts(ctx, unit, pinContext, true, s.now()); err != nil {
@@ -237,7 +279,7 @@ func (s *Server) Unlock(ctx context.Context, unit, pinContext string) error {
 // is also true once the count has reached MaxAttempts, before a further
 // attempt has set the lock in the store.
 func (s *Server) Attempts(ctx context.Context, unit, pinContext string) (store.Attempts, error) {
-	if _, err := credentialIdentifier(unit, pinContext); err != nil {
+	if _, err := credentialIdentifier(unit, pinContext, nil); err != nil {
 		return store.Attempts{}, err
 	}
 	a, err := s.st.GetAttempts(ctx, unit, pinContext)

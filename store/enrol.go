@@ -72,12 +72,24 @@ func (s *Store) PutActivationCode(ctx context.Context, c ActivationCode) error {
 	})
 }
 
-// ClientKey is a wallet unit's context signing key (CSK): requests are
-// signed with it.
+// KeyUsage says what a client key is for.
+type KeyUsage string
+
+const (
+	// UsageSign marks the client signing key (CSK): requests are signed
+	// with it.
+	UsageSign KeyUsage = "sig"
+	// UsageAgree marks the client agreement key (CAK): 1FA responses are
+	// encrypted to it.
+	UsageAgree KeyUsage = "enc"
+)
+
+// ClientKey is one of a wallet unit's context keys.
 type ClientKey struct {
 	// KID is the key's RFC 7638 JWK thumbprint (base64url).
 	KID    string
 	UnitID string
+	Usage  KeyUsage
 	// PublicKey is the uncompressed SEC1 point.
 	PublicKey []byte
 	CreatedAt time.Time
@@ -88,30 +100,77 @@ func (s *Store) GetClientKey(ctx context.Context, kid string) (ClientKey, error)
 	if err := checkID("client key", "kid", kid); err != nil {
 		return ClientKey{}, err
 	}
+	return scanClientKey(s.db.QueryRowContext(ctx,
+		`SELECT kid, unit_id, usage, public_key, created_at FROM client_keys WHERE kid = $1`, kid))
+}
+
+// GetUnitClientKey returns a unit's client key for a usage, or
+// [ErrNotFound].
+func (s *Store) GetUnitClientKey(ctx context.Context, unitID string, usage KeyUsage) (ClientKey, error) {
+	if err := checkID("client key", "unit id", unitID); err != nil {
+		return ClientKey{}, err
+	}
+	return scanClientKey(s.db.QueryRowContext(ctx,
+		`SELECT kid, unit_id, usage, public_key, created_at FROM client_keys WHERE unit_id = $1 AND usage = $2`,
+		unitID, string(usage)))
+}
+
+func scanClientKey(row scanner) (ClientKey, error) {
 	var k ClientKey
+	var usage string
 	var created int64
-	err := s.db.QueryRowContext(ctx,
-		`SELECT kid, unit_id, public_key, created_at FROM client_keys WHERE kid = $1`, kid).
-		Scan(&k.KID, &k.UnitID, &k.PublicKey, &created)
+	err := row.Scan(&k.KID, &k.UnitID, &usage, &k.PublicKey, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ClientKey{}, fmt.Errorf("%w: client key %q", ErrNotFound, kid)
+		return ClientKey{}, fmt.Errorf("%w: client key", ErrNotFound)
 	}
 	if err != nil {
 		return ClientKey{}, fmt.Errorf("store: get client key: %w", err)
 	}
-	k.CreatedAt = fromMicros(created)
+	k.Usage, k.CreatedAt = KeyUsage(usage), fromMicros(created)
 	return k, nil
 }
 
-// Enrolment is what a wallet registers with an activation code: its
-// device key and its OPAQUE record for one context.
-type Enrolment struct {
-	CodeHash  []byte
-	UnitID    string
-	Context   string
-	ClientKey ClientKey
+func (k ClientKey) check(unitID string, usage KeyUsage) error {
+	if err := checkID("client key", "kid", k.KID); err != nil {
+		return err
+	}
+	switch {
+	case k.UnitID != unitID:
+		return invalidf("client key", "of another unit")
+	case k.Usage != usage:
+		return invalidf("client key", "usage %q where %q is needed", k.Usage, usage)
+	case len(k.PublicKey) != PublicKeySize || k.PublicKey[0] != 4:
+		return invalidf("client key", "not a %d-byte uncompressed point", PublicKeySize)
+	}
+	return nil
+}
+
+// PINRecord is an OPAQUE registration record and the nonce of its
+// credential identifier.
+type PINRecord struct {
 	Record    []byte
-	Now       time.Time
+	CredNonce []byte
+}
+
+func (r PINRecord) check() error {
+	if len(r.Record) == 0 || len(r.CredNonce) == 0 {
+		return invalidf("PIN record", "empty record or nonce")
+	}
+	return nil
+}
+
+// Enrolment is what a wallet registers with an activation code: its
+// context keys and its OPAQUE record for one context.
+type Enrolment struct {
+	CodeHash []byte
+	UnitID   string
+	Context  string
+	// SigningKey (UsageSign) and AgreementKey (UsageAgree) replace the
+	// unit's client keys.
+	SigningKey   ClientKey
+	AgreementKey ClientKey
+	Record       PINRecord
+	Now          time.Time
 }
 
 // Enrol consumes an activation code and, in the same transaction, sets the
@@ -124,19 +183,17 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 	if len(e.CodeHash) != HashSize {
 		return "", invalidf("enrolment", "code hash must be %d bytes", HashSize)
 	}
-	for field, v := range map[string]string{"unit id": e.UnitID, "context": e.Context, "client kid": e.ClientKey.KID} {
-		if err := checkID("enrolment", field, v); err != nil {
-			return "", err
-		}
+	if err := checkPINKey(e.UnitID, e.Context); err != nil {
+		return "", err
 	}
-	if e.ClientKey.UnitID != e.UnitID {
-		return "", invalidf("enrolment", "client key of another unit")
+	if err := e.SigningKey.check(e.UnitID, UsageSign); err != nil {
+		return "", err
 	}
-	if len(e.ClientKey.PublicKey) != PublicKeySize || e.ClientKey.PublicKey[0] != 4 {
-		return "", invalidf("enrolment", "client key is not a %d-byte uncompressed point", PublicKeySize)
+	if err := e.AgreementKey.check(e.UnitID, UsageAgree); err != nil {
+		return "", err
 	}
-	if len(e.Record) == 0 {
-		return "", invalidf("enrolment", "empty PIN record")
+	if err := e.Record.check(); err != nil {
+		return "", err
 	}
 	now, err := toMicros("enrolment", "now", e.Now)
 	if err != nil {
@@ -166,18 +223,20 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 			args []any
 		}{
 			{`DELETE FROM client_keys WHERE unit_id = $1`, []any{e.UnitID}},
-			{`INSERT INTO client_keys (kid, unit_id, public_key, created_at) VALUES ($1, $2, $3, $4)`,
-				[]any{e.ClientKey.KID, e.UnitID, bytes.Clone(e.ClientKey.PublicKey), now}},
-			{`INSERT INTO pin_records (unit_id, context, record, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
-			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at`,
-				[]any{e.UnitID, e.Context, bytes.Clone(e.Record), now}},
+			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`,
+				[]any{e.SigningKey.KID, e.UnitID, string(UsageSign), bytes.Clone(e.SigningKey.PublicKey), now}},
+			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`,
+				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), now}},
+			{`INSERT INTO pin_records (unit_id, context, record, cred_nonce, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, cred_nonce = excluded.cred_nonce, updated_at = excluded.updated_at`,
+				[]any{e.UnitID, e.Context, bytes.Clone(e.Record.Record), bytes.Clone(e.Record.CredNonce), now}},
 			{`DELETE FROM pin_attempts WHERE unit_id = $1 AND context = $2`, []any{e.UnitID, e.Context}},
 			{`DELETE FROM sessions WHERE unit_id = $1`, []any{e.UnitID}},
 		}
 		for _, st := range steps {
 			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
 				if classify(err) == uniqueViolation {
-					return fmt.Errorf("%w: client key %q", ErrExists, e.ClientKey.KID)
+					return fmt.Errorf("%w: client key", ErrExists)
 				}
 				return err
 			}

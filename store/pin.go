@@ -11,39 +11,103 @@ import (
 
 // GetPINRecord returns the OPAQUE record of a unit in a context, or
 // [ErrNotFound].
-func (s *Store) GetPINRecord(ctx context.Context, unitID, pinContext string) ([]byte, error) {
+func (s *Store) GetPINRecord(ctx context.Context, unitID, pinContext string) (PINRecord, error) {
 	if err := checkPINKey(unitID, pinContext); err != nil {
-		return nil, err
+		return PINRecord{}, err
 	}
-	var rec []byte
+	var r PINRecord
 	err := s.db.QueryRowContext(ctx,
-		`SELECT record FROM pin_records WHERE unit_id = $1 AND context = $2`, unitID, pinContext).Scan(&rec)
+		`SELECT record, cred_nonce FROM pin_records WHERE unit_id = $1 AND context = $2`, unitID, pinContext).
+		Scan(&r.Record, &r.CredNonce)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: PIN record", ErrNotFound)
+		return PINRecord{}, fmt.Errorf("%w: PIN record", ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: get PIN record: %w", err)
+		return PINRecord{}, fmt.Errorf("store: get PIN record: %w", err)
 	}
-	return rec, nil
+	return r, nil
 }
 
 // ReplacePINRecord overwrites an existing record (a PIN change inside a
 // session), or fails with [ErrNotFound] if there is none.
-func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string, record []byte, now time.Time) error {
+func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string, r PINRecord, now time.Time) error {
 	if err := checkPINKey(unitID, pinContext); err != nil {
 		return err
 	}
-	if len(record) == 0 {
-		return invalidf("PIN record", "empty record")
+	if err := r.check(); err != nil {
+		return err
 	}
 	at, err := toMicros("PIN record", "now", now)
 	if err != nil {
 		return err
 	}
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE pin_records SET record = $3, updated_at = $4 WHERE unit_id = $1 AND context = $2`,
-		unitID, pinContext, bytes.Clone(record), at)
+		`UPDATE pin_records SET record = $3, cred_nonce = $4, updated_at = $5 WHERE unit_id = $1 AND context = $2`,
+		unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), at)
 	return affectedOne(res, err, "replace PIN record")
+}
+
+// PendingRegistration is the state kept between the OPAQUE evaluate and
+// finalize steps of a registration.
+type PendingRegistration struct {
+	UnitID  string
+	Context string
+	// Requester names who started it: the client key thumbprint, or the
+	// session of a PIN change. Only the same requester can finish it.
+	Requester string
+	CredNonce []byte
+	ExpiresAt time.Time
+}
+
+// PutPendingRegistration records (or replaces) a requester's pending
+// registration.
+func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistration) error {
+	if err := checkPINKey(p.UnitID, p.Context); err != nil {
+		return err
+	}
+	if err := checkID("pending registration", "requester", p.Requester); err != nil {
+		return err
+	}
+	if len(p.CredNonce) == 0 {
+		return invalidf("pending registration", "empty nonce")
+	}
+	expires, err := toMicros("pending registration", "expires at", p.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO pin_registrations (unit_id, context, requester, nonce, expires_at) VALUES ($1, $2, $3, $4, $5)
+		 ON CONFLICT (unit_id, context, requester) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at`,
+		p.UnitID, p.Context, p.Requester, bytes.Clone(p.CredNonce), expires)
+	if err != nil {
+		return fmt.Errorf("store: put pending registration: %w", err)
+	}
+	return nil
+}
+
+// TakePendingRegistration removes and returns the nonce of a requester's
+// pending registration, or fails with [ErrNotFound] if there is none or it
+// expired.
+func (s *Store) TakePendingRegistration(ctx context.Context, unitID, pinContext, requester string, now time.Time) ([]byte, error) {
+	if err := checkPINKey(unitID, pinContext); err != nil {
+		return nil, err
+	}
+	at, err := toMicros("pending registration", "now", now)
+	if err != nil {
+		return nil, err
+	}
+	var nonce []byte
+	var expires int64
+	err = s.db.QueryRowContext(ctx,
+		`DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2 AND requester = $3 RETURNING nonce, expires_at`,
+		unitID, pinContext, requester).Scan(&nonce, &expires)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && expires <= at {
+		return nil, fmt.Errorf("%w: pending registration", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: take pending registration: %w", err)
+	}
+	return nonce, nil
 }
 
 func checkPINKey(unitID, pinContext string) error {
@@ -105,22 +169,23 @@ func (s *Store) TakeAttempt(ctx context.Context, unitID, pinContext string, max 
 	if err != nil {
 		return Attempts{}, false, err
 	}
-	if _, err := s.db.ExecContext(ctx,
-		`INSERT INTO pin_attempts (unit_id, context, failures, not_before, locked, updated_at)
-		 VALUES ($1, $2, 0, 0, 0, $3) ON CONFLICT (unit_id, context) DO NOTHING`,
-		unitID, pinContext, at); err != nil {
-		return Attempts{}, false, fmt.Errorf("store: take attempt: %w", err)
-	}
-	var n int
+	// One statement admits and counts: a new counter starts at 1; an
+	// existing one is incremented only where the guard holds, and RETURNING
+	// gives no row where it does not.
+	var a Attempts
+	var notBefore, locked int64
 	err = s.db.QueryRowContext(ctx,
-		`UPDATE pin_attempts SET failures = failures + 1, updated_at = $3
-		 WHERE unit_id = $1 AND context = $2 AND locked = 0 AND not_before <= $3 AND failures < $4
-		 RETURNING failures`,
-		unitID, pinContext, at, max).Scan(&n)
+		`INSERT INTO pin_attempts (unit_id, context, failures, not_before, locked, updated_at) VALUES ($1, $2, 1, 0, 0, $3)
+		 ON CONFLICT (unit_id, context) DO UPDATE SET failures = pin_attempts.failures + 1, updated_at = excluded.updated_at
+		 WHERE pin_attempts.locked = 0 AND pin_attempts.not_before <= $3 AND pin_attempts.failures < $4
+		 RETURNING failures, not_before, locked`,
+		unitID, pinContext, at, max).Scan(&a.Failures, &notBefore, &locked)
 	if err == nil {
-		a, err := s.GetAttempts(ctx, unitID, pinContext)
-		a.Failures = n
-		return a, true, err
+		if notBefore != 0 {
+			a.NotBefore = fromMicros(notBefore)
+		}
+		a.Locked = locked != 0
+		return a, true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Attempts{}, false, fmt.Errorf("store: take attempt: %w", err)
@@ -130,7 +195,7 @@ func (s *Store) TakeAttempt(ctx context.Context, unitID, pinContext string, max 
 		unitID, pinContext, at, max); err != nil {
 		return Attempts{}, false, fmt.Errorf("store: take attempt: %w", err)
 	}
-	a, err := s.GetAttempts(ctx, unitID, pinContext)
+	a, err = s.GetAttempts(ctx, unitID, pinContext)
 	return a, false, err
 }
 

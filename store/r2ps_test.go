@@ -23,6 +23,7 @@ func TestR2PSState(t *testing.T) {
 		{"Sessions", testSessions},
 		{"Nonces", testNonces},
 		{"ServerKeysAndSecrets", testServerKeysAndSecrets},
+		{"PendingRegistrations", testPendingRegistrations},
 		{"Purge", testPurge},
 	}
 	for _, b := range testenv.StoreBackends() {
@@ -43,8 +44,10 @@ func hash(s string) []byte {
 func enrolment(t testing.TB, unit, code string, now time.Time) store.Enrolment {
 	return store.Enrolment{
 		CodeHash: hash(code), UnitID: unit, Context: "hsm",
-		ClientKey: store.ClientKey{KID: "csk-" + unit + code, UnitID: unit, PublicKey: point(t)},
-		Record:    []byte("record-" + code), Now: now,
+		SigningKey:   store.ClientKey{KID: "csk-" + unit + code, UnitID: unit, Usage: store.UsageSign, PublicKey: point(t)},
+		AgreementKey: store.ClientKey{KID: "cak-" + unit + code, UnitID: unit, Usage: store.UsageAgree, PublicKey: point(t)},
+		Record:       store.PINRecord{Record: []byte("record-" + code), CredNonce: []byte("nonce-" + code)},
+		Now:          now,
 	}
 }
 
@@ -69,12 +72,19 @@ func testEnrol(t *testing.T, dsn string) {
 	if err != nil || p != store.PurposeActivation {
 		t.Fatalf("Enrol = %q, %v", p, err)
 	}
-	if rec, err := s.GetPINRecord(ctx, "u1", "hsm"); err != nil || string(rec) != "record-code-a" {
+	if rec, err := s.GetPINRecord(ctx, "u1", "hsm"); err != nil || string(rec.Record) != "record-code-a" || string(rec.CredNonce) != "nonce-code-a" {
 		t.Fatalf("record %q %v", rec, err)
 	}
-	if k, err := s.GetClientKey(ctx, "csk-u1code-a"); err != nil || k.UnitID != "u1" {
+	if k, err := s.GetClientKey(ctx, "csk-u1code-a"); err != nil || k.UnitID != "u1" || k.Usage != store.UsageSign {
 		t.Fatalf("client key %+v %v", k, err)
 	}
+	if k, err := s.GetUnitClientKey(ctx, "u1", store.UsageAgree); err != nil || k.KID != "cak-u1code-a" {
+		t.Fatalf("agreement key %+v %v", k, err)
+	}
+	bad := enrolment(t, "u1", "code-a", at(time.Minute))
+	bad.AgreementKey.Usage = store.UsageSign
+	_, err = s.Enrol(ctx, bad)
+	wantErr(t, "agreement key with the signing usage", err, store.ErrInvalid)
 	// Single use.
 	_, err = s.Enrol(ctx, enrolment(t, "u1", "code-a", at(time.Minute)))
 	wantErr(t, "second use", err, store.ErrNotFound)
@@ -107,10 +117,13 @@ func testEnrol(t *testing.T, dsn string) {
 	if _, err := s.GetClientKey(ctx, "csk-u1code-a"); err == nil {
 		t.Fatal("old client key survived a PIN reset")
 	}
-	if err := s.ReplacePINRecord(ctx, "u1", "hsm", []byte("changed"), at(time.Hour)); err != nil {
+	if err := s.ReplacePINRecord(ctx, "u1", "hsm", store.PINRecord{Record: []byte("changed"), CredNonce: []byte("n2")}, at(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "replace missing record", s.ReplacePINRecord(ctx, "u2", "hsm", []byte("x"), at(0)), store.ErrNotFound)
+	if rec, _ := s.GetPINRecord(ctx, "u1", "hsm"); string(rec.CredNonce) != "n2" {
+		t.Fatalf("replaced record %q", rec)
+	}
+	wantErr(t, "replace missing record", s.ReplacePINRecord(ctx, "u2", "hsm", store.PINRecord{Record: []byte("x"), CredNonce: []byte("n")}, at(0)), store.ErrNotFound)
 }
 
 func mustSession(t testing.TB, s *store.Store, unit, id string) {
@@ -277,10 +290,37 @@ func testPurge(t *testing.T, dsn string) {
 	ctx := t.Context()
 	mustCreateUnit(t, s, "u")
 	mustSession(t, s, "u", "old")
+	s.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: "u", Context: "hsm", Requester: "r", CredNonce: []byte("n"), ExpiresAt: at(time.Minute)})
 	s.UseNonce(ctx, hash("n"), at(time.Minute))
 	s.PutActivationCode(ctx, store.ActivationCode{CodeHash: hash("c"), UnitID: "u", Purpose: store.PurposeActivation, CreatedAt: at(0), ExpiresAt: at(time.Minute)})
 	n, err := s.Purge(ctx, at(10*time.Minute))
-	if err != nil || n != 3 {
+	if err != nil || n != 4 {
 		t.Fatalf("purged %d, %v", n, err)
 	}
+}
+
+func testPendingRegistrations(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	put := func(requester, nonce string, ttl time.Duration) {
+		t.Helper()
+		if err := s.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: "u", Context: "hsm",
+			Requester: requester, CredNonce: []byte(nonce), ExpiresAt: at(ttl)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("csk-a", "n1", time.Minute)
+	put("csk-b", "n2", time.Minute)
+	put("csk-a", "n3", time.Minute) // a new evaluate replaces the requester's own
+	if n, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-a", at(0)); err != nil || string(n) != "n3" {
+		t.Fatalf("take a: %q %v", n, err)
+	}
+	_, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-a", at(0))
+	wantErr(t, "second take", err, store.ErrNotFound)
+	if n, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-b", at(0)); err != nil || string(n) != "n2" {
+		t.Fatalf("take b: %q %v", n, err)
+	}
+	put("csk-c", "n4", time.Minute)
+	_, err = s.TakePendingRegistration(ctx, "u", "hsm", "csk-c", at(time.Minute))
+	wantErr(t, "expired", err, store.ErrNotFound)
 }

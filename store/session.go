@@ -178,7 +178,8 @@ func (s *Store) UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.T
 	return nil
 }
 
-// Purge deletes expired sessions, nonces and activation codes, and returns
+// Purge deletes expired sessions, nonces, activation codes and pending
+// registrations, and returns
 // how many rows went.
 func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 	at, err := toMicros("purge", "now", now)
@@ -190,6 +191,7 @@ func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 		`DELETE FROM sessions WHERE expires_at <= $1`,
 		`DELETE FROM nonces WHERE expires_at <= $1`,
 		`DELETE FROM activation_codes WHERE expires_at <= $1`,
+		`DELETE FROM pin_registrations WHERE expires_at <= $1`,
 	} {
 		res, err := s.db.ExecContext(ctx, q, at)
 		if err != nil {

@@ -12,25 +12,43 @@ CREATE TABLE activation_codes (
 );
 CREATE INDEX activation_codes_by_unit ON activation_codes (unit_id);
 
--- The wallet's context signing keys (CSK): every request JWS is verified
--- against one of these. kid is the RFC 7638 thumbprint.
+-- The wallet's context keys: its signing key (CSK, usage sig), which every
+-- request JWS is verified against, and its agreement key (CAK, usage enc),
+-- which 1FA responses are encrypted to. kid is the RFC 7638 thumbprint.
 CREATE TABLE client_keys (
 	kid        TEXT COLLATE "C" NOT NULL PRIMARY KEY,
 	unit_id    TEXT COLLATE "C" NOT NULL REFERENCES units (id),
+	usage      TEXT NOT NULL,
 	public_key BYTEA NOT NULL,
 	created_at BIGINT NOT NULL
 );
 CREATE INDEX client_keys_by_unit ON client_keys (unit_id);
 
--- OPAQUE registration records, one per unit and context.
+-- OPAQUE registration records, one per unit and context. cred_nonce is the
+-- random part of the record's credential identifier, and so of its OPRF key.
 CREATE TABLE pin_records (
 	unit_id    TEXT COLLATE "C" NOT NULL REFERENCES units (id),
 	context    TEXT COLLATE "C" NOT NULL,
 	record     BYTEA NOT NULL,
+	cred_nonce BYTEA NOT NULL,
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL,
 	PRIMARY KEY (unit_id, context)
 );
+
+-- Registrations between OPAQUE evaluate and finalize: the nonce of the
+-- credential identifier the evaluate step used, per requester (the
+-- requesting client key, or the session of a PIN change), so nobody can
+-- replace another requester's pending registration.
+CREATE TABLE pin_registrations (
+	unit_id    TEXT COLLATE "C" NOT NULL,
+	context    TEXT COLLATE "C" NOT NULL,
+	requester  TEXT COLLATE "C" NOT NULL,
+	nonce      BYTEA NOT NULL,
+	expires_at BIGINT NOT NULL,
+	PRIMARY KEY (unit_id, context, requester)
+);
+CREATE INDEX pin_registrations_by_expiry ON pin_registrations (expires_at);
 
 -- PIN attempt counters. failures counts attempts that reached the PIN
 -- check and did not succeed (incremented before the check); locked is set
