@@ -100,6 +100,20 @@ func (s *Server) openSecret(sealed, idHash []byte, size int) ([]byte, error) {
 // in the PIN context, with its key, if it has uses left. Otherwise it gives
 // ErrNoSession, whichever check failed.
 func (s *Server) Session(ctx context.Context, sessionID, unit, pinContext string) (Session, error) {
+	se, err := s.Lookup(ctx, sessionID)
+	if err != nil {
+		return Session{}, err
+	}
+	if se.Unit != unit || se.Context != pinContext {
+		return Session{}, ErrNoSession
+	}
+	return se, nil
+}
+
+// Lookup returns the verified, unexpired session with that id, whoever it
+// belongs to, if it has uses left: a 2FA envelope names only its session,
+// which then tells the unit and context. Otherwise it gives ErrNoSession.
+func (s *Server) Lookup(ctx context.Context, sessionID string) (Session, error) {
 	idHash, ok := parseSessionID(sessionID)
 	if !ok {
 		return Session{}, ErrNoSession
@@ -111,7 +125,7 @@ func (s *Server) Session(ctx context.Context, sessionID, unit, pinContext string
 	if err != nil {
 		return Session{}, fmt.Errorf("pin: load session: %w", err)
 	}
-	if se.State != store.SessionVerified || se.UnitID != unit || se.Context != pinContext || se.UsesLeft == 0 {
+	if se.State != store.SessionVerified || se.UsesLeft == 0 {
 		return Session{}, ErrNoSession
 	}
 	key, err := s.openSecret(se.Secret, idHash, keyLen)

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -90,6 +93,8 @@ type Config struct {
 	// AdminToken is the bearer token of the admin API (ServeAdmin); the
 	// admin API is off without one.
 	AdminToken []byte
+	// R2PS serves POST /r2ps and the server keys; nil leaves both out.
+	R2PS *dispatch.Dispatcher
 }
 
 // Server serves one wscad instance.
@@ -142,6 +147,10 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.handle(s.healthz))
 	mux.Handle("GET /readyz", s.handle(s.readyz))
+	if cfg.R2PS != nil {
+		mux.Handle("POST "+r2ps.Path, s.handle(s.serveR2PS))
+		mux.Handle("GET "+r2ps.KeysPath, s.handle(s.r2psKeys))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 	}))
@@ -151,6 +160,31 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the server's root handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// r2ps answers one R2PS message. The dispatcher decides the status and
+// body; this only moves bytes.
+func (s *Server) serveR2PS(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(http.StatusRequestEntityTooLarge, "message too large", err)
+		}
+		return Errorf(http.StatusBadRequest, "unreadable body", err)
+	}
+	rep := s.cfg.R2PS.Serve(r.Context(), body)
+	w.Header().Set("Content-Type", rep.ContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(rep.Status)
+	w.Write(rep.Body)
+	return nil
+}
+
+// r2psKeys publishes the server's R2PS keys (JWKS).
+func (s *Server) r2psKeys(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, s.cfg.R2PS.Keys())
+	return nil
+}
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -166,7 +166,8 @@ type Enrolment struct {
 	UnitID   string
 	Context  string
 	// SigningKey (UsageSign) and AgreementKey (UsageAgree) replace the
-	// unit's client keys.
+	// unit's client keys. AgreementKey may be zero (compat clients, whose
+	// responses are not encrypted, have none).
 	SigningKey   ClientKey
 	AgreementKey ClientKey
 	Record       PINRecord
@@ -189,8 +190,11 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 	if err := e.SigningKey.check(e.UnitID, UsageSign); err != nil {
 		return "", err
 	}
-	if err := e.AgreementKey.check(e.UnitID, UsageAgree); err != nil {
-		return "", err
+	hasCAK := e.AgreementKey.KID != ""
+	if hasCAK {
+		if err := e.AgreementKey.check(e.UnitID, UsageAgree); err != nil {
+			return "", err
+		}
 	}
 	if err := e.Record.check(); err != nil {
 		return "", err
@@ -225,8 +229,8 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 			{`DELETE FROM client_keys WHERE unit_id = $1`, []any{e.UnitID}},
 			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`,
 				[]any{e.SigningKey.KID, e.UnitID, string(UsageSign), bytes.Clone(e.SigningKey.PublicKey), now}},
-			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`,
-				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), now}},
+			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, created_at) SELECT $1, $2, $3, $4, $5 WHERE $6`,
+				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), now, hasCAK}},
 			{`INSERT INTO pin_records (unit_id, context, record, cred_nonce, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
 			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, cred_nonce = excluded.cred_nonce, updated_at = excluded.updated_at`,
 				[]any{e.UnitID, e.Context, bytes.Clone(e.Record.Record), bytes.Clone(e.Record.CredNonce), now}},

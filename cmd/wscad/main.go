@@ -25,7 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsca/wsca/internal/config"
+	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/server"
+	"github.com/wsca/wsca/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -50,6 +53,13 @@ type options struct {
 	readyTimeout    time.Duration
 	adminListen     string
 	adminTokenFile  string
+	pinMaxAttempts  int
+	pinDelays       string
+	opaqueContext   string
+	sessionDuration time.Duration
+	maxSession      time.Duration
+	taskContexts    string
+	iatMaxAge       time.Duration
 }
 
 func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) (*options, error) {
@@ -68,6 +78,13 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", server.DefaultReadyTimeout, "bound on the store and device checks of /readyz")
 	fs.StringVar(&o.adminListen, "admin-listen", "", "listen `address` of the admin API (off when empty); needs --admin-token-file")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the admin API bearer token")
+	fs.IntVar(&o.pinMaxAttempts, "pin-max-attempts", pin.DefaultMaxAttempts, "PIN failures before a unit is locked until an operator unlocks it")
+	fs.StringVar(&o.pinDelays, "pin-delays", "", "escalating waits after PIN failures, e.g. 3:1m,4:5m (failures:wait)")
+	fs.StringVar(&o.opaqueContext, "opaque-context", "", "OPAQUE context string (empty: the SIROS-compatible default)")
+	fs.DurationVar(&o.sessionDuration, "session-duration", dispatch.DefaultSessionDuration, "default PIN session length")
+	fs.DurationVar(&o.maxSession, "max-session", dispatch.DefaultMaxSession, "longest PIN session a client may ask for")
+	fs.StringVar(&o.taskContexts, "task-contexts", "signing", "comma-separated contexts where sign_ecdsa needs a session bound to sign: task (SCAL2)")
+	fs.DurationVar(&o.iatMaxAge, "iat-max-age", dispatch.DefaultMaxAge, "oldest request (iat) accepted; nonces are kept this long")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -139,6 +156,10 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if info.Software {
 		log.Warn("the device is software: keys are not protected by an HSM; use it for development only")
 	}
+	disp, err := r2psService(ctx, o, st, roles, log)
+	if err != nil {
+		return err
+	}
 	var adminToken []byte
 	if o.adminListen != "" {
 		if adminToken, err = readToken(o.adminTokenFile); err != nil {
@@ -149,6 +170,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 		Addr: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, Roles: roles,
 		Service: st.Service, Logger: log, Registry: reg, Version: version,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, AdminToken: adminToken,
+		R2PS: disp,
 	})
 	if err != nil {
 		return err
@@ -164,9 +186,10 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	log.Info("listening", "url", scheme+"://"+ln.Addr().String())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	running := 1
+	errc := make(chan error, 3)
+	running := 2
 	go func() { errc <- srv.Serve(ctx, ln) }()
+	go func() { errc <- purge(ctx, st.Store, log) }()
 	if o.adminListen != "" {
 		aln, err := net.Listen("tcp", o.adminListen)
 		if err != nil {
@@ -191,6 +214,57 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}
 	log.Info("wscad stopped")
 	return nil
+}
+
+// r2psService builds the PIN server and the R2PS dispatcher.
+func r2psService(ctx context.Context, o *options, st *config.Opened, roles server.Roles, log *slog.Logger) (*dispatch.Dispatcher, error) {
+	delays, err := pin.ParseDelays(o.pinDelays)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := st.Service.Sealer(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sealing key: %w", err)
+	}
+	pins, err := pin.New(ctx, pin.Config{
+		Store: st.Store, Sealer: sealer, Logger: log,
+		Policy:  pin.Policy{MaxAttempts: o.pinMaxAttempts, Delays: delays},
+		Profile: pin.Profile{Context: o.opaqueContext},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var tasks []string
+	for _, c := range strings.Split(o.taskContexts, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			tasks = append(tasks, c)
+		}
+	}
+	return dispatch.New(ctx, dispatch.Config{
+		Keys: st.Service, PIN: pins, Store: st.Store, WSCD: roles.WSCD,
+		MaxAge: o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
+		TaskContexts: tasks, Logger: log,
+	})
+}
+
+// purge deletes expired sessions, nonces, codes and pending registrations
+// every minute until ctx ends. Every instance may run it: deletes of
+// expired rows are idempotent.
+func purge(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if n, err := st.Purge(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("purge of expired state failed", "err", err)
+			} else if n > 0 {
+				log.Debug("purged expired state", "rows", n)
+			}
+		}
+	}
 }
 
 // readToken reads the admin token file: one line, at least 16 characters.

@@ -1,0 +1,209 @@
+package r2ps
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"time"
+)
+
+// requestWire and responseWire are the JSON of §4.2; the order of the
+// fields is the order of the members written.
+type requestWire struct {
+	Ver     string          `json:"ver"`
+	Nonce   Bytes           `json:"nonce"`
+	IAT     *int64          `json:"iat"`
+	Type    string          `json:"type"`
+	JWEHash Bytes           `json:"jwe_hash"`
+	Data    json.RawMessage `json:"data"`
+}
+
+type responseWire struct {
+	Ver   string          `json:"ver"`
+	Nonce Bytes           `json:"nonce"`
+	IAT   *int64          `json:"iat"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// DecodeRequest decodes the payload of a request JWS strictly (see the
+// package doc) and checks §4.2 and §4.2.1: ver "1.0", a nonce of at least 16
+// bytes, an integer iat, a 32-byte jwe_hash, a data object, and a type this
+// profile defines under its canonical name ([ErrUnsupportedType] otherwise,
+// legacy aliases included). The caller still compares jwe_hash with
+// [CheckJWEHash] and checks iat and nonce freshness.
+func DecodeRequest(payload []byte) (Request, error) {
+	if len(payload) > MaxMessageSize {
+		return Request{}, errorf(ErrTooLarge, "%d bytes", len(payload))
+	}
+	var w requestWire
+	if err := decodeStrict(payload, &w, ErrMalformed); err != nil {
+		return Request{}, err
+	}
+	if err := w.check(); err != nil {
+		return Request{}, err
+	}
+	return Request{
+		Version:  w.Ver,
+		Nonce:    w.Nonce,
+		IssuedAt: time.Unix(*w.IAT, 0).UTC(),
+		Type:     w.Type,
+		JWEHash:  w.JWEHash,
+		Data:     w.Data,
+	}, nil
+}
+
+func (w *requestWire) check() error {
+	if err := checkCommon(w.Ver, w.Nonce, w.IAT, w.Data); err != nil {
+		return err
+	}
+	if len(w.JWEHash) != JWEHashSize {
+		return errorf(ErrMalformed, "jwe_hash is %d bytes, want %d", len(w.JWEHash), JWEHashSize)
+	}
+	if w.Type == "" {
+		return errorf(ErrMalformed, "type missing")
+	}
+	if RequiredMode(w.Type) == ModeNone {
+		return errorf(ErrUnsupportedType, "%q", w.Type)
+	}
+	return nil
+}
+
+// checkCommon checks the members of §4.2 that both directions carry.
+func checkCommon(ver string, nonce []byte, iat *int64, data json.RawMessage) error {
+	switch {
+	case ver != Version:
+		return errorf(ErrMalformed, "ver %q, want %q", ver, Version)
+	case len(nonce) < MinNonceSize:
+		return errorf(ErrMalformed, "nonce is %d bytes, want at least %d", len(nonce), MinNonceSize)
+	case iat == nil:
+		return errorf(ErrMalformed, "iat missing")
+	case *iat < 0:
+		return errorf(ErrMalformed, "iat negative")
+	case !isObject(data):
+		return errorf(ErrMalformed, "data is not a JSON object")
+	}
+	return nil
+}
+
+func isObject(data json.RawMessage) bool {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	return len(data) > 0 && data[0] == '{'
+}
+
+// EncodeRequest encodes a request payload; an empty Version means "1.0". It
+// refuses what DecodeRequest would refuse.
+func EncodeRequest(r Request) ([]byte, error) {
+	iat := r.IssuedAt.Unix()
+	w := requestWire{Ver: r.Version, Nonce: r.Nonce, IAT: &iat, Type: r.Type, JWEHash: r.JWEHash, Data: r.Data}
+	if w.Ver == "" {
+		w.Ver = Version
+	}
+	if !json.Valid(r.Data) {
+		return nil, errorf(ErrMalformed, "data is not JSON")
+	}
+	if err := w.check(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(w)
+}
+
+// DecodeResponse decodes the payload of a response JWS strictly
+// (§4.2.2.1). The caller compares the nonce with the request's.
+func DecodeResponse(payload []byte) (Response, error) {
+	if len(payload) > MaxMessageSize {
+		return Response{}, errorf(ErrTooLarge, "%d bytes", len(payload))
+	}
+	var w responseWire
+	if err := decodeStrict(payload, &w, ErrMalformed); err != nil {
+		return Response{}, err
+	}
+	if err := checkCommon(w.Ver, w.Nonce, w.IAT, w.Data); err != nil {
+		return Response{}, err
+	}
+	return Response{Version: w.Ver, Nonce: w.Nonce, IssuedAt: time.Unix(*w.IAT, 0).UTC(), Data: w.Data}, nil
+}
+
+// EncodeResponse encodes a response payload; an empty Version means "1.0".
+func EncodeResponse(r Response) ([]byte, error) {
+	iat := r.IssuedAt.Unix()
+	w := responseWire{Ver: r.Version, Nonce: r.Nonce, IAT: &iat, Data: r.Data}
+	if w.Ver == "" {
+		w.Ver = Version
+	}
+	if !json.Valid(r.Data) {
+		return nil, errorf(ErrMalformed, "data is not JSON")
+	}
+	if err := checkCommon(w.Ver, w.Nonce, w.IAT, w.Data); err != nil {
+		return nil, err
+	}
+	return json.Marshal(w)
+}
+
+// CheckJWEHash compares the request's jwe_hash with the hash of the
+// protected header it arrived under, in constant time (§4.2.1: "MUST reject
+// the message on mismatch").
+func CheckJWEHash(r Request, protectedHeader string) error {
+	if subtle.ConstantTimeCompare(r.JWEHash, JWEHash(protectedHeader)) != 1 {
+		return ErrJWEHash
+	}
+	return nil
+}
+
+// validator is implemented by every data type of types.go.
+type validator interface{ validate() error }
+
+// DecodeData decodes a data member into v, a pointer to one of the data
+// types (TFARequest, SignRequest, …), strictly, then checks the type's member
+// rules; a response type must have its success member. Errors wrap
+// [ErrMalformed].
+func DecodeData(data json.RawMessage, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return errors.New("r2ps: DecodeData needs a non-nil pointer to a struct")
+	}
+	if len(data) > MaxMessageSize {
+		return errorf(ErrTooLarge, "%d bytes", len(data))
+	}
+	if err := decodeStrict(data, v, ErrMalformed); err != nil {
+		return err
+	}
+	if _, ok := jsonFields(rv.Elem().Type())["success"]; ok {
+		var probe struct {
+			Success *bool `json:"success"`
+		}
+		if json.Unmarshal(data, &probe) != nil || probe.Success == nil {
+			return errorf(ErrMalformed, "success missing")
+		}
+	}
+	if val, ok := v.(validator); ok {
+		return val.validate()
+	}
+	return nil
+}
+
+// EncodeData checks v's member rules and encodes it as a data member. v is
+// one of the data types, or a json.RawMessage holding a JSON object (data
+// this package does not model, such as the attestation types).
+func EncodeData(v any) (json.RawMessage, error) {
+	if raw, ok := v.(json.RawMessage); ok {
+		if err := checkJSON(raw, nil); err != nil || !isObject(raw) {
+			return nil, errorf(ErrMalformed, "data is not one JSON object")
+		}
+		return raw, nil
+	}
+	if val, ok := v.(validator); ok {
+		if err := val.validate(); err != nil {
+			return nil, err
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, errorf(ErrMalformed, "%v", err)
+	}
+	if !isObject(b) {
+		return nil, errorf(ErrMalformed, "data is not a JSON object")
+	}
+	return b, nil
+}

@@ -1,0 +1,168 @@
+package r2ps
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
+)
+
+// es256SigSize is the size of an ES256 signature, R || S (RFC 7518 §3.4).
+const es256SigSize = 64
+
+// JWSHeader is the protected header of a verified JWS (§4.2).
+type JWSHeader struct {
+	Alg string // always ES256
+	Typ string // r2ps-request+jwt or r2ps-response+jwt, as the caller required
+	KID string // the signing key: the CSK in a request, the SSK in a response
+	// JWK is the embedded public key (RFC 7515 §4.1.3), nil when absent: a
+	// P-256 key with only kty, crv, x and y. Only 2fa_registration may trust
+	// it (docs/protocol.md §5); every other type takes the key registered for
+	// the unit.
+	JWK *jose.JSONWebKey
+}
+
+// jwsHeader is the wire form: decodeStrict refuses any other member (crit,
+// b64, x5c, jku, …).
+type jwsHeader struct {
+	Alg string          `json:"alg"`
+	Typ string          `json:"typ"`
+	KID string          `json:"kid"`
+	JWK json.RawMessage `json:"jwk"`
+}
+
+// SignJWS signs payload as a compact ES256 JWS (§4.2) with the protected
+// header {alg, jwk?, kid, typ}. signer is any crypto.Signer with a P-256
+// public key, an HSM-backed one included: go-jose's cryptosigner.Opaque
+// hashes, has it sign and turns the ASN.1 signature into R || S. When
+// extraHeaderJWK is not nil its public part is embedded as the jwk member
+// (the self-signed registration requests of docs/protocol.md §5).
+func SignJWS(payload []byte, typ, kid string, signer crypto.Signer, extraHeaderJWK *jose.JSONWebKey) ([]byte, error) {
+	if signer == nil {
+		return nil, errors.New("r2ps: no signer")
+	}
+	if pub, ok := signer.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		return nil, errors.New("r2ps: signer is not a P-256 ECDSA key")
+	}
+	if typ == "" {
+		return nil, errors.New("r2ps: JWS typ is empty")
+	}
+	if err := checkName(ErrMalformed, "kid", kid); err != nil {
+		return nil, err
+	}
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid)
+	if extraHeaderJWK != nil {
+		pub, err := p256Public(extraHeaderJWK)
+		if err != nil {
+			return nil, fmt.Errorf("r2ps: jwk header: %w", err)
+		}
+		opts = opts.WithHeader("jwk", &jose.JSONWebKey{Key: pub})
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: cryptosigner.Opaque(signer)}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("r2ps: %w", err)
+	}
+	obj, err := s.Sign(payload)
+	if err != nil {
+		return nil, fmt.Errorf("r2ps: sign: %w", err)
+	}
+	out, err := obj.CompactSerialize()
+	if err != nil {
+		return nil, fmt.Errorf("r2ps: %w", err)
+	}
+	return []byte(out), nil
+}
+
+// VerifyJWS verifies a compact JWS and returns its payload. Only ES256 with
+// a P-256 key is accepted: alg none, HMAC, RSA, other curves and unknown
+// header members (crit, b64, …) are refused with [ErrHeader] before key is
+// called. typ must equal wantTyp exactly, and kid must be present. key
+// receives the kid and the embedded jwk (nil when absent) and returns the
+// verification key, or an error that VerifyJWS wraps as it is
+// ([ErrUnknownKey] when the kid is not registered).
+func VerifyJWS(compact []byte, wantTyp string, key func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error)) ([]byte, JWSHeader, error) {
+	var hdr JWSHeader
+	if len(compact) > MaxMessageSize {
+		return nil, hdr, errorf(ErrTooLarge, "%d bytes", len(compact))
+	}
+	parts := bytes.Split(compact, []byte{'.'})
+	if len(parts) != 3 {
+		return nil, hdr, errorf(ErrMalformed, "compact JWS has %d parts, want 3", len(parts))
+	}
+	raw, err := decodeB64URL(parts[0])
+	if err != nil || len(raw) == 0 {
+		return nil, hdr, errorf(ErrMalformed, "JWS protected header: not base64url")
+	}
+	var w jwsHeader
+	if err := decodeStrict(raw, &w, ErrHeader); err != nil {
+		return nil, hdr, err
+	}
+	if w.Alg != AlgES256 {
+		return nil, hdr, errorf(ErrHeader, "alg %q, want %s", w.Alg, AlgES256)
+	}
+	if w.Typ != wantTyp {
+		return nil, hdr, errorf(ErrHeader, "typ %q, want %q", w.Typ, wantTyp)
+	}
+	if err := checkName(ErrHeader, "kid", w.KID); err != nil {
+		return nil, hdr, err
+	}
+	if w.JWK != nil {
+		pub, err := parseECJWK(w.JWK)
+		if err != nil {
+			return nil, hdr, err
+		}
+		hdr.JWK = &jose.JSONWebKey{Key: toECDSA(pub)}
+	}
+	payload, err := decodeB64URL(parts[1])
+	if err != nil {
+		return nil, hdr, errorf(ErrMalformed, "JWS payload: not base64url")
+	}
+	sig, err := decodeB64URL(parts[2])
+	if err != nil || len(sig) != es256SigSize {
+		return nil, hdr, errorf(ErrSignature, "want %d bytes of base64url R || S", es256SigSize)
+	}
+	pub, err := key(w.KID, hdr.JWK)
+	if err != nil {
+		return nil, hdr, fmt.Errorf("r2ps: signing key: %w", err)
+	}
+	if pub == nil || pub.Curve != elliptic.P256() {
+		return nil, hdr, errors.New("r2ps: key function returned no P-256 key")
+	}
+	// The signing input is ASCII(header) '.' ASCII(payload) as received
+	// (RFC 7515 §5.2 step 8).
+	digest := sha256.Sum256(compact[:len(parts[0])+1+len(parts[1])])
+	r := new(big.Int).SetBytes(sig[:32])
+	s := new(big.Int).SetBytes(sig[32:])
+	if !ecdsa.Verify(pub, digest[:], r, s) {
+		return nil, hdr, ErrSignature
+	}
+	hdr.Alg, hdr.Typ, hdr.KID = w.Alg, w.Typ, w.KID
+	return payload, hdr, nil
+}
+
+// Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url) of a
+// P-256 public key, the kid of every key in this profile (docs/protocol.md
+// §1, §3). It returns "" for nil or any other key; no decoder accepts an
+// empty kid, so "" matches nothing.
+func Thumbprint(pub *ecdsa.PublicKey) string {
+	if pub == nil {
+		return ""
+	}
+	k := &jose.JSONWebKey{Key: pub}
+	if _, err := p256Public(k); err != nil {
+		return ""
+	}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return ""
+	}
+	return b64url(tp)
+}

@@ -1,0 +1,166 @@
+package r2ps
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxJSONDepth bounds the nesting of any JSON accepted; R2PS needs four.
+const maxJSONDepth = 32
+
+// decodeStrict decodes data into v (a pointer) under the strict rules of
+// docs/protocol.md §3: valid UTF-8, exactly one JSON value with nothing after
+// it, no duplicate member in any object, and in every object that maps to a
+// struct only the members its json tags name, with their exact case
+// (encoding/json alone would accept "NONCE" for "nonce", ignore unknown
+// members and keep the last of two duplicates). Type mismatches are left to
+// encoding/json. Errors wrap sentinel.
+func decodeStrict(data []byte, v any, sentinel *Error) error {
+	if err := checkJSON(data, reflect.TypeOf(v)); err != nil {
+		return errorf(sentinel, "%v", err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return errorf(sentinel, "%v", jsonError(err))
+	}
+	return nil
+}
+
+// jsonError shortens encoding/json errors to what the peer may see.
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("member %q: JSON %s where another type is required", te.Field, te.Value)
+	}
+	return err
+}
+
+// checkJSON enforces the structural rules of decodeStrict against type t.
+func checkJSON(data []byte, t reflect.Type) error {
+	if !utf8.Valid(data) {
+		return errors.New("invalid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := checkValue(dec, t, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+func checkValue(dec *json.Decoder, t reflect.Type, depth int) error {
+	if depth > maxJSONDepth {
+		return errors.New("JSON nested too deeply")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	t = shape(t)
+	if delim == '[' {
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if err := checkValue(dec, elem, depth+1); err != nil {
+				return err
+			}
+		}
+		return closeToken(dec)
+	}
+	fields := jsonFields(t)
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
+		}
+		key := tok.(string) // json.Decoder yields only string keys in objects
+		if seen[key] {
+			return fmt.Errorf("duplicate member %q", key)
+		}
+		seen[key] = true
+		var ft reflect.Type
+		if fields != nil {
+			if ft, ok = fields[key]; !ok {
+				return fmt.Errorf("unknown member %q", key)
+			}
+		} else if t != nil && t.Kind() == reflect.Map {
+			ft = t.Elem()
+		}
+		if err := checkValue(dec, ft, depth+1); err != nil {
+			return err
+		}
+	}
+	return closeToken(dec)
+}
+
+// closeToken consumes the ']' or '}' that ends the current array or object.
+func closeToken(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
+	}
+	return nil
+}
+
+// syntaxDetail names a premature end, which encoding/json reports as EOF.
+func syntaxDetail(err error) string {
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of JSON"
+	}
+	return err.Error()
+}
+
+// shape returns the type whose members checkValue enforces: t without
+// pointers, or nil when t decodes itself (json.Unmarshaler, such as
+// json.RawMessage or *jose.JSONWebKey) and only the generic rules apply.
+func shape(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return nil
+	}
+	u := reflect.TypeFor[json.Unmarshaler]()
+	if t.Implements(u) || reflect.PointerTo(t).Implements(u) {
+		return nil
+	}
+	return t
+}
+
+// jsonFields maps the member names of struct type t to their types, or
+// returns nil when t is not a struct.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	m := make(map[string]reflect.Type, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	return m
+}
