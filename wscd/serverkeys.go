@@ -23,7 +23,7 @@ import (
 // ReservedPrefix are refused, so no wallet unit can claim them.
 const (
 	ServerOwner    device.Owner = "wsca.server"
-	ReservedPrefix              = "wsca."
+	ReservedPrefix string       = "wsca."
 )
 
 // Purposes of the server's keys.
