@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -416,4 +417,83 @@ func TestSessionEnds(t *testing.T) {
 	}
 	_, err = s.ListKeys(ctx)
 	wantCode(t, "session of a suspended unit", err, r2ps.CodeUnauthorized)
+}
+
+// TestTasksAndFreshness: a sign: session signs only its hashes, once each;
+// a context that demands a task refuses a plain session; stale requests and
+// wrong or spent activation codes are refused.
+func TestTasksAndFreshness(t *testing.T) {
+	w := newWorld(t, testenv.SQLite(t), testdevice.Soft(t))
+	ctx := context.Background()
+	c, _ := w.enrolled(t, "task", "123456")
+	s, err := c.Login(ctx, []byte("123456"), client.LoginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.Generate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := digest("approve payment 1"), digest("approve payment 2")
+	ts, err := c.Login(ctx, []byte("123456"), client.LoginOptions{Task: "sign:" + hex.EncodeToString(h1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ts.Sign(ctx, k.KID, h2)
+	wantCode(t, "hash outside the task", err, r2ps.CodeAccessDenied)
+	if _, err := ts.Sign(ctx, k.KID, h1); err != nil {
+		t.Fatalf("hash of the task: %v", err)
+	}
+	_, err = ts.Sign(ctx, k.KID, h1)
+	wantCode(t, "second use of a one-signature session", err, r2ps.CodeUnauthorized)
+	_, err = ts.Generate(ctx)
+	if err == nil {
+		t.Fatal("a sign-task session made a key")
+	}
+
+	// The "signing" context demands a sign task.
+	unit := wscd.NewUnitID()
+	if err := w.svc.CreateUnit(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	code, _ := w.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	sc := w.newClient(t, unit, "signing")
+	if err := sc.Enrol(ctx, code.Code, []byte("777777")); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := sc.Login(ctx, []byte("777777"), client.LoginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := plain.Generate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = plain.Sign(ctx, sk.KID, h1)
+	wantCode(t, "signing context without a task", err, r2ps.CodeAccessDenied)
+	bound, err := sc.Login(ctx, []byte("777777"), client.LoginOptions{Task: "sign:" + hex.EncodeToString(h1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bound.Sign(ctx, sk.KID, h1); err != nil {
+		t.Fatalf("signing context with a task: %v", err)
+	}
+
+	// A request from ten minutes ago is refused before anything happens.
+	cfg := c.Config()
+	cfg.Now = func() time.Time { return time.Now().Add(-10 * time.Minute) }
+	stale, _ := client.New(cfg)
+	_, err = stale.Login(ctx, []byte("123456"), client.LoginOptions{})
+	wantCode(t, "stale iat", err, r2ps.CodeIllegalRequestData)
+
+	// Wrong, and spent, activation codes.
+	u2 := wscd.NewUnitID()
+	w.svc.CreateUnit(ctx, u2)
+	good, _ := w.svc.IssueActivationCode(ctx, u2, store.PurposeActivation, 0)
+	wc := w.newClient(t, u2, "hsm")
+	wantCode(t, "wrong code", wc.Enrol(ctx, "AAAA-BBBB-CCCC", []byte("1")), r2ps.CodeUnauthorized)
+	if err := wc.Enrol(ctx, good.Code, []byte("111111")); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "spent code", w.newClient(t, u2, "hsm").Enrol(ctx, good.Code, []byte("2")), r2ps.CodeUnauthorized)
 }
