@@ -37,6 +37,37 @@ func newECJWK(pub *ecdh.PublicKey) ecJWK {
 	}
 }
 
+// signingJWK is the jwk header member of a JWS (RFC 7515 §4.1.3): the
+// RFC 7638 members, and the registered public members RFC 7517 §4 lets a
+// key carry (kid, alg, use, key_ops, x5c, x5t, x5t#S256), which clients such
+// as panva/jose may add. alg and use, when present, must fit a signing key;
+// x5u (a URL) and private members (d) stay refused.
+type signingJWK struct {
+	Kty     string   `json:"kty"`
+	Crv     string   `json:"crv"`
+	X       string   `json:"x"`
+	Y       string   `json:"y"`
+	KID     string   `json:"kid,omitempty"`
+	Alg     string   `json:"alg,omitempty"`
+	Use     string   `json:"use,omitempty"`
+	KeyOps  []string `json:"key_ops,omitempty"`
+	X5C     []string `json:"x5c,omitempty"`
+	X5T     string   `json:"x5t,omitempty"`
+	X5TS256 string   `json:"x5t#S256,omitempty"`
+}
+
+// parseSigningJWK validates the jwk of a JWS header.
+func parseSigningJWK(raw []byte) (*ecdh.PublicKey, error) {
+	var k signingJWK
+	if err := decodeStrict(raw, &k, ErrHeader); err != nil {
+		return nil, err
+	}
+	if k.Alg != "" && k.Alg != AlgES256 || k.Use != "" && k.Use != "sig" {
+		return nil, errorf(ErrHeader, "jwk is for alg %q use %q, not ES256 signing", k.Alg, k.Use)
+	}
+	return ecJWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Y: k.Y}.public()
+}
+
 // parseECJWK validates a JWK as a P-256 public key: the members, their
 // lengths, and with crypto/ecdh that the point is on the curve.
 func parseECJWK(raw []byte) (*ecdh.PublicKey, error) {
@@ -44,6 +75,10 @@ func parseECJWK(raw []byte) (*ecdh.PublicKey, error) {
 	if err := decodeStrict(raw, &k, ErrHeader); err != nil {
 		return nil, err
 	}
+	return k.public()
+}
+
+func (k ecJWK) public() (*ecdh.PublicKey, error) {
 	if k.Kty != "EC" || k.Crv != CurveP256 {
 		return nil, errorf(ErrHeader, "key is kty %q crv %q, want EC P-256", k.Kty, k.Crv)
 	}

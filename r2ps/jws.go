@@ -115,7 +115,7 @@ func VerifyJWS(compact []byte, wantTyp string, key func(kid string, embedded *jo
 		return nil, hdr, err
 	}
 	if w.JWK != nil {
-		pub, err := parseECJWK(w.JWK)
+		pub, err := parseSigningJWK(w.JWK)
 		if err != nil {
 			return nil, hdr, err
 		}

@@ -114,7 +114,9 @@ func TestVerifyJWSRejects(t *testing.T) {
 		"case-folded KID": `{"alg":"ES256","KID":"k","typ":"r2ps-request+jwt"}`,
 		"jwk with d":      withKID(`"jwk":` + strings.TrimSuffix(jwk, "}") + `,"d":"` + b64url(mustBytes(t, f.csk)) + `"}`),
 		"jwk P-384":       withKID(`"jwk":` + p384jwk),
-		"jwk with use":    withKID(`"jwk":` + strings.TrimSuffix(jwk, "}") + `,"use":"sig"}`),
+		"jwk for enc":     withKID(`"jwk":` + strings.TrimSuffix(jwk, "}") + `,"use":"enc"}`),
+		"jwk for ES384":   withKID(`"jwk":` + strings.TrimSuffix(jwk, "}") + `,"alg":"ES384"}`),
+		"jwk with x5u":    withKID(`"jwk":` + strings.TrimSuffix(jwk, "}") + `,"x5u":"https://x"}`),
 		"jwk string":      withKID(`"jwk":"key"`),
 		"header array":    `[]`,
 		"trailing":        good + `{}`,
@@ -226,5 +228,22 @@ func TestThumbprint(t *testing.T) {
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if Thumbprint(nil) != "" || Thumbprint(&p384.PublicKey) != "" {
 		t.Fatal("thumbprint of a non-P-256 key")
+	}
+}
+
+// TestEmbeddedJWKRegisteredMembers: RFC 7517 §4 members a client library
+// may add to the jwk header (kid, alg, use) are accepted when they fit an
+// ES256 signing key.
+func TestEmbeddedJWKRegisteredMembers(t *testing.T) {
+	for _, extra := range []string{`,"kid":"x"`, `,"alg":"ES256","use":"sig"`, `,"key_ops":["verify"]`} {
+		k, _ := ecdh.P256().GenerateKey(rand.Reader)
+		b := k.PublicKey().Bytes()
+		raw := `{"kty":"EC","crv":"P-256","x":"` + b64url(b[1:33]) + `","y":"` + b64url(b[33:]) + `"` + extra + `}`
+		if _, err := parseSigningJWK([]byte(raw)); err != nil {
+			t.Errorf("%s: %v", extra, err)
+		}
+		if _, err := parseECJWK([]byte(raw)); err == nil {
+			t.Errorf("%s accepted in an epk", extra)
+		}
 	}
 }

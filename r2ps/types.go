@@ -48,8 +48,8 @@ type TFARequest struct {
 	// SessionID names the pending session in a create_session finalize.
 	// Deviation (docs/protocol.md §5): the I-D gives that request no way to.
 	SessionID string `json:"session_id,omitempty"`
-	// CAK is the client agreement key, sent with a 2fa_registration
-	// finalize (docs/protocol.md §5); responses are encrypted to it.
+	// CAK is the client agreement key, sent in both rounds of a
+	// 2fa_registration (docs/protocol.md §5); responses are encrypted to it.
 	CAK *jose.JSONWebKey `json:"cak,omitempty"`
 }
 

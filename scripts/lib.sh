@@ -6,7 +6,8 @@
 #     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 # What it provides:
-#   wsca_ensure_tools   install softhsm2/opensc/postgresql/gcc when missing (root) or fail clearly
+#   wsca_ensure_tools   install softhsm2/opensc/postgresql/gcc/nodejs/npm when missing (root) or fail clearly,
+#                       then the interop wallet's npm packages (wsca_ensure_interop)
 #   wsca_setup_env      throwaway SoftHSM token + PostgreSQL cluster, exports WSCA_TEST_*,
 #                       and installs an EXIT trap that tears both down again
 #   wsca_print_env      print the exported variables (PIN redacted)
@@ -81,13 +82,18 @@ wsca_ensure_tools() {
 	cc="$(go env CC 2>/dev/null || true)"
 	cc="${cc%% *}"
 	command -v "${cc:-gcc}" >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
+	# interop: the independent Node wallet of interop/ (see interop/README.md).
+	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+	command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 	if [ ${#pkgs[@]} -eq 0 ]; then
+		wsca_ensure_interop
 		return 0
 	fi
 	if ! wsca_is_root; then
 		wsca_die "missing tools; install them first, e.g.:
     sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkgs[*]}
-(needed: softhsm2-util from softhsm2, pkcs11-tool from opensc, initdb/pg_ctl from postgresql, a C compiler for cgo and -race)"
+(needed: softhsm2-util from softhsm2, pkcs11-tool from opensc, initdb/pg_ctl from postgresql, a C compiler for cgo and -race,
+ node and npm for the interop tests)"
 	fi
 	command -v apt-get >/dev/null 2>&1 ||
 		wsca_die "missing packages (${pkgs[*]}) and no apt-get to install them with; install them by hand"
@@ -100,6 +106,18 @@ wsca_ensure_tools() {
 	command -v softhsm2-util >/dev/null 2>&1 || wsca_die "softhsm2-util still missing after install"
 	command -v pkcs11-tool >/dev/null 2>&1 || wsca_die "pkcs11-tool still missing after install"
 	[ -n "$(wsca_find_pg_bin)" ] || wsca_die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) still missing after install"
+	wsca_ensure_interop
+}
+
+# interop: install the Node wallet's pinned packages (interop/package-lock.json) into
+# interop/node_modules, where interop/interop_test.go looks for them.
+wsca_ensure_interop() {
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		wsca_die "node and npm are required for the interop tests (Debian: apt-get install nodejs npm)"
+	fi
+	wsca_log "npm ci --prefix interop ($(node --version))"
+	npm ci --prefix "$WSCA_ROOT/interop" --no-audit --no-fund --loglevel=error </dev/null >/dev/null ||
+		wsca_die "npm ci --prefix interop failed"
 }
 
 # Random hex string of $1 bytes.
@@ -307,7 +325,7 @@ wsca_setup_env() {
 	wsca_log "throwaway environment in $WSCA_ENV_DIR"
 	wsca_setup_softhsm
 	wsca_setup_postgres
-	export WSCA_TEST_REQUIRE="pkcs11,postgres"
+	export WSCA_TEST_REQUIRE="pkcs11,postgres,node" # node: interop/ (wsca_ensure_interop)
 }
 
 wsca_print_env() {

@@ -22,7 +22,7 @@
 # Exported to the Go tests:
 #     SOFTHSM2_CONF, WSCA_TEST_PKCS11_URI, WSCA_TEST_PKCS11_MODULE, WSCA_TEST_PKCS11_TOKEN,
 #     WSCA_TEST_PKCS11_PIN, WSCA_TEST_PKCS11_SO_PIN, WSCA_TEST_POSTGRES_DSN,
-#     WSCA_TEST_REQUIRE=pkcs11,postgres
+#     WSCA_TEST_REQUIRE=pkcs11,postgres,node
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
