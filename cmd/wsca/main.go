@@ -1,5 +1,25 @@
-// Command wsca is the wsca command-line tool. This version has the
-// operator commands for a local device and store:
+// Command wsca is the wsca command-line tool. The wallet commands speak
+// R2PS to a remote WSCD, with the wallet's keys, pinned server keys and PIN
+// session in a state file (--state, WSCA_STATE; default
+// $XDG_CONFIG_HOME/wsca/client.json or ~/.config/wsca/client.json, mode
+// 0600: it holds private keys):
+//
+//	wsca enroll --url URL --unit UNIT [--context hsm] [--code CODE] [--force]
+//	wsca login [--task TASK] [--duration D]
+//	wsca logout
+//	wsca status
+//	wsca keygen
+//	wsca sign --kid KID [--digest HEX | --file F | data on stdin] [--verify]
+//	wsca ecdh --kid KID --peer HEX|BASE64
+//	wsca keylist
+//	wsca keydelete KID
+//	wsca pin change
+//	wsca demo r2ps [--device-backend auto|softhsm|soft]
+//
+// PINs are read from the terminal without echo, or one line each from
+// stdin when it is not a terminal (or with --pin-stdin); never from argv.
+//
+// The operator commands act on a local device and store:
 //
 //	wsca device init [--device-backend auto|softhsm|soft]
 //	wsca device info
@@ -12,7 +32,8 @@
 //	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts  (over wscad's admin API)
 //
 // Each takes --data-dir, --store and --device like wscad (and the same
-// WSCA_* variables), and --json for machine-readable output.
+// WSCA_* variables). Every command takes --json for machine-readable
+// output.
 package main
 
 import (
@@ -34,11 +55,13 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv))
 }
 
-// env is what a command runs with.
+// env is what a command runs with. stdin is where PINs come from when it
+// is not a terminal.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookup         func(string) (string, bool)
 }
@@ -72,13 +95,18 @@ var commands = map[string]command{
 // errUsage is a usage error; the message has been printed.
 var errUsage = errors.New("usage")
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	e := env{stdout: stdout, stderr: stderr, lookup: lookup}
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr, lookup: lookup}
 	for n := 3; n >= 1; n-- {
 		if len(args) < n {
 			continue
 		}
-		if c, ok := commands[strings.Join(args[:n], " ")]; ok {
+		name := strings.Join(args[:n], " ")
+		c, ok := walletCommands[name]
+		if !ok {
+			c, ok = commands[name]
+		}
+		if ok {
 			err := c.run(ctx, e, args[n:])
 			switch {
 			case err == nil:
@@ -100,16 +128,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: wsca COMMAND [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
+	fmt.Fprintln(w, "usage: wsca COMMAND [flags]")
+	fmt.Fprintln(w, "\nwallet commands (R2PS to a remote WSCD; keys and session in the state file --state,")
+	fmt.Fprintln(w, "default $XDG_CONFIG_HOME/wsca/client.json or ~/.config/wsca/client.json, which holds private keys):")
+	listCommands(w, walletCommands)
+	fmt.Fprintln(w, "\noperator commands (a local store and device, or wscad's admin API):")
+	listCommands(w, commands)
+	fmt.Fprintln(w, "\nEvery command takes -h for its flags and --json for JSON output.")
+	fmt.Fprintln(w, "PINs are read from the terminal without echo, else one line each from stdin (--pin-stdin forces stdin).")
+}
+
+func listCommands(w io.Writer, table map[string]command) {
+	names := make([]string, 0, len(table))
+	for n := range table {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-20s %s\n", n, commands[n].usage)
+		fmt.Fprintf(w, "  %-20s %s\n", n, table[n].usage)
 	}
-	fmt.Fprintln(w, "\nEvery command takes -h for its flags.")
 }
 
 func printVersion(ctx context.Context, e env, args []string) error {

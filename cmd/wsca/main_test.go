@@ -23,7 +23,7 @@ func (c cli) run(args ...string) (int, string, string) {
 		}
 		return "", false
 	}
-	code := run(context.Background(), args, &out, &errb, lookup)
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb, lookup)
 	return code, out.String(), errb.String()
 }
 
