@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/r2ps/client"
+)
+
+// newWallet makes fresh client keys (CSK, CAK) and pins the server's keys
+// as the server presents them now. Fetching trusts the network once: the
+// thumbprints are shown so that they can be compared out of band.
+func newWallet(ctx context.Context, hc *http.Client, path, url, unit, secCtx string) (*wallet, error) {
+	if _, err := device.ParseOwner(unit); err != nil {
+		return nil, fmt.Errorf("unit id: %w", err)
+	}
+	if secCtx == "" {
+		return nil, errors.New("the context must not be empty")
+	}
+	w := &wallet{path: path, url: url, unit: unit, context: secCtx, hc: hc}
+	keys, err := client.FetchServerKeys(ctx, w.httpClient(), url)
+	if err != nil {
+		return nil, err
+	}
+	w.server = keys
+	if w.csk, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, err
+	}
+	if w.cak, err = ecdh.P256().GenerateKey(rand.Reader); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *wallet) httpClient() *http.Client {
+	if w.hc != nil {
+		return w.hc
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+func (w *wallet) client() (*client.Client, error) {
+	return client.New(client.Config{URL: w.url, HTTP: w.httpClient(), Unit: w.unit, Context: w.context,
+		SigningKey: w.csk, AgreementKey: w.cak, Server: w.server})
+}
+
+// enrol registers the wallet's keys and PIN with an activation code.
+func (w *wallet) enrol(ctx context.Context, code string, pin []byte) error {
+	c, err := w.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Enrol(ctx, code, pin); err != nil {
+		return explain("enrolment", err, "the activation code is wrong, used or expired, or the unit is not active")
+	}
+	w.enrolled = true
+	return nil
+}
+
+// resume returns the saved session if it has not expired.
+func (w *wallet) resume(now time.Time) (*client.Session, error) {
+	if w.session == nil {
+		return nil, errNoSession
+	}
+	if !now.Before(w.session.expiresAt) {
+		return nil, errSessionExpired
+	}
+	c, err := w.client()
+	if err != nil {
+		return nil, err
+	}
+	s := w.session
+	return c.Resume(s.id, s.key, s.task, s.expiresAt), nil
+}
+
+// kids returns the RFC 7638 thumbprints of the wallet's own public keys.
+func (w *wallet) kids() (csk, cak string, err error) {
+	pub, err := device.PublicKeyFromBytes(w.cak.PublicKey().Bytes())
+	if err != nil {
+		return "", "", err
+	}
+	return r2ps.Thumbprint(&w.csk.PublicKey), r2ps.Thumbprint(pub), nil
+}
+
+// explain wraps a server's refusal with what it most likely means here;
+// unauthorized is the meaning of UNAUTHORIZED for this step. The server's
+// code stays in the message.
+func explain(op string, err error, unauthorized string) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	hint := map[string]string{
+		r2ps.CodeUnauthorized: unauthorized,
+		r2ps.CodeAccessDenied: "the PIN is locked or in a wait after failures, the session's task forbids this, or the unit is not active",
+		r2ps.CodeTryLater:     "the server's device or store is unavailable",
+	}[ce.Code]
+	if hint == "" {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w (%s)", op, err, hint)
+}
