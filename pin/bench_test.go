@@ -99,7 +99,7 @@ func BenchmarkLogin(b *testing.B) {
 				if _, err := e.st.GetSession(ctx, h[:], now); err != nil {
 					b.Fatal(err)
 				}
-				if err := e.st.ClearAttempts(ctx, "u", hsm, false, now); err != nil {
+				if err := e.st.ClearAttempts(ctx, "u", hsm, now); err != nil {
 					b.Fatal(err)
 				}
 				if err := e.st.VerifySession(ctx, h[:], secret[:48], now.Add(time.Minute), now); err != nil {

@@ -257,7 +257,7 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 		return Session{}, ErrWrongPIN
 	}
 	// The PIN is proven: clear the count even if the session is lost below.
-	if err := s.st.ClearAttempts(ctx, unit, pinContext, false, now); err != nil {
+	if err := s.st.ClearAttempts(ctx, unit, pinContext, now); err != nil {
 		return Session{}, fmt.Errorf("pin: clear attempts: %w", err)
 	}
 	sealed, err := s.sealer.Seal(key, sessionAD(idHash))

@@ -268,7 +268,7 @@ func (s *Server) Unlock(ctx context.Context, unit, pinContext string) error {
 	if _, err := credentialIdentifier(unit, pinContext, nil); err != nil {
 		return err
 	}
-	if err := s.st.ClearAttempts(ctx, unit, pinContext, true, s.now()); err != nil {
+	if err := s.st.ClearAttempts(ctx, unit, pinContext, s.now()); err != nil {
 		return fmt.Errorf("pin: unlock: %w", err)
 	}
 	s.log.Info("pin: attempts unlocked", "unit", unit, "context", pinContext)

@@ -222,10 +222,13 @@ func (s *Store) DelayAttempts(ctx context.Context, unitID, pinContext string, no
 	return nil
 }
 
-// ClearAttempts resets a counter after a correct PIN or an operator's
-// unlock. A correct PIN does not lift a lock (unlock is true only for the
-// operator), since a locked counter admits no attempt in the first place.
-func (s *Store) ClearAttempts(ctx context.Context, unitID, pinContext string, unlock bool, now time.Time) error {
+// ClearAttempts resets a counter, its wait and its lock: after a correct
+// PIN, or an operator's unlock. A correct PIN may lift the lock because it
+// can only come from an attempt admitted before the lock was reached, with
+// the right PIN: concurrent logins of the right holder must not lock the
+// unit, and an attacker whose admitted guesses all failed stays locked out
+// (no further attempt is admitted) until the operator unlocks.
+func (s *Store) ClearAttempts(ctx context.Context, unitID, pinContext string, now time.Time) error {
 	if err := checkPINKey(unitID, pinContext); err != nil {
 		return err
 	}
@@ -233,11 +236,9 @@ func (s *Store) ClearAttempts(ctx context.Context, unitID, pinContext string, un
 	if err != nil {
 		return err
 	}
-	q := `UPDATE pin_attempts SET failures = 0, not_before = 0, updated_at = $3 WHERE unit_id = $1 AND context = $2 AND locked = 0`
-	if unlock {
-		q = `UPDATE pin_attempts SET failures = 0, not_before = 0, locked = 0, updated_at = $3 WHERE unit_id = $1 AND context = $2`
-	}
-	if _, err := s.db.ExecContext(ctx, q, unitID, pinContext, at); err != nil {
+	if _, err := s.db.ExecContext(ctx,
+		`UPDATE pin_attempts SET failures = 0, not_before = 0, locked = 0, updated_at = $3 WHERE unit_id = $1 AND context = $2`,
+		unitID, pinContext, at); err != nil {
 		return fmt.Errorf("store: clear attempts: %w", err)
 	}
 	return nil

@@ -149,7 +149,7 @@ func (s *Service) UnlockPIN(ctx context.Context, unit, pinContext string) error 
 	if _, err := s.Unit(ctx, unit); err != nil {
 		return err
 	}
-	if err := s.st.ClearAttempts(ctx, unit, pinContext, true, s.now().UTC()); err != nil {
+	if err := s.st.ClearAttempts(ctx, unit, pinContext, s.now().UTC()); err != nil {
 		return s.storeErr(err)
 	}
 	s.log.InfoContext(ctx, "PIN unlocked by operator", "unit", unit, "context", pinContext)

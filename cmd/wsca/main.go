@@ -90,6 +90,7 @@ var commands = map[string]command{
 	"admin unit revoke":   {"revoke a unit for good", adminUnitState("revoked")},
 	"admin unit unlock":   {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
 	"admin unit attempts": {"show a unit's PIN attempt counter", adminUnitAttempts},
+	"bench":               {"load a wscad over R2PS: bench --url URL [--admin-token-file F | --unit U --code C] [--op sign|ecdh|login|list] [--concurrency C] [--requests N | --duration D]", benchCmd},
 }
 
 // errUsage is a usage error; the message has been printed.

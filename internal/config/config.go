@@ -141,25 +141,34 @@ func (s State) Resolve() (Resolved, error) {
 	if r.StoreDSN != "" && r.DeviceURI != "" {
 		return r, nil
 	}
-	def, err := datadir.Load(datadir.Dir(s.DataDir), s.DeviceBackend)
+	dir := datadir.Dir(s.DataDir)
+	var parts []string
+	if r.DeviceURI != "" {
+		// An explicit device: the data directory gives only the store, and
+		// its own device is neither made nor pointed at.
+		if err := dir.Create(); err != nil {
+			return r, err
+		}
+		r.StoreDSN = dir.StoreDSN()
+		r.Defaults = "embedded defaults in " + s.DataDir + ": SQLite store"
+		return r, nil
+	}
+	def, err := datadir.Load(dir, s.DeviceBackend)
 	if err != nil {
 		return r, err
 	}
-	var parts []string
 	if r.StoreDSN == "" {
 		r.StoreDSN = def.StoreDSN
 		parts = append(parts, "SQLite store")
 	}
-	if r.DeviceURI == "" {
-		r.DeviceURI = def.DeviceURI
-		if def.SoftHSMConf != "" {
-			if err := os.Setenv("SOFTHSM2_CONF", def.SoftHSMConf); err != nil {
-				return r, err
-			}
-			parts = append(parts, "SoftHSM token "+datadir.SoftHSMTokenLabel+" via PKCS#11")
-		} else {
-			parts = append(parts, "soft keystore (software keys: development only)")
+	r.DeviceURI = def.DeviceURI
+	if def.SoftHSMConf != "" {
+		if err := os.Setenv("SOFTHSM2_CONF", def.SoftHSMConf); err != nil {
+			return r, err
 		}
+		parts = append(parts, "SoftHSM token "+datadir.SoftHSMTokenLabel+" via PKCS#11")
+	} else {
+		parts = append(parts, "soft keystore (software keys: development only)")
 	}
 	r.Defaults = "embedded defaults in " + s.DataDir + ": " + strings.Join(parts, ", ")
 	return r, nil

@@ -3,6 +3,8 @@ package config
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +91,24 @@ func FuzzParseFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResolveExplicitDevice: with a device given, the data directory gives
+// only the store; it makes no device of its own and leaves SOFTHSM2_CONF.
+func TestResolveExplicitDevice(t *testing.T) {
+	t.Setenv("SOFTHSM2_CONF", "/unchanged.conf")
+	dir := filepath.Join(t.TempDir(), "data")
+	r, err := State{DataDir: dir, Device: "soft:/elsewhere", DeviceBackend: "auto"}.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DeviceURI != "soft:/elsewhere" || r.StoreDSN != "sqlite:"+filepath.Join(dir, "wsca.db") {
+		t.Fatalf("%+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "device.uri")); err == nil {
+		t.Fatal("the data directory made a device")
+	}
+	if os.Getenv("SOFTHSM2_CONF") != "/unchanged.conf" {
+		t.Fatal("SOFTHSM2_CONF changed")
+	}
 }

@@ -47,6 +47,14 @@ const (
 // Dir is a data directory.
 type Dir string
 
+// Create makes the directory (0700) if it does not exist.
+func (d Dir) Create() error {
+	if err := os.MkdirAll(string(d), 0o700); err != nil {
+		return fmt.Errorf("datadir: %w", err)
+	}
+	return nil
+}
+
 // StoreDSN is the default store: SQLite in the directory.
 func (d Dir) StoreDSN() string { return "sqlite:" + filepath.Join(string(d), "wsca.db") }
 
@@ -80,8 +88,8 @@ func (d Defaults) Describe() string {
 // device on first use. backend is Auto, SoftHSM or Soft; it only matters the
 // first time.
 func Load(dir Dir, backend string) (Defaults, error) {
-	if err := os.MkdirAll(string(dir), 0o700); err != nil {
-		return Defaults{}, fmt.Errorf("datadir: %w", err)
+	if err := dir.Create(); err != nil {
+		return Defaults{}, err
 	}
 	def := Defaults{StoreDSN: dir.StoreDSN()}
 	data, err := os.ReadFile(dir.deviceFile())

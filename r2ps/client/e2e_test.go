@@ -497,3 +497,43 @@ func TestTasksAndFreshness(t *testing.T) {
 	}
 	wantCode(t, "spent code", w.newClient(t, u2, "hsm").Enrol(ctx, good.Code, []byte("2")), r2ps.CodeUnauthorized)
 }
+
+// TestConcurrentCorrectLogins: the right holder logging in many times at
+// once does not lock the unit. At most MaxAttempts logins are in flight at
+// a time (the others are refused), and each success clears the count.
+func TestConcurrentCorrectLogins(t *testing.T) {
+	w := newWorld(t, testenv.SQLite(t), testdevice.Soft(t))
+	ctx := context.Background()
+	c, unit := w.enrolled(t, "busy", "123456")
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Login(ctx, []byte("123456"), client.LoginOptions{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case client.IsCode(err, r2ps.CodeAccessDenied):
+		default:
+			t.Errorf("concurrent correct login: %v", err)
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no concurrent login succeeded")
+	}
+	if _, err := c.Login(ctx, []byte("123456"), client.LoginOptions{}); err != nil {
+		t.Fatalf("the unit locked itself: %v", err)
+	}
+	if a, _ := w.pins.Attempts(ctx, unit, "hsm"); a.Failures != 0 || a.Locked {
+		t.Fatalf("counter after correct logins: %+v", a)
+	}
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/dispatch"
+	"github.com/wsca/wsca/server"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+// benchServer is a wscad in-process on loopback: R2PS on one listener, the
+// admin API on another, on a soft keystore and SQLite.
+type benchServer struct {
+	url, adminURL, tokenFile string
+	svc                      *wscd.Service
+}
+
+func newBenchServer(t *testing.T) *benchServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, testenv.SQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	svc, err := wscd.New(wscd.Config{Device: testdevice.Soft(t), Store: st, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := svc.Sealer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disp, err := dispatch.New(ctx, dispatch.Config{Keys: svc, PIN: pins, Store: st, WSCD: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "bench-test-admin-token"
+	srv, err := server.New(server.Config{Roles: server.Roles{WSCD: true, WSCA: true}, Service: svc,
+		Registry: prometheus.NewRegistry(), R2PS: disp, Logger: log, AdminToken: []byte(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lns [2]net.Listener
+	for i := range lns {
+		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 2)
+	go func() { done <- srv.Serve(ctx, lns[0]) }()
+	go func() { done <- srv.ServeAdmin(ctx, lns[1]) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		<-done
+		st.Close()
+	})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &benchServer{url: "http://" + lns[0].Addr().String(), adminURL: "http://" + lns[1].Addr().String(),
+		tokenFile: tokenFile, svc: svc}
+}
+
+// bench runs wsca bench and decodes its JSON summary.
+func (s *benchServer) bench(t *testing.T, args ...string) (benchSummary, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	args = append([]string{"bench", "--url", s.url, "--json"}, args...)
+	if code := run(context.Background(), args, strings.NewReader(""), &out, &errb, func(string) (string, bool) { return "", false }); code != 0 {
+		t.Fatalf("wsca %s: exit %d\n%s", strings.Join(args, " "), code, errb.String())
+	}
+	var sum benchSummary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, out.String())
+	}
+	return sum, errb.String()
+}
+
+// TestBenchAdmin: 50 signatures from 4 workers, each with its own unit
+// enrolled through the admin API; every request is counted, none fails,
+// the latencies are ordered, nothing is written to stderr (--json), and
+// the units are revoked afterwards.
+func TestBenchAdmin(t *testing.T) {
+	s := newBenchServer(t)
+	sum, stderr := s.bench(t, "--admin-url", s.adminURL, "--admin-token-file", s.tokenFile,
+		"--requests", "50", "--concurrency", "4", "--op", "sign")
+	if sum.Requests != 50 || sum.OK != 50 || len(sum.Errors) != 0 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	if sum.Units != 4 || sum.Concurrency != 4 || sum.Op != "sign" || sum.Throughput <= 0 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	if !(0 < sum.P50 && sum.P50 <= sum.P90 && sum.P90 <= sum.P99 && sum.P99 <= sum.Max) {
+		t.Fatalf("latencies out of order: %+v", sum)
+	}
+	if stderr != "" {
+		t.Fatalf("stderr with --json: %q", stderr)
+	}
+	units, err := s.svc.Units(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 4 {
+		t.Fatalf("%d units", len(units))
+	}
+	for _, u := range units {
+		if u.State != store.UnitRevoked {
+			t.Fatalf("unit %s left %s", u.ID, u.State)
+		}
+		if keys, _ := s.svc.List(context.Background(), u.ID); len(keys) != 0 {
+			t.Fatalf("unit %s kept %d keys", u.ID, len(keys))
+		}
+	}
+}
+
+// TestBenchCode: with --unit and --code every op runs on the one unit.
+func TestBenchCode(t *testing.T) {
+	s := newBenchServer(t)
+	ctx := context.Background()
+	for _, op := range []string{"ecdh", "list", "login"} {
+		unit := wscd.NewUnitID()
+		if err := s.svc.CreateUnit(ctx, unit); err != nil {
+			t.Fatal(err)
+		}
+		code, err := s.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conc := "2"
+		if op == "login" {
+			conc = "1"
+		}
+		sum, _ := s.bench(t, "--unit", unit, "--code", code.Code, "--requests", "10", "--concurrency", conc, "--op", op)
+		if sum.Requests != 10 || sum.OK != 10 || len(sum.Errors) != 0 || sum.Units != 1 {
+			t.Fatalf("%s: %+v", op, sum)
+		}
+	}
+}
+
+// TestBenchDuration: a run bounded by time stops there.
+func TestBenchDuration(t *testing.T) {
+	s := newBenchServer(t)
+	ctx := context.Background()
+	unit := wscd.NewUnitID()
+	if err := s.svc.CreateUnit(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	sum, _ := s.bench(t, "--unit", unit, "--code", code.Code, "--duration", "300ms", "--op", "list")
+	if took := time.Since(start); took > 10*time.Second || sum.Seconds < 0.3 || sum.Requests == 0 || sum.OK != sum.Requests {
+		t.Fatalf("took %s: %+v", took, sum)
+	}
+}
+
+// TestBenchErrorCode: failures are counted by the server's code, or by
+// where they happened.
+func TestBenchErrorCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&client.Error{Code: r2ps.CodeAccessDenied, Status: 200}, r2ps.CodeAccessDenied},
+		{fmt.Errorf("client: %w", &client.Error{Code: r2ps.CodeTryLater, Status: 503}), r2ps.CodeTryLater},
+		{fmt.Errorf("client: %w", context.DeadlineExceeded), "timeout"},
+		{errors.New("client: response: bad signature"), "bad_response"},
+		{errors.New("client: dial tcp: connection refused"), "transport"},
+	} {
+		if got := benchErrorCode(tc.err); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	c := cli{t: t, dir: t.TempDir()}
+	for _, args := range [][]string{
+		{"bench", "--op", "delete"},
+		{"bench", "--concurrency", "0"},
+		{"bench", "--concurrency", "100000"},
+		{"bench", "--requests", "-1"},
+		{"bench", "--duration", "48h"},
+		{"bench", "--unit", "u"},
+		{"bench", "--unit", "u", "--code", "c", "--op", "login", "--concurrency", "2"},
+	} {
+		if code, _, errs := c.run(args...); code != 2 {
+			t.Errorf("wsca %v: exit %d, want 2 (%s)", args, code, errs)
+		}
+	}
+}
+
+// TestBenchHistogram: quantiles are within a bucket (1/64) of the exact
+// nearest-rank quantiles of the samples, and never above the maximum.
+func TestBenchHistogram(t *testing.T) {
+	var h benchHistogram
+	if h.quantile(0.5) != 0 {
+		t.Fatal("empty histogram")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var ds []time.Duration
+	for range 10000 {
+		d := time.Duration(r.ExpFloat64() * float64(2*time.Millisecond))
+		ds = append(ds, d)
+		h.record(d)
+	}
+	slices.Sort(ds)
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 0.999, 1} {
+		want := ds[max(int(float64(len(ds))*q+0.999999)-1, 0)]
+		got := h.quantile(q)
+		if diff := float64(got-want) / float64(want); diff < -1.0/64 || diff > 1.0/64 {
+			t.Errorf("q %v: got %v, want %v", q, got, want)
+		}
+	}
+	if h.quantile(1) != ds[len(ds)-1] || h.max != ds[len(ds)-1] {
+		t.Errorf("max %v %v, want %v", h.quantile(1), h.max, ds[len(ds)-1])
+	}
+	for _, v := range []uint64{0, 1, 63, 64, 65, 127, 128, 1 << 20, 1<<63 + 12345, 1<<64 - 1} {
+		i := benchBucket(v)
+		if mid := benchBucketValue(i); benchBucket(mid) != i {
+			t.Errorf("value %d: bucket %d, its middle %d is in bucket %d", v, i, mid, benchBucket(mid))
+		}
+	}
+}
