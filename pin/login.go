@@ -142,7 +142,10 @@ func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now t
 			s.log.Info("pin: attempt refused: too soon", "unit", unit, "context", pinContext, "not_before", a.NotBefore)
 			return fmt.Errorf("%w: next attempt at %s", ErrTooSoon, a.NotBefore.Format(time.RFC3339))
 		}
-		return fmt.Errorf("pin: take attempt: refused with counter %+v", a)
+		// The store refused at the limit, and a concurrent success cleared
+		// the counter before we read it back: still a refusal, with no KE2.
+		s.log.Info("pin: attempt refused: limit reached by attempts in flight", "unit", unit, "context", pinContext)
+		return ErrLocked
 	}
 	if w := s.policy.wait(a.Failures); w > 0 {
 		if err := s.st.DelayAttempts(ctx, unit, pinContext, now.Add(w), now); err != nil {

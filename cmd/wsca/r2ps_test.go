@@ -207,6 +207,9 @@ func TestWalletFlow(t *testing.T) {
 	}
 	c.ok("654321\n", "login")
 
+	if out := c.ok("", "keys"); !strings.Contains(out, gen.KID) {
+		t.Fatalf("wsca keys: %q", out)
+	}
 	c.ok("", "keydelete", gen.KID)
 	if out := c.ok("", "keylist"); out != "" {
 		t.Fatalf("keylist after delete: %q", out)

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +79,9 @@ func newWorld(t *testing.T, dsn string, dev device.Device) *world {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("WSCA_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	svc, err := wscd.New(wscd.Config{Device: dev, Store: st, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +332,7 @@ func TestCrossUnit(t *testing.T) {
 }
 
 // TestReplay: every message a client sent (registration, login, each key
-// operation) is refused when sent again.
+// operation, a PIN change) is refused when sent again.
 func TestReplay(t *testing.T) {
 	forEach(t, func(t *testing.T, w *world) {
 		ctx := context.Background()
@@ -346,8 +350,15 @@ func TestReplay(t *testing.T) {
 		s.ECDH(ctx, k.KID, peer.PublicKey().Bytes())
 		s.ListKeys(ctx)
 		s.DeleteKey(ctx, k.KID)
+		up, err := c.Login(ctx, []byte("123456"), client.LoginOptions{Task: r2ps.Task2FAUpdate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := up.ChangePIN(ctx, []byte("654321")); err != nil {
+			t.Fatal(err)
+		}
 		bodies := w.rec.take()
-		if len(bodies) < 9 {
+		if len(bodies) < 13 {
 			t.Fatalf("recorded %d requests", len(bodies))
 		}
 		for i, b := range bodies {
@@ -357,7 +368,11 @@ func TestReplay(t *testing.T) {
 			}
 			out, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(out), r2ps.CodeIllegalRequestData) {
+			// A replay is refused as such (400), or, when its session has
+			// since ended (the PIN change ends it), as unauthenticated (401).
+			refused := resp.StatusCode == http.StatusBadRequest && strings.Contains(string(out), r2ps.CodeIllegalRequestData) ||
+				resp.StatusCode == http.StatusUnauthorized && strings.Contains(string(out), r2ps.CodeUnauthorized)
+			if !refused {
 				t.Errorf("replay of request %d: %d %s", i, resp.StatusCode, out)
 			}
 		}
