@@ -1,52 +1,23 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/wsca/wsca/internal/stack"
+	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
-	"github.com/wsca/wsca/server"
-	"github.com/wsca/wsca/store"
-	"github.com/wsca/wsca/wscd"
 )
 
 // adminServer serves a real admin API on loopback for the CLI to call.
 func adminServer(t *testing.T, token string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, testenv.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := wscd.New(wscd.Config{Device: testdevice.Soft(t), Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Roles: server.Roles{WSCD: true}, Service: svc,
-		Registry: prometheus.NewRegistry(), AdminToken: []byte(token)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeAdmin(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
-	})
-	return "http://" + ln.Addr().String()
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) { o.AdminToken = []byte(token) })
+	return r.AdminURL
 }
 
 func TestAdminCommands(t *testing.T) {

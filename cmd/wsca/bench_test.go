@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,15 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/wsca/wsca/internal/stack"
+	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
-	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
-	"github.com/wsca/wsca/r2ps/dispatch"
-	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -38,55 +33,13 @@ type benchServer struct {
 
 func newBenchServer(t *testing.T) *benchServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, testenv.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	svc, err := wscd.New(wscd.Config{Device: testdevice.Soft(t), Store: st, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := svc.Sealer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	disp, err := dispatch.New(ctx, dispatch.Config{Keys: svc, PIN: pins, Store: st, WSCD: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const token = "bench-test-admin-token"
-	srv, err := server.New(server.Config{Roles: server.Roles{WSCD: true, WSCA: true}, Service: svc,
-		Registry: prometheus.NewRegistry(), R2PS: disp, Logger: log, AdminToken: []byte(token)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lns [2]net.Listener
-	for i := range lns {
-		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	done := make(chan error, 2)
-	go func() { done <- srv.Serve(ctx, lns[0]) }()
-	go func() { done <- srv.ServeAdmin(ctx, lns[1]) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		<-done
-		st.Close()
-	})
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) { o.AdminToken = []byte(token) })
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &benchServer{url: "http://" + lns[0].Addr().String(), adminURL: "http://" + lns[1].Addr().String(),
-		tokenFile: tokenFile, svc: svc}
+	return &benchServer{url: r.URL, adminURL: r.AdminURL, tokenFile: tokenFile, svc: r.Keys}
 }
 
 // bench runs wsca bench and decodes its JSON summary.

@@ -14,16 +14,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/internal/config"
 	"github.com/wsca/wsca/internal/datadir"
+	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
-	"github.com/wsca/wsca/r2ps/dispatch"
-	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -40,8 +37,8 @@ type localServer struct {
 }
 
 // startLocalServer builds the stack as wscad does with default settings
-// (both roles, sign_ecdsa in context "signing" bound to sign: tasks) and
-// serves it on 127.0.0.1 until stop is called or ctx ends.
+// (stack.Build: both roles, sign_ecdsa in context "signing" bound to sign:
+// tasks) and serves it on 127.0.0.1 until stop is called or ctx ends.
 func startLocalServer(ctx context.Context, dataDir, backend string, log *slog.Logger) (_ *localServer, err error) {
 	res, err := config.State{DataDir: dataDir, DeviceBackend: backend}.Resolve()
 	if err != nil {
@@ -56,24 +53,11 @@ func startLocalServer(ctx context.Context, dataDir, backend string, log *slog.Lo
 			err = errors.Join(err, o.Close())
 		}
 	}()
-	sealer, err := o.Service.Sealer(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sealing key: %w", err)
-	}
-	pins, err := pin.New(ctx, pin.Config{Store: o.Store, Sealer: sealer, Logger: log})
+	stk, err := stack.Build(ctx, o.Store, o.Service, stack.Options{Addr: "127.0.0.1:0", Logger: log, Version: version})
 	if err != nil {
 		return nil, err
 	}
-	disp, err := dispatch.New(ctx, dispatch.Config{Keys: o.Service, PIN: pins, Store: o.Store, WSCD: true,
-		TaskContexts: []string{"signing"}, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Roles: server.Roles{WSCD: true, WSCA: true},
-		Service: o.Service, Logger: log, Registry: prometheus.NewRegistry(), Version: version, R2PS: disp})
-	if err != nil {
-		return nil, err
-	}
+	srv := stk.Server
 	ln, err := srv.Listen()
 	if err != nil {
 		return nil, err
@@ -85,7 +69,7 @@ func startLocalServer(ctx context.Context, dataDir, backend string, log *slog.Lo
 		cancel()
 		return errors.Join(<-done, o.Close())
 	}
-	return &localServer{url: "http://" + ln.Addr().String(), svc: o.Service, pins: pins, device: o.Device.Info(), stop: stop}, nil
+	return &localServer{url: "http://" + ln.Addr().String(), svc: o.Service, pins: stk.PIN, device: o.Device.Info(), stop: stop}, nil
 }
 
 // demoStep is one numbered line of the demo.

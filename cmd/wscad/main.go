@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsca/wsca/internal/config"
+	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/server"
@@ -156,25 +157,36 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if info.Software {
 		log.Warn("the device is software: keys are not protected by an HSM; use it for development only")
 	}
-	disp, err := r2psService(ctx, o, st, roles, log)
-	if err != nil {
-		return err
-	}
 	var adminToken []byte
 	if o.adminListen != "" {
 		if adminToken, err = readToken(o.adminTokenFile); err != nil {
 			return err
 		}
 	}
-	srv, err := server.New(server.Config{
-		Addr: o.listen, TLSCert: o.tlsCert, TLSKey: o.tlsKey, Roles: roles,
-		Service: st.Service, Logger: log, Registry: reg, Version: version,
-		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, AdminToken: adminToken,
-		R2PS: disp,
+	delays, err := pin.ParseDelays(o.pinDelays)
+	if err != nil {
+		return err
+	}
+	var tasks []string
+	for _, c := range strings.Split(o.taskContexts, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			tasks = append(tasks, c)
+		}
+	}
+	stk, err := stack.Build(ctx, st.Store, st.Service, stack.Options{
+		Addr: o.listen, Roles: roles, TLSCert: o.tlsCert, TLSKey: o.tlsKey, AdminToken: adminToken,
+		PIN:     pin.Policy{MaxAttempts: o.pinMaxAttempts, Delays: delays},
+		Profile: pin.Profile{Context: o.opaqueContext},
+		MaxAge:  o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
+		// A non-nil slice: an empty --task-contexts means none, not the default.
+		TaskContexts: append([]string{}, tasks...),
+		Registry:     reg, Logger: log, Version: version,
+		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout,
 	})
 	if err != nil {
 		return err
 	}
+	srv := stk.Server
 	ln, err := srv.Listen()
 	if err != nil {
 		return err
@@ -214,37 +226,6 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}
 	log.Info("wscad stopped")
 	return nil
-}
-
-// r2psService builds the PIN server and the R2PS dispatcher.
-func r2psService(ctx context.Context, o *options, st *config.Opened, roles server.Roles, log *slog.Logger) (*dispatch.Dispatcher, error) {
-	delays, err := pin.ParseDelays(o.pinDelays)
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := st.Service.Sealer(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sealing key: %w", err)
-	}
-	pins, err := pin.New(ctx, pin.Config{
-		Store: st.Store, Sealer: sealer, Logger: log,
-		Policy:  pin.Policy{MaxAttempts: o.pinMaxAttempts, Delays: delays},
-		Profile: pin.Profile{Context: o.opaqueContext},
-	})
-	if err != nil {
-		return nil, err
-	}
-	var tasks []string
-	for _, c := range strings.Split(o.taskContexts, ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			tasks = append(tasks, c)
-		}
-	}
-	return dispatch.New(ctx, dispatch.Config{
-		Keys: st.Service, PIN: pins, Store: st.Store, WSCD: roles.WSCD,
-		MaxAge: o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
-		TaskContexts: tasks, Logger: log,
-	})
 }
 
 // purge deletes expired sessions, nonces, codes and pending registrations

@@ -13,26 +13,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/internal/wycheproof"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
-	"github.com/wsca/wsca/r2ps/dispatch"
-	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -73,48 +67,8 @@ func (r *recorder) take() [][]byte {
 
 func newWorld(t *testing.T, dsn string, dev device.Device) *world {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("WSCA_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	svc, err := wscd.New(wscd.Config{Device: dev, Store: st, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := svc.Sealer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	disp, err := dispatch.New(ctx, dispatch.Config{Keys: svc, PIN: pins, Store: st, WSCD: true, Logger: log, TaskContexts: []string{"signing"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Roles: server.Roles{WSCD: true, WSCA: true}, Service: svc,
-		Registry: prometheus.NewRegistry(), R2PS: disp, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
-	})
-	return &world{url: "http://" + ln.Addr().String(), svc: svc, st: st, pins: pins, rec: &recorder{}}
+	r := stacktest.Start(t, dsn, dev, nil)
+	return &world{url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, rec: &recorder{}}
 }
 
 // forEach runs fn against SoftHSM on SQLite and on PostgreSQL.

@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -24,17 +22,16 @@ import (
 	"github.com/bytemare/opaque/message"
 	"github.com/go-jose/go-jose/v4"
 	p11 "github.com/miekg/pkcs11"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/device/pkcs11"
+	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 	"github.com/wsca/wsca/r2ps/dispatch"
-	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -67,45 +64,8 @@ type benchWorld struct {
 
 func newBenchWorld(b *testing.B, dsn string) *benchWorld {
 	b.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	svc, err := wscd.New(wscd.Config{Device: testdevice.PKCS11(b), Store: st, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sealer, err := svc.Sealer(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	disp, err := dispatch.New(ctx, dispatch.Config{Keys: svc, PIN: pins, Store: st, WSCD: true, Logger: log, TaskContexts: []string{"signing"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Roles: server.Roles{WSCD: true, WSCA: true}, Service: svc,
-		Registry: prometheus.NewRegistry(), R2PS: disp, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	b.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
-	})
-	return &benchWorld{url: "http://" + ln.Addr().String(), svc: svc, st: st, pins: pins, disp: disp}
+	r := stacktest.Start(b, dsn, testdevice.PKCS11(b), nil)
+	return &benchWorld{url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, disp: r.R2PS}
 }
 
 // timer records the time of each exchange a transport carries.

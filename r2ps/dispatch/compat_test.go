@@ -8,13 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/pin"
@@ -33,36 +33,14 @@ type stack struct {
 
 func newStack(t *testing.T) stack {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.DiscardHandler)
-	svc, err := wscd.New(wscd.Config{Device: testdevice.Soft(t), Store: st, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := svc.Sealer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dispatch.New(ctx, dispatch.Config{Keys: svc, PIN: pins, Store: st, WSCD: true, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
 	var ssk *ecdsa.PublicKey
-	for _, k := range d.Keys().Keys {
+	for _, k := range r.R2PS.Keys().Keys {
 		if k.Use == "sig" {
 			ssk = k.Key.(*ecdsa.PublicKey)
 		}
 	}
-	return stack{d: d, svc: svc, pins: pins, ssk: ssk}
+	return stack{d: r.R2PS, svc: r.Keys, pins: r.PIN, ssk: ssk}
 }
 
 // sirosClient speaks the go-r2ps-service body as the SIROS clients do:

@@ -1,0 +1,96 @@
+// Package stack assembles a wscad from a store and a key service: the PIN
+// server (with its sealer), the R2PS dispatcher and the HTTP server. The
+// command, the demo and the tests build the same stack through it, so what
+// is tested is what runs.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/r2ps/dispatch"
+	"github.com/wsca/wsca/server"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+// DefaultTaskContexts are the contexts where signing needs a sign: task.
+var DefaultTaskContexts = []string{"signing"}
+
+// Options are a wscad's settings beyond its store and device. Zero values
+// take each package's defaults.
+type Options struct {
+	Addr            string
+	Roles           server.Roles // zero: both roles
+	TLSCert, TLSKey string
+	AdminToken      []byte
+	PIN             pin.Policy
+	Profile         pin.Profile
+	MaxAge          time.Duration
+	SessionDuration time.Duration
+	MaxSession      time.Duration
+	// TaskContexts nil means DefaultTaskContexts; an empty slice, none.
+	TaskContexts    []string
+	Registry        *prometheus.Registry // nil: a new one
+	Logger          *slog.Logger
+	Version         string
+	ShutdownTimeout time.Duration
+	ReadyTimeout    time.Duration
+}
+
+// Stack is an assembled wscad.
+type Stack struct {
+	Store  *store.Store
+	Keys   *wscd.Service
+	PIN    *pin.Server
+	R2PS   *dispatch.Dispatcher
+	Server *server.Server
+}
+
+// Build assembles the stack over st and keys. It derives the sealing key
+// (one device call) and loads or makes the server keys.
+func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) (*Stack, error) {
+	if st == nil || keys == nil {
+		return nil, errors.New("stack: store and key service are required")
+	}
+	if o.Roles == (server.Roles{}) {
+		o.Roles = server.Roles{WSCD: true, WSCA: true}
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.TaskContexts == nil {
+		o.TaskContexts = DefaultTaskContexts
+	}
+	sealer, err := keys.Sealer(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stack: sealing key: %w", err)
+	}
+	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Policy: o.PIN, Profile: o.Profile, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	disp, err := dispatch.New(ctx, dispatch.Config{
+		Keys: keys, PIN: pins, Store: st, WSCD: o.Roles.WSCD,
+		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
+		TaskContexts: o.TaskContexts, Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(server.Config{
+		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Service: keys,
+		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp,
+		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Stack{Store: st, Keys: keys, PIN: pins, R2PS: disp, Server: srv}, nil
+}
