@@ -12,8 +12,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/wsca/wsca/internal/config"
 )
 
 // adminFlags are the flags of the admin commands: where the admin API is
@@ -35,21 +33,7 @@ func newAdminFlags(e env, name string) *adminFlags {
 }
 
 func (f *adminFlags) parse(e env, args []string, nargs int) ([]string, error) {
-	pos, err := parseInterspersed(f.fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, errUsage
-	}
-	if err := config.Apply(f.fs, e.lookup, nil); err != nil {
-		return nil, err
-	}
-	if len(pos) != nargs {
-		fmt.Fprintf(e.stderr, "wsca: %s takes %d argument(s)\n", f.fs.Name(), nargs)
-		return nil, errUsage
-	}
-	return pos, nil
+	return parseArgs(e, f.fs, args, nargs, e.lookup)
 }
 
 // call sends one admin request and decodes the JSON answer into out.

@@ -119,16 +119,8 @@ func demoR2PS(ctx context.Context, e env, args []string) error {
 	backend := fs.String("device-backend", datadir.Auto, "device of the temporary data directory: auto (SoftHSM if installed, else soft), softhsm or soft")
 	logLevel := fs.String("log-level", "error", "server log level on stderr: debug, info, warn or error")
 	asJSON := fs.Bool("json", false, "print the steps as JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if len(pos) != 0 {
-		fmt.Fprintln(e.stderr, "wsca: demo r2ps takes no arguments")
-		return errUsage
+	if _, err := parseArgs(e, fs, args, 0, nil); err != nil {
+		return err
 	}
 	log, err := config.Logger(e.stderr, "text", *logLevel)
 	if err != nil {

@@ -39,19 +39,9 @@ func newFlags(e env, name string, withUnit bool) *flags {
 // parse parses args, applies WSCA_* variables, and checks the positional
 // argument count.
 func (f *flags) parse(e env, args []string, nargs int) ([]string, error) {
-	pos, err := parseInterspersed(f.fs, args)
+	pos, err := parseArgs(e, f.fs, args, nargs, e.lookup)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, errUsage
-	}
-	if err := config.Apply(f.fs, e.lookup, nil); err != nil {
 		return nil, err
-	}
-	if len(pos) != nargs {
-		fmt.Fprintf(e.stderr, "wsca: %s takes %d argument(s)\n", f.fs.Name(), nargs)
-		return nil, errUsage
 	}
 	if f.fs.Lookup("unit") != nil && f.unit == "" {
 		fmt.Fprintf(e.stderr, "wsca: %s needs --unit\n", f.fs.Name())

@@ -42,6 +42,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/wsca/wsca/internal/config"
 	"io"
 	"os"
 	"os/signal"
@@ -164,6 +165,30 @@ func printResult(e env, asJSON bool, v any, text func(io.Writer)) error {
 	}
 	text(e.stdout)
 	return nil
+}
+
+// parseArgs parses a command's flags (anywhere among its operands), sets
+// the flags not given from the WSCA_* variables lookup returns (nil: none),
+// and checks there are nargs operands. Usage problems have been printed
+// when it returns errUsage.
+func parseArgs(e env, fs *flag.FlagSet, args []string, nargs int, lookup func(string) (string, bool)) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errUsage
+	}
+	if lookup != nil {
+		if err := config.Apply(fs, lookup, nil); err != nil {
+			return nil, err
+		}
+	}
+	if len(pos) != nargs {
+		fmt.Fprintf(e.stderr, "wsca: %s takes %d argument(s)\n", fs.Name(), nargs)
+		return nil, errUsage
+	}
+	return pos, nil
 }
 
 // parseInterspersed parses flags anywhere among the positional arguments

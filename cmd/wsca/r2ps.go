@@ -61,13 +61,6 @@ func newWalletFlags(e env, name string, readsPIN bool) *walletFlags {
 // environment only WSCA_STATE applies: a command's operands (a kid, a
 // digest, a file) never come from it.
 func (f *walletFlags) parse(e env, args []string, nargs int) ([]string, error) {
-	pos, err := parseInterspersed(f.fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, errUsage
-	}
 	stateVar := config.EnvName("state")
 	onlyState := func(k string) (string, bool) {
 		if k != stateVar {
@@ -75,12 +68,9 @@ func (f *walletFlags) parse(e env, args []string, nargs int) ([]string, error) {
 		}
 		return e.lookup(k)
 	}
-	if err := config.Apply(f.fs, onlyState, nil); err != nil {
+	pos, err := parseArgs(e, f.fs, args, nargs, onlyState)
+	if err != nil {
 		return nil, err
-	}
-	if len(pos) != nargs {
-		fmt.Fprintf(e.stderr, "wsca: %s takes %d argument(s)\n", f.fs.Name(), nargs)
-		return nil, errUsage
 	}
 	if f.state == "" {
 		if f.state, err = defaultStatePath(e.lookup); err != nil {
