@@ -96,7 +96,6 @@ func (d *Dispatcher) serveCompat(ctx context.Context, body []byte) Reply {
 		res = result{err: r2ps.ErrUnsupportedType}
 	}
 	if res.err != nil {
-		d.failure(ctx, c, res.err)
 		return d.compatError(ctx, res.err)
 	}
 	out, err := r2ps.EncodeCompatResponse(meta, d.cfg.Now(), res.data)
@@ -114,7 +113,7 @@ func (d *Dispatcher) serveCompat(ctx context.Context, body []byte) Reply {
 // message; the cause goes to the log.
 func (d *Dispatcher) compatError(ctx context.Context, err error) Reply {
 	code := codeOf(err)
-	d.log.InfoContext(ctx, "r2ps compat request refused", "code", code, "err", err)
+	d.log.Log(ctx, logLevel(code), "r2ps compat request refused", "code", code, "err", err)
 	return Reply{Status: r2ps.HTTPStatus(code), ContentType: MediaJSON, Body: r2ps.CompatError(code, genericMessage(code))}
 }
 

@@ -242,12 +242,16 @@ type result struct {
 // to the log only.
 func (d *Dispatcher) failure(ctx context.Context, c caller, err error) r2ps.Failure {
 	code := codeOf(err)
-	lvl := slog.LevelInfo
-	if code == r2ps.CodeServerError || code == r2ps.CodeTryLater {
-		lvl = slog.LevelError
-	}
-	d.log.Log(ctx, lvl, "r2ps operation failed", "unit", c.unit, "context", c.context, "type", c.req.Type, "code", code, "err", err)
+	d.log.Log(ctx, logLevel(code), "r2ps operation failed", "unit", c.unit, "context", c.context, "type", c.req.Type, "code", code, "err", err)
 	return r2ps.Failure{Success: false, Error: code}
+}
+
+// logLevel is Error for our own faults and Info for the client's.
+func logLevel(code string) slog.Level {
+	if code == r2ps.CodeServerError || code == r2ps.CodeTryLater {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 func codeOf(err error) string {
@@ -310,17 +314,18 @@ func (d *Dispatcher) serve1FA(ctx context.Context, body []byte) Reply {
 		return d.problem(ctx, err)
 	}
 	res, cak := d.dispatch1FA(ctx, c)
+	if cak == nil {
+		// Without the client's agreement key there is no way to answer
+		// confidentially: refuse in the clear, saying nothing more (and
+		// signing nothing).
+		return d.problem(ctx, &r2ps.Error{Code: codeOrUnauthorized(res), Msg: "no agreement key for the client", Err: res.err})
+	}
 	if res.err != nil {
 		res.data = d.failure(ctx, c, res.err)
 	}
 	jws, err := d.respond(ctx, c, res.data)
 	if err != nil {
 		return d.problem(ctx, err)
-	}
-	if cak == nil {
-		// Without the client's agreement key there is no way to answer
-		// confidentially: refuse in the clear, saying nothing more.
-		return d.problem(ctx, &r2ps.Error{Code: codeOrUnauthorized(res), Msg: "no agreement key for the client"})
 	}
 	out, err := r2ps.SealResponse1FA(jws, cak.pub, cak.kid, c.unit, c.context, nil)
 	if err != nil {
