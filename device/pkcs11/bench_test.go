@@ -7,15 +7,14 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
-	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/device/devicetest"
+	"github.com/wsca/wsca/internal/testenv"
 )
 
 // The benchmarks compare the device layer with the bare PKCS#11 calls it
@@ -135,39 +134,6 @@ func rawDerive(lib *p11.Ctx, s p11.SessionHandle, mech []*p11.Mechanism, h p11.O
 	return attrs[0].Value, nil
 }
 
-// interleave runs raw and dev alternately, swapping their order every
-// iteration, and reports the median time of each and the throughput ratio
-// device/raw (raw median ÷ device median). Load that comes and goes on the
-// machine hits both alike, and a stall (another process, a GC) moves a
-// median far less than a mean, so this ratio is steadier than the ratio of
-// two sub-benchmarks run one after the other. ns/op is the time of the pair.
-func interleave(b *testing.B, raw, dev func() error) {
-	b.Helper()
-	var tRaw, tDev []time.Duration
-	for i := 0; b.Loop(); i++ {
-		for j := range 2 {
-			f, t := raw, &tRaw
-			if (i+j)%2 == 1 {
-				f, t = dev, &tDev
-			}
-			start := time.Now()
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-			*t = append(*t, time.Since(start))
-		}
-	}
-	mRaw, mDev := median(tRaw), median(tDev)
-	b.ReportMetric(float64(mRaw.Nanoseconds()), "raw-p50-ns/op")
-	b.ReportMetric(float64(mDev.Nanoseconds()), "device-p50-ns/op")
-	b.ReportMetric(float64(mRaw)/float64(mDev), "device/raw")
-}
-
-func median(ds []time.Duration) time.Duration {
-	slices.Sort(ds)
-	return ds[len(ds)/2]
-}
-
 // BenchmarkSign: one signature of a 32-byte digest, raw C_SignInit + C_Sign
 // against Device.Sign on the same key, sequential and parallel.
 func BenchmarkSign(b *testing.B) {
@@ -205,7 +171,7 @@ func BenchmarkSign(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer f.raw.put(s)
-		interleave(b, func() error {
+		testenv.Interleave(b, func() error {
 			_, err := rawSign(f.raw.lib, s, mech, f.priv, digest[:])
 			return err
 		}, func() error {
@@ -293,7 +259,7 @@ func BenchmarkECDH(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer f.raw.put(s)
-		interleave(b, func() error {
+		testenv.Interleave(b, func() error {
 			_, err := rawDerive(f.raw.lib, s, mech, f.priv, tmpl)
 			return err
 		}, func() error {

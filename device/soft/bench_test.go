@@ -7,51 +7,18 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/device/devicetest"
 	"github.com/wsca/wsca/device/soft"
+	"github.com/wsca/wsca/internal/testenv"
 )
 
 // The benchmarks compare the soft device with Go's crypto on the same key
 // in memory (raw-*), in one run: the difference is what the device adds
 // (the per-call os.Stat that notices keys destroyed by another process,
 // validation, the cache lookup and r‖s encoding).
-
-// interleave runs raw and dev alternately, swapping their order every
-// iteration, and reports the median time of each and the throughput ratio
-// device/raw (raw median ÷ device median), which load on the machine moves
-// far less than the ratio of two sub-benchmarks run one after the other.
-// ns/op is the time of the pair. (Same as in the pkcs11 benchmarks.)
-func interleave(b *testing.B, raw, dev func() error) {
-	b.Helper()
-	var tRaw, tDev []time.Duration
-	for i := 0; b.Loop(); i++ {
-		for j := range 2 {
-			f, t := raw, &tRaw
-			if (i+j)%2 == 1 {
-				f, t = dev, &tDev
-			}
-			start := time.Now()
-			if err := f(); err != nil {
-				b.Fatal(err)
-			}
-			*t = append(*t, time.Since(start))
-		}
-	}
-	mRaw, mDev := median(tRaw), median(tDev)
-	b.ReportMetric(float64(mRaw.Nanoseconds()), "raw-p50-ns/op")
-	b.ReportMetric(float64(mDev.Nanoseconds()), "device-p50-ns/op")
-	b.ReportMetric(float64(mRaw)/float64(mDev), "device/raw")
-}
-
-func median(ds []time.Duration) time.Duration {
-	slices.Sort(ds)
-	return ds[len(ds)/2]
-}
 
 // softBenchKey imports a fresh key into a new keystore and returns the
 // device, the key's ref and the same key for Go's crypto.
@@ -99,7 +66,7 @@ func BenchmarkSign(b *testing.B) {
 	})
 	b.Run("interleaved", func(b *testing.B) {
 		ctx := context.Background()
-		interleave(b, func() error {
+		testenv.Interleave(b, func() error {
 			_, _, err := ecdsa.Sign(rand.Reader, sk, digest[:])
 			return err
 		}, func() error {
@@ -136,7 +103,7 @@ func BenchmarkECDH(b *testing.B) {
 	})
 	b.Run("interleaved", func(b *testing.B) {
 		ctx := context.Background()
-		interleave(b, func() error {
+		testenv.Interleave(b, func() error {
 			_, err := dh.ECDH(peer.PublicKey())
 			return err
 		}, func() error {

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"testing"
 	"time"
 
@@ -271,12 +270,6 @@ func (r *rawSigner) sign(digest []byte) error {
 	return err
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 func nsPerOp(b *testing.B) float64 {
 	return float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 }
@@ -402,7 +395,7 @@ func BenchmarkSign(b *testing.B) {
 							tServer = append(tServer, path.t.last)
 						}
 					}
-					mRaw, mCall, mServer := median(tRaw), median(tCall), median(tServer)
+					mRaw, mCall, mServer := testenv.Median(tRaw), testenv.Median(tCall), testenv.Median(tServer)
 					b.ReportMetric(float64(mRaw.Nanoseconds()), "raw-p50-ns/op")
 					b.ReportMetric(float64(mCall.Nanoseconds()), "call-p50-ns/op")
 					b.ReportMetric(float64(mServer.Nanoseconds()), "server-p50-ns/op")
