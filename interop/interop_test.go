@@ -178,10 +178,12 @@ func TestNodeWallet(t *testing.T) {
 				t.Fatalf("ListKeys: %d keys, %v; want 2", len(keys), err)
 			}
 
-			// 4. A new wallet with the spent code: refused inside the envelope.
+			// 4. A new wallet with the spent code: with no enrolment open for
+			// the unit, its self-signed evaluate is refused as a problem,
+			// before anything is stored for it.
 			s, status = runWallet(t, node, w.url, unit, code, goodPIN)
 			if status != walletRefused || s.Error == nil || s.Error.Code != r2ps.CodeUnauthorized ||
-				s.Error.Step != "2fa_registration/finalize" {
+				s.Error.Step != "2fa_registration/evaluate" {
 				t.Fatalf("run 4 (spent code): exit %d, summary %+v", status, s)
 			}
 		})

@@ -24,6 +24,15 @@ var (
 	// registration of that requester: no evaluate step, another requester's,
 	// or one that expired.
 	ErrNoRegistration = errors.New("pin: no pending registration")
+	// ErrIntegrity means a record or session read from the store does not
+	// carry a valid MAC or seal for where it was found: the database was
+	// changed by someone without the HSM. Nothing is answered from it.
+	ErrIntegrity = errors.New("pin: stored state fails its integrity check")
+	// ErrTaskItemUsed means the item of a task-bound session (a hash of a
+	// sign: task) was already spent.
+	ErrTaskItemUsed = errors.New("pin: task item already used")
+	// ErrRecordExists means a first record was set where one exists.
+	ErrRecordExists = errors.New("pin: PIN record exists")
 	// ErrPolicy means an attempt policy (or its command-line form) is
 	// invalid.
 	ErrPolicy = errors.New("pin: invalid policy")

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,7 +26,10 @@ import (
 
 // aesSealer is the test Sealer: AES-256-GCM under a random key, the nonce
 // prepended.
-type aesSealer struct{ aead cipher.AEAD }
+type aesSealer struct {
+	aead   cipher.AEAD
+	macKey []byte
+}
 
 var _ pin.Sealer = (*aesSealer)(nil)
 
@@ -40,7 +45,18 @@ func newSealer(t testing.TB) *aesSealer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &aesSealer{aead: aead}
+	macKey := make([]byte, 32)
+	rand.Read(macKey)
+	return &aesSealer{aead: aead, macKey: macKey}
+}
+
+func (s *aesSealer) MAC(domain string, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, s.macKey)
+	for _, p := range append([][]byte{[]byte(domain)}, parts...) {
+		m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
+		m.Write(p)
+	}
+	return m.Sum(nil)
 }
 
 func (s *aesSealer) Seal(plaintext, ad []byte) ([]byte, error) {
@@ -199,8 +215,8 @@ func (e *env) register(t testing.TB, srv *pin.Server, unit, pinCode string) {
 	}
 	_, err = e.st.Enrol(context.Background(), store.Enrolment{
 		CodeHash: code, UnitID: unit, Context: hsm,
-		SigningKey:   store.ClientKey{KID: "csk-" + unit, UnitID: unit, Usage: store.UsageSign, PublicKey: csk.PublicKey().Bytes()},
-		AgreementKey: store.ClientKey{KID: "cak-" + unit, UnitID: unit, Usage: store.UsageAgree, PublicKey: cak.PublicKey().Bytes()},
+		SigningKey:   store.ClientKey{KID: "csk-" + unit, UnitID: unit, Usage: store.UsageSign, PublicKey: csk.PublicKey().Bytes(), Profile: "strict", MAC: []byte("m")},
+		AgreementKey: store.ClientKey{KID: "cak-" + unit, UnitID: unit, Usage: store.UsageAgree, PublicKey: cak.PublicKey().Bytes(), Profile: "strict", MAC: []byte("m")},
 		Record:       record, Now: e.clock.Now(),
 	})
 	if err != nil {

@@ -20,6 +20,18 @@ import (
 type Sealer interface {
 	Seal(plaintext, ad []byte) ([]byte, error)
 	Open(sealed, ad []byte) ([]byte, error)
+	// MAC returns a MAC over the length-prefixed parts under a key the
+	// store alone cannot compute, separated by domain.
+	MAC(domain string, parts ...[]byte) []byte
+}
+
+// recordMACDomain separates the MAC of a PIN record from other MACs.
+const recordMACDomain = "wsca-pin-record-v1"
+
+// RecordMAC returns the MAC binding a PIN record and its credential nonce
+// to the unit and context.
+func RecordMAC(sealer Sealer, unit, pinContext string, record, credNonce []byte) []byte {
+	return sealer.MAC(recordMACDomain, []byte(unit), []byte(pinContext), record, credNonce)
 }
 
 // KeyMaterialName is the name of the server secret that holds the sealed

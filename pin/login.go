@@ -3,6 +3,7 @@ package pin
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,12 @@ type LoginOptions struct {
 	// TTL is the session's lifetime from LoginStart, pending and verified
 	// together. Zero means Config.SessionTTL.
 	TTL time.Duration
+	// RequireRecord refuses a unit without a record in the context with
+	// ErrNoRegistration before anything is counted, instead of answering
+	// from a fake record. Callers that authenticated the unit first set it:
+	// there is nothing to hide from the unit itself, and a context without
+	// a record then leaves no attempt counter behind.
+	RequireRecord bool
 }
 
 func (s *Server) sessionTTL(opts LoginOptions) (time.Duration, error) {
@@ -81,11 +88,11 @@ func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []
 	}
 
 	now := s.now()
-	if err := s.takeAttempt(ctx, unit, pinContext, now); err != nil {
+	rec, recNonce, err := s.clientRecord(ctx, op, unit, pinContext, opts.RequireRecord)
+	if err != nil {
 		return "", nil, err
 	}
-	rec, err := s.clientRecord(ctx, op, unit, pinContext)
-	if err != nil {
+	if err := s.takeAttempt(ctx, unit, pinContext, now); err != nil {
 		return "", nil, err
 	}
 	resp, out, err := s.ke2(op, msg, rec)
@@ -102,20 +109,21 @@ func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []
 	if err != nil {
 		return "", nil, err
 	}
-	sealed, err := s.sealer.Seal(secret, sessionAD(idHash))
+	sealed, err := s.sealer.Seal(secret, sessionAD(idHash, unit, pinContext, opts.Task))
 	if err != nil {
 		return "", nil, fmt.Errorf("pin: seal session: %w", err)
 	}
 	err = s.st.CreateSession(ctx, store.Session{
-		IDHash:    idHash,
-		UnitID:    unit,
-		Context:   pinContext,
-		State:     store.SessionPending,
-		Secret:    sealed,
-		Task:      opts.Task,
-		UsesLeft:  opts.Uses,
-		CreatedAt: now,
-		ExpiresAt: now.Add(ttl),
+		IDHash:      idHash,
+		UnitID:      unit,
+		Context:     pinContext,
+		State:       store.SessionPending,
+		Secret:      sealed,
+		Task:        opts.Task,
+		UsesLeft:    opts.Uses,
+		RecordNonce: recNonce,
+		CreatedAt:   now,
+		ExpiresAt:   now.Add(ttl),
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("pin: create session: %w", err)
@@ -124,12 +132,11 @@ func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []
 }
 
 // takeAttempt counts one attempt, or refuses it with ErrLocked or
-// ErrTooSoon, and starts the policy's wait for the new failure count. The
-// wait is set after the admission, so attempts admitted concurrently with
-// this one may slip into it; they are all counted, and MaxAttempts holds.
+// ErrTooSoon, and starts the policy's wait for the new failure count in
+// the same store statement, so no concurrent attempt slips into the wait.
 func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now time.Time) error {
 	limit := s.policy.MaxAttempts
-	a, ok, err := s.st.TakeAttempt(ctx, unit, pinContext, limit, now)
+	a, ok, err := s.st.TakeAttempt(ctx, unit, pinContext, limit, now, s.waits...)
 	if err != nil {
 		return fmt.Errorf("pin: take attempt: %w", err)
 	}
@@ -147,44 +154,48 @@ func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now t
 		s.log.Info("pin: attempt refused: limit reached by attempts in flight", "unit", unit, "context", pinContext)
 		return ErrLocked
 	}
-	if w := s.policy.wait(a.Failures); w > 0 {
-		if err := s.st.DelayAttempts(ctx, unit, pinContext, now.Add(w), now); err != nil {
-			return fmt.Errorf("pin: delay attempts: %w", err)
-		}
-	}
 	if a.Failures == limit {
 		s.log.Warn("pin: last attempt before lock", "unit", unit, "context", pinContext, "failures", a.Failures)
 	}
 	return nil
 }
 
-// clientRecord returns the unit's record, or a fake one if it has none. A
-// stored record that does not parse is an error, never replaced by a fake.
-func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, unit, pinContext string) (*opaque.ClientRecord, error) {
+// clientRecord returns the unit's record and its credential nonce, or a
+// fake record (and no nonce) if it has none, unless required. A stored
+// record whose MAC does not verify is ErrIntegrity, and one that does not
+// parse is an error; neither is ever replaced by a fake.
+func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, unit, pinContext string, required bool) (*opaque.ClientRecord, []byte, error) {
 	stored, err := s.st.GetPINRecord(ctx, unit, pinContext)
 	if errors.Is(err, store.ErrNotFound) {
+		if required {
+			return nil, nil, ErrNoRegistration
+		}
 		credID, err := credentialIdentifier(unit, pinContext, nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rec, err := s.conf.GetFakeRecord(credID)
 		if err != nil {
-			return nil, fmt.Errorf("pin: fake record: %w", err)
+			return nil, nil, fmt.Errorf("pin: fake record: %w", err)
 		}
-		return rec, nil
+		return rec, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pin: load record: %w", err)
+		return nil, nil, fmt.Errorf("pin: load record: %w", err)
+	}
+	if !hmac.Equal(stored.MAC, RecordMAC(s.sealer, unit, pinContext, stored.Record, stored.CredNonce)) {
+		s.log.Error("pin: PIN record fails its MAC", "unit", unit, "context", pinContext)
+		return nil, nil, fmt.Errorf("%w: PIN record", ErrIntegrity)
 	}
 	credID, err := credentialIdentifier(unit, pinContext, stored.CredNonce)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	reg, err := op.Deserialize.RegistrationRecord(stored.Record)
 	if err != nil {
-		return nil, fmt.Errorf("pin: stored record of unit %q in context %q: %w", unit, pinContext, err)
+		return nil, nil, fmt.Errorf("pin: stored record of unit %q in context %q: %w", unit, pinContext, err)
 	}
-	return &opaque.ClientRecord{RegistrationRecord: reg, CredentialIdentifier: credID}, nil
+	return &opaque.ClientRecord{RegistrationRecord: reg, CredentialIdentifier: credID}, stored.CredNonce, nil
 }
 
 // ke2 runs GenerateKE2 with its randomness drawn from s.rand, in this
@@ -245,7 +256,7 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 	if se.State != store.SessionPending || se.UnitID != unit || se.Context != pinContext {
 		return Session{}, ErrNoSession
 	}
-	secret, err := s.openSecret(se.Secret, idHash, keyLen+macLen)
+	secret, err := s.openSecret(se, keyLen+macLen)
 	if err != nil {
 		return Session{}, err
 	}
@@ -263,7 +274,7 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 	if err := s.st.ClearAttempts(ctx, unit, pinContext, now); err != nil {
 		return Session{}, fmt.Errorf("pin: clear attempts: %w", err)
 	}
-	sealed, err := s.sealer.Seal(key, sessionAD(idHash))
+	sealed, err := s.sealer.Seal(key, sessionAD(idHash, se.UnitID, se.Context, se.Task))
 	if err != nil {
 		return Session{}, fmt.Errorf("pin: seal session: %w", err)
 	}

@@ -61,6 +61,7 @@ type Server struct {
 	conf   *opaque.Configuration
 	sealer Sealer
 	policy Policy
+	waits  []store.AttemptWait // policy.Delays for the store
 	ttl    time.Duration
 	now    func() time.Time
 	rand   io.Reader
@@ -97,6 +98,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 		log:    cfg.Logger,
+	}
+	for _, d := range policy.Delays {
+		s.waits = append(s.waits, store.AttemptWait{After: d.After, Wait: d.Wait})
 	}
 	if s.ttl == 0 {
 		s.ttl = DefaultSessionTTL
@@ -165,6 +169,11 @@ func (s *Server) acquire() (*opaque.Server, func(), error) {
 // finalize steps.
 const RegistrationTTL = 10 * time.Minute
 
+// MaxPendingRegistrations bounds the pending registrations a unit keeps in
+// one context: a newer one evicts the oldest, so an unauthenticated flood
+// of evaluate steps cannot grow the store.
+const MaxPendingRegistrations = 4
+
 // credNonceSize is the size of a record's credential-identifier nonce.
 const credNonceSize = 16
 
@@ -192,7 +201,7 @@ func (s *Server) RegistrationResponse(ctx context.Context, unit, pinContext, req
 	err = s.st.PutPendingRegistration(ctx, store.PendingRegistration{
 		UnitID: unit, Context: pinContext, Requester: requester, CredNonce: nonce,
 		ExpiresAt: s.now().Add(RegistrationTTL),
-	})
+	}, MaxPendingRegistrations)
 	if err != nil {
 		return nil, fmt.Errorf("pin: pending registration: %w", err)
 	}
@@ -214,7 +223,10 @@ func (s *Server) FinishRegistration(ctx context.Context, unit, pinContext, reque
 	if err != nil {
 		return store.PINRecord{}, fmt.Errorf("pin: pending registration: %w", err)
 	}
-	return store.PINRecord{Record: bytes.Clone(record), CredNonce: nonce}, nil
+	return store.PINRecord{
+		Record: bytes.Clone(record), CredNonce: nonce,
+		MAC: RecordMAC(s.sealer, unit, pinContext, record, nonce),
+	}, nil
 }
 
 func (s *Server) evaluate(credID, req []byte) ([]byte, error) {

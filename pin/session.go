@@ -3,6 +3,7 @@ package pin
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -48,11 +49,18 @@ func (se Session) LogValue() slog.Value {
 }
 
 // sessionLabel starts the additional data a session secret is sealed with,
-// followed by the SHA-256 of the session id.
-const sessionLabel = "wsca-session-v1"
+// followed by the SHA-256 of the session id and the length-prefixed unit,
+// context and task: a row whose unit, context or task was changed in the
+// database no longer opens.
+const sessionLabel = "wsca-session-v2"
 
-func sessionAD(idHash []byte) []byte {
-	return append([]byte(sessionLabel), idHash...)
+func sessionAD(idHash []byte, unit, pinContext, task string) []byte {
+	ad := append([]byte(sessionLabel), idHash...)
+	for _, p := range [...]string{unit, pinContext, task} {
+		ad = binary.BigEndian.AppendUint32(ad, uint32(len(p)))
+		ad = append(ad, p...)
+	}
+	return ad
 }
 
 // sessionIDLen is the length of a session id before encoding.
@@ -83,11 +91,12 @@ func parseSessionID(id string) ([]byte, bool) {
 	return h[:], true
 }
 
-// openSecret opens a session secret of the expected length.
-func (s *Server) openSecret(sealed, idHash []byte, size int) ([]byte, error) {
-	secret, err := s.sealer.Open(sealed, sessionAD(idHash))
+// openSecret opens the secret of a session row, of the expected length.
+func (s *Server) openSecret(se store.Session, size int) ([]byte, error) {
+	secret, err := s.sealer.Open(se.Secret, sessionAD(se.IDHash, se.UnitID, se.Context, se.Task))
 	if err != nil {
-		return nil, fmt.Errorf("pin: open session secret: %w", err)
+		s.log.Error("pin: session row fails its seal", "unit", se.UnitID, "context", se.Context)
+		return nil, fmt.Errorf("%w: session: %w", ErrIntegrity, err)
 	}
 	if len(secret) != size {
 		clear(secret)
@@ -128,7 +137,7 @@ func (s *Server) Lookup(ctx context.Context, sessionID string) (Session, error) 
 	if se.State != store.SessionVerified || se.UsesLeft == 0 {
 		return Session{}, ErrNoSession
 	}
-	key, err := s.openSecret(se.Secret, idHash, keyLen)
+	key, err := s.openSecret(se, keyLen)
 	if err != nil {
 		return Session{}, err
 	}
@@ -170,6 +179,49 @@ func (s *Server) End(ctx context.Context, sessionID string) error {
 	}
 	if err := s.st.DeleteSession(ctx, idHash); err != nil {
 		return fmt.Errorf("pin: end session: %w", err)
+	}
+	return nil
+}
+
+// taskItemLabel separates the markers of spent task items in the store's
+// replay cache from request nonces.
+const taskItemLabel = "wsca-task-item-v1\x00"
+
+// UseTaskItem spends one item of a task-bound session (one hash of a
+// sign: task) and one of its uses. Each item can be spent once, whatever
+// the order: a second use gives ErrTaskItemUsed. The marker lives in the
+// store's replay cache until the session expires, so every instance sees
+// it.
+func (s *Server) UseTaskItem(ctx context.Context, se Session, item string) error {
+	idHash, ok := parseSessionID(se.ID)
+	if !ok {
+		return ErrNoSession
+	}
+	h := sha256.New()
+	h.Write([]byte(taskItemLabel))
+	h.Write(idHash)
+	h.Write([]byte(item))
+	err := s.st.UseNonce(ctx, h.Sum(nil), se.ExpiresAt)
+	if errors.Is(err, store.ErrExists) {
+		return ErrTaskItemUsed
+	}
+	if err != nil {
+		return fmt.Errorf("pin: spend task item: %w", err)
+	}
+	return s.Use(ctx, se.ID)
+}
+
+// SetFirstRecord stores a unit's first PIN record in a context, or fails
+// with ErrRecordExists if it has one: a PIN registered without an
+// activation code (under a client key an operator provisioned) can never
+// replace one.
+func (s *Server) SetFirstRecord(ctx context.Context, unit, pinContext string, rec store.PINRecord) error {
+	err := s.st.PutFirstPINRecord(ctx, unit, pinContext, rec, s.now())
+	if errors.Is(err, store.ErrExists) {
+		return ErrRecordExists
+	}
+	if err != nil {
+		return fmt.Errorf("pin: first record: %w", err)
 	}
 	return nil
 }

@@ -89,6 +89,17 @@ func SignJWS(payload []byte, typ, kid string, signer crypto.Signer, extraHeaderJ
 // verification key, or an error that VerifyJWS wraps as it is
 // ([ErrUnknownKey] when the kid is not registered).
 func VerifyJWS(compact []byte, wantTyp string, key func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error)) ([]byte, JWSHeader, error) {
+	return verifyJWS(compact, wantTyp, false, key)
+}
+
+// VerifyJWSCompat is VerifyJWS for the compat profile, whose clients
+// (go-r2ps-service pkg/client) send no kid: an absent kid reaches key as
+// "". A kid that is present is still checked.
+func VerifyJWSCompat(compact []byte, wantTyp string, key func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error)) ([]byte, JWSHeader, error) {
+	return verifyJWS(compact, wantTyp, true, key)
+}
+
+func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error)) ([]byte, JWSHeader, error) {
 	var hdr JWSHeader
 	if len(compact) > MaxMessageSize {
 		return nil, hdr, errorf(ErrTooLarge, "%d bytes", len(compact))
@@ -111,8 +122,10 @@ func VerifyJWS(compact []byte, wantTyp string, key func(kid string, embedded *jo
 	if w.Typ != wantTyp {
 		return nil, hdr, errorf(ErrHeader, "typ %q, want %q", w.Typ, wantTyp)
 	}
-	if err := checkName(ErrHeader, "kid", w.KID); err != nil {
-		return nil, hdr, err
+	if !(kidOptional && w.KID == "" && w.JWK == nil) {
+		if err := checkName(ErrHeader, "kid", w.KID); err != nil {
+			return nil, hdr, err
+		}
 	}
 	if w.JWK != nil {
 		pub, err := parseSigningJWK(w.JWK)

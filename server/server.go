@@ -172,7 +172,7 @@ func (s *Server) serveR2PS(w http.ResponseWriter, r *http.Request) error {
 		}
 		return Errorf(http.StatusBadRequest, "unreadable body", err)
 	}
-	rep := s.cfg.R2PS.Serve(r.Context(), body)
+	rep := s.cfg.R2PS.Serve(dispatch.WithRequestID(r.Context(), requestID(r.Context())), body)
 	w.Header().Set("Content-Type", rep.ContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(rep.Status)

@@ -72,6 +72,28 @@ func (s *Store) PutActivationCode(ctx context.Context, c ActivationCode) error {
 	})
 }
 
+// HasOutstandingCode reports whether the unit has an unexpired activation
+// or PIN-reset code: only such a unit may take a self-signed registration.
+func (s *Store) HasOutstandingCode(ctx context.Context, unitID string, now time.Time) (bool, error) {
+	if err := checkID("activation code", "unit id", unitID); err != nil {
+		return false, nil
+	}
+	at, err := toMicros("activation code", "now", now)
+	if err != nil {
+		return false, err
+	}
+	var one int
+	err = s.db.QueryRowContext(ctx,
+		`SELECT 1 FROM activation_codes WHERE unit_id = $1 AND expires_at > $2 LIMIT 1`, unitID, at).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: outstanding code: %w", err)
+	}
+	return true, nil
+}
+
 // KeyUsage says what a client key is for.
 type KeyUsage string
 
@@ -92,16 +114,29 @@ type ClientKey struct {
 	Usage  KeyUsage
 	// PublicKey is the uncompressed SEC1 point.
 	PublicKey []byte
+	// Profile is the R2PS profile the unit enrolled under ("strict" or
+	// "compat"); requests in the other profile are refused.
+	Profile string
+	// MAC binds the row (kid, unit, usage, point, profile) under a key
+	// derived from an HSM key; the caller computes and checks it, so a row
+	// planted by someone who can write the database does not verify.
+	MAC       []byte
 	CreatedAt time.Time
+	// UnitState is the state of the owning unit at the time of the read
+	// (filled by the reads, ignored on writes).
+	UnitState UnitState
 }
 
-// GetClientKey returns the client key with that kid, or [ErrNotFound].
+const selectClientKey = `SELECT c.kid, c.unit_id, c.usage, c.public_key, c.profile, c.mac, c.created_at, u.state
+	FROM client_keys c JOIN units u ON u.id = c.unit_id`
+
+// GetClientKey returns the client key with that kid, with its unit's state,
+// in one read, or [ErrNotFound].
 func (s *Store) GetClientKey(ctx context.Context, kid string) (ClientKey, error) {
 	if err := checkID("client key", "kid", kid); err != nil {
 		return ClientKey{}, err
 	}
-	return scanClientKey(s.db.QueryRowContext(ctx,
-		`SELECT kid, unit_id, usage, public_key, created_at FROM client_keys WHERE kid = $1`, kid))
+	return scanClientKey(s.db.QueryRowContext(ctx, selectClientKey+` WHERE c.kid = $1`, kid))
 }
 
 // GetUnitClientKey returns a unit's client key for a usage, or
@@ -110,16 +145,44 @@ func (s *Store) GetUnitClientKey(ctx context.Context, unitID string, usage KeyUs
 	if err := checkID("client key", "unit id", unitID); err != nil {
 		return ClientKey{}, err
 	}
-	return scanClientKey(s.db.QueryRowContext(ctx,
-		`SELECT kid, unit_id, usage, public_key, created_at FROM client_keys WHERE unit_id = $1 AND usage = $2`,
+	return scanClientKey(s.db.QueryRowContext(ctx, selectClientKey+` WHERE c.unit_id = $1 AND c.usage = $2`,
 		unitID, string(usage)))
+}
+
+// PutClientKey records an operator-provisioned client key for a unit
+// (the compat profile, where the operator, not an activation code, binds
+// the wallet's signing key), replacing the unit's keys of that usage.
+func (s *Store) PutClientKey(ctx context.Context, k ClientKey) error {
+	if err := k.check(k.UnitID, k.Usage); err != nil {
+		return err
+	}
+	created, err := toMicros("client key", "created at", k.CreatedAt)
+	if err != nil {
+		return err
+	}
+	return s.inTx(ctx, "put client key", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM client_keys WHERE unit_id = $1 AND usage = $2`, k.UnitID, string(k.Usage)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			k.KID, k.UnitID, string(k.Usage), bytes.Clone(k.PublicKey), k.Profile, bytes.Clone(k.MAC), created)
+		switch classify(err) {
+		case foreignKeyViolation:
+			return fmt.Errorf("%w: %q", ErrUnitNotFound, k.UnitID)
+		case uniqueViolation:
+			return fmt.Errorf("%w: client key", ErrExists)
+		}
+		return err
+	})
 }
 
 func scanClientKey(row scanner) (ClientKey, error) {
 	var k ClientKey
-	var usage string
+	var usage, state string
 	var created int64
-	err := row.Scan(&k.KID, &k.UnitID, &usage, &k.PublicKey, &created)
+	err := row.Scan(&k.KID, &k.UnitID, &usage, &k.PublicKey, &k.Profile, &k.MAC, &created, &state)
+	k.UnitState = UnitState(state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ClientKey{}, fmt.Errorf("%w: client key", ErrNotFound)
 	}
@@ -141,20 +204,26 @@ func (k ClientKey) check(unitID string, usage KeyUsage) error {
 		return invalidf("client key", "usage %q where %q is needed", k.Usage, usage)
 	case len(k.PublicKey) != PublicKeySize || k.PublicKey[0] != 4:
 		return invalidf("client key", "not a %d-byte uncompressed point", PublicKeySize)
+	case k.Profile == "":
+		return invalidf("client key", "no profile")
+	case len(k.MAC) == 0:
+		return invalidf("client key", "no MAC")
 	}
-	return nil
+	return checkID("client key", "profile", k.Profile)
 }
 
 // PINRecord is an OPAQUE registration record and the nonce of its
-// credential identifier.
+// credential identifier, with a MAC binding both to the unit and context
+// under a key derived from an HSM key (computed and checked by the caller).
 type PINRecord struct {
 	Record    []byte
 	CredNonce []byte
+	MAC       []byte
 }
 
 func (r PINRecord) check() error {
-	if len(r.Record) == 0 || len(r.CredNonce) == 0 {
-		return invalidf("PIN record", "empty record or nonce")
+	if len(r.Record) == 0 || len(r.CredNonce) == 0 || len(r.MAC) == 0 {
+		return invalidf("PIN record", "empty record, nonce or MAC")
 	}
 	return nil
 }
@@ -227,13 +296,13 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 			args []any
 		}{
 			{`DELETE FROM client_keys WHERE unit_id = $1`, []any{e.UnitID}},
-			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, created_at) VALUES ($1, $2, $3, $4, $5)`,
-				[]any{e.SigningKey.KID, e.UnitID, string(UsageSign), bytes.Clone(e.SigningKey.PublicKey), now}},
-			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, created_at) SELECT $1, $2, $3, $4, $5 WHERE $6`,
-				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), now, hasCAK}},
-			{`INSERT INTO pin_records (unit_id, context, record, cred_nonce, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
-			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, cred_nonce = excluded.cred_nonce, updated_at = excluded.updated_at`,
-				[]any{e.UnitID, e.Context, bytes.Clone(e.Record.Record), bytes.Clone(e.Record.CredNonce), now}},
+			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				[]any{e.SigningKey.KID, e.UnitID, string(UsageSign), bytes.Clone(e.SigningKey.PublicKey), e.SigningKey.Profile, bytes.Clone(e.SigningKey.MAC), now}},
+			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, created_at) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE $8`,
+				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), e.AgreementKey.Profile, bytes.Clone(e.AgreementKey.MAC), now, hasCAK}},
+			{`INSERT INTO pin_records (unit_id, context, record, cred_nonce, mac, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, cred_nonce = excluded.cred_nonce, mac = excluded.mac, updated_at = excluded.updated_at`,
+				[]any{e.UnitID, e.Context, bytes.Clone(e.Record.Record), bytes.Clone(e.Record.CredNonce), bytes.Clone(e.Record.MAC), now}},
 			{`DELETE FROM pin_attempts WHERE unit_id = $1 AND context = $2`, []any{e.UnitID, e.Context}},
 			{`DELETE FROM sessions WHERE unit_id = $1`, []any{e.UnitID}},
 		}

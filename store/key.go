@@ -35,7 +35,10 @@ type Key struct {
 	// PublicKey is the uncompressed SEC1 point.
 	PublicKey []byte
 	// Backend names the device holding the key ("pkcs11", "soft").
-	Backend   string
+	Backend string
+	// Context is the security context of the session that made the key
+	// ("" for keys an operator made); the key obeys that context's rules.
+	Context   string
 	State     KeyState
 	CreatedAt time.Time
 }
@@ -43,6 +46,18 @@ type Key struct {
 // InsertKey records a key. It fails with [ErrExists] if the kid is taken
 // (by any unit) and with [ErrUnitNotFound] if the unit does not exist.
 func (s *Store) InsertKey(ctx context.Context, k Key) error {
+	return s.InsertKeyLimited(ctx, k, 0)
+}
+
+// InsertKeyLimited is InsertKey that also fails with [ErrQuota] when the
+// unit already has maxPerUnit keys (0: no limit). The count and the insert
+// are one statement; concurrent inserts on PostgreSQL may each see the
+// count before the others, so the bound can be exceeded by the number of
+// concurrent calls, never more.
+func (s *Store) InsertKeyLimited(ctx context.Context, k Key, maxPerUnit int) error {
+	if maxPerUnit < 0 {
+		return invalidf("key", "negative quota")
+	}
 	// Copy first, so that the caller cannot change the point after it is
 	// checked.
 	k.PublicKey = bytes.Clone(k.PublicKey)
@@ -50,10 +65,19 @@ func (s *Store) InsertKey(ctx context.Context, k Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at)
-		 VALUES ($1, $2, $3, $4, $5, $6)`,
-		k.KID, k.UnitID, k.PublicKey, k.Backend, string(k.State), created)
+	if err := checkContext("key", k.Context); err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx,
+		`INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context)
+		 SELECT $1, $2, $3, $4, $5, $6, $7
+		 WHERE $8 = 0 OR (SELECT count(*) FROM keys WHERE unit_id = $2) < $8`,
+		k.KID, k.UnitID, k.PublicKey, k.Backend, string(k.State), created, k.Context, maxPerUnit)
+	if err == nil {
+		if n, rerr := res.RowsAffected(); rerr == nil && n == 0 {
+			return fmt.Errorf("%w: unit %q has %d keys", ErrQuota, k.UnitID, maxPerUnit)
+		}
+	}
 	switch classify(err) {
 	case uniqueViolation:
 		return fmt.Errorf("%w: key %q", ErrExists, k.KID)
@@ -88,7 +112,7 @@ func (k *Key) check() (int64, error) {
 	return toMicros("key", "created at", k.CreatedAt)
 }
 
-const selectKey = `SELECT kid, unit_id, public_key, backend, state, created_at FROM keys`
+const selectKey = `SELECT kid, unit_id, public_key, backend, state, created_at, context FROM keys`
 
 // GetKey returns the key with that kid, or [ErrNotFound]. The caller checks
 // that its UnitID is the unit asking.
@@ -110,6 +134,7 @@ func (s *Store) GetKey(ctx context.Context, kid string) (Key, error) {
 // and the states of the key and of its owner.
 type KeyAccess struct {
 	UnitID    string
+	Context   string
 	KeyState  KeyState
 	UnitState UnitState
 }
@@ -124,8 +149,8 @@ func (s *Store) GetKeyAccess(ctx context.Context, kid string) (KeyAccess, error)
 	var a KeyAccess
 	var ks, us string
 	err := s.db.QueryRowContext(ctx,
-		`SELECT k.unit_id, k.state, u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $1`,
-		kid).Scan(&a.UnitID, &ks, &us)
+		`SELECT k.unit_id, k.context, k.state, u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $1`,
+		kid).Scan(&a.UnitID, &a.Context, &ks, &us)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KeyAccess{}, fmt.Errorf("%w: key %q", ErrNotFound, kid)
 	}
@@ -160,6 +185,18 @@ func (s *Store) ListKeys(ctx context.Context, unitID string) ([]Key, error) {
 		return nil, fmt.Errorf("store: list keys: %w", err)
 	}
 	return ks, nil
+}
+
+// CountKeys returns how many keys (in any state) a unit has.
+func (s *Store) CountKeys(ctx context.Context, unitID string) (int, error) {
+	if err := checkID("key", "unit id", unitID); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM keys WHERE unit_id = $1`, unitID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count keys: %w", err)
+	}
+	return n, nil
 }
 
 // SetKeyState changes a key's state, or fails with [ErrNotFound].
@@ -197,7 +234,7 @@ func scanKey(row scanner) (Key, error) {
 	)
 	// database/sql copies into a []byte destination, so the slice is the
 	// caller's own.
-	if err := row.Scan(&k.KID, &k.UnitID, &k.PublicKey, &k.Backend, &state, &created); err != nil {
+	if err := row.Scan(&k.KID, &k.UnitID, &k.PublicKey, &k.Backend, &state, &created, &k.Context); err != nil {
 		return Key{}, err
 	}
 	k.State = KeyState(state)

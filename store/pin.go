@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -17,8 +18,8 @@ func (s *Store) GetPINRecord(ctx context.Context, unitID, pinContext string) (PI
 	}
 	var r PINRecord
 	err := s.db.QueryRowContext(ctx,
-		`SELECT record, cred_nonce FROM pin_records WHERE unit_id = $1 AND context = $2`, unitID, pinContext).
-		Scan(&r.Record, &r.CredNonce)
+		`SELECT record, cred_nonce, mac FROM pin_records WHERE unit_id = $1 AND context = $2`, unitID, pinContext).
+		Scan(&r.Record, &r.CredNonce, &r.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PINRecord{}, fmt.Errorf("%w: PIN record", ErrNotFound)
 	}
@@ -29,7 +30,10 @@ func (s *Store) GetPINRecord(ctx context.Context, unitID, pinContext string) (PI
 }
 
 // ReplacePINRecord overwrites an existing record (a PIN change inside a
-// session), or fails with [ErrNotFound] if there is none.
+// session), or fails with [ErrNotFound] if there is none, and in the same
+// transaction ends every session of the unit, pending logins included
+// (a KE2 issued under the old record could otherwise still be finished),
+// and its pending registrations in that context.
 func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string, r PINRecord, now time.Time) error {
 	if err := checkPINKey(unitID, pinContext); err != nil {
 		return err
@@ -41,10 +45,47 @@ func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string,
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE pin_records SET record = $3, cred_nonce = $4, updated_at = $5 WHERE unit_id = $1 AND context = $2`,
-		unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), at)
-	return affectedOne(res, err, "replace PIN record")
+	return s.inTx(ctx, "replace PIN record", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE pin_records SET record = $3, cred_nonce = $4, mac = $5, updated_at = $6 WHERE unit_id = $1 AND context = $2`,
+			unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), bytes.Clone(r.MAC), at)
+		if err := affectedOne(res, err, "replace PIN record"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE unit_id = $1`, unitID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2`, unitID, pinContext)
+		return err
+	})
+}
+
+// PutFirstPINRecord stores the first record of a unit in a context, or
+// fails with [ErrExists] if it has one, or [ErrUnitNotFound].
+func (s *Store) PutFirstPINRecord(ctx context.Context, unitID, pinContext string, r PINRecord, now time.Time) error {
+	if err := checkPINKey(unitID, pinContext); err != nil {
+		return err
+	}
+	if err := r.check(); err != nil {
+		return err
+	}
+	at, err := toMicros("PIN record", "now", now)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO pin_records (unit_id, context, record, cred_nonce, mac, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
+		unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), bytes.Clone(r.MAC), at)
+	switch classify(err) {
+	case uniqueViolation:
+		return fmt.Errorf("%w: PIN record", ErrExists)
+	case foreignKeyViolation:
+		return fmt.Errorf("%w: %q", ErrUnitNotFound, unitID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: put PIN record: %w", err)
+	}
+	return nil
 }
 
 // PendingRegistration is the state kept between the OPAQUE evaluate and
@@ -60,8 +101,12 @@ type PendingRegistration struct {
 }
 
 // PutPendingRegistration records (or replaces) a requester's pending
-// registration.
-func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistration) error {
+// registration, keeping at most maxPerUnit (at least 1) of the unit's in
+// that context: the oldest others are evicted in the same transaction.
+func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistration, maxPerUnit int) error {
+	if maxPerUnit < 1 {
+		return invalidf("pending registration", "limit must be at least 1")
+	}
 	if err := checkPINKey(p.UnitID, p.Context); err != nil {
 		return err
 	}
@@ -75,14 +120,21 @@ func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistratio
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO pin_registrations (unit_id, context, requester, nonce, expires_at) VALUES ($1, $2, $3, $4, $5)
-		 ON CONFLICT (unit_id, context, requester) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at`,
-		p.UnitID, p.Context, p.Requester, bytes.Clone(p.CredNonce), expires)
-	if err != nil {
-		return fmt.Errorf("store: put pending registration: %w", err)
-	}
-	return nil
+	return s.inTx(ctx, "put pending registration", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO pin_registrations (unit_id, context, requester, nonce, expires_at) VALUES ($1, $2, $3, $4, $5)
+			 ON CONFLICT (unit_id, context, requester) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at`,
+			p.UnitID, p.Context, p.Requester, bytes.Clone(p.CredNonce), expires)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			`DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2 AND requester NOT IN (
+			   SELECT requester FROM pin_registrations WHERE unit_id = $1 AND context = $2
+			   ORDER BY expires_at DESC, requester LIMIT $3)`,
+			p.UnitID, p.Context, maxPerUnit)
+		return err
+	})
 }
 
 // TakePendingRegistration removes and returns the nonce of a requester's
@@ -151,14 +203,24 @@ func (s *Store) GetAttempts(ctx context.Context, unitID, pinContext string) (Att
 	return a, nil
 }
 
+// AttemptWait is one step of an escalating wait: once an admitted attempt
+// brings the failure count to After or more, the next attempt must wait
+// Wait (the step with the largest After applies).
+type AttemptWait struct {
+	After int
+	Wait  time.Duration
+}
+
 // TakeAttempt counts one PIN attempt, atomically with its admission: the
 // attempt is admitted only if the counter is not locked, now is not
 // before NotBefore, and fewer than max failures are counted. An admitted
 // attempt increments Failures before anything is compared, so concurrent
-// guesses are all counted and no more than max are ever admitted. It
-// returns the counter after the call and whether the attempt was admitted;
-// a refusal because max was reached also sets Locked.
-func (s *Store) TakeAttempt(ctx context.Context, unitID, pinContext string, max int, now time.Time) (Attempts, bool, error) {
+// guesses are all counted and no more than max are ever admitted. The
+// wait that the new count calls for (waits, sorted by After) is set by the
+// same statement, so no attempt can slip in between the count and its
+// wait. It returns the counter after the call and whether the attempt was
+// admitted; a refusal because max was reached also sets Locked.
+func (s *Store) TakeAttempt(ctx context.Context, unitID, pinContext string, max int, now time.Time, waits ...AttemptWait) (Attempts, bool, error) {
 	if err := checkPINKey(unitID, pinContext); err != nil {
 		return Attempts{}, false, err
 	}
@@ -169,20 +231,43 @@ func (s *Store) TakeAttempt(ctx context.Context, unitID, pinContext string, max 
 	if err != nil {
 		return Attempts{}, false, err
 	}
+	args := []any{unitID, pinContext, at, max}
+	// notBefore(n) is the SQL for the wait after n failures: the step with
+	// the largest After not above n, as a time, or 0.
+	var cases strings.Builder
+	for i := len(waits) - 1; i >= 0; i-- {
+		w := waits[i]
+		if w.After < 1 || w.Wait <= 0 || i > 0 && waits[i-1].After >= w.After {
+			return Attempts{}, false, invalidf("attempt", "waits must have increasing After >= 1 and positive Wait")
+		}
+		until, err := toMicros("attempt", "wait", now.Add(w.Wait))
+		if err != nil {
+			return Attempts{}, false, err
+		}
+		args = append(args, w.After, until)
+		fmt.Fprintf(&cases, " WHEN %%[1]s >= CAST($%d AS INTEGER) THEN CAST($%d AS BIGINT)", len(args)-1, len(args))
+	}
+	notBefore := func(n string) string {
+		if cases.Len() == 0 {
+			return "0"
+		}
+		return fmt.Sprintf("CASE"+cases.String()+" ELSE 0 END", n)
+	}
 	// One statement admits and counts: a new counter starts at 1; an
 	// existing one is incremented only where the guard holds, and RETURNING
 	// gives no row where it does not.
 	var a Attempts
-	var notBefore, locked int64
+	var nb, locked int64
 	err = s.db.QueryRowContext(ctx,
-		`INSERT INTO pin_attempts (unit_id, context, failures, not_before, locked, updated_at) VALUES ($1, $2, 1, 0, 0, $3)
-		 ON CONFLICT (unit_id, context) DO UPDATE SET failures = pin_attempts.failures + 1, updated_at = excluded.updated_at
+		`INSERT INTO pin_attempts (unit_id, context, failures, not_before, locked, updated_at) VALUES ($1, $2, 1, `+notBefore("1")+`, 0, $3)
+		 ON CONFLICT (unit_id, context) DO UPDATE SET failures = pin_attempts.failures + 1, updated_at = excluded.updated_at,
+		   not_before = `+notBefore("pin_attempts.failures + 1")+`
 		 WHERE pin_attempts.locked = 0 AND pin_attempts.not_before <= $3 AND pin_attempts.failures < $4
 		 RETURNING failures, not_before, locked`,
-		unitID, pinContext, at, max).Scan(&a.Failures, &notBefore, &locked)
+		args...).Scan(&a.Failures, &nb, &locked)
 	if err == nil {
-		if notBefore != 0 {
-			a.NotBefore = fromMicros(notBefore)
+		if nb != 0 {
+			a.NotBefore = fromMicros(nb)
 		}
 		a.Locked = locked != 0
 		return a, true, nil

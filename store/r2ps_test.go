@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,9 @@ func TestR2PSState(t *testing.T) {
 		{"ServerKeysAndSecrets", testServerKeysAndSecrets},
 		{"PendingRegistrations", testPendingRegistrations},
 		{"Purge", testPurge},
+		{"PINChangeEndsLogins", testPINChangeEndsLogins},
+		{"AttemptWaits", testAttemptWaits},
+		{"KeyQuotaAndContext", testKeyQuotaAndContext},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -44,9 +48,9 @@ func hash(s string) []byte {
 func enrolment(t testing.TB, unit, code string, now time.Time) store.Enrolment {
 	return store.Enrolment{
 		CodeHash: hash(code), UnitID: unit, Context: "hsm",
-		SigningKey:   store.ClientKey{KID: "csk-" + unit + code, UnitID: unit, Usage: store.UsageSign, PublicKey: point(t)},
-		AgreementKey: store.ClientKey{KID: "cak-" + unit + code, UnitID: unit, Usage: store.UsageAgree, PublicKey: point(t)},
-		Record:       store.PINRecord{Record: []byte("record-" + code), CredNonce: []byte("nonce-" + code)},
+		SigningKey:   store.ClientKey{KID: "csk-" + unit + code, UnitID: unit, Usage: store.UsageSign, PublicKey: point(t), Profile: "strict", MAC: []byte("m")},
+		AgreementKey: store.ClientKey{KID: "cak-" + unit + code, UnitID: unit, Usage: store.UsageAgree, PublicKey: point(t), Profile: "strict", MAC: []byte("m")},
+		Record:       store.PINRecord{Record: []byte("record-" + code), CredNonce: []byte("nonce-" + code), MAC: []byte("m")},
 		Now:          now,
 	}
 }
@@ -117,20 +121,117 @@ func testEnrol(t *testing.T, dsn string) {
 	if _, err := s.GetClientKey(ctx, "csk-u1code-a"); err == nil {
 		t.Fatal("old client key survived a PIN reset")
 	}
-	if err := s.ReplacePINRecord(ctx, "u1", "hsm", store.PINRecord{Record: []byte("changed"), CredNonce: []byte("n2")}, at(time.Hour)); err != nil {
+	if err := s.ReplacePINRecord(ctx, "u1", "hsm", store.PINRecord{Record: []byte("changed"), CredNonce: []byte("n2"), MAC: []byte("m")}, at(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if rec, _ := s.GetPINRecord(ctx, "u1", "hsm"); string(rec.CredNonce) != "n2" {
 		t.Fatalf("replaced record %q", rec)
 	}
-	wantErr(t, "replace missing record", s.ReplacePINRecord(ctx, "u2", "hsm", store.PINRecord{Record: []byte("x"), CredNonce: []byte("n")}, at(0)), store.ErrNotFound)
+	wantErr(t, "replace missing record", s.ReplacePINRecord(ctx, "u2", "hsm", store.PINRecord{Record: []byte("x"), CredNonce: []byte("n"), MAC: []byte("m")}, at(0)), store.ErrNotFound)
 }
 
 func mustSession(t testing.TB, s *store.Store, unit, id string) {
 	t.Helper()
 	if err := s.CreateSession(t.Context(), store.Session{IDHash: hash(id), UnitID: unit, Context: "hsm", State: store.SessionPending,
-		Secret: []byte("sealed"), UsesLeft: store.Unlimited, CreatedAt: at(0), ExpiresAt: at(5 * time.Minute)}); err != nil {
+		Secret: []byte("sealed"), UsesLeft: store.Unlimited, CreatedAt: at(0), ExpiresAt: at(5 * time.Minute),
+		RecordNonce: []byte("nonce-" + unit + "-rec")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// mustRecord creates unit and enrols it in "hsm" with the PIN record whose
+// credential nonce mustSession's sessions were started against.
+func mustRecord(t testing.TB, s *store.Store, unit string) {
+	t.Helper()
+	mustCreateUnit(t, s, unit)
+	code := unit + "-rec"
+	if err := s.PutActivationCode(t.Context(), store.ActivationCode{CodeHash: hash(code), UnitID: unit, Purpose: store.PurposeActivation, CreatedAt: at(0), ExpiresAt: at(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enrol(t.Context(), enrolment(t, unit, code, at(0))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testPINChangeEndsLogins: a PIN change ends every session of the unit, and
+// a login started against the old record cannot be finished afterwards,
+// even if its pending session was created after the change committed.
+func testPINChangeEndsLogins(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustRecord(t, s, "u")
+	mustSession(t, s, "u", "verified")
+	if err := s.VerifySession(ctx, hash("verified"), []byte("k"), at(time.Hour), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	mustSession(t, s, "u", "pending")
+	if err := s.ReplacePINRecord(ctx, "u", "hsm", store.PINRecord{Record: []byte("new"), CredNonce: []byte("new-nonce"), MAC: []byte("m")}, at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"verified", "pending"} {
+		if _, err := s.GetSession(ctx, hash(id), at(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("session %s survived a PIN change: %v", id, err)
+		}
+	}
+	// The race: LoginStart read the old record, the change committed, then
+	// its pending session was written.
+	mustSession(t, s, "u", "late")
+	wantErr(t, "verify a login against the old record", s.VerifySession(ctx, hash("late"), []byte("k"), at(time.Hour), at(time.Minute)), store.ErrNotFound)
+}
+
+// testAttemptWaits: the wait a failure calls for is set by the statement
+// that admits it, so no attempt slips in between.
+func testAttemptWaits(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	waits := []store.AttemptWait{{After: 2, Wait: time.Minute}, {After: 3, Wait: time.Hour}}
+	take := func(now time.Time) (store.Attempts, bool) {
+		t.Helper()
+		a, ok, err := s.TakeAttempt(ctx, "u", "hsm", 5, now, waits...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, ok
+	}
+	if a, ok := take(at(0)); !ok || !a.NotBefore.IsZero() {
+		t.Fatalf("first: %v %+v", ok, a)
+	}
+	if a, ok := take(at(0)); !ok || !a.NotBefore.Equal(at(time.Minute)) {
+		t.Fatalf("second sets the 1m wait itself: %v %+v", ok, a)
+	}
+	if a, ok := take(at(time.Second)); ok || a.Failures != 2 {
+		t.Fatalf("attempt within the wait admitted: %+v", a)
+	}
+	if a, ok := take(at(time.Minute)); !ok || !a.NotBefore.Equal(at(time.Minute+time.Hour)) {
+		t.Fatalf("third sets the 1h wait: %v %+v", ok, a)
+	}
+	_, _, err := s.TakeAttempt(ctx, "u", "hsm", 5, at(0), store.AttemptWait{After: 2}, store.AttemptWait{After: 1, Wait: time.Second})
+	wantErr(t, "unordered waits", err, store.ErrInvalid)
+}
+
+// testKeyQuotaAndContext: keys remember their context; a unit holds at
+// most the quota.
+func testKeyQuotaAndContext(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustCreateUnit(t, s, "u")
+	for i, kid := range []string{"k1", "k2", "k3"} {
+		k := newKey(t, "u", kid, at(0))
+		k.Context = "signing"
+		err := s.InsertKeyLimited(ctx, k, 2)
+		if i < 2 && err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			wantErr(t, "third key over a quota of 2", err, store.ErrQuota)
+		}
+	}
+	a, err := s.GetKeyAccess(ctx, "k1")
+	if err != nil || a.Context != "signing" {
+		t.Fatalf("access %+v %v", a, err)
+	}
+	if list, _ := s.ListKeys(ctx, "u"); len(list) != 2 || list[0].Context != "signing" {
+		t.Fatalf("list %+v", list)
 	}
 }
 
@@ -200,6 +301,7 @@ func testAttemptsDelayAndClear(t *testing.T, dsn string) {
 func testSessions(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	ctx := t.Context()
+	mustRecord(t, s, "u")
 	mustSession(t, s, "u", "s1")
 	wantErr(t, "duplicate", s.CreateSession(ctx, store.Session{IDHash: hash("s1"), UnitID: "u", Context: "hsm", State: store.SessionPending,
 		Secret: []byte("x"), UsesLeft: store.Unlimited, CreatedAt: at(0), ExpiresAt: at(time.Minute)}), store.ErrExists)
@@ -290,7 +392,7 @@ func testPurge(t *testing.T, dsn string) {
 	ctx := t.Context()
 	mustCreateUnit(t, s, "u")
 	mustSession(t, s, "u", "old")
-	s.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: "u", Context: "hsm", Requester: "r", CredNonce: []byte("n"), ExpiresAt: at(time.Minute)})
+	s.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: "u", Context: "hsm", Requester: "r", CredNonce: []byte("n"), ExpiresAt: at(time.Minute)}, 4)
 	s.UseNonce(ctx, hash("n"), at(time.Minute))
 	s.PutActivationCode(ctx, store.ActivationCode{CodeHash: hash("c"), UnitID: "u", Purpose: store.PurposeActivation, CreatedAt: at(0), ExpiresAt: at(time.Minute)})
 	n, err := s.Purge(ctx, at(10*time.Minute))
@@ -305,7 +407,7 @@ func testPendingRegistrations(t *testing.T, dsn string) {
 	put := func(requester, nonce string, ttl time.Duration) {
 		t.Helper()
 		if err := s.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: "u", Context: "hsm",
-			Requester: requester, CredNonce: []byte(nonce), ExpiresAt: at(ttl)}); err != nil {
+			Requester: requester, CredNonce: []byte(nonce), ExpiresAt: at(ttl)}, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -323,4 +425,16 @@ func testPendingRegistrations(t *testing.T, dsn string) {
 	put("csk-c", "n4", time.Minute)
 	_, err = s.TakePendingRegistration(ctx, "u", "hsm", "csk-c", at(time.Minute))
 	wantErr(t, "expired", err, store.ErrNotFound)
+
+	// At most two per unit and context: a third evicts the oldest.
+	put("csk-d", "n5", time.Minute)
+	put("csk-e", "n6", 2*time.Minute)
+	put("csk-f", "n7", 3*time.Minute)
+	_, err = s.TakePendingRegistration(ctx, "u", "hsm", "csk-d", at(0))
+	wantErr(t, "evicted", err, store.ErrNotFound)
+	for _, r := range []string{"csk-e", "csk-f"} {
+		if _, err := s.TakePendingRegistration(ctx, "u", "hsm", r, at(0)); err != nil {
+			t.Fatalf("take %s: %v", r, err)
+		}
+	}
 }

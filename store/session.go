@@ -39,7 +39,11 @@ type Session struct {
 	Task string
 	// UsesLeft counts the operations a task-bound session still allows,
 	// or is Unlimited.
-	UsesLeft  int
+	UsesLeft int
+	// RecordNonce is the credential nonce of the PIN record the login was
+	// started against: VerifySession succeeds only while that record is
+	// still the unit's (empty for a fake record: never verifies).
+	RecordNonce []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
@@ -70,9 +74,9 @@ func (s *Store) CreateSession(ctx context.Context, se Session) error {
 		return err
 	}
 	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO sessions (id_hash, unit_id, context, state, secret, task, uses_left, created_at, expires_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		bytes.Clone(se.IDHash), se.UnitID, se.Context, string(se.State), bytes.Clone(se.Secret), se.Task, se.UsesLeft, created, expires)
+		`INSERT INTO sessions (id_hash, unit_id, context, state, secret, task, uses_left, created_at, expires_at, record_nonce)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		bytes.Clone(se.IDHash), se.UnitID, se.Context, string(se.State), bytes.Clone(se.Secret), se.Task, se.UsesLeft, created, expires, append([]byte{}, se.RecordNonce...))
 	if classify(err) == uniqueViolation {
 		return fmt.Errorf("%w: session", ErrExists)
 	}
@@ -96,9 +100,9 @@ func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (S
 	var state string
 	var created, expires int64
 	err = s.db.QueryRowContext(ctx,
-		`SELECT unit_id, context, state, secret, task, uses_left, created_at, expires_at
+		`SELECT unit_id, context, state, secret, task, uses_left, created_at, expires_at, record_nonce
 		 FROM sessions WHERE id_hash = $1 AND expires_at > $2`, idHash, at).
-		Scan(&se.UnitID, &se.Context, &state, &se.Secret, &se.Task, &se.UsesLeft, &created, &expires)
+		Scan(&se.UnitID, &se.Context, &state, &se.Secret, &se.Task, &se.UsesLeft, &created, &expires, &se.RecordNonce)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("%w: session", ErrNotFound)
 	}
@@ -111,7 +115,9 @@ func (s *Store) GetSession(ctx context.Context, idHash []byte, now time.Time) (S
 
 // VerifySession moves a pending, unexpired session to verified with a new
 // expiry and secret (the MAC is no longer needed), or fails with
-// [ErrNotFound]. Only one caller can verify a session.
+// [ErrNotFound]. Only one caller can verify a session, and only while the
+// PIN record it was started against is still the unit's: a PIN change
+// between KE2 and KE3 ends the login.
 func (s *Store) VerifySession(ctx context.Context, idHash, secret []byte, expiresAt, now time.Time) error {
 	expires, err := toMicros("session", "expires at", expiresAt)
 	if err != nil {
@@ -122,7 +128,9 @@ func (s *Store) VerifySession(ctx context.Context, idHash, secret []byte, expire
 		return err
 	}
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE sessions SET state = $2, secret = $3, expires_at = $4 WHERE id_hash = $1 AND state = $5 AND expires_at > $6`,
+		`UPDATE sessions SET state = $2, secret = $3, expires_at = $4 WHERE id_hash = $1 AND state = $5 AND expires_at > $6
+		 AND EXISTS (SELECT 1 FROM pin_records p WHERE p.unit_id = sessions.unit_id AND p.context = sessions.context
+		             AND p.cred_nonce = sessions.record_nonce)`,
 		idHash, string(SessionVerified), bytes.Clone(secret), expires, string(SessionPending), at)
 	return affectedOne(res, err, "verify session")
 }

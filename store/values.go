@@ -53,3 +53,11 @@ func fromMicros(us int64) time.Time {
 type scanner interface {
 	Scan(dest ...any) error
 }
+
+// checkContext validates an optional security context: empty, or an id.
+func checkContext(what, pinContext string) error {
+	if pinContext == "" {
+		return nil
+	}
+	return checkID(what, "context", pinContext)
+}

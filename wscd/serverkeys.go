@@ -8,8 +8,10 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -150,12 +152,31 @@ func (g *serverSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) 
 // the store. Every instance derives the same key; the store alone opens
 // nothing.
 type Sealer struct {
-	aead cipher.AEAD
-	rand io.Reader
+	aead   cipher.AEAD
+	macKey []byte // HMAC-SHA256 key, from the same agreement
+	rand   io.Reader
 }
 
-// Sealer derives the sealing key (one device ECDH) and returns the sealer.
+// macLabel is the HKDF info of the MAC key.
+const macLabel = "wsca-mac-v1"
+
+// Sealer returns the sealer, deriving the sealing key (one device ECDH)
+// on first use; later calls return the same sealer.
 func (s *Service) Sealer(ctx context.Context) (*Sealer, error) {
+	s.sealMu.Lock()
+	defer s.sealMu.Unlock()
+	if s.sealer != nil {
+		return s.sealer, nil
+	}
+	sl, err := s.deriveSealer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.sealer = sl
+	return sl, nil
+}
+
+func (s *Service) deriveSealer(ctx context.Context) (*Sealer, error) {
 	k, err := s.ServerKey(ctx, PurposeSealing)
 	if err != nil {
 		return nil, err
@@ -182,7 +203,11 @@ func (s *Service) Sealer(ctx context.Context) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wscd: sealing key: %w", err)
 	}
-	return &Sealer{aead: aead, rand: rand.Reader}, nil
+	macKey, err := hkdf.Key(sha256.New, z, nil, macLabel, 32)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: MAC key: %w", err)
+	}
+	return &Sealer{aead: aead, macKey: macKey, rand: rand.Reader}, nil
 }
 
 // sealPeer returns the public point of the sealing agreement, making it
@@ -236,6 +261,49 @@ func (s *Sealer) Open(sealed, ad []byte) ([]byte, error) {
 		return nil, ErrSealed
 	}
 	return out, nil
+}
+
+// MAC returns HMAC-SHA256, under a key derived from the HSM's sealing key,
+// over the domain and each part, each prefixed by its 4-byte big-endian
+// length, so no two different inputs collide. The store keeps MACs beside
+// the state that someone able to write the database must not be able to
+// forge (activation codes, client keys, PIN records).
+func (s *Sealer) MAC(domain string, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, s.macKey)
+	var n [4]byte
+	for _, p := range append([][]byte{[]byte(domain)}, parts...) {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		m.Write(n[:])
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// VerifyMAC reports, in constant time, whether mac is MAC(domain, parts...).
+func (s *Sealer) VerifyMAC(mac []byte, domain string, parts ...[]byte) bool {
+	return hmac.Equal(mac, s.MAC(domain, parts...))
+}
+
+// codeMACDomain separates activation-code MACs from other MACs.
+const codeMACDomain = "wsca-activation-code-v1"
+
+// CodeHash returns what the store keeps of an activation code: its MAC
+// under the HSM-derived key, so someone who can write the database cannot
+// plant a code of their own. Codes are compared case-insensitively and
+// without separators.
+func (s *Sealer) CodeHash(code string) []byte {
+	norm := strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(code))
+	return s.MAC(codeMACDomain, []byte(norm))
+}
+
+// HashActivationCode returns the store's form of a code (Sealer.CodeHash),
+// deriving the sealer on first use.
+func (s *Service) HashActivationCode(ctx context.Context, code string) ([]byte, error) {
+	sl, err := s.Sealer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sl.CodeHash(code), nil
 }
 
 func reservedUnit(unit string) bool { return strings.HasPrefix(unit, ReservedPrefix) }

@@ -3,7 +3,6 @@ package wscd
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -33,14 +32,6 @@ type ActivationCode struct {
 	ExpiresAt time.Time
 }
 
-// HashActivationCode returns what the store keeps of a code. Codes are
-// compared case-insensitively and without separators.
-func HashActivationCode(code string) []byte {
-	norm := strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(code))
-	h := sha256.Sum256([]byte(norm))
-	return h[:]
-}
-
 // IssueActivationCode makes a one-time code for a unit, replacing any code
 // it had. A PIN-reset code also ends every session of the unit at once.
 func (s *Service) IssueActivationCode(ctx context.Context, unit string, purpose store.CodePurpose, ttl time.Duration) (ActivationCode, error) {
@@ -66,8 +57,12 @@ func (s *Service) IssueActivationCode(ctx context.Context, unit string, purpose 
 	}
 	now := s.now().UTC()
 	c := ActivationCode{Unit: unit, Code: b.String(), Purpose: purpose, ExpiresAt: now.Add(ttl)}
-	err := s.st.PutActivationCode(ctx, store.ActivationCode{
-		CodeHash: HashActivationCode(c.Code), UnitID: unit, Purpose: purpose, CreatedAt: now, ExpiresAt: c.ExpiresAt,
+	codeHash, err := s.HashActivationCode(ctx, c.Code)
+	if err != nil {
+		return ActivationCode{}, err
+	}
+	err = s.st.PutActivationCode(ctx, store.ActivationCode{
+		CodeHash: codeHash, UnitID: unit, Purpose: purpose, CreatedAt: now, ExpiresAt: c.ExpiresAt,
 	})
 	if errors.Is(err, store.ErrUnitNotFound) {
 		return ActivationCode{}, ErrUnitNotActive

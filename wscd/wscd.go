@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/wsca/wsca/device"
@@ -33,6 +34,8 @@ var (
 	ErrUnitNotActive = errors.New("wscd: wallet unit not active")
 	ErrInvalidInput  = errors.New("wscd: invalid input")
 	ErrUnavailable   = errors.New("wscd: service unavailable")
+	// ErrQuota means the unit holds as many keys as it may.
+	ErrQuota = errors.New("wscd: key quota reached")
 	// ErrStoreDown and ErrDeviceDown say which part Ready found failing;
 	// both come wrapped with ErrUnavailable.
 	ErrStoreDown  = errors.New("wscd: store unreachable")
@@ -58,6 +61,9 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *Metrics
+
+	sealMu sync.Mutex
+	sealer *Sealer // derived on first use
 }
 
 // New returns a Service over cfg's device and store.
@@ -128,7 +134,7 @@ func (s *Service) activeUnit(ctx context.Context, unit string) (device.Owner, er
 
 // ownedKey returns the ref of an active key of an active unit, with one
 // store read. A key of another unit is answered like a missing one.
-func (s *Service) ownedKey(ctx context.Context, unit, kid string) (device.Ref, error) {
+func (s *Service) ownedKey(ctx context.Context, unit, pinContext, kid string) (device.Ref, error) {
 	owner, err := device.ParseOwner(unit)
 	if err != nil {
 		return device.Ref{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
@@ -154,15 +160,38 @@ func (s *Service) ownedKey(ctx context.Context, unit, kid string) (device.Ref, e
 	if a.KeyState != store.KeyActive {
 		return device.Ref{}, ErrKeyNotFound
 	}
+	if pinContext != "" && a.Context != "" && a.Context != pinContext {
+		// A key obeys the context that made it: from another context it
+		// is as missing as another unit's.
+		s.log.WarnContext(ctx, "key of another context refused", "unit", unit, "kid", kid, "context", pinContext)
+		return device.Ref{}, ErrKeyNotFound
+	}
 	return device.Ref{Owner: owner, KID: k}, nil
 }
 
 // Generate makes a new key for the unit and records it. If the record
 // cannot be written, the device key is destroyed again, so no key exists
 // on the device without an owner on record.
-func (s *Service) Generate(ctx context.Context, unit string) (_ device.Key, err error) {
+func (s *Service) Generate(ctx context.Context, unit string) (device.Key, error) {
+	return s.generate(ctx, unit, "", 0)
+}
+
+func (s *Service) generate(ctx context.Context, unit, pinContext string, quota int) (_ device.Key, err error) {
 	defer s.metrics.observe(opGenerate, s.now(), &err)
 	owner, err := s.activeUnit(ctx, unit)
+	if err != nil {
+		return device.Key{}, err
+	}
+	if quota > 0 {
+		// Checked before the device works; the insert checks again.
+		n, err := s.st.CountKeys(ctx, unit)
+		if err != nil {
+			return device.Key{}, s.storeErr(err)
+		}
+		if n >= quota {
+			return device.Key{}, fmt.Errorf("%w: %d keys", ErrQuota, n)
+		}
+	}
 	if err != nil {
 		return device.Key{}, err
 	}
@@ -174,24 +203,27 @@ func (s *Service) Generate(ctx context.Context, unit string) (_ device.Key, err 
 	if err != nil {
 		return device.Key{}, s.deviceErr(ctx, err)
 	}
-	err = s.st.InsertKey(ctx, store.Key{
-		KID: string(k.KID), UnitID: unit, PublicKey: pub,
+	err = s.st.InsertKeyLimited(ctx, store.Key{
+		KID: string(k.KID), UnitID: unit, PublicKey: pub, Context: pinContext,
 		Backend: s.dev.Info().Backend, State: store.KeyActive, CreatedAt: s.now().UTC(),
-	})
+	}, quota)
 	if err != nil {
 		if derr := s.dev.Destroy(context.WithoutCancel(ctx), device.Ref{Owner: owner, KID: k.KID}); derr != nil {
 			s.log.ErrorContext(ctx, "orphaned device key: record failed and destroy failed",
 				"unit", unit, "kid", k.KID, "err", derr)
 		}
+		if errors.Is(err, store.ErrQuota) {
+			return device.Key{}, fmt.Errorf("%w: %v", ErrQuota, err)
+		}
 		return device.Key{}, s.storeErr(err)
 	}
-	s.log.InfoContext(ctx, "key generated", "unit", unit, "kid", k.KID)
+	s.log.InfoContext(ctx, "key generated", "unit", unit, "kid", k.KID, "context", pinContext)
 	return k, nil
 }
 
 // PublicKey returns an owned key's public half, from the device.
 func (s *Service) PublicKey(ctx context.Context, unit, kid string) (_ device.Key, err error) {
-	ref, err := s.ownedKey(ctx, unit, kid)
+	ref, err := s.ownedKey(ctx, unit, "", kid)
 	if err != nil {
 		return device.Key{}, err
 	}
@@ -203,12 +235,16 @@ func (s *Service) PublicKey(ctx context.Context, unit, kid string) (_ device.Key
 }
 
 // Sign signs a 32-byte digest with an owned key; the signature is raw r‖s.
-func (s *Service) Sign(ctx context.Context, unit, kid string, digest []byte) (_ []byte, err error) {
+func (s *Service) Sign(ctx context.Context, unit, kid string, digest []byte) ([]byte, error) {
+	return s.sign(ctx, unit, "", kid, digest)
+}
+
+func (s *Service) sign(ctx context.Context, unit, pinContext, kid string, digest []byte) (_ []byte, err error) {
 	defer s.metrics.observe(opSign, s.now(), &err)
 	if err := device.CheckDigest(digest); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	ref, err := s.ownedKey(ctx, unit, kid)
+	ref, err := s.ownedKey(ctx, unit, pinContext, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -221,12 +257,16 @@ func (s *Service) Sign(ctx context.Context, unit, kid string, digest []byte) (_ 
 
 // ECDH derives the shared secret of an owned key and a validated peer
 // point (see device.ParsePoint).
-func (s *Service) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicKey) (_ []byte, err error) {
+func (s *Service) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicKey) ([]byte, error) {
+	return s.ecdh(ctx, unit, "", kid, peer)
+}
+
+func (s *Service) ecdh(ctx context.Context, unit, pinContext, kid string, peer *ecdh.PublicKey) (_ []byte, err error) {
 	defer s.metrics.observe(opECDH, s.now(), &err)
 	if peer == nil || peer.Curve() != ecdh.P256() {
 		return nil, fmt.Errorf("%w: peer point", ErrInvalidInput)
 	}
-	ref, err := s.ownedKey(ctx, unit, kid)
+	ref, err := s.ownedKey(ctx, unit, pinContext, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +299,11 @@ func (s *Service) List(ctx context.Context, unit string) (_ []store.Key, err err
 // Destroy destroys an owned key on the device and erases its record. The
 // record is first marked destroying, so a crash between the two steps
 // leaves a key nobody can use and Destroy can be called again.
-func (s *Service) Destroy(ctx context.Context, unit, kid string) (err error) {
+func (s *Service) Destroy(ctx context.Context, unit, kid string) error {
+	return s.destroy(ctx, unit, "", kid)
+}
+
+func (s *Service) destroy(ctx context.Context, unit, pinContext, kid string) (err error) {
 	defer s.metrics.observe(opDestroy, s.now(), &err)
 	owner, err := s.activeUnit(ctx, unit)
 	if err != nil {
@@ -276,8 +320,8 @@ func (s *Service) Destroy(ctx context.Context, unit, kid string) (err error) {
 	if err != nil {
 		return s.storeErr(err)
 	}
-	if rec.UnitID != unit {
-		s.log.WarnContext(ctx, "destroy of another unit's key refused", "unit", unit, "kid", kid)
+	if rec.UnitID != unit || pinContext != "" && rec.Context != "" && rec.Context != pinContext {
+		s.log.WarnContext(ctx, "destroy of another unit's or context's key refused", "unit", unit, "kid", kid)
 		return ErrKeyNotFound
 	}
 	if err := s.st.SetKeyState(ctx, kid, store.KeyDestroying); err != nil {
@@ -320,4 +364,56 @@ func (s *Service) storeErr(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// Scoped is the key service seen from one PIN context of a unit's wallet:
+// keys it generates remember the context, and it can use only keys made in
+// that context or by an operator (no context). R2PS requests use it, so a
+// key made in a context that demands sole control (sign: tasks) cannot be
+// used from a session of another context.
+type Scoped struct {
+	s       *Service
+	context string
+	quota   int
+}
+
+// In returns the service scoped to a PIN context, with a key quota per
+// unit (0: none).
+func (s *Service) In(pinContext string, quota int) Scoped {
+	return Scoped{s: s, context: pinContext, quota: quota}
+}
+
+// Generate makes a key in the scope's context, within the quota.
+func (sc Scoped) Generate(ctx context.Context, unit string) (device.Key, error) {
+	return sc.s.generate(ctx, unit, sc.context, sc.quota)
+}
+
+// Sign is Service.Sign for keys usable in the scope.
+func (sc Scoped) Sign(ctx context.Context, unit, kid string, digest []byte) ([]byte, error) {
+	return sc.s.sign(ctx, unit, sc.context, kid, digest)
+}
+
+// ECDH is Service.ECDH for keys usable in the scope.
+func (sc Scoped) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicKey) ([]byte, error) {
+	return sc.s.ecdh(ctx, unit, sc.context, kid, peer)
+}
+
+// Destroy is Service.Destroy for keys usable in the scope.
+func (sc Scoped) Destroy(ctx context.Context, unit, kid string) error {
+	return sc.s.destroy(ctx, unit, sc.context, kid)
+}
+
+// List returns the unit's active keys usable in the scope.
+func (sc Scoped) List(ctx context.Context, unit string) ([]store.Key, error) {
+	keys, err := sc.s.List(ctx, unit)
+	if err != nil {
+		return nil, err
+	}
+	out := keys[:0]
+	for _, k := range keys {
+		if k.Context == "" || k.Context == sc.context {
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }

@@ -36,7 +36,11 @@ type Options struct {
 	SessionDuration time.Duration
 	MaxSession      time.Duration
 	// TaskContexts nil means DefaultTaskContexts; an empty slice, none.
-	TaskContexts    []string
+	TaskContexts []string
+	// Compat enables the go-r2ps-service profile (default off).
+	Compat dispatch.Compat
+	// KeyQuota is the number of keys a unit may hold (0: the default).
+	KeyQuota        int
 	Registry        *prometheus.Registry // nil: a new one
 	Logger          *slog.Logger
 	Version         string
@@ -77,9 +81,9 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 		return nil, err
 	}
 	disp, err := dispatch.New(ctx, dispatch.Config{
-		Keys: keys, PIN: pins, Store: st, WSCD: o.Roles.WSCD,
+		Keys: keys, PIN: pins, Store: st, Sealer: sealer, WSCD: o.Roles.WSCD, Compat: o.Compat,
 		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
-		TaskContexts: o.TaskContexts, Logger: o.Logger,
+		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, Registerer: o.Registry, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -1,14 +1,16 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
@@ -16,104 +18,116 @@ import (
 
 // serveCompat answers a go-r2ps-service request: a bare JWS whose payload
 // names the unit, context and session (docs/protocol.md §8). It loosens
-// encodings, not checks: the JWS must verify with the unit's registered
-// CSK (or, for 2fa_registration only, a key in its header), iat and nonce
-// are enforced, and 2FA types need a verified session of the same unit and
-// context.
+// encodings, not checks: the JWS must verify with the unit's registered,
+// MAC-checked CSK of the compat profile (or, for 2fa_registration only, a
+// key in its header), iat and nonce are enforced, and 2FA types need a
+// verified session of the same unit and context, which a bare JWS may name
+// only when the operator chose CompatBearer.
 func (d *Dispatcher) serveCompat(ctx context.Context, body []byte) Reply {
-	var keyUnit string
-	var c caller
-	payload, hdr, err := r2ps.VerifyJWS(body, r2ps.TypRequest, func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error) {
-		if embedded != nil {
-			pub, ok := embedded.Key.(*ecdsa.PublicKey)
-			if !ok || r2ps.Thumbprint(pub) != kid {
-				return nil, r2ps.ErrUnknownKey
-			}
-			c.embedded = true
-			return pub, nil
+	r, ref := d.authenticateCompat(ctx, body)
+	if ref != nil {
+		typ := ""
+		if r != nil {
+			typ = r.req.Type
 		}
-		// SIROS clients send kid = client_id; ours send the thumbprint.
-		ck, err := d.cfg.Store.GetClientKey(ctx, kid)
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-			ck, err = d.cfg.Store.GetUnitClientKey(ctx, kid, store.UsageSign)
-		}
-		if err != nil || ck.Usage != store.UsageSign {
-			return nil, r2ps.ErrUnknownKey
-		}
-		keyUnit = ck.UnitID
-		return device.PublicKeyFromBytes(ck.PublicKey)
-	})
-	if err != nil {
-		return d.compatError(ctx, err)
+		return d.compatError(ctx, typ, ref.err)
 	}
-	req, meta, err := r2ps.DecodeCompat(payload)
-	if err != nil {
-		return d.compatError(ctx, err)
-	}
-	c.unit, c.context, c.req, c.compat, c.cskKID = meta.ClientID, meta.Context, req, &meta, hdr.KID
-	if hdr.JWK != nil {
-		c.csk, _ = hdr.JWK.Key.(*ecdsa.PublicKey)
-	}
-	if !c.embedded && keyUnit != c.unit || c.embedded != (req.Type == r2ps.Type2FARegistration) {
-		return d.compatError(ctx, r2ps.ErrUnknownKey)
-	}
-	if err := d.fresh(ctx, c); err != nil {
-		return d.compatError(ctx, err)
-	}
-
-	var res result
-	switch r2ps.RequiredMode(req.Type) {
-	case r2ps.Mode1FA:
-		var tr r2ps.TFARequest
-		if err := r2ps.DecodeData(req.Data, &tr); err != nil {
-			return d.compatError(ctx, err)
-		}
-		switch req.Type {
-		case r2ps.Type2FARegistration:
-			var to *cak
-			if tr.CAK != nil {
-				if to, err = cakFromJWK(tr.CAK); err != nil {
-					return d.compatError(ctx, err)
-				}
-			}
-			res = d.register(ctx, c, tr, to)
-		case r2ps.TypeCreateSession:
-			res = d.createSession(ctx, c, tr)
-		default:
-			res = result{err: r2ps.ErrUnsupportedType}
-		}
-	case r2ps.Mode2FA:
-		se, err := d.cfg.PIN.Session(ctx, meta.SessionID, c.unit, c.context)
-		if err != nil {
-			if errors.Is(err, pin.ErrNoSession) {
-				err = r2ps.ErrUnknownSession
-			}
-			return d.compatError(ctx, err)
-		}
-		c.session = &se
-		res = d.dispatch2FA(ctx, c)
-	default:
-		res = result{err: r2ps.ErrUnsupportedType}
-	}
+	res, _ := d.handle(ctx, r)
 	if res.err != nil {
-		return d.compatError(ctx, res.err)
+		d.failure(ctx, r, res.err)
+		return d.compatError(ctx, "", res.err)
 	}
-	out, err := r2ps.EncodeCompatResponse(meta, d.cfg.Now(), res.data)
+	d.metrics.outcome(r.profile, r.req.Type, "OK")
+	out, err := r2ps.EncodeCompatResponse(*r.compat, d.cfg.Now(), res.data)
 	if err != nil {
-		return d.compatError(ctx, err)
+		return d.compatError(ctx, r.req.Type, err)
 	}
 	jws, err := r2ps.SignJWS(out, r2ps.TypResponse, d.sskKID, d.cfg.Keys.Signer(ctx, d.ssk), nil)
 	if err != nil {
-		return d.compatError(ctx, err)
+		return d.compatError(ctx, r.req.Type, err)
 	}
 	return Reply{Status: http.StatusOK, ContentType: MediaJOSE, Body: jws}
 }
 
+// compatPayload returns the decoded payload of a compact JWS without
+// verifying it: the compat payload names the unit whose key verifies it.
+// It is decoded strictly and bounded like any other input.
+func compatPayload(body []byte) ([]byte, error) {
+	i := bytes.IndexByte(body, '.')
+	j := bytes.LastIndexByte(body, '.')
+	if i < 0 || j <= i {
+		return nil, fmt.Errorf("%w: not a compact JWS", r2ps.ErrMalformed)
+	}
+	seg := bytes.TrimRight(body[i+1:j], "=")
+	p := make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
+	n, err := base64.RawURLEncoding.Decode(p, seg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWS payload is not base64url", r2ps.ErrMalformed)
+	}
+	return p[:n], nil
+}
+
+// authenticateCompat authenticates a compat request through the same
+// policy table and admission as the strict profile.
+func (d *Dispatcher) authenticateCompat(ctx context.Context, body []byte) (*request, *refusal) {
+	payload, err := compatPayload(body)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	req, meta, err := r2ps.DecodeCompat(payload)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	v := &verifier{d: d, ctx: ctx, unit: meta.ClientID, profile: ProfileCompat}
+	_, hdr, err := r2ps.VerifyJWSCompat(body, r2ps.TypRequest, func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error) {
+		if embedded != nil || kid != "" && kid != meta.ClientID {
+			// A key in the header, or a thumbprint kid.
+			return v.key(kid, embedded)
+		}
+		// go-r2ps-service clients send no kid (pkg/client) or kid =
+		// client_id (r2ps-client): the unit's signing key.
+		ck, err := d.cfg.Store.GetUnitClientKey(ctx, meta.ClientID, store.UsageSign)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+			return nil, r2ps.ErrUnknownKey
+		}
+		if err != nil {
+			return nil, err
+		}
+		v.unitState = ck.UnitState
+		return d.clientKey(ctx, ck, meta.ClientID, store.UsageSign, ProfileCompat)
+	})
+	if err != nil {
+		return nil, refuse(err)
+	}
+	r := &request{profile: ProfileCompat, unit: meta.ClientID, context: meta.Context, req: req, compat: &meta,
+		cskKID: hdr.KID, selfSigned: v.selfSigned, mode: r2ps.RequiredMode(req.Type)}
+	if hdr.JWK != nil {
+		r.csk, _ = hdr.JWK.Key.(*ecdsa.PublicKey)
+	}
+	if r.mode == r2ps.Mode2FA {
+		if d.cfg.Compat != CompatBearer {
+			return r, refuse(&r2ps.Error{Code: r2ps.CodeUnauthorized, Msg: "a 2FA request must prove the session key (the 2FA JWE)"})
+		}
+		se, err := d.cfg.PIN.Session(ctx, meta.SessionID, r.unit, r.context)
+		if errors.Is(err, pin.ErrNoSession) {
+			return r, refuse(r2ps.ErrUnknownSession)
+		}
+		if err != nil {
+			return r, refuse(err)
+		}
+		r.session = &se
+	}
+	return r, d.admit(ctx, r, v.unitState, "")
+}
+
 // compatError answers in go-r2ps-service's error shape, with a generic
 // message; the cause goes to the log.
-func (d *Dispatcher) compatError(ctx context.Context, err error) Reply {
+func (d *Dispatcher) compatError(ctx context.Context, typ string, err error) Reply {
 	code := codeOf(err)
-	d.log.Log(ctx, logLevel(code), "r2ps compat request refused", "code", code, "err", err)
+	if typ != "" {
+		d.metrics.outcome(ProfileCompat, typ, code)
+	}
+	d.logger(ctx).Log(ctx, logLevel(code), "r2ps compat request refused", "type", typ, "code", code, "err", err)
 	return Reply{Status: r2ps.HTTPStatus(code), ContentType: MediaJSON, Body: r2ps.CompatError(code, genericMessage(code))}
 }
 

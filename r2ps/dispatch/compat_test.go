@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	wscastack "github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
@@ -33,7 +34,7 @@ type stack struct {
 
 func newStack(t *testing.T) stack {
 	t.Helper()
-	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Compat = dispatch.CompatBearer })
 	var ssk *ecdsa.PublicKey
 	for _, k := range r.R2PS.Keys().Keys {
 		if k.Use == "sig" {

@@ -1,34 +1,33 @@
 // Package dispatch is the server side of R2PS: it authenticates each
 // request, enforces freshness and the attempt policy, runs the service type
 // and seals the answer, for the strict profile of draft-santesson-r2ps-00
-// and for the go-r2ps-service compat profile (docs/protocol.md).
+// and, when enabled, the go-r2ps-service compat profile (docs/protocol.md).
 //
-// The order of checks is the security argument: the envelope is opened and
-// the JWS verified against the unit's registered client signing key (CSK)
-// before anything else; then jwe_hash, iat and the nonce (recorded in the
-// store, so a replay is refused by every instance); only then can a request
-// reach the PIN (and spend an attempt) or a key. A request nobody can answer
-// securely (undecryptable, unauthenticated, replayed) gets a plain RFC 9457
-// problem; everything after authentication is answered inside the envelope.
+// Every request passes one authentication path (auth.go): the envelope is
+// opened, the JWS verified with a key the type's policy allows (policy.go:
+// the unit's registered, MAC-checked client signing key, or for a
+// registration a key in the JWS header), the payload decoded, jwe_hash
+// compared, the unit's state checked and iat and nonce made fresh (the
+// nonce recorded in the store, so a replay is refused by every instance).
+// Only the resulting *request reaches a handler, the PIN (and so an
+// attempt) or a key. A request that fails before it is authenticated and
+// fresh gets a plain RFC 9457 problem; everything after is answered inside
+// the envelope.
 package dispatch
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
@@ -41,32 +40,99 @@ const (
 	DefaultMaxSkew         = time.Minute
 	DefaultSessionDuration = 5 * time.Minute
 	DefaultMaxSession      = time.Hour
+	// DefaultKeyQuota is the number of keys a unit may hold.
+	DefaultKeyQuota = 256
 )
+
+// Compat says whether and how the go-r2ps-service profile is served.
+type Compat uint8
+
+const (
+	// CompatOff serves the strict profile only (the default).
+	CompatOff Compat = iota
+	// CompatSessionJWE serves go-r2ps-service bodies; 2FA requests must
+	// come in its specified 2FA JWE (A256KW under a KEK derived from the
+	// OPAQUE session key), which proves the session key.
+	CompatSessionJWE
+	// CompatBearer also serves 2FA requests as bare JWS naming the session
+	// id, as go-r2ps-service's pkg/client sends them: the session id is
+	// then a bearer secret, and a stolen CSK plus a session id is enough
+	// (docs/protocol.md §8 says exactly what this weakens).
+	CompatBearer
+)
+
+// ParseCompat reads the --compat setting: off, jwe or bearer.
+func ParseCompat(s string) (Compat, error) {
+	switch s {
+	case "", "off", "false":
+		return CompatOff, nil
+	case "jwe", "on", "true":
+		return CompatSessionJWE, nil
+	case "bearer":
+		return CompatBearer, nil
+	}
+	return CompatOff, fmt.Errorf("dispatch: compat %q: want off, jwe or bearer", s)
+}
+
+func (c Compat) String() string {
+	switch c {
+	case CompatSessionJWE:
+		return "jwe"
+	case CompatBearer:
+		return "bearer"
+	}
+	return "off"
+}
+
+// Store is what the dispatcher needs of the store.
+type Store interface {
+	GetClientKey(ctx context.Context, kid string) (store.ClientKey, error)
+	GetUnitClientKey(ctx context.Context, unitID string, usage store.KeyUsage) (store.ClientKey, error)
+	HasOutstandingCode(ctx context.Context, unitID string, now time.Time) (bool, error)
+	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
+	Enrol(ctx context.Context, e store.Enrolment) (store.CodePurpose, error)
+	ReplacePINRecord(ctx context.Context, unitID, pinContext string, r store.PINRecord, now time.Time) error
+	GetPINRecord(ctx context.Context, unitID, pinContext string) (store.PINRecord, error)
+}
+
+// MACer computes MACs under a key derived from an HSM key (wscd.Sealer).
+type MACer interface {
+	MAC(domain string, parts ...[]byte) []byte
+}
 
 // Config assembles a Dispatcher.
 type Config struct {
-	Keys  *wscd.Service
-	PIN   *pin.Server
-	Store *store.Store
+	Keys   *wscd.Service
+	PIN    *pin.Server
+	Store  Store
+	Sealer MACer
 	// WSCD enables the key service types (the wscd role). Session and
 	// registration types are served in every role.
 	WSCD bool
+	// Compat enables the go-r2ps-service profile.
+	Compat Compat
 	// MaxAge and MaxSkew bound a request's iat in the past and the future.
 	MaxAge, MaxSkew time.Duration
 	// SessionDuration is the default session length; MaxSession caps what
 	// a client may ask for.
 	SessionDuration, MaxSession time.Duration
 	// TaskContexts lists the contexts where sign_ecdsa needs a session
-	// bound to a sign: task (sole control, SCAL2).
+	// bound to a sign: task (sole control, SCAL2); a key made in such a
+	// context needs one wherever it is used.
 	TaskContexts []string
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// KeyQuota is the number of keys a unit may hold (0: DefaultKeyQuota).
+	KeyQuota int
+	// Registerer, if set, receives the dispatcher's metrics.
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Dispatcher serves R2PS requests. It is safe for concurrent use.
 type Dispatcher struct {
 	cfg      Config
 	log      *slog.Logger
+	metrics  *metrics
 	ssk      wscd.ServerKey // signs responses
 	agree    wscd.ServerKey // opens 1FA requests
 	sskKID   string         // RFC 7638 thumbprints
@@ -75,8 +141,8 @@ type Dispatcher struct {
 
 // New loads (or creates) the server's signing and agreement keys.
 func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
-	if cfg.Keys == nil || cfg.PIN == nil || cfg.Store == nil {
-		return nil, errors.New("dispatch: keys, PIN server and store are required")
+	if cfg.Keys == nil || cfg.PIN == nil || cfg.Store == nil || cfg.Sealer == nil {
+		return nil, errors.New("dispatch: keys, PIN server, store and sealer are required")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -87,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 	def(&cfg.MaxSkew, DefaultMaxSkew)
 	def(&cfg.SessionDuration, DefaultSessionDuration)
 	def(&cfg.MaxSession, DefaultMaxSession)
+	if cfg.KeyQuota <= 0 {
+		cfg.KeyQuota = DefaultKeyQuota
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -95,6 +164,9 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	var err error
+	if d.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
 	if d.ssk, err = cfg.Keys.ServerKey(ctx, wscd.PurposeR2PSSigning); err != nil {
 		return nil, fmt.Errorf("dispatch: signing key: %w", err)
 	}
@@ -128,107 +200,152 @@ const (
 	MediaJSON    = "application/json"
 )
 
-// caller is an authenticated request: who sent it and what it asks.
-type caller struct {
-	unit, context string
-	req           r2ps.Request
-	// csk is the key the request was verified with; embedded says it came
-	// in the JWS header (only 2fa_registration may).
-	csk      *ecdsa.PublicKey
-	cskKID   string
-	embedded bool
-	session  *pin.Session // 2FA requests
-	compat   *r2ps.CompatMeta
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the HTTP layer's request id, which
+// every log line of the request then names.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// logger returns the logger with the request id of ctx, if any.
+func (d *Dispatcher) logger(ctx context.Context) *slog.Logger {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
+		return d.log.With("request_id", id)
+	}
+	return d.log
 }
 
 // Serve answers one request body.
 func (d *Dispatcher) Serve(ctx context.Context, body []byte) Reply {
-	mode, _, err := r2ps.EnvelopeMode(body)
-	if err == nil {
-		switch mode {
-		case r2ps.Mode1FA:
-			return d.serve1FA(ctx, body)
-		case r2ps.Mode2FA:
-			return d.serve2FA(ctx, body)
+	switch {
+	case isJWE(body):
+		mode, _, err := r2ps.EnvelopeMode(body)
+		if err != nil {
+			return d.problem(ctx, "", err)
 		}
-	}
-	if strings.Count(string(body), ".") == 2 {
+		var r *request
+		var ref *refusal
+		if mode == r2ps.Mode1FA {
+			r, ref = d.authenticate1FA(ctx, body)
+		} else {
+			r, ref = d.authenticate2FA(ctx, body)
+		}
+		return d.serveStrict(ctx, r, ref)
+	case isJWS(body) && d.cfg.Compat != CompatOff:
 		return d.serveCompat(ctx, body)
 	}
-	return d.problem(ctx, fmt.Errorf("%w: not a JWE or JWS", r2ps.ErrMalformed))
+	return d.problem(ctx, "", fmt.Errorf("%w: not an R2PS JWE", r2ps.ErrMalformed))
+}
+
+// isJWE and isJWS tell a compact JWE (five parts) from a compact JWS
+// (three) by counting dots, without copying or splitting.
+func isJWE(b []byte) bool { return dots(b) == 4 }
+func isJWS(b []byte) bool { return dots(b) == 2 }
+
+func dots(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '.' {
+			if n++; n > 4 {
+				return n
+			}
+		}
+	}
+	return n
+}
+
+// serveStrict answers a strict-profile request: a refusal before
+// authentication as a problem, anything else inside the envelope.
+func (d *Dispatcher) serveStrict(ctx context.Context, r *request, ref *refusal) Reply {
+	if ref != nil && ref.before {
+		typ := ""
+		if r != nil {
+			typ = r.req.Type
+		}
+		return d.problem(ctx, typ, ref.err)
+	}
+	var res result
+	var to *cak
+	if ref != nil {
+		res = result{err: ref.err}
+	} else {
+		res, to = d.handle(ctx, r)
+	}
+	if r.mode == r2ps.Mode1FA {
+		if to == nil {
+			to = d.registeredCAK(ctx, r.unit)
+		}
+		if to == nil {
+			// Without the client's agreement key there is no way to answer
+			// confidentially: refuse in the clear, saying nothing more.
+			return d.problem(ctx, r.req.Type, &r2ps.Error{Code: codeOrUnauthorized(res), Msg: "no agreement key for the client", Err: res.err})
+		}
+	}
+	if res.err != nil {
+		res.data = d.failure(ctx, r, res.err)
+	} else {
+		d.metrics.outcome(r.profile, r.req.Type, "OK")
+	}
+	jws, err := d.respond(ctx, r, res.data)
+	if err != nil {
+		return d.problem(ctx, r.req.Type, err)
+	}
+	var out []byte
+	if r.mode == r2ps.Mode1FA {
+		out, err = r2ps.SealResponse1FA(jws, to.pub, to.kid, r.unit, r.context, nil)
+	} else {
+		out, err = r2ps.Seal2FA(jws, r.session.Key, r.session.ID, nil)
+	}
+	if err != nil {
+		return d.problem(ctx, r.req.Type, err)
+	}
+	return Reply{Status: http.StatusOK, ContentType: MediaJOSE, Body: out}
+}
+
+// handle runs an authenticated request and says, for a registration, which
+// key to answer to.
+func (d *Dispatcher) handle(ctx context.Context, r *request) (result, *cak) {
+	switch r.req.Type {
+	case r2ps.Type2FARegistration, r2ps.TypeCreateSession, r2ps.Type2FAUpdate:
+		var tr r2ps.TFARequest
+		if err := r2ps.DecodeData(r.req.Data, &tr); err != nil {
+			return result{err: err}, nil
+		}
+		if tr.Protocol != r2ps.ProtocolOPAQUE {
+			return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "only the opaque protocol is served"}}, nil
+		}
+		switch r.req.Type {
+		case r2ps.Type2FARegistration:
+			var to *cak
+			if tr.CAK != nil {
+				var err error
+				if to, err = cakFromJWK(tr.CAK); err != nil {
+					return result{err: err}, nil
+				}
+			} else if r.profile == ProfileStrict {
+				return result{err: fmt.Errorf("%w: a registration must carry its cak", r2ps.ErrMalformed)}, nil
+			}
+			return d.register(ctx, r, tr, to), to
+		case r2ps.TypeCreateSession:
+			return d.createSession(ctx, r, tr), nil
+		default:
+			return d.update(ctx, r, tr), nil
+		}
+	}
+	return d.keyOperation(ctx, r), nil
 }
 
 // problem answers a request that could not be authenticated.
-func (d *Dispatcher) problem(ctx context.Context, err error) Reply {
+func (d *Dispatcher) problem(ctx context.Context, typ string, err error) Reply {
 	code := r2ps.Code(err)
-	d.log.InfoContext(ctx, "r2ps request refused", "code", code, "err", err)
+	d.metrics.outcome("", typ, code)
+	d.logger(ctx).Log(ctx, logLevel(code), "r2ps request refused", "type", typ, "code", code, "err", err)
 	b, _ := json.Marshal(map[string]any{
 		"type": "urn:wsca:r2ps:" + code, "title": strings.ToLower(strings.ReplaceAll(code, "_", " ")),
 		"status": r2ps.HTTPStatus(code), "code": code,
 	})
 	return Reply{Status: r2ps.HTTPStatus(code), ContentType: MediaProblem, Body: b}
-}
-
-// lookupCSK returns the registered signing key with that thumbprint if it
-// belongs to unit.
-func (d *Dispatcher) lookupCSK(ctx context.Context, kid, unit string) (*ecdsa.PublicKey, error) {
-	ck, err := d.cfg.Store.GetClientKey(ctx, kid)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-			return nil, r2ps.ErrUnknownKey
-		}
-		return nil, err
-	}
-	if ck.UnitID != unit || ck.Usage != store.UsageSign {
-		return nil, r2ps.ErrUnknownKey
-	}
-	pub, err := device.PublicKeyFromBytes(ck.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("dispatch: stored client key: %w", err)
-	}
-	return pub, nil
-}
-
-// verify checks the JWS against the unit's CSK, or, only when allowEmbedded,
-// against a key embedded in its header whose thumbprint is its kid.
-func (d *Dispatcher) verify(ctx context.Context, jws []byte, unit string) (caller, []byte, error) {
-	c := caller{unit: unit}
-	payload, hdr, err := r2ps.VerifyJWS(jws, r2ps.TypRequest, func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error) {
-		if embedded != nil {
-			pub, ok := embedded.Key.(*ecdsa.PublicKey)
-			if !ok || r2ps.Thumbprint(pub) != kid {
-				return nil, r2ps.ErrUnknownKey
-			}
-			c.embedded = true
-			return pub, nil
-		}
-		return d.lookupCSK(ctx, kid, unit)
-	})
-	if err != nil {
-		return c, nil, err
-	}
-	c.cskKID = hdr.KID
-	if hdr.JWK != nil {
-		c.csk, _ = hdr.JWK.Key.(*ecdsa.PublicKey)
-	}
-	return c, payload, nil
-}
-
-// fresh enforces the iat window and records the nonce (§4.2).
-func (d *Dispatcher) fresh(ctx context.Context, c caller) error {
-	now := d.cfg.Now()
-	iat := c.req.IssuedAt
-	if now.Sub(iat) > d.cfg.MaxAge || iat.Sub(now) > d.cfg.MaxSkew {
-		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "iat outside the accepted window"}
-	}
-	h := sha256.New()
-	h.Write([]byte("wsca-r2ps-nonce-v1\x00" + c.unit + "\x00" + c.context + "\x00"))
-	h.Write(c.req.Nonce)
-	err := d.cfg.Store.UseNonce(ctx, h.Sum(nil), now.Add(d.cfg.MaxAge+d.cfg.MaxSkew))
-	if errors.Is(err, store.ErrExists) {
-		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "replayed nonce"}
-	}
-	return err
 }
 
 // result is a handler's outcome: data to answer with, or an error to map
@@ -240,9 +357,10 @@ type result struct {
 
 // failure maps an error after authentication to its code; the cause goes
 // to the log only.
-func (d *Dispatcher) failure(ctx context.Context, c caller, err error) r2ps.Failure {
+func (d *Dispatcher) failure(ctx context.Context, r *request, err error) r2ps.Failure {
 	code := codeOf(err)
-	d.log.Log(ctx, logLevel(code), "r2ps operation failed", "unit", c.unit, "context", c.context, "type", c.req.Type, "code", code, "err", err)
+	d.metrics.outcome(r.profile, r.req.Type, code)
+	d.logger(ctx).Log(ctx, logLevel(code), "r2ps operation failed", "unit", r.unit, "context", r.context, "type", r.req.Type, "code", code, "err", err)
 	return r2ps.Failure{Success: false, Error: code}
 }
 
@@ -261,77 +379,19 @@ func codeOf(err error) string {
 		return re.Code
 	case errors.Is(err, pin.ErrWrongPIN), errors.Is(err, pin.ErrNoSession):
 		return r2ps.CodeUnauthorized
-	case errors.Is(err, pin.ErrLocked), errors.Is(err, pin.ErrTooSoon), errors.Is(err, wscd.ErrUnitNotActive):
+	case errors.Is(err, pin.ErrLocked), errors.Is(err, pin.ErrTooSoon), errors.Is(err, wscd.ErrUnitNotActive),
+		errors.Is(err, pin.ErrTaskItemUsed):
 		return r2ps.CodeAccessDenied
-	case errors.Is(err, pin.ErrNoRegistration):
+	case errors.Is(err, pin.ErrNoRegistration), errors.Is(err, pin.ErrRecordExists):
 		return r2ps.CodeIllegalState
 	case errors.Is(err, pin.ErrMalformed), errors.Is(err, wscd.ErrInvalidInput), errors.Is(err, wscd.ErrKeyNotFound):
 		return r2ps.CodeIllegalRequestData
+	case errors.Is(err, wscd.ErrQuota):
+		return r2ps.CodeAccessDenied
 	case errors.Is(err, wscd.ErrUnavailable):
 		return r2ps.CodeTryLater
 	}
 	return r2ps.CodeServerError
-}
-
-// respond signs the response payload with the SSK.
-func (d *Dispatcher) respond(ctx context.Context, c caller, data any) ([]byte, error) {
-	raw, err := r2ps.EncodeData(data)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := r2ps.EncodeResponse(r2ps.Response{Version: r2ps.Version, Nonce: c.req.Nonce, IssuedAt: d.cfg.Now(), Data: raw})
-	if err != nil {
-		return nil, err
-	}
-	return r2ps.SignJWS(payload, r2ps.TypResponse, d.sskKID, d.cfg.Keys.Signer(ctx, d.ssk), nil)
-}
-
-func (d *Dispatcher) serve1FA(ctx context.Context, body []byte) Reply {
-	env, err := r2ps.Open1FA(body, func(epk *ecdh.PublicKey) ([]byte, error) {
-		return d.cfg.Keys.ServerECDH(ctx, d.agree, epk)
-	})
-	if err != nil {
-		return d.problem(ctx, err)
-	}
-	if env.KID != d.agreeKID {
-		return d.problem(ctx, r2ps.ErrUnknownKey)
-	}
-	c, payload, err := d.verify(ctx, env.JWS, env.ClientID)
-	if err != nil {
-		return d.problem(ctx, err)
-	}
-	c.context = env.Context
-	if c.req, err = r2ps.DecodeRequest(payload); err != nil {
-		return d.problem(ctx, err)
-	}
-	if err := r2ps.CheckJWEHash(c.req, env.ProtectedHeader); err != nil {
-		return d.problem(ctx, err)
-	}
-	if c.embedded != (c.req.Type == r2ps.Type2FARegistration) {
-		return d.problem(ctx, fmt.Errorf("%w: a self-signed request must be a 2fa_registration, and one must be", r2ps.ErrUnknownKey))
-	}
-	if err := d.fresh(ctx, c); err != nil {
-		return d.problem(ctx, err)
-	}
-	res, cak := d.dispatch1FA(ctx, c)
-	if cak == nil {
-		// Without the client's agreement key there is no way to answer
-		// confidentially: refuse in the clear, saying nothing more (and
-		// signing nothing).
-		return d.problem(ctx, &r2ps.Error{Code: codeOrUnauthorized(res), Msg: "no agreement key for the client", Err: res.err})
-	}
-	if res.err != nil {
-		res.data = d.failure(ctx, c, res.err)
-	}
-	jws, err := d.respond(ctx, c, res.data)
-	if err != nil {
-		return d.problem(ctx, err)
-	}
-	out, err := r2ps.SealResponse1FA(jws, cak.pub, cak.kid, c.unit, c.context, nil)
-	if err != nil {
-		return d.problem(ctx, err)
-	}
-	return Reply{Status: http.StatusOK, ContentType: MediaJOSE, Body: out}
 }
 
 func codeOrUnauthorized(res result) string {
@@ -341,90 +401,16 @@ func codeOrUnauthorized(res result) string {
 	return r2ps.CodeUnauthorized
 }
 
-func (d *Dispatcher) serve2FA(ctx context.Context, body []byte) Reply {
-	var se pin.Session
-	env, err := r2ps.Open2FA(body, func(sessionID string) ([]byte, error) {
-		s, err := d.cfg.PIN.Lookup(ctx, sessionID)
-		if errors.Is(err, pin.ErrNoSession) {
-			return nil, r2ps.ErrUnknownSession
-		}
-		if err != nil {
-			return nil, err
-		}
-		se = s
-		return s.Key, nil
-	})
+// respond signs the response payload with the SSK.
+func (d *Dispatcher) respond(ctx context.Context, r *request, data any) ([]byte, error) {
+	raw, err := r2ps.EncodeData(data)
 	if err != nil {
-		return d.problem(ctx, err)
+		return nil, err
 	}
-	c, payload, err := d.verify(ctx, env.JWS, se.Unit)
+	payload, err := r2ps.EncodeResponse(r2ps.Response{Version: r2ps.Version, Nonce: r.req.Nonce, IssuedAt: d.cfg.Now(), Data: raw})
 	if err != nil {
-		return d.problem(ctx, err)
+		return nil, err
 	}
-	if c.embedded {
-		return d.problem(ctx, r2ps.ErrUnknownKey)
-	}
-	c.context, c.session = se.Context, &se
-	if c.req, err = r2ps.DecodeRequest(payload); err != nil {
-		return d.problem(ctx, err)
-	}
-	if err := r2ps.CheckJWEHash(c.req, env.ProtectedHeader); err != nil {
-		return d.problem(ctx, err)
-	}
-	if err := d.fresh(ctx, c); err != nil {
-		return d.problem(ctx, err)
-	}
-	res := d.dispatch2FA(ctx, c)
-	if res.err != nil {
-		res.data = d.failure(ctx, c, res.err)
-	}
-	jws, err := d.respond(ctx, c, res.data)
-	if err != nil {
-		return d.problem(ctx, err)
-	}
-	out, err := r2ps.Seal2FA(jws, se.Key, se.ID, nil)
-	if err != nil {
-		return d.problem(ctx, err)
-	}
-	return Reply{Status: http.StatusOK, ContentType: MediaJOSE, Body: out}
+	return r2ps.SignJWS(payload, r2ps.TypResponse, d.sskKID, d.cfg.Keys.Signer(ctx, d.ssk), nil)
 }
 
-// mode refuses a type in the wrong protection mode.
-func modeError(typ string, have r2ps.Mode) error {
-	want := r2ps.RequiredMode(typ)
-	if want == r2ps.ModeNone {
-		return r2ps.ErrUnsupportedType
-	}
-	if want != have {
-		return &r2ps.Error{Code: r2ps.CodeIllegalState, Msg: typ + " needs " + want.String()}
-	}
-	return nil
-}
-
-// taskAllows applies a session's task to a request (docs/protocol.md §6).
-func (d *Dispatcher) taskAllows(c caller, typ string, digest []byte) error {
-	task := c.session.Task
-	denied := &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the session's task does not allow this"}
-	switch {
-	case task == r2ps.Task2FAUpdate:
-		if typ != r2ps.Type2FAUpdate {
-			return denied
-		}
-	case strings.HasPrefix(task, r2ps.TaskSignPrefix):
-		if typ == r2ps.TypeListKeys {
-			return nil
-		}
-		if typ != r2ps.TypeSignECDSA {
-			return denied
-		}
-		hashes := strings.Split(strings.TrimPrefix(task, r2ps.TaskSignPrefix), ",")
-		if !slices.Contains(hashes, hexLower(digest)) {
-			return denied
-		}
-	case typ == r2ps.Type2FAUpdate:
-		return denied
-	case typ == r2ps.TypeSignECDSA && slices.Contains(d.cfg.TaskContexts, c.context):
-		return &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "this context needs a sign: task"}
-	}
-	return nil
-}

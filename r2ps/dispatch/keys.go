@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"slices"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -16,44 +17,61 @@ func sessionHash(id string) []byte {
 	return h[:]
 }
 
-// dispatch2FA runs a request made in a verified session.
-func (d *Dispatcher) dispatch2FA(ctx context.Context, c caller) result {
-	if err := modeError(c.req.Type, r2ps.Mode2FA); err != nil {
-		return result{err: err}
-	}
-	if c.req.Type == r2ps.Type2FAUpdate {
-		if err := d.taskAllows(c, c.req.Type, nil); err != nil {
-			return result{err: err}
+// errTask refuses what a session's task (or a context's rule) forbids.
+var errTask = &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the session's task does not allow this"}
+
+// demandsTask reports whether signing in a context needs a sign: task.
+func (d *Dispatcher) demandsTask(pinContext string) bool {
+	return slices.Contains(d.cfg.TaskContexts, pinContext)
+}
+
+// checkTask applies the policy's task rule to an authenticated 2FA request
+// (docs/protocol.md §6). A key is usable only in the context that made it
+// (wscd.Scoped), so the context's rule is also the key's.
+func (d *Dispatcher) checkTask(r *request) error {
+	task := r.session.Task
+	isSign := strings.HasPrefix(task, r2ps.TaskSignPrefix)
+	switch r.pol.task {
+	case taskUpdate:
+		if task != r2ps.Task2FAUpdate {
+			return errTask
 		}
-		var tr r2ps.TFARequest
-		if err := r2ps.DecodeData(c.req.Data, &tr); err != nil {
-			return result{err: err}
+	case taskList:
+		if task != "" && !isSign {
+			return errTask
 		}
-		return d.update(ctx, c, tr)
+	case taskSign:
+		if task != "" && !isSign {
+			return errTask
+		}
+		if d.demandsTask(r.context) && !isSign {
+			return &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "this key or context needs a sign: task"}
+		}
+	default:
+		if task != "" {
+			return errTask
+		}
 	}
-	if !d.cfg.WSCD {
-		return result{err: r2ps.ErrUnsupportedType}
-	}
-	return d.keyOperation(ctx, c)
+	return nil
 }
 
 // keyOperation runs the WSCD service types (docs/protocol.md §6) through
 // the key service, which checks that unit and key belong together.
-func (d *Dispatcher) keyOperation(ctx context.Context, c caller) result {
-	keys := d.cfg.Keys
-	switch c.req.Type {
+func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
+	keys := d.cfg.Keys.In(r.context, d.cfg.KeyQuota)
+	switch r.req.Type {
 	case r2ps.TypeP256Generate:
 		var req r2ps.GenerateRequest
-		if err := r2ps.DecodeData(c.req.Data, &req); err != nil {
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
 			return result{err: err}
 		}
-		if err := d.taskAllows(c, c.req.Type, nil); err != nil {
+		if err := d.checkTask(r); err != nil {
 			return result{err: err}
 		}
 		if req.Curve != "" && req.Curve != r2ps.CurveP256 {
 			return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "only P-256 keys are made"}}
 		}
-		k, err := keys.Generate(ctx, c.unit)
+		k, err := keys.Generate(ctx, r.unit)
 		if err != nil {
 			return result{err: err}
 		}
@@ -61,19 +79,24 @@ func (d *Dispatcher) keyOperation(ctx context.Context, c caller) result {
 
 	case r2ps.TypeSignECDSA:
 		var req r2ps.SignRequest
-		if err := r2ps.DecodeData(c.req.Data, &req); err != nil {
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
 			return result{err: err}
 		}
-		if err := d.taskAllows(c, c.req.Type, req.TBSHash); err != nil {
+		if err := d.checkTask(r); err != nil {
 			return result{err: err}
 		}
-		if c.session.Task != "" {
-			// A task-bound session allows one signature per listed hash.
-			if err := d.cfg.PIN.Use(ctx, c.session.ID); err != nil {
+		if task := r.session.Task; task != "" {
+			// One signature per listed hash, in any order: the hash must be
+			// listed, and its use is recorded once for the session.
+			hashes := strings.Split(strings.TrimPrefix(task, r2ps.TaskSignPrefix), ",")
+			if !slices.Contains(hashes, hexLower(req.TBSHash)) {
+				return result{err: errTask}
+			}
+			if err := d.cfg.PIN.UseTaskItem(ctx, *r.session, hexLower(req.TBSHash)); err != nil {
 				return result{err: err}
 			}
 		}
-		raw, err := keys.Sign(ctx, c.unit, req.KID, req.TBSHash)
+		raw, err := keys.Sign(ctx, r.unit, req.KID, req.TBSHash)
 		if err != nil {
 			return result{err: err}
 		}
@@ -85,10 +108,10 @@ func (d *Dispatcher) keyOperation(ctx context.Context, c caller) result {
 
 	case r2ps.TypeAgreeECDH:
 		var req r2ps.ECDHRequest
-		if err := r2ps.DecodeData(c.req.Data, &req); err != nil {
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
 			return result{err: err}
 		}
-		if err := d.taskAllows(c, c.req.Type, nil); err != nil {
+		if err := d.checkTask(r); err != nil {
 			return result{err: err}
 		}
 		// The point is validated here, before the key service (and so the
@@ -97,7 +120,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, c caller) result {
 		if err != nil {
 			return result{err: err}
 		}
-		z, err := keys.ECDH(ctx, c.unit, req.KID, peer)
+		z, err := keys.ECDH(ctx, r.unit, req.KID, peer)
 		if err != nil {
 			return result{err: err}
 		}
@@ -105,16 +128,16 @@ func (d *Dispatcher) keyOperation(ctx context.Context, c caller) result {
 
 	case r2ps.TypeListKeys:
 		var req r2ps.ListKeysRequest
-		if err := r2ps.DecodeData(c.req.Data, &req); err != nil {
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
 			return result{err: err}
 		}
-		if err := d.taskAllows(c, c.req.Type, nil); err != nil {
+		if err := d.checkTask(r); err != nil {
 			return result{err: err}
 		}
 		if len(req.Curve) > 0 && !slices.Contains(req.Curve, r2ps.CurveP256) {
 			return result{data: r2ps.ListKeysResponse{Success: true}}
 		}
-		recs, err := keys.List(ctx, c.unit)
+		recs, err := keys.List(ctx, r.unit)
 		if err != nil {
 			return result{err: err}
 		}
@@ -133,13 +156,13 @@ func (d *Dispatcher) keyOperation(ctx context.Context, c caller) result {
 
 	case r2ps.TypeDeleteKey:
 		var req r2ps.DeleteKeyRequest
-		if err := r2ps.DecodeData(c.req.Data, &req); err != nil {
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
 			return result{err: err}
 		}
-		if err := d.taskAllows(c, c.req.Type, nil); err != nil {
+		if err := d.checkTask(r); err != nil {
 			return result{err: err}
 		}
-		if err := keys.Destroy(ctx, c.unit, req.KID); err != nil {
+		if err := keys.Destroy(ctx, r.unit, req.KID); err != nil {
 			return result{err: err}
 		}
 		return result{data: r2ps.DeleteKeyResponse{Success: true}}

@@ -15,7 +15,6 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
-	"github.com/wsca/wsca/wscd"
 )
 
 // cak is the key a 1FA response is encrypted to, with its thumbprint.
@@ -46,10 +45,14 @@ func cakFromJWK(j *jose.JSONWebKey) (*cak, error) {
 	return &cak{pub: p, kid: r2ps.Thumbprint(pub)}, nil
 }
 
-// registeredCAK returns the unit's agreement key from the store.
+// registeredCAK returns the unit's agreement key from the store if its MAC
+// verifies (a key planted in the database would otherwise read responses).
 func (d *Dispatcher) registeredCAK(ctx context.Context, unit string) *cak {
 	ck, err := d.cfg.Store.GetUnitClientKey(ctx, unit, store.UsageAgree)
 	if err != nil {
+		return nil
+	}
+	if _, err := d.clientKey(ctx, ck, unit, store.UsageAgree, ProfileStrict); err != nil {
 		return nil
 	}
 	p, err := device.ParsePoint(ck.PublicKey)
@@ -59,67 +62,61 @@ func (d *Dispatcher) registeredCAK(ctx context.Context, unit string) *cak {
 	return &cak{pub: p, kid: ck.KID}
 }
 
-// dispatch1FA runs a 1FA request and says which key to answer to.
-func (d *Dispatcher) dispatch1FA(ctx context.Context, c caller) (result, *cak) {
-	if err := modeError(c.req.Type, r2ps.Mode1FA); err != nil {
-		return result{err: err}, d.registeredCAK(ctx, c.unit)
-	}
-	var tr r2ps.TFARequest
-	if err := r2ps.DecodeData(c.req.Data, &tr); err != nil {
-		return result{err: err}, d.registeredCAK(ctx, c.unit)
-	}
-	if tr.Protocol != r2ps.ProtocolOPAQUE {
-		return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "only the opaque protocol is served"}}, d.registeredCAK(ctx, c.unit)
-	}
-	switch c.req.Type {
-	case r2ps.Type2FARegistration:
-		to, err := cakFromJWK(tr.CAK)
-		if err != nil {
-			// No key to answer to: the caller refuses in the clear.
-			return result{err: err}, nil
-		}
-		return d.register(ctx, c, tr, to), to
-	case r2ps.TypeCreateSession:
-		return d.createSession(ctx, c, tr), d.registeredCAK(ctx, c.unit)
-	}
-	return result{err: r2ps.ErrUnsupportedType}, d.registeredCAK(ctx, c.unit)
-}
-
 // register runs 2fa_registration (§4.3.4.2): evaluate answers the OPAQUE
 // registration request; finalize spends the activation code and binds the
 // self-signed CSK, the CAK (to; nil for compat clients) and the record to
-// the unit in one transaction.
-func (d *Dispatcher) register(ctx context.Context, c caller, tr r2ps.TFARequest, to *cak) result {
-	requester := "csk:" + c.cskKID
+// the unit in one transaction. A compat registration signed by the CSK an
+// operator provisioned needs no code, but only sets the unit's first PIN
+// in the context: changing it takes a 2fa_update session.
+func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFARequest, to *cak) result {
+	requester := "csk:" + r.cskKID
+	provisioned := r.profile == ProfileCompat && !r.selfSigned
+	if provisioned {
+		if _, err := d.cfg.Store.GetPINRecord(ctx, r.unit, r.context); err == nil {
+			return result{err: &r2ps.Error{Code: r2ps.CodeIllegalState, Msg: "the unit already has a PIN in this context"}}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return result{err: err}
+		}
+		requester = "provisioned:" + r.unit
+	}
 	switch tr.State {
 	case r2ps.StateEvaluate:
 		if len(tr.Authorization) != 0 {
 			return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "authorization belongs in finalize"}}
 		}
-		resp, err := d.cfg.PIN.RegistrationResponse(ctx, c.unit, c.context, requester, tr.PData)
+		resp, err := d.cfg.PIN.RegistrationResponse(ctx, r.unit, r.context, requester, tr.PData)
 		if err != nil {
 			return result{err: err}
 		}
 		return result{data: r2ps.TFAResponse{Success: true, PData: resp}}
 	case r2ps.StateFinalize:
+		if provisioned {
+			return d.registerProvisioned(ctx, r, tr, requester)
+		}
 		if len(tr.Authorization) == 0 || tr.AuthorizationType != "" && tr.AuthorizationType != r2ps.AuthorizationTypeOTP {
 			return result{err: &r2ps.Error{Code: r2ps.CodeUnauthorized, Msg: "an activation code is required"}}
 		}
-		rec, err := d.cfg.PIN.FinishRegistration(ctx, c.unit, c.context, requester, tr.PData)
+		rec, err := d.cfg.PIN.FinishRegistration(ctx, r.unit, r.context, requester, tr.PData)
 		if err != nil {
 			return result{err: err}
 		}
-		cskBytes, err := c.csk.Bytes()
+		cskBytes, err := r.csk.Bytes()
 		if err != nil {
 			return result{err: fmt.Errorf("%w: csk", r2ps.ErrMalformed)}
 		}
+		signing := store.ClientKey{KID: r.cskKID, UnitID: r.unit, Usage: store.UsageSign, PublicKey: cskBytes, Profile: r.profile}
+		signing.MAC = ClientKeyMAC(d.cfg.Sealer, signing)
+		codeHash, err := d.cfg.Keys.HashActivationCode(ctx, string(tr.Authorization))
+		if err != nil {
+			return result{err: err}
+		}
 		e := store.Enrolment{
-			CodeHash: wscd.HashActivationCode(string(tr.Authorization)), UnitID: c.unit, Context: c.context,
-			SigningKey: store.ClientKey{KID: c.cskKID, UnitID: c.unit, Usage: store.UsageSign, PublicKey: cskBytes},
-			Record:     rec, Now: d.cfg.Now(),
+			CodeHash: codeHash, UnitID: r.unit, Context: r.context,
+			SigningKey: signing, Record: rec, Now: d.cfg.Now(),
 		}
 		if to != nil {
-			e.AgreementKey = store.ClientKey{KID: to.kid, UnitID: c.unit, Usage: store.UsageAgree, PublicKey: to.pub.Bytes()}
+			e.AgreementKey = store.ClientKey{KID: to.kid, UnitID: r.unit, Usage: store.UsageAgree, PublicKey: to.pub.Bytes(), Profile: r.profile}
+			e.AgreementKey.MAC = ClientKeyMAC(d.cfg.Sealer, e.AgreementKey)
 		}
 		purpose, err := d.cfg.Store.Enrol(ctx, e)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnitNotFound) {
@@ -131,30 +128,41 @@ func (d *Dispatcher) register(ctx context.Context, c caller, tr r2ps.TFARequest,
 		if err != nil {
 			return result{err: err}
 		}
-		d.log.InfoContext(ctx, "wallet unit enrolled", "unit", c.unit, "context", c.context, "purpose", purpose)
+		d.logger(ctx).InfoContext(ctx, "wallet unit enrolled", "unit", r.unit, "context", r.context, "purpose", purpose, "profile", r.profile)
 		return result{data: r2ps.TFAResponse{Success: true}}
 	}
 	return result{err: &r2ps.Error{Code: r2ps.CodeIllegalState, Msg: "unknown state"}}
 }
 
-// createSession runs create_session with OPAQUE (§4.3.4.1, §4.3.5.1.1).
-func (d *Dispatcher) createSession(ctx context.Context, c caller, tr r2ps.TFARequest) result {
-	if u, err := d.cfg.Keys.Unit(ctx, c.unit); err != nil || u.State != store.UnitActive {
-		return result{err: wscd.ErrUnitNotActive}
+// registerProvisioned stores the first PIN record of a compat unit whose
+// CSK an operator provisioned.
+func (d *Dispatcher) registerProvisioned(ctx context.Context, r *request, tr r2ps.TFARequest, requester string) result {
+	rec, err := d.cfg.PIN.FinishRegistration(ctx, r.unit, r.context, requester, tr.PData)
+	if err != nil {
+		return result{err: err}
 	}
+	if err := d.cfg.PIN.SetFirstRecord(ctx, r.unit, r.context, rec); err != nil {
+		return result{err: err}
+	}
+	d.logger(ctx).InfoContext(ctx, "PIN registered under a provisioned key", "unit", r.unit, "context", r.context)
+	return result{data: r2ps.TFAResponse{Success: true}}
+}
+
+// createSession runs create_session with OPAQUE (§4.3.4.1, §4.3.5.1.1).
+func (d *Dispatcher) createSession(ctx context.Context, r *request, tr r2ps.TFARequest) result {
 	switch tr.State {
 	case r2ps.StateEvaluate:
 		opts, err := d.sessionOptions(tr)
 		if err != nil {
 			return result{err: err}
 		}
-		id, ke2, err := d.cfg.PIN.LoginStart(ctx, c.unit, c.context, tr.PData, opts)
+		id, ke2, err := d.cfg.PIN.LoginStart(ctx, r.unit, r.context, tr.PData, opts)
 		if err != nil {
 			return result{err: err}
 		}
 		return result{data: r2ps.TFAResponse{Success: true, SessionID: id, PData: ke2}}
 	case r2ps.StateFinalize:
-		se, err := d.cfg.PIN.LoginFinish(ctx, tr.SessionID, c.unit, c.context, tr.PData)
+		se, err := d.cfg.PIN.LoginFinish(ctx, tr.SessionID, r.unit, r.context, tr.PData)
 		if err != nil {
 			return result{err: err}
 		}
@@ -172,9 +180,14 @@ func (d *Dispatcher) sessionOptions(tr r2ps.TFARequest) (pin.LoginOptions, error
 		return pin.LoginOptions{}, fmt.Errorf("%w: negative session_duration", r2ps.ErrMalformed)
 	}
 	if tr.SessionDuration > 0 {
-		dur = min(time.Duration(tr.SessionDuration)*time.Second, d.cfg.MaxSession)
+		// Compare in seconds first: a huge value would overflow Duration.
+		if tr.SessionDuration >= int64(d.cfg.MaxSession/time.Second) {
+			dur = d.cfg.MaxSession
+		} else {
+			dur = time.Duration(tr.SessionDuration) * time.Second
+		}
 	}
-	opts := pin.LoginOptions{Task: tr.Task, Uses: store.Unlimited, TTL: dur}
+	opts := pin.LoginOptions{Task: tr.Task, Uses: store.Unlimited, TTL: dur, RequireRecord: true}
 	switch {
 	case tr.Task == "":
 	case tr.Task == r2ps.Task2FAUpdate:
@@ -222,35 +235,33 @@ func splitComma(s string) []string {
 }
 
 // update runs 2fa_update (§4.3.4.3) in a session bound to that task: the
-// registration exchange again, under the session, and the session ends
-// when the new record is stored.
-func (d *Dispatcher) update(ctx context.Context, c caller, tr r2ps.TFARequest) result {
-	if tr.Protocol != r2ps.ProtocolOPAQUE {
-		return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "only the opaque protocol is served"}}
+// registration exchange again, under the session. Storing the new record
+// ends every session and pending login of the unit in the same
+// transaction, this one included.
+func (d *Dispatcher) update(ctx context.Context, r *request, tr r2ps.TFARequest) result {
+	if err := d.checkTask(r); err != nil {
+		return result{err: err}
 	}
-	requester := "session:" + hexLower(sessionHash(c.session.ID))
+	requester := "session:" + hexLower(sessionHash(r.session.ID))
 	switch tr.State {
 	case r2ps.StateEvaluate:
-		resp, err := d.cfg.PIN.RegistrationResponse(ctx, c.unit, c.context, requester, tr.PData)
+		resp, err := d.cfg.PIN.RegistrationResponse(ctx, r.unit, r.context, requester, tr.PData)
 		if err != nil {
 			return result{err: err}
 		}
 		return result{data: r2ps.TFAResponse{Success: true, PData: resp}}
 	case r2ps.StateFinalize:
-		rec, err := d.cfg.PIN.FinishRegistration(ctx, c.unit, c.context, requester, tr.PData)
+		rec, err := d.cfg.PIN.FinishRegistration(ctx, r.unit, r.context, requester, tr.PData)
 		if err != nil {
 			return result{err: err}
 		}
-		if err := d.cfg.PIN.Use(ctx, c.session.ID); err != nil {
+		if err := d.cfg.PIN.Use(ctx, r.session.ID); err != nil {
 			return result{err: err}
 		}
-		if err := d.cfg.Store.ReplacePINRecord(ctx, c.unit, c.context, rec, d.cfg.Now()); err != nil {
+		if err := d.cfg.Store.ReplacePINRecord(ctx, r.unit, r.context, rec, d.cfg.Now()); err != nil {
 			return result{err: err}
 		}
-		if err := d.cfg.PIN.End(ctx, c.session.ID); err != nil {
-			d.log.WarnContext(ctx, "ending the PIN-change session failed", "unit", c.unit, "err", err)
-		}
-		d.log.InfoContext(ctx, "PIN changed", "unit", c.unit, "context", c.context)
+		d.logger(ctx).InfoContext(ctx, "PIN changed; every session of the unit ended", "unit", r.unit, "context", r.context)
 		return result{data: r2ps.TFAResponse{Success: true}}
 	}
 	return result{err: &r2ps.Error{Code: r2ps.CodeIllegalState, Msg: "unknown state"}}

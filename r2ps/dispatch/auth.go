@@ -1,0 +1,269 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/store"
+)
+
+// Profiles a unit enrols under (store.ClientKey.Profile). A request in the
+// other profile is refused for that unit.
+const (
+	ProfileStrict = "strict"
+	ProfileCompat = "compat"
+)
+
+// request is an authenticated request. Only authenticate makes one, and
+// its fields are unexported: a handler holding a *request knows that the
+// envelope opened, the JWS verified with a key the policy allows for the
+// type, jwe_hash matched (strict profile), the unit's state fits the
+// policy, and iat and nonce were fresh (the nonce is now spent).
+type request struct {
+	profile string
+	mode    r2ps.Mode
+	pol     policy
+	unit    string
+	context string
+	req     r2ps.Request
+	// csk is the key the JWS verified with; selfSigned says it came in the
+	// JWS header (a registration).
+	csk        *ecdsa.PublicKey
+	cskKID     string
+	selfSigned bool
+	// session is the verified PIN session of a 2FA request.
+	session *pin.Session
+	// compat is the go-r2ps-service payload metadata (compat profile).
+	compat *r2ps.CompatMeta
+}
+
+// refusal is a failure of authenticate. before says it happened before the
+// caller was authenticated and the request was fresh: it is answered as a
+// plain problem, never inside the envelope.
+type refusal struct {
+	err    error
+	before bool
+}
+
+func refuse(err error) *refusal { return &refusal{err: err, before: true} }
+
+// clientKeyMACDomain separates client-key MACs from other MACs.
+const clientKeyMACDomain = "wsca-client-key-v1"
+
+// ClientKeyMAC returns the MAC that binds a client key row (kid, unit,
+// usage, point, profile) under the HSM-derived MAC key, so someone who can
+// write the database cannot plant a client key.
+func ClientKeyMAC(m MACer, k store.ClientKey) []byte {
+	return m.MAC(clientKeyMACDomain, []byte(k.KID), []byte(k.UnitID), []byte(k.Usage), k.PublicKey, []byte(k.Profile))
+}
+
+// clientKey returns the registered key with that kid if it is the unit's
+// key for usage, in that profile, and carries a valid MAC; ErrUnknownKey
+// otherwise (the log says which).
+func (d *Dispatcher) clientKey(ctx context.Context, ck store.ClientKey, unit string, usage store.KeyUsage, profile string) (*ecdsa.PublicKey, error) {
+	switch {
+	case ck.UnitID != unit || ck.Usage != usage:
+		return nil, r2ps.ErrUnknownKey
+	case !hmac.Equal(ck.MAC, ClientKeyMAC(d.cfg.Sealer, ck)):
+		d.logger(ctx).ErrorContext(ctx, "client key fails its MAC: the store was changed outside wsca", "unit", unit, "kid", ck.KID)
+		return nil, r2ps.ErrUnknownKey
+	case ck.Profile != profile:
+		return nil, &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the unit is enrolled under the " + ck.Profile + " profile"}
+	}
+	pub, err := device.PublicKeyFromBytes(ck.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: stored client key: %w", err)
+	}
+	return pub, nil
+}
+
+// lookupCSK reads the signing key with that kid (and its unit's state, in
+// the same read) and checks it for the unit.
+func (d *Dispatcher) lookupCSK(ctx context.Context, kid, unit, profile string) (*ecdsa.PublicKey, store.UnitState, error) {
+	ck, err := d.cfg.Store.GetClientKey(ctx, kid)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+		return nil, "", r2ps.ErrUnknownKey
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	pub, err := d.clientKey(ctx, ck, unit, store.UsageSign, profile)
+	return pub, ck.UnitState, err
+}
+
+// verifier verifies a request JWS for a unit: with the registered CSK, or
+// with a key embedded in the header whose thumbprint is its kid.
+type verifier struct {
+	d          *Dispatcher
+	ctx        context.Context
+	unit       string
+	profile    string
+	selfSigned bool
+	unitState  store.UnitState
+}
+
+func (v *verifier) key(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error) {
+	if embedded != nil {
+		pub, ok := embedded.Key.(*ecdsa.PublicKey)
+		if !ok || r2ps.Thumbprint(pub) != kid {
+			return nil, r2ps.ErrUnknownKey
+		}
+		v.selfSigned = true
+		return pub, nil
+	}
+	pub, state, err := v.d.lookupCSK(v.ctx, kid, v.unit, v.profile)
+	v.unitState = state
+	return pub, err
+}
+
+// authenticate1FA opens and authenticates a strict 1FA request.
+func (d *Dispatcher) authenticate1FA(ctx context.Context, body []byte) (*request, *refusal) {
+	env, err := r2ps.Open1FA(body, func(epk *ecdh.PublicKey) ([]byte, error) {
+		return d.cfg.Keys.ServerECDH(ctx, d.agree, epk)
+	})
+	if err != nil {
+		return nil, refuse(err)
+	}
+	if env.KID != d.agreeKID {
+		return nil, refuse(r2ps.ErrUnknownKey)
+	}
+	v := &verifier{d: d, ctx: ctx, unit: env.ClientID, profile: ProfileStrict}
+	payload, hdr, err := r2ps.VerifyJWS(env.JWS, r2ps.TypRequest, v.key)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	r := &request{profile: ProfileStrict, mode: r2ps.Mode1FA, unit: env.ClientID, context: env.Context,
+		cskKID: hdr.KID, selfSigned: v.selfSigned}
+	if hdr.JWK != nil {
+		r.csk, _ = hdr.JWK.Key.(*ecdsa.PublicKey)
+	}
+	if r.req, err = r2ps.DecodeRequest(payload); err != nil {
+		return nil, refuse(err)
+	}
+	return r, d.admit(ctx, r, v.unitState, env.ProtectedHeader)
+}
+
+// authenticate2FA opens and authenticates a strict 2FA request: the
+// session named in the envelope gives the unit, context and key.
+func (d *Dispatcher) authenticate2FA(ctx context.Context, body []byte) (*request, *refusal) {
+	var se pin.Session
+	env, err := r2ps.Open2FA(body, func(sessionID string) ([]byte, error) {
+		s, err := d.cfg.PIN.Lookup(ctx, sessionID)
+		if errors.Is(err, pin.ErrNoSession) {
+			return nil, r2ps.ErrUnknownSession
+		}
+		if err != nil {
+			return nil, err
+		}
+		se = s
+		return s.Key, nil
+	})
+	if err != nil {
+		return nil, refuse(err)
+	}
+	v := &verifier{d: d, ctx: ctx, unit: se.Unit, profile: ProfileStrict}
+	payload, hdr, err := r2ps.VerifyJWS(env.JWS, r2ps.TypRequest, v.key)
+	if err != nil {
+		return nil, refuse(err)
+	}
+	r := &request{profile: ProfileStrict, mode: r2ps.Mode2FA, unit: se.Unit, context: se.Context,
+		cskKID: hdr.KID, selfSigned: v.selfSigned, session: &se}
+	if r.req, err = r2ps.DecodeRequest(payload); err != nil {
+		return nil, refuse(err)
+	}
+	return r, d.admit(ctx, r, v.unitState, env.ProtectedHeader)
+}
+
+// admit applies the policy of the request's type to an opened, verified,
+// decoded request: mode, signer, jwe_hash (strict), the state of the unit,
+// then freshness. Everything up to freshness is refused as a problem;
+// after it, the caller is authenticated and a unit that is not active is
+// told so inside the envelope.
+func (d *Dispatcher) admit(ctx context.Context, r *request, unitState store.UnitState, protectedHeader string) *refusal {
+	pol, err := d.policyFor(r.req.Type)
+	if err != nil {
+		return refuse(err)
+	}
+	r.pol = pol
+	if pol.mode != r.mode {
+		return refuse(&r2ps.Error{Code: r2ps.CodeIllegalState, Msg: r.req.Type + " needs " + pol.mode.String()})
+	}
+	if err := d.checkSigner(r, pol); err != nil {
+		return refuse(err)
+	}
+	if r.profile == ProfileStrict {
+		if err := r2ps.CheckJWEHash(r.req, protectedHeader); err != nil {
+			return refuse(err)
+		}
+	}
+	if r.selfSigned {
+		// Only a unit waiting for enrolment takes a self-signed request;
+		// for anyone else nothing is written (no nonce, no pending row).
+		ok, err := d.cfg.Store.HasOutstandingCode(ctx, r.unit, d.cfg.Now())
+		if err != nil {
+			return refuse(err)
+		}
+		if !ok {
+			return refuse(&r2ps.Error{Code: r2ps.CodeUnauthorized, Msg: "no enrolment is open for this unit"})
+		}
+	}
+	if err := d.fresh(ctx, r); err != nil {
+		return refuse(err)
+	}
+	if !r.selfSigned && unitState != store.UnitActive {
+		return &refusal{err: &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the unit is " + string(unitState)}}
+	}
+	return nil
+}
+
+// checkSigner applies the policy's signer rule: only a registration may be
+// self-signed, and a strict registration must be (it binds a new CSK with
+// an activation code). A compat registration may also be signed by the
+// CSK an operator provisioned (go-r2ps-service clients send no key).
+func (d *Dispatcher) checkSigner(r *request, pol policy) error {
+	bad := fmt.Errorf("%w: a self-signed request must be a 2fa_registration", r2ps.ErrUnknownKey)
+	switch {
+	case pol.signer == signerRegistered && r.selfSigned:
+		return bad
+	case pol.signer == signerSelf && !r.selfSigned && r.profile == ProfileStrict:
+		return fmt.Errorf("%w: a 2fa_registration must carry its key", r2ps.ErrUnknownKey)
+	}
+	return nil
+}
+
+// fresh enforces the iat window and records the nonce (§4.2). The nonce
+// row lives until the request could no longer pass the iat window on any
+// instance whose clock is within MaxSkew of ours: iat + MaxAge + 2×MaxSkew,
+// counted from the later of iat and our clock.
+func (d *Dispatcher) fresh(ctx context.Context, r *request) error {
+	now := d.cfg.Now()
+	iat := r.req.IssuedAt
+	if now.Sub(iat) > d.cfg.MaxAge {
+		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "iat too old"}
+	}
+	if iat.Sub(now) > d.cfg.MaxSkew {
+		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "iat in the future"}
+	}
+	h := sha256.New()
+	h.Write([]byte("wsca-r2ps-nonce-v1\x00" + r.unit + "\x00" + r.context + "\x00"))
+	h.Write(r.req.Nonce)
+	base := now
+	if iat.After(base) {
+		base = iat
+	}
+	err := d.cfg.Store.UseNonce(ctx, h.Sum(nil), base.Add(d.cfg.MaxAge+2*d.cfg.MaxSkew))
+	if errors.Is(err, store.ErrExists) {
+		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "replayed nonce"}
+	}
+	return err
+}

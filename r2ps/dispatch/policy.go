@@ -1,0 +1,79 @@
+package dispatch
+
+import (
+	"github.com/wsca/wsca/r2ps"
+)
+
+// signerRule says which key a request's JWS may be verified with.
+type signerRule uint8
+
+const (
+	// signerRegistered: the unit's registered client signing key (CSK).
+	signerRegistered signerRule = iota
+	// signerSelf: a key embedded in the JWS header (a registration binding
+	// a new CSK with an activation code). In the compat profile a
+	// registration may also come signed by an operator-provisioned CSK.
+	signerSelf
+)
+
+// unitRule says what state the unit must be in.
+type unitRule uint8
+
+const (
+	// unitActive: the unit exists and is active (not suspended, revoked).
+	unitActive unitRule = iota
+	// unitEnrolling: the unit has an outstanding activation code. Only a
+	// self-signed registration is checked this way, before anything is
+	// written for it (no nonce, no pending registration).
+	unitEnrolling
+)
+
+// taskRule says how a session's task limits a request.
+type taskRule uint8
+
+const (
+	// taskNone: refused in a task-bound session.
+	taskNone taskRule = iota
+	// taskSign: in a sign: session, one signature per listed hash; in a
+	// context that demands tasks (or for a key made in one), only there.
+	taskSign
+	// taskList: allowed in plain and sign: sessions, not in 2fa_update.
+	taskList
+	// taskUpdate: only in a 2fa_update session, which it ends.
+	taskUpdate
+	// taskNotApplicable: 1FA types, which have no session.
+	taskNotApplicable
+)
+
+// policy is what a request type demands, checked by authenticate (mode,
+// signer, unit) and by the handlers through checkTask (task).
+type policy struct {
+	mode   r2ps.Mode
+	signer signerRule
+	unit   unitRule
+	task   taskRule
+	// wscd marks the key service types, served only in the wscd role.
+	wscd bool
+}
+
+// policies is the table of every request type served. A type missing here
+// is UNSUPPORTED_REQUEST_TYPE.
+var policies = map[string]policy{
+	r2ps.TypeCreateSession:   {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable},
+	r2ps.Type2FARegistration: {mode: r2ps.Mode1FA, signer: signerSelf, unit: unitEnrolling, task: taskNotApplicable},
+	r2ps.Type2FAUpdate:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskUpdate},
+	r2ps.TypeP256Generate:    {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
+	r2ps.TypeSignECDSA:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskSign, wscd: true},
+	r2ps.TypeAgreeECDH:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
+	r2ps.TypeListKeys:        {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskList, wscd: true},
+	r2ps.TypeDeleteKey:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
+}
+
+// policyFor returns the policy of a type this dispatcher serves.
+func (d *Dispatcher) policyFor(typ string) (policy, error) {
+	p, ok := policies[typ]
+	if !ok || p.wscd && !d.cfg.WSCD {
+		return policy{}, r2ps.ErrUnsupportedType
+	}
+	return p, nil
+}
