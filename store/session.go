@@ -44,8 +44,8 @@ type Session struct {
 	// started against: VerifySession succeeds only while that record is
 	// still the unit's (empty for a fake record: never verifies).
 	RecordNonce []byte
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
 }
 
 // CreateSession records a new session.

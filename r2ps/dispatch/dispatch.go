@@ -413,4 +413,3 @@ func (d *Dispatcher) respond(ctx context.Context, r *request, data any) ([]byte,
 	}
 	return r2ps.SignJWS(payload, r2ps.TypResponse, d.sskKID, d.cfg.Keys.Signer(ctx, d.ssk), nil)
 }
-
