@@ -1,0 +1,163 @@
+package dispatch_test
+
+// Regression tests for the defects of issue 6 that need more than one
+// request: each fails on the dispatcher before the fix.
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"testing"
+
+	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/store"
+)
+
+// TestSignTaskEachHashOnce: a sign:h1,h2 session signs h1 once and h2 once,
+// in any order, and nothing else.
+func TestSignTaskEachHashOnce(t *testing.T) {
+	g := newRig(t)
+	ctx := t.Context()
+	w := g.enrol("hsm", "")
+	k, err := w.sess.Generate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := sha("h1"), sha("h2")
+	s, err := w.c.Login(ctx, []byte("123456"), client.LoginOptions{Task: r2ps.TaskSignPrefix + hex.EncodeToString(h1) + "," + hex.EncodeToString(h2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sign(ctx, k.KID, h2); err != nil {
+		t.Fatalf("h2 first: %v", err)
+	}
+	if _, err := s.Sign(ctx, k.KID, h2); !client.IsCode(err, r2ps.CodeAccessDenied) {
+		t.Fatalf("h2 again: %v, want ACCESS_DENIED", err)
+	}
+	if _, err := s.Sign(ctx, k.KID, sha("h3")); !client.IsCode(err, r2ps.CodeAccessDenied) {
+		t.Fatalf("unlisted hash: %v, want ACCESS_DENIED", err)
+	}
+	if _, err := s.Sign(ctx, k.KID, h1); err != nil {
+		t.Fatalf("h1 after h2: %v", err)
+	}
+	if _, err := s.Sign(ctx, k.KID, h1); err == nil {
+		t.Fatal("h1 twice")
+	}
+}
+
+// TestKeyKeepsItsContext: a key made in a context that demands sign: tasks
+// cannot be used from a session of another context of the same unit.
+func TestKeyKeepsItsContext(t *testing.T) {
+	g := newRig(t)
+	ctx := t.Context()
+	w := g.enrol("hsm", "")
+	// The same wallet (same CSK and CAK) enrols in "signing" too.
+	code, err := g.svc.IssueActivationCode(ctx, w.unit, store.PurposeActivation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := client.New(client.Config{URL: g.url, Unit: w.unit, Context: "signing", SigningKey: w.csk, AgreementKey: w.cak, Server: g.server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Enrol(ctx, code.Code, []byte("654321")); err != nil {
+		t.Fatal(err)
+	}
+	signing, err := sc.Login(ctx, []byte("654321"), client.LoginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := signing.Generate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.Sign(ctx, sk.KID, sha("m")); !client.IsCode(err, r2ps.CodeAccessDenied) {
+		t.Fatalf("signing context without a task: %v, want ACCESS_DENIED", err)
+	}
+	hsm, err := w.c.Login(ctx, []byte("123456"), client.LoginOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hsm.Sign(ctx, sk.KID, sha("m")); !client.IsCode(err, r2ps.CodeIllegalRequestData) {
+		t.Fatalf("a signing key from an hsm session: %v, want ILLEGAL_REQUEST_DATA (no such key)", err)
+	}
+	if _, err := hsm.ECDH(ctx, sk.KID, w.cak.PublicKey().Bytes()); !client.IsCode(err, r2ps.CodeIllegalRequestData) {
+		t.Fatalf("ECDH with a signing key from an hsm session: %v", err)
+	}
+	if err := hsm.DeleteKey(ctx, sk.KID); !client.IsCode(err, r2ps.CodeIllegalRequestData) {
+		t.Fatalf("delete a signing key from an hsm session: %v", err)
+	}
+	if keys, err := hsm.ListKeys(ctx); err != nil || len(keys) != 0 {
+		t.Fatalf("hsm session lists %d keys (%v), want none of the signing context", len(keys), err)
+	}
+	task, err := sc.Login(ctx, []byte("654321"), client.LoginOptions{Task: r2ps.TaskSignPrefix + hex.EncodeToString(sha("m"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Sign(ctx, sk.KID, sha("m")); err != nil {
+		t.Fatalf("in its own context with the task: %v", err)
+	}
+}
+
+// TestPINChangeEndsSessions: after a PIN change, neither a session made
+// before it nor a login whose KE2 was issued before it works.
+func TestPINChangeEndsSessions(t *testing.T) {
+	g := newRig(t)
+	ctx := t.Context()
+	w := g.enrol("hsm", "")
+	old := w.sess
+
+	// A login under the old PIN, stopped after KE2.
+	conf, _ := pin.Profile{}.Configuration()
+	oc, _ := conf.Client()
+	ke1, _ := oc.GenerateKE1([]byte("123456"))
+	o := g.send(w, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeCreateSession,
+		data: r2ps.TFARequest{Protocol: r2ps.ProtocolOPAQUE, State: r2ps.StateEvaluate, PData: ke1.Serialize()}})
+	var r1 r2ps.TFAResponse
+	if o.enclosed != "" || json.Unmarshal(o.data, &r1) != nil || r1.SessionID == "" {
+		t.Fatalf("KE2: %+v", o)
+	}
+
+	upd, err := w.c.Login(ctx, []byte("123456"), client.LoginOptions{Task: r2ps.Task2FAUpdate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := upd.ChangePIN(ctx, []byte("999999")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ListKeys(ctx); !client.IsCode(err, r2ps.CodeUnauthorized) {
+		t.Fatalf("a session from before the change: %v, want UNAUTHORIZED", err)
+	}
+	ke2, err := oc.Deserialize.KE2(r1.PData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ke3, _, _, err := oc.GenerateKE3(ke2, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = g.send(w, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeCreateSession,
+		data: r2ps.TFARequest{Protocol: r2ps.ProtocolOPAQUE, State: r2ps.StateFinalize, PData: ke3.Serialize(), SessionID: r1.SessionID}})
+	if o.enclosed != r2ps.CodeUnauthorized {
+		t.Fatalf("finishing a login begun under the old PIN: %+v, want UNAUTHORIZED", o)
+	}
+	if _, err := w.c.Login(ctx, []byte("999999"), client.LoginOptions{}); err != nil {
+		t.Fatalf("login with the new PIN: %v", err)
+	}
+}
+
+// TestSessionDurationOverflow: a huge session_duration is capped, not an
+// overflow into a negative TTL and a server error.
+func TestSessionDurationOverflow(t *testing.T) {
+	g := newRig(t)
+	w := g.enrol("hsm", "")
+	conf, _ := pin.Profile{}.Configuration()
+	oc, _ := conf.Client()
+	ke1, _ := oc.GenerateKE1([]byte("123456"))
+	o := g.send(w, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeCreateSession,
+		data: r2ps.TFARequest{Protocol: r2ps.ProtocolOPAQUE, State: r2ps.StateEvaluate, PData: ke1.Serialize(), SessionDuration: 1 << 62}})
+	if o.enclosed != "" || o.status != 200 {
+		t.Fatalf("huge session_duration: %+v", o)
+	}
+}
