@@ -23,8 +23,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/wsca/wsca/device"
-	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/ecp256"
+	"github.com/wsca/wsca/pin/profile"
 	"github.com/wsca/wsca/r2ps"
 )
 
@@ -70,7 +70,7 @@ type Config struct {
 	// Server are the server's keys; FetchServerKeys gets them.
 	Server ServerKeys
 	// Profile is the OPAQUE profile (zero: the default).
-	Profile pin.Profile
+	Profile profile.Profile
 	Now     func() time.Time
 }
 
@@ -274,7 +274,7 @@ func ecdhKey(pub *ecdsa.PublicKey) (*ecdh.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return device.ParsePoint(b)
+	return ecp256.ParsePoint(b)
 }
 
 // Session is a verified PIN session. Its Key must be kept as secret as the
