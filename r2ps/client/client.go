@@ -5,6 +5,10 @@
 //
 // The PIN never leaves this package in any form the server could test
 // offline: it only feeds OPAQUE. Callers should clear their PIN buffers.
+//
+// The package imports no server code (only r2ps, pin/profile and ecp256 of
+// this module) and builds without cgo and for js/wasm; the test in
+// internal/walletside keeps it so.
 package client
 
 import (
