@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"math/big"
 	"testing"
 
 	"github.com/wsca/wsca/ecp256"
@@ -48,10 +47,14 @@ func TestKID(t *testing.T) {
 }
 
 func TestKIDRejects(t *testing.T) {
-	offCurve := &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, pub := range map[string]*ecdsa.PublicKey{
-		"nil":       nil,
-		"off curve": offCurve,
+		"nil":   nil,
+		"zero":  {},
+		"P-384": &p384.PublicKey,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if kid, err := ecp256.KID(pub); !errors.Is(err, ecp256.ErrInvalidPoint) {
