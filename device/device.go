@@ -17,6 +17,8 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"errors"
+
+	"github.com/wsca/wsca/ecp256"
 )
 
 // Errors returned by every backend. Callers test them with errors.Is.
@@ -27,8 +29,10 @@ var (
 	ErrInvalidKID  = errors.New("device: invalid kid")
 	// ErrInvalidOwner means the owner is empty or has characters a device
 	// label cannot carry.
-	ErrInvalidOwner  = errors.New("device: invalid owner")
-	ErrInvalidPoint  = errors.New("device: invalid point")
+	ErrInvalidOwner = errors.New("device: invalid owner")
+	// ErrInvalidPoint is [ecp256.ErrInvalidPoint]: a peer or public point
+	// that is not on P-256 or not a SEC1 encoding.
+	ErrInvalidPoint  = ecp256.ErrInvalidPoint
 	ErrInvalidDigest = errors.New("device: digest must be 32 bytes")
 	// ErrUnavailable means the device could not be reached or failed; the
 	// operation may succeed if retried later.
@@ -40,7 +44,7 @@ var (
 const DigestSize = 32
 
 // SignatureSize is the length of a raw r‖s P-256 signature.
-const SignatureSize = 64
+const SignatureSize = ecp256.SignatureSize
 
 // Ref addresses one key of one wallet unit.
 type Ref struct {

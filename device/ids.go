@@ -3,34 +3,24 @@ package device
 import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 
-	"filippo.io/nistec"
+	"github.com/wsca/wsca/ecp256"
 )
 
 // KIDSize is the number of SHA-256 bytes a kid keeps.
-const KIDSize = 16
+const KIDSize = ecp256.KIDSize
 
 // KID identifies a key: lowercase hex of the first 16 bytes of SHA-256 over
 // the compressed SEC1 encoding of its public point (the go-r2ps-service
-// convention, so kids agree across implementations).
+// convention, so kids agree across implementations). [ecp256.KID] computes
+// it.
 type KID string
 
 // KIDOf computes the kid of a P-256 public key.
 func KIDOf(pub *ecdsa.PublicKey) (KID, error) {
-	raw, err := pub.Bytes()
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidPoint, err)
-	}
-	p, err := nistec.NewP256Point().SetBytes(raw)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidPoint, err)
-	}
-	sum := sha256.Sum256(p.BytesCompressed())
-	return KID(hex.EncodeToString(sum[:KIDSize])), nil
+	k, err := ecp256.KID(pub)
+	return KID(k), err
 }
 
 // ParseKID validates a kid received from outside: 32 lowercase hex digits.
@@ -81,39 +71,11 @@ func ParseOwner(s string) (Owner, error) {
 	return Owner(s), nil
 }
 
-// ParsePoint validates a SEC1-encoded P-256 point (SEC 1 v2.0 §2.3.4),
-// uncompressed (65 bytes) or compressed (33 bytes). It rejects empty input,
-// wrong lengths, the point at infinity and points not on the curve, so an
-// invalid-curve point never reaches a device.
-func ParsePoint(b []byte) (*ecdh.PublicKey, error) {
-	switch {
-	case len(b) == 0:
-		return nil, fmt.Errorf("%w: empty", ErrInvalidPoint)
-	case len(b) == 65 && b[0] == 4, len(b) == 33 && (b[0] == 2 || b[0] == 3):
-	default:
-		return nil, fmt.Errorf("%w: not a SEC1 P-256 encoding", ErrInvalidPoint)
-	}
-	p, err := nistec.NewP256Point().SetBytes(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: not on the curve", ErrInvalidPoint)
-	}
-	pub, err := ecdh.P256().NewPublicKey(p.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPoint, err)
-	}
-	return pub, nil
-}
+// ParsePoint validates a SEC1-encoded P-256 point (uncompressed or
+// compressed) with [ecp256.ParsePoint], so an invalid-curve point never
+// reaches a device. Errors wrap [ErrInvalidPoint].
+func ParsePoint(b []byte) (*ecdh.PublicKey, error) { return ecp256.ParsePoint(b) }
 
 // PublicKeyFromBytes parses a SEC1 P-256 point (as [ParsePoint]) into its
 // ECDSA form.
-func PublicKeyFromBytes(b []byte) (*ecdsa.PublicKey, error) {
-	pub, err := ParsePoint(b)
-	if err != nil {
-		return nil, err
-	}
-	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pub.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPoint, err)
-	}
-	return k, nil
-}
+func PublicKeyFromBytes(b []byte) (*ecdsa.PublicKey, error) { return ecp256.ParsePublicKey(b) }

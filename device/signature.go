@@ -2,70 +2,31 @@ package device
 
 import (
 	"crypto/ecdsa"
-	"errors"
-	"math/big"
 
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
+	"github.com/wsca/wsca/ecp256"
 )
 
 // ErrInvalidSignature is returned by the signature decoders for input that
 // is not a well-formed P-256 signature in the expected encoding.
-var ErrInvalidSignature = errors.New("device: invalid signature encoding")
+var ErrInvalidSignature = ecp256.ErrInvalidSignature
+
+// The signature helpers are those of package ecp256, which the wallet side
+// shares; they are here so that device callers need one import.
 
 // VerifyRaw reports whether sig is a valid raw r‖s (IEEE P1363) signature
-// of digest under pub. Anything but exactly 64 bytes is invalid.
+// of digest under pub ([ecp256.VerifyRaw]).
 func VerifyRaw(pub *ecdsa.PublicKey, digest, sig []byte) bool {
-	if len(sig) != SignatureSize {
-		return false
-	}
-	r := new(big.Int).SetBytes(sig[:32])
-	s := new(big.Int).SetBytes(sig[32:])
-	return ecdsa.Verify(pub, digest, r, s)
+	return ecp256.VerifyRaw(pub, digest, sig)
 }
 
-// VerifyDER reports whether sig is a valid DER (X9.62 Ecdsa-Sig-Value)
-// signature of digest under pub. BER variants are rejected.
+// VerifyDER reports whether sig is a valid DER signature of digest under
+// pub ([ecp256.VerifyDER]).
 func VerifyDER(pub *ecdsa.PublicKey, digest, sig []byte) bool {
-	return ecdsa.VerifyASN1(pub, digest, sig)
+	return ecp256.VerifyDER(pub, digest, sig)
 }
 
-// RawToDER converts a raw r‖s signature to DER.
-func RawToDER(sig []byte) ([]byte, error) {
-	if len(sig) != SignatureSize {
-		return nil, ErrInvalidSignature
-	}
-	r := new(big.Int).SetBytes(sig[:32])
-	s := new(big.Int).SetBytes(sig[32:])
-	if r.Sign() == 0 || s.Sign() == 0 {
-		return nil, ErrInvalidSignature
-	}
-	var b cryptobyte.Builder
-	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1BigInt(r)
-		b.AddASN1BigInt(s)
-	})
-	return b.Bytes()
-}
+// RawToDER converts a raw r‖s signature to DER ([ecp256.RawToDER]).
+func RawToDER(sig []byte) ([]byte, error) { return ecp256.RawToDER(sig) }
 
-// DERToRaw converts a strict DER signature to raw r‖s. It rejects trailing
-// data, non-minimal integers, negative or zero values and values wider than
-// 32 bytes.
-func DERToRaw(der []byte) ([]byte, error) {
-	var (
-		r, s  big.Int
-		inner cryptobyte.String
-	)
-	in := cryptobyte.String(der)
-	if !in.ReadASN1(&inner, asn1.SEQUENCE) || !in.Empty() ||
-		!inner.ReadASN1Integer(&r) || !inner.ReadASN1Integer(&s) || !inner.Empty() {
-		return nil, ErrInvalidSignature
-	}
-	if r.Sign() <= 0 || s.Sign() <= 0 || r.BitLen() > 256 || s.BitLen() > 256 {
-		return nil, ErrInvalidSignature
-	}
-	out := make([]byte, SignatureSize)
-	r.FillBytes(out[:32])
-	s.FillBytes(out[32:])
-	return out, nil
-}
+// DERToRaw converts a strict DER signature to raw r‖s ([ecp256.DERToRaw]).
+func DERToRaw(der []byte) ([]byte, error) { return ecp256.DERToRaw(der) }

@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SessionTTL < 0 {
 		return nil, fmt.Errorf("%w: negative session TTL", ErrConfig)
 	}
-	conf, err := cfg.Profile.Configuration()
+	conf, err := configuration(cfg.Profile)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@
 #   wsca_verify_env     check the token (pkcs11-tool) and the cluster (psql) really answer
 #   wsca_lint           gofmt -l, go vet, staticcheck (when installed)
 #   wsca_ensure_staticcheck  go install a pinned staticcheck; never fails the caller
+#   wsca_wallet_build   build the wallet-side packages without cgo and for js/wasm
 
 # Repository root (this file lives in <root>/scripts).
 WSCA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -436,6 +437,33 @@ wsca_lint() {
 	fi
 	WSCA_LINT_FAILED="${WSCA_LINT_FAILED# }"
 	[ -z "$WSCA_LINT_FAILED" ]
+}
+
+# The wallet-side packages (internal/walletside/packages.txt), one a line.
+wsca_wallet_packages() {
+	grep -vE '^[[:space:]]*(#|$)' "$WSCA_ROOT/internal/walletside/packages.txt"
+}
+
+# Build the wallet-side packages with CGO_ENABLED=0, then for GOOS=js GOARCH=wasm
+# (they must never need cgo or a server package). Returns non-zero if either build fails.
+wsca_wallet_build() {
+	local pkgs rc=0
+	wsca_require_go
+	pkgs="$(wsca_wallet_packages | tr '\n' ' ')"
+	pkgs="${pkgs% }"
+	[ -n "$pkgs" ] || wsca_die "internal/walletside/packages.txt lists no package"
+	wsca_log "CGO_ENABLED=0 go build $pkgs"
+	# shellcheck disable=SC2086 # one import path per word
+	(cd "$WSCA_ROOT" && CGO_ENABLED=0 go build $pkgs) || rc=1
+	wsca_log "GOOS=js GOARCH=wasm CGO_ENABLED=0 go build $pkgs"
+	# shellcheck disable=SC2086
+	(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 go build $pkgs) || rc=1
+	if [ "$rc" -eq 0 ]; then
+		echo "wallet-side packages built with CGO_ENABLED=0 and for js/wasm: ${pkgs//github.com\/wsca\/wsca\//}"
+	else
+		wsca_warn "wallet-side packages do not build without cgo or for js/wasm (see above)"
+	fi
+	return "$rc"
 }
 
 # True if any argument names a package (./x, ../x, ., .., or a module import path).

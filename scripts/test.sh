@@ -3,8 +3,10 @@
 #
 # 1. installs softhsm2 / opensc / postgresql / gcc when missing (as root, via apt-get),
 # 2. starts a throwaway SoftHSM token and PostgreSQL cluster (torn down on exit),
-# 3. runs gofmt -l, go vet, staticcheck (pinned, installed if possible), and
-#    go test -race -count=1 -timeout 12m ./...
+# 3. runs gofmt -l, go vet, staticcheck (pinned, installed if possible),
+# 4. builds the wallet-side packages (internal/walletside/packages.txt) with CGO_ENABLED=0
+#    and for GOOS=js GOARCH=wasm (always, also with WSCA_SKIP_LINT=1), and
+# 5. runs go test -race -count=1 -timeout 12m ./...
 #
 # Arguments replace what follows `go test -race -count=1`:
 #     scripts/test.sh                              -> go test -race -count=1 -timeout 12m ./...
@@ -56,6 +58,11 @@ if [ "${WSCA_SKIP_LINT:-0}" != "1" ]; then
 	if [ "$sc" = "-" ]; then checks="gofmt, vet, $checks (no staticcheck)"; else checks="gofmt, vet, staticcheck, $checks"; fi
 fi
 
+# The wallet side builds without cgo and for js/wasm. A failure is reported, tests still run.
+wallet_failed=""
+wsca_wallet_build || wallet_failed="wallet-side build (CGO_ENABLED=0, js/wasm)"
+checks="$checks, wallet-side build (CGO_ENABLED=0, js/wasm)"
+
 wsca_setup_env
 wsca_print_env
 
@@ -75,12 +82,13 @@ set -e
 wsca_teardown
 
 elapsed=$((SECONDS - start))
-if [ "$test_rc" -eq 0 ] && [ -z "$lint_failed" ]; then
+if [ "$test_rc" -eq 0 ] && [ -z "$lint_failed" ] && [ -z "$wallet_failed" ]; then
 	echo "scripts/test.sh: PASS ($checks) in ${elapsed}s"
 	exit 0
 fi
 why=""
 [ -n "$lint_failed" ] && why="static checks failed: $lint_failed"
+[ -n "$wallet_failed" ] && why="${why:+$why; }$wallet_failed failed"
 if [ "$test_rc" -ne 0 ]; then
 	why="${why:+$why; }go test exited $test_rc"
 fi

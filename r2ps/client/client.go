@@ -5,6 +5,10 @@
 //
 // The PIN never leaves this package in any form the server could test
 // offline: it only feeds OPAQUE. Callers should clear their PIN buffers.
+//
+// The package imports no server code (only r2ps, pin/profile and ecp256 of
+// this module) and builds without cgo and for js/wasm; the test in
+// internal/walletside keeps it so.
 package client
 
 import (
@@ -23,8 +27,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/wsca/wsca/device"
-	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/ecp256"
+	"github.com/wsca/wsca/pin/profile"
 	"github.com/wsca/wsca/r2ps"
 )
 
@@ -70,7 +74,7 @@ type Config struct {
 	// Server are the server's keys; FetchServerKeys gets them.
 	Server ServerKeys
 	// Profile is the OPAQUE profile (zero: the default).
-	Profile pin.Profile
+	Profile profile.Profile
 	Now     func() time.Time
 }
 
@@ -274,7 +278,7 @@ func ecdhKey(pub *ecdsa.PublicKey) (*ecdh.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return device.ParsePoint(b)
+	return ecp256.ParsePoint(b)
 }
 
 // Session is a verified PIN session. Its Key must be kept as secret as the

@@ -11,8 +11,8 @@ import (
 	"github.com/bytemare/opaque"
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/wsca/wsca/device"
-	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/ecp256"
+	"github.com/wsca/wsca/pin/profile"
 	"github.com/wsca/wsca/r2ps"
 )
 
@@ -21,7 +21,7 @@ type pinClient struct {
 	*opaque.Client
 }
 
-func newPINClient(p pin.Profile) (*pinClient, error) {
+func newPINClient(p profile.Profile) (*pinClient, error) {
 	conf, err := p.Configuration()
 	if err != nil {
 		return nil, err
@@ -67,7 +67,7 @@ func (c *Client) register(ctx context.Context, newPIN []byte, exchange func(r2ps
 }
 
 func (c *Client) cakJWK() *jose.JSONWebKey {
-	pub, _ := device.PublicKeyFromBytes(c.cfg.AgreementKey.PublicKey().Bytes())
+	pub, _ := ecp256.ParsePublicKey(c.cfg.AgreementKey.PublicKey().Bytes())
 	return &jose.JSONWebKey{Key: pub, KeyID: r2ps.Thumbprint(pub)}
 }
 
@@ -164,7 +164,7 @@ func keyFromJWK(kid string, j *jose.JSONWebKey) (Key, error) {
 	if !ok {
 		return Key{}, errors.New("client: public key is not P-256")
 	}
-	if got, err := device.KIDOf(pub); err != nil || string(got) != kid {
+	if got, err := ecp256.KID(pub); err != nil || got != kid {
 		return Key{}, errors.New("client: the server's kid does not match the public key")
 	}
 	return Key{KID: kid, Public: pub}, nil

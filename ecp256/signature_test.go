@@ -1,4 +1,4 @@
-package device_test
+package ecp256_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/ecp256"
 	"github.com/wsca/wsca/internal/wycheproof"
 )
 
@@ -21,8 +21,8 @@ func TestWycheproofECDSA(t *testing.T) {
 		file   string
 		verify func(*ecdsa.PublicKey, []byte, []byte) bool
 	}{
-		{"ecdsa_secp256r1_sha256_p1363_test.json", device.VerifyRaw},
-		{"ecdsa_secp256r1_sha256_test.json", device.VerifyDER},
+		{"ecdsa_secp256r1_sha256_p1363_test.json", ecp256.VerifyRaw},
+		{"ecdsa_secp256r1_sha256_test.json", ecp256.VerifyDER},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			var n int
@@ -30,7 +30,7 @@ func TestWycheproofECDSA(t *testing.T) {
 				if g.SHA != "SHA-256" {
 					t.Fatalf("unexpected hash %s", g.SHA)
 				}
-				pub, err := device.PublicKeyFromBytes(g.PublicKey.Uncompressed)
+				pub, err := ecp256.ParsePublicKey(g.PublicKey.Uncompressed)
 				if err != nil {
 					t.Fatalf("group key: %v", err)
 				}
@@ -61,31 +61,31 @@ func TestWycheproofECDSA(t *testing.T) {
 // encodings the verifier takes, and that its output verifies as raw.
 func TestWycheproofDERToRaw(t *testing.T) {
 	for _, g := range wycheproof.ECDSA(t, "ecdsa_secp256r1_sha256_test.json") {
-		pub, err := device.PublicKeyFromBytes(g.PublicKey.Uncompressed)
+		pub, err := ecp256.ParsePublicKey(g.PublicKey.Uncompressed)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, v := range g.Tests {
 			digest := sha256.Sum256(v.Msg)
-			raw, err := device.DERToRaw(v.Sig)
+			raw, err := ecp256.DERToRaw(v.Sig)
 			if v.Result == wycheproof.Valid {
 				if err != nil {
 					t.Errorf("tcId %d: DERToRaw rejected a valid signature: %v", v.TcID, err)
 					continue
 				}
-				if !device.VerifyRaw(pub, digest[:], raw) {
+				if !ecp256.VerifyRaw(pub, digest[:], raw) {
 					t.Errorf("tcId %d: converted signature does not verify", v.TcID)
 				}
-				back, err := device.RawToDER(raw)
+				back, err := ecp256.RawToDER(raw)
 				if err != nil || !bytes.Equal(back, v.Sig) {
 					t.Errorf("tcId %d: RawToDER does not give back the DER", v.TcID)
 				}
 				continue
 			}
-			if err == nil && device.VerifyRaw(pub, digest[:], raw) {
+			if err == nil && ecp256.VerifyRaw(pub, digest[:], raw) {
 				t.Errorf("tcId %d (%s): invalid DER signature converted to a valid raw one", v.TcID, v.Comment)
 			}
-			if err != nil && !errors.Is(err, device.ErrInvalidSignature) {
+			if err != nil && !errors.Is(err, ecp256.ErrInvalidSignature) {
 				t.Errorf("tcId %d: untyped error %v", v.TcID, err)
 			}
 		}
@@ -94,7 +94,7 @@ func TestWycheproofDERToRaw(t *testing.T) {
 
 func TestRawToDERRejects(t *testing.T) {
 	for _, in := range [][]byte{nil, make([]byte, 63), make([]byte, 64), make([]byte, 65)} {
-		if _, err := device.RawToDER(in); !errors.Is(err, device.ErrInvalidSignature) {
+		if _, err := ecp256.RawToDER(in); !errors.Is(err, ecp256.ErrInvalidSignature) {
 			t.Errorf("RawToDER(%d bytes) = %v", len(in), err)
 		}
 	}
@@ -107,14 +107,14 @@ func FuzzDERToRaw(f *testing.F) {
 	f.Add(sig)
 	f.Add([]byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01})
 	f.Fuzz(func(t *testing.T, der []byte) {
-		raw, err := device.DERToRaw(der)
+		raw, err := ecp256.DERToRaw(der)
 		if err != nil {
-			if !errors.Is(err, device.ErrInvalidSignature) {
+			if !errors.Is(err, ecp256.ErrInvalidSignature) {
 				t.Fatal(err)
 			}
 			return
 		}
-		back, err := device.RawToDER(raw)
+		back, err := ecp256.RawToDER(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
