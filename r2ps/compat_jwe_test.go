@@ -179,7 +179,7 @@ func TestSealCompat2FARoundTrip(t *testing.T) {
 				t.Fatalf("opened %+v, %v", env, err)
 			}
 			// go-jose, as go-r2ps-service's DecryptJWE2FA calls it, opens ours.
-			obj, err := jose.ParseEncrypted(string(a), []jose.KeyAlgorithm{jose.A256KW}, []jose.ContentEncryption{jose.A256GCM})
+			obj, err := jose.ParseEncryptedCompact(string(a), []jose.KeyAlgorithm{jose.A256KW}, []jose.ContentEncryption{jose.A256GCM})
 			if err != nil {
 				t.Fatal(err)
 			}
