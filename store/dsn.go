@@ -20,10 +20,12 @@ const (
 // when several instances open the same file at once. _txlock=immediate makes
 // BeginTx take the write lock at BEGIN: in WAL mode a deferred transaction
 // that reads and then writes fails with SQLITE_BUSY_SNAPSHOT, whatever the
-// busy timeout, if another connection wrote in between.
+// busy timeout, if another connection wrote in between. synchronous=FULL
+// syncs the WAL at every commit: PIN attempt counters, nonces and
+// spent codes must survive a power cut, not only a process crash.
 const sqliteParams = "_pragma=busy_timeout(5000)" +
 	"&_pragma=journal_mode(WAL)" +
-	"&_pragma=synchronous(NORMAL)" +
+	"&_pragma=synchronous(FULL)" +
 	"&_pragma=foreign_keys(1)" +
 	"&_txlock=immediate"
 

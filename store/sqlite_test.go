@@ -38,7 +38,7 @@ func TestSQLiteFile(t *testing.T) {
 		pragma, want string
 	}{
 		{"journal_mode", "wal"},
-		{"synchronous", "1"},
+		{"synchronous", "2"}, // FULL: counters and nonces survive a power cut
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
 	} {
