@@ -24,7 +24,35 @@ import (
 // verified session of the same unit and context, which a bare JWS may name
 // only when the operator chose CompatBearer.
 func (d *Dispatcher) serveCompat(ctx context.Context, body []byte) Reply {
-	r, ref := d.authenticateCompat(ctx, body)
+	return d.answerCompat(ctx, body, nil)
+}
+
+// serveCompatJWE answers a compat request in go-r2ps-service's 2FA JWE
+// (A256KW under a KEK derived from the session key): opening it proves the
+// session key; the answer goes back in the same JWE, server to client.
+func (d *Dispatcher) serveCompatJWE(ctx context.Context, body []byte) Reply {
+	var se pin.Session
+	env, err := r2ps.OpenCompat2FA(body, r2ps.ClientToServer, func(id string) ([]byte, error) {
+		s, err := d.cfg.PIN.Lookup(ctx, id)
+		if errors.Is(err, pin.ErrNoSession) {
+			return nil, r2ps.ErrUnknownSession
+		}
+		if err != nil {
+			return nil, err
+		}
+		se = s
+		return s.Key, nil
+	})
+	if err != nil {
+		return d.compatError(ctx, "", err)
+	}
+	return d.answerCompat(ctx, env.JWS, &se)
+}
+
+// answerCompat authenticates and serves a compat request JWS; proven is the
+// session whose key opened the envelope around it (nil: a bare JWS).
+func (d *Dispatcher) answerCompat(ctx context.Context, body []byte, proven *pin.Session) Reply {
+	r, ref := d.authenticateCompat(ctx, body, proven)
 	if ref != nil {
 		typ := ""
 		if r != nil {
@@ -45,6 +73,11 @@ func (d *Dispatcher) serveCompat(ctx context.Context, body []byte) Reply {
 	jws, err := r2ps.SignJWS(out, r2ps.TypResponse, d.sskKID, d.cfg.Keys.Signer(ctx, d.ssk), nil)
 	if err != nil {
 		return d.compatError(ctx, r.req.Type, err)
+	}
+	if proven != nil {
+		if jws, err = r2ps.SealCompat2FA(jws, proven.Key, proven.ID, r2ps.ServerToClient, nil); err != nil {
+			return d.compatError(ctx, r.req.Type, err)
+		}
 	}
 	return Reply{Status: http.StatusOK, ContentType: MediaJOSE, Body: jws}
 }
@@ -69,7 +102,7 @@ func compatPayload(body []byte) ([]byte, error) {
 
 // authenticateCompat authenticates a compat request through the same
 // policy table and admission as the strict profile.
-func (d *Dispatcher) authenticateCompat(ctx context.Context, body []byte) (*request, *refusal) {
+func (d *Dispatcher) authenticateCompat(ctx context.Context, body []byte, proven *pin.Session) (*request, *refusal) {
 	payload, err := compatPayload(body)
 	if err != nil {
 		return nil, refuse(err)
@@ -104,7 +137,16 @@ func (d *Dispatcher) authenticateCompat(ctx context.Context, body []byte) (*requ
 	if hdr.JWK != nil {
 		r.csk, _ = hdr.JWK.Key.(*ecdsa.PublicKey)
 	}
-	if r.mode == r2ps.Mode2FA {
+	switch {
+	case proven != nil:
+		// The envelope proved the session key: the payload must name the
+		// same session, unit and context.
+		if r.mode != r2ps.Mode2FA || meta.SessionID != "" && meta.SessionID != proven.ID ||
+			proven.Unit != r.unit || proven.Context != r.context {
+			return r, refuse(r2ps.ErrUnknownSession)
+		}
+		r.session = proven
+	case r.mode == r2ps.Mode2FA:
 		if d.cfg.Compat != CompatBearer {
 			return r, refuse(&r2ps.Error{Code: r2ps.CodeUnauthorized, Msg: "a 2FA request must prove the session key (the 2FA JWE)"})
 		}

@@ -220,6 +220,11 @@ func (d *Dispatcher) logger(ctx context.Context) *slog.Logger {
 func (d *Dispatcher) Serve(ctx context.Context, body []byte) Reply {
 	switch {
 	case isJWE(body):
+		if d.cfg.Compat != CompatOff {
+			if _, err := r2ps.PeekCompat2FA(body); err == nil {
+				return d.serveCompatJWE(ctx, body)
+			}
+		}
 		mode, _, err := r2ps.EnvelopeMode(body)
 		if err != nil {
 			return d.problem(ctx, "", err)

@@ -33,7 +33,9 @@ func (d *Dispatcher) checkTask(r *request) error {
 	isSign := strings.HasPrefix(task, r2ps.TaskSignPrefix)
 	switch r.pol.task {
 	case taskUpdate:
-		if task != r2ps.Task2FAUpdate {
+		// go-r2ps-service clients cannot ask for a task: in the compat
+		// profile a plain session may change the PIN (docs/protocol.md §8).
+		if task != r2ps.Task2FAUpdate && !(r.profile == ProfileCompat && task == "") {
 			return errTask
 		}
 	case taskList:

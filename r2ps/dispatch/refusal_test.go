@@ -23,12 +23,14 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	wscastack "github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -50,9 +52,11 @@ type rig struct {
 	server client.ServerKeys
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, dispatch.CompatOff) }
+
+func newRigWith(t *testing.T, compat dispatch.Compat) *rig {
 	t.Helper()
-	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Compat = compat })
 	keys, err := client.FetchServerKeys(t.Context(), nil, r.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -428,4 +432,3 @@ func badSignature(t *testing.T, g *rig, w *wallet, f forged) []byte {
 	}
 	return body
 }
-
