@@ -2,6 +2,12 @@
 # passes ARGS to go test (see scripts/test.sh).
 ARGS ?=
 
+# The version both commands report (wsca version, wscad --version, /healthz):
+# git describe of this checkout, or VERSION=… from the caller. A plain
+# `go build` leaves it empty and the commands fall back to the build info.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION)
+
 .PHONY: all run test bench fuzz build lint clean
 
 all: build
@@ -20,7 +26,7 @@ fuzz:
 
 build:
 	mkdir -p bin
-	go build -o bin/ ./cmd/...
+	go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 # gofmt -l, go vet, and staticcheck when installed (scripts/test.sh installs a pinned one).
 lint:

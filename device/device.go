@@ -63,12 +63,18 @@ type Key struct {
 type Info struct {
 	// Backend is "pkcs11" or "soft".
 	Backend string
-	// Software is true when keys are protected by software only; an
-	// attestation backed by such a device must not claim iso_18045_high.
-	Software bool
+	// Assurance is how the device protects keys, as configured (never
+	// detected): the soft keystore is always AssuranceSoftware, a PKCS#11
+	// token AssuranceNotCertified unless its operator declared more. An
+	// attestation backed by the device claims no more than this.
+	Assurance Assurance
 	// Description names the token or keystore, without secrets.
 	Description string
 }
+
+// SoftwareOnly reports whether keys are known to be protected by software
+// only.
+func (i Info) SoftwareOnly() bool { return i.Assurance == AssuranceSoftware }
 
 // Device is a WSCD. Implementations are safe for concurrent use.
 type Device interface {

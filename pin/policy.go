@@ -39,6 +39,13 @@ func (d Delay) String() string {
 	return strconv.Itoa(d.After) + ":" + d.Wait.String()
 }
 
+// Check returns the ErrPolicy error New would give for p, or nil, so that
+// a command can refuse a bad policy before it opens anything.
+func (p Policy) Check() error {
+	_, err := p.withDefaults()
+	return err
+}
+
 // withDefaults returns p with defaults filled in, or an ErrPolicy error.
 func (p Policy) withDefaults() (Policy, error) {
 	if p.MaxAttempts == 0 {

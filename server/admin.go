@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -30,7 +30,10 @@ func (s *Server) adminHandler() http.Handler {
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/codes", s.handle(s.adminIssueCode))
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/state", s.handle(s.adminSetState))
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/unlock", s.handle(s.adminUnlock))
-	mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
+	if s.cfg.PIN != nil {
+		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
+	}
+	mux.Handle("GET /metrics", s.metrics)
 	return s.middleware(s.requireToken(mux))
 }
 
@@ -51,7 +54,8 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 	})
 }
 
-// decodeJSON reads a small JSON body strictly; an empty body is {}.
+// decodeJSON reads a small JSON body strictly (decodeStrict); an empty
+// body is {}. A body that breaks the rules is a 400.
 func decodeJSON(r *http.Request, v any) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -60,9 +64,7 @@ func decodeJSON(r *http.Request, v any) error {
 	if len(body) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil || dec.More() {
+	if err := decodeStrict(body, v); err != nil {
 		return Errorf(http.StatusBadRequest, "malformed JSON body", err)
 	}
 	return nil
@@ -71,6 +73,8 @@ func decodeJSON(r *http.Request, v any) error {
 // adminErr maps key-service errors to admin responses.
 func adminErr(err error) error {
 	switch {
+	case errors.Is(err, wscd.ErrUnitRevoked):
+		return Errorf(http.StatusConflict, "unit revoked", err)
 	case errors.Is(err, wscd.ErrInvalidInput):
 		return Errorf(http.StatusBadRequest, "invalid request", err)
 	case errors.Is(err, wscd.ErrUnitNotActive):
@@ -241,9 +245,18 @@ func (s *Server) adminAttempts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.cfg.Service.PINAttempts(r.Context(), r.PathValue("unit"), c)
-	if err != nil {
+	if _, err := s.cfg.Service.Unit(r.Context(), r.PathValue("unit")); err != nil {
 		return adminErr(err)
+	}
+	// The PIN server, not the store's counter alone: a counter that has
+	// reached the policy's MaxAttempts is locked before a further attempt
+	// sets the stored flag.
+	a, err := s.cfg.PIN.Attempts(r.Context(), r.PathValue("unit"), c)
+	if errors.Is(err, pin.ErrMalformed) {
+		return Errorf(http.StatusBadRequest, "invalid unit or context", err)
+	}
+	if err != nil {
+		return Errorf(http.StatusServiceUnavailable, "unavailable", err)
 	}
 	out := map[string]any{"unit": r.PathValue("unit"), "context": c, "failures": a.Failures, "locked": a.Locked}
 	if !a.NotBefore.IsZero() {

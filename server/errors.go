@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +75,14 @@ func (s *Server) handle(h HandlerFunc) http.Handler {
 	})
 }
 
+// writeError answers with an RFC 9457 problem: title and status, and,
+// for the clients that read them, the same text as "error" and the
+// request id that finds the cause in the log.
 func writeError(w http.ResponseWriter, code int, msg, id string) {
-	writeJSON(w, code, map[string]string{"error": msg, "request_id": id})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{
+		"type": "about:blank", "title": msg, "status": code, "error": msg, "request_id": id,
+	})
 }

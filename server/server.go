@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/wscd"
@@ -82,8 +83,9 @@ type Config struct {
 	Roles           Roles
 	Service         *wscd.Service
 	Logger          *slog.Logger
-	// Registry collects the metrics served at /metrics; the server adds Go
-	// runtime, process and build-info collectors to it.
+	// Registry collects the metrics served at /metrics (on the metrics
+	// listener and the admin API, never the public one); the server adds
+	// Go runtime, process and build-info collectors to it.
 	Registry *prometheus.Registry
 	Version  string
 	// ShutdownTimeout bounds the graceful drain on shutdown.
@@ -95,6 +97,9 @@ type Config struct {
 	AdminToken []byte
 	// R2PS serves POST /r2ps and the server keys; nil leaves both out.
 	R2PS *dispatch.Dispatcher
+	// PIN answers the admin API's attempts query with the policy's view of
+	// the lock; nil leaves that query out.
+	PIN *pin.Server
 }
 
 // Server serves one wscad instance.
@@ -102,6 +107,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	handler http.Handler
+	metrics http.Handler
 }
 
 // New builds a server. It registers its collectors on cfg.Registry.
@@ -131,7 +137,7 @@ func New(cfg Config) (*Server, error) {
 		Help: "Build and deployment information; always 1.",
 		ConstLabels: prometheus.Labels{
 			"version": cfg.Version, "roles": cfg.Roles.String(),
-			"device_backend": info.Backend, "device_software": fmt.Sprint(info.Software),
+			"device_backend": info.Backend, "device_assurance": string(info.Assurance),
 		},
 	})
 	build.Set(1)
@@ -151,15 +157,31 @@ func New(cfg Config) (*Server, error) {
 		mux.Handle("POST "+r2ps.Path, s.handle(s.serveR2PS))
 		mux.Handle("GET "+r2ps.KeysPath, s.handle(s.r2psKeys))
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
+	// /metrics is not on the public listener: it tells anyone what runs
+	// and how busy it is. It is served by ServeMetrics and on the admin API.
+	s.metrics = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
-	}))
+	})
 	s.handler = s.middleware(mux)
 	return s, nil
 }
 
 // Handler returns the server's root handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves GET /metrics (Prometheus) and /healthz, for a
+// listener only the monitoring network reaches (ServeMetrics).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics)
+	mux.Handle("GET /healthz", s.handle(s.healthz))
+	return s.middleware(mux)
+}
+
+// ServeMetrics serves MetricsHandler on ln until ctx is cancelled.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.MetricsHandler())
+}
 
 // r2ps answers one R2PS message. The dispatcher decides the status and
 // body; this only moves bytes.
@@ -186,8 +208,9 @@ func (s *Server) r2psKeys(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// healthz answers while the process runs, with the version deployed.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -47,8 +49,16 @@ func newFixture(t *testing.T, mod func(*Config)) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sealer, err := svc.Sealer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins, err := pin.New(context.Background(), pin.Config{Store: st, Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &strings.Builder{}
-	cfg := Config{Addr: "127.0.0.1:0", Roles: Roles{WSCD: true, WSCA: true}, Service: svc,
+	cfg := Config{Addr: "127.0.0.1:0", Roles: Roles{WSCD: true, WSCA: true}, Service: svc, PIN: pins, Version: "v9.8.7-test",
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), Registry: prometheus.NewRegistry()}
 	if mod != nil {
 		mod(&cfg)
@@ -83,6 +93,53 @@ func TestReadiness(t *testing.T) {
 	}
 	if rec := f.get(t, "/healthz"); rec.Code != 200 {
 		t.Fatalf("/healthz must not depend on the store: %d", rec.Code)
+	}
+}
+
+// TestHealthVersion: /healthz says which version runs.
+func TestHealthVersion(t *testing.T) {
+	f := newFixture(t, nil)
+	rec := f.get(t, "/healthz")
+	var out map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Code != 200 || out["version"] != "v9.8.7-test" {
+		t.Fatalf("/healthz = %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestMetricsListeners: /metrics is not on the public listener; it is on
+// the metrics handler and, behind the token, on the admin API.
+func TestMetricsListeners(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef"
+	f := newFixture(t, func(c *Config) { c.AdminToken = []byte(token) })
+	if rec := f.get(t, "/metrics"); rec.Code != http.StatusNotFound {
+		t.Fatalf("public /metrics = %d", rec.Code)
+	}
+	scrape := func(h http.Handler, tok string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+		tok  string
+		code int
+	}{
+		{"metrics listener", f.srv.MetricsHandler(), "", 200},
+		{"admin with token", f.srv.adminHandler(), token, 200},
+		{"admin without token", f.srv.adminHandler(), "", http.StatusUnauthorized},
+	} {
+		rec := scrape(tc.h, tc.tok)
+		if rec.Code != tc.code {
+			t.Errorf("%s: %d", tc.name, rec.Code)
+		}
+		if tc.code == 200 && !strings.Contains(rec.Body.String(), `wsca_build_info{device_assurance="software"`) {
+			t.Errorf("%s: no build info with the device's assurance:\n%.300s", tc.name, rec.Body)
+		}
 	}
 }
 

@@ -247,8 +247,9 @@ type Enrolment struct {
 // unit's client key (replacing earlier ones), stores its PIN record for the
 // context, clears its PIN attempt counter there and ends all its sessions.
 // A code that is unknown, of another unit or expired gives [ErrNotFound];
-// the code is spent either way once it matched the unit. It returns the
-// code's purpose.
+// the code is spent either way once it matched the unit. A unit that is
+// missing or revoked gives [ErrNotFound] too. It returns the code's
+// purpose.
 func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 	if len(e.CodeHash) != HashSize {
 		return "", invalidf("enrolment", "code hash must be %d bytes", HashSize)
@@ -274,9 +275,15 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 	}
 	var purpose CodePurpose
 	err = s.inTx(ctx, "enrol", func(tx *sql.Tx) error {
+		// A revoked unit enrols no more. The no-op write locks the unit's
+		// row, so a concurrent revocation is ordered before or after.
+		res, err := tx.ExecContext(ctx, `UPDATE units SET updated_at = updated_at WHERE id = $1 AND state <> $2`, e.UnitID, string(UnitRevoked))
+		if err := affectedOne(res, err, "enrol: unit not found or revoked"); err != nil {
+			return err
+		}
 		var p string
 		var expires int64
-		err := tx.QueryRowContext(ctx,
+		err = tx.QueryRowContext(ctx,
 			`DELETE FROM activation_codes WHERE code_hash = $1 AND unit_id = $2 RETURNING purpose, expires_at`,
 			e.CodeHash, e.UnitID).Scan(&p, &expires)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -110,6 +110,22 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// CheckDSN reports whether dsn is a DSN Open accepts, without connecting
+// or creating anything, so that a command can refuse a bad setting before
+// it opens anything.
+func CheckDSN(dsn string) error {
+	t, err := parseDSN(dsn)
+	if err != nil {
+		return err
+	}
+	if t.backend == Postgres {
+		if _, err := pgx.ParseConfig(t.conn); err != nil {
+			return fmt.Errorf("%w: cannot parse postgres dsn %s", ErrDSN, redactDSN(dsn))
+		}
+	}
+	return nil
+}
+
 func openSQLite(path string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create sqlite directory: %w", err)

@@ -106,14 +106,31 @@ func (s *Store) ListUnits(ctx context.Context) ([]Unit, error) {
 	return us, nil
 }
 
-// SetUnitState changes a unit's state and sets its UpdatedAt to at. It does
-// not judge the transition: which changes are allowed (revocation is final)
-// is the caller's policy.
+// ErrStateChange means a unit's state does not allow the change asked
+// for: revocation is final, and only a suspended unit resumes.
+var ErrStateChange = errors.New("store: unit state does not allow this change")
+
+// unitTransitions lists, for each target state, the states a unit may
+// reach it from: suspend an active unit, resume a suspended one, revoke
+// either. Nothing leaves revoked.
+var unitTransitions = map[UnitState][2]UnitState{
+	UnitActive:    {UnitSuspended, UnitSuspended},
+	UnitSuspended: {UnitActive, UnitActive},
+	UnitRevoked:   {UnitActive, UnitSuspended},
+}
+
+// SetUnitState moves a unit to st and sets its UpdatedAt to at, in one
+// conditional UPDATE that allows only the changes of unitTransitions, so
+// that concurrent changes serialise on the row and a resume racing a
+// revocation cannot undo it. Asking for the state the unit is in changes
+// nothing; a change its state does not allow gives [ErrStateChange]; a
+// missing unit [ErrNotFound].
 func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at time.Time) error {
 	if err := checkID("unit", "id", id); err != nil {
 		return err
 	}
-	if !st.valid() {
+	from, ok := unitTransitions[st]
+	if !ok {
 		return invalidf("unit", "unknown state %q", st)
 	}
 	updated, err := toMicros("unit", "updated at", at)
@@ -121,12 +138,27 @@ func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at ti
 		return err
 	}
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE units SET state = $1, updated_at = $2 WHERE id = $3`,
-		string(st), updated, id)
+		`UPDATE units SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ($4, $5)`,
+		string(st), updated, id, string(from[0]), string(from[1]))
 	if err != nil {
 		return fmt.Errorf("store: set unit state: %w", err)
 	}
-	return oneRow(res, "unit", id)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: set unit state: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	// Nothing changed; the read only says why.
+	u, err := s.GetUnit(ctx, id)
+	if err != nil {
+		return err
+	}
+	if u.State == st {
+		return nil
+	}
+	return fmt.Errorf("%w: unit %q is %s, not %s", ErrStateChange, id, u.State, st)
 }
 
 // DeleteUnit removes a unit. It fails with [ErrHasKeys] while keys refer to

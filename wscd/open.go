@@ -16,6 +16,59 @@ import (
 // ErrDeviceURI is returned for a device URI that names no known backend.
 var ErrDeviceURI = errors.New("wscd: bad device URI")
 
+// DeviceConfig is a device URI and what its operator declares about it,
+// parsed and checked before anything is opened.
+type DeviceConfig struct {
+	scheme string
+	pkcs11 pkcs11.Config
+	soft   soft.Config
+}
+
+// ParseDeviceURI parses a device URI (see OpenDevice) and applies the
+// declared assurance (--device-assurance; "" declares nothing). A PKCS#11
+// token claims its URI's x-wsca-assurance or the declared one (both: they
+// must agree), else device.AssuranceNotCertified; the soft keystore is
+// software, and any other claim for it is an error. It opens nothing,
+// though a pkcs11 pin-source file is read.
+func ParseDeviceURI(uri, assurance string) (DeviceConfig, error) {
+	var declared device.Assurance
+	if assurance != "" {
+		a, err := device.ParseAssurance(assurance)
+		if err != nil {
+			return DeviceConfig{}, err
+		}
+		declared = a
+	}
+	scheme, rest, _ := strings.Cut(uri, ":")
+	c := DeviceConfig{scheme: scheme}
+	switch scheme {
+	case "pkcs11":
+		cfg, err := pkcs11.ParseURI(uri)
+		if err != nil {
+			return DeviceConfig{}, err
+		}
+		if declared != "" {
+			if cfg.Assurance != "" && cfg.Assurance != declared {
+				return DeviceConfig{}, fmt.Errorf("%w: device assurance %s contradicts the URI's x-wsca-assurance=%s", device.ErrAssurance, declared, cfg.Assurance)
+			}
+			cfg.Assurance = declared
+		}
+		c.pkcs11 = cfg
+		return c, nil
+	case "soft":
+		cfg, err := ParseSoftURI(rest)
+		if err != nil {
+			return DeviceConfig{}, err
+		}
+		if declared != "" && declared != device.AssuranceSoftware {
+			return DeviceConfig{}, fmt.Errorf("%w: the soft keystore is software, not %s", device.ErrAssurance, declared)
+		}
+		c.soft = cfg
+		return c, nil
+	}
+	return DeviceConfig{}, fmt.Errorf("%w: scheme must be pkcs11 or soft", ErrDeviceURI)
+}
+
 // OpenDevice opens the device a URI names:
 //
 //	pkcs11:token=…?module-path=…&pin-source=…   a PKCS#11 token (RFC 7512, see pkcs11.ParseURI)
@@ -24,24 +77,24 @@ var ErrDeviceURI = errors.New("wscd: bad device URI")
 //
 // The URI never appears in errors: it may carry a PIN.
 func OpenDevice(ctx context.Context, uri string, log *slog.Logger) (device.Device, error) {
-	scheme, rest, _ := strings.Cut(uri, ":")
-	switch scheme {
+	c, err := ParseDeviceURI(uri, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.Open(ctx, log)
+}
+
+// Open opens the device.
+func (c DeviceConfig) Open(ctx context.Context, log *slog.Logger) (device.Device, error) {
+	switch c.scheme {
 	case "pkcs11":
-		cfg, err := pkcs11.ParseURI(uri)
-		if err != nil {
-			return nil, err
-		}
-		d, err := pkcs11.Open(ctx, cfg, log)
+		d, err := pkcs11.Open(ctx, c.pkcs11, log)
 		if err != nil {
 			return nil, err
 		}
 		return d, nil
 	case "soft":
-		cfg, err := ParseSoftURI(rest)
-		if err != nil {
-			return nil, err
-		}
-		return soft.Open(cfg)
+		return soft.Open(c.soft)
 	}
 	return nil, fmt.Errorf("%w: scheme must be pkcs11 or soft", ErrDeviceURI)
 }

@@ -24,6 +24,11 @@ const codeBytes = 16
 // and digits, easy to read out and type.
 var codeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
+// ErrUnitRevoked means the unit is revoked, for good: it gets no
+// activation code, enrols no more and is never active again. It wraps
+// ErrUnitNotActive.
+var ErrUnitRevoked = fmt.Errorf("%w: revoked", ErrUnitNotActive)
+
 // ActivationCode is a code handed to a wallet unit out of band.
 type ActivationCode struct {
 	Unit      string
@@ -33,10 +38,19 @@ type ActivationCode struct {
 }
 
 // IssueActivationCode makes a one-time code for a unit, replacing any code
-// it had. A PIN-reset code also ends every session of the unit at once.
+// it had. A PIN-reset code also ends every session of the unit at once. A
+// revoked unit gets none (ErrUnitRevoked); should it be revoked while its
+// code is being made, the store's enrolment refuses the code.
 func (s *Service) IssueActivationCode(ctx context.Context, unit string, purpose store.CodePurpose, ttl time.Duration) (ActivationCode, error) {
 	if _, err := device.ParseOwner(unit); err != nil || reservedUnit(unit) {
 		return ActivationCode{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
+	}
+	u, err := s.Unit(ctx, unit)
+	if err != nil {
+		return ActivationCode{}, err
+	}
+	if u.State == store.UnitRevoked {
+		return ActivationCode{}, ErrUnitRevoked
 	}
 	if ttl <= 0 {
 		ttl = DefaultCodeTTL
@@ -107,17 +121,27 @@ func (s *Service) Units(ctx context.Context) ([]store.Unit, error) {
 	return us, nil
 }
 
-// SetUnitState suspends, resumes or revokes a unit. Revocation is final and
-// ends the unit's sessions; suspension ends them too.
+// SetUnitState suspends an active unit, resumes a suspended one or revokes
+// either, in one conditional write (store.SetUnitState), so a resume racing
+// a revocation cannot undo it. Revocation is final (ErrUnitRevoked); any
+// other change the state does not allow is ErrInvalidInput. Suspension and
+// revocation end the unit's sessions.
 func (s *Service) SetUnitState(ctx context.Context, unit string, state store.UnitState) error {
-	u, err := s.Unit(ctx, unit)
-	if err != nil {
-		return err
+	if _, err := device.ParseOwner(unit); err != nil {
+		return fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
-	if u.State == store.UnitRevoked && state != store.UnitRevoked {
-		return fmt.Errorf("%w: a revoked unit cannot be %s", ErrInvalidInput, state)
-	}
-	if err := s.st.SetUnitState(ctx, unit, state, s.now().UTC()); err != nil {
+	err := s.st.SetUnitState(ctx, unit, state, s.now().UTC())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ErrUnitNotActive
+	case errors.Is(err, store.ErrStateChange):
+		if u, gerr := s.st.GetUnit(ctx, unit); gerr == nil && u.State == store.UnitRevoked {
+			return fmt.Errorf("%w: %v", ErrUnitRevoked, err)
+		}
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	case errors.Is(err, store.ErrInvalid):
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	case err != nil:
 		return s.storeErr(err)
 	}
 	if state != store.UnitActive {
@@ -125,17 +149,8 @@ func (s *Service) SetUnitState(ctx context.Context, unit string, state store.Uni
 			return s.storeErr(err)
 		}
 	}
-	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "from", u.State, "to", state)
+	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "to", state)
 	return nil
-}
-
-// PINAttempts returns a unit's PIN attempt counter in a context.
-func (s *Service) PINAttempts(ctx context.Context, unit, pinContext string) (store.Attempts, error) {
-	a, err := s.st.GetAttempts(ctx, unit, pinContext)
-	if err != nil {
-		return store.Attempts{}, s.storeErr(err)
-	}
-	return a, nil
 }
 
 // UnlockPIN clears a unit's PIN attempt counter and lock in a context: the

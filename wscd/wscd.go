@@ -339,7 +339,9 @@ func (s *Service) destroy(ctx context.Context, unit, pinContext, kid string) (er
 }
 
 // deviceErr maps device errors to service errors and logs causes a client
-// must not see.
+// must not see: device.ErrUnavailable and device.ErrClosed become
+// ErrUnavailable (R2PS: TRY_LATER); an unclassified fault stays one
+// (SERVER_ERROR).
 func (s *Service) deviceErr(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, device.ErrKeyNotFound):
@@ -347,11 +349,18 @@ func (s *Service) deviceErr(ctx context.Context, err error) error {
 	case errors.Is(err, device.ErrInvalidDigest), errors.Is(err, device.ErrInvalidPoint),
 		errors.Is(err, device.ErrInvalidKID), errors.Is(err, device.ErrInvalidOwner):
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled):
 		return err
+	case errors.Is(err, device.ErrUnavailable), errors.Is(err, device.ErrClosed), errors.Is(err, context.DeadlineExceeded):
+		// An outage (or a device too slow to answer): the client may
+		// retry later.
+		s.log.WarnContext(ctx, "device unavailable", "err", err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	// A fault retrying will not fix (a key file that does not open, two
+	// objects with one kid): a server error.
 	s.log.ErrorContext(ctx, "device failure", "err", err)
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("wscd: device failure: %w", err)
 }
 
 func (s *Service) storeErr(err error) error {

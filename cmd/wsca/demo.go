@@ -159,7 +159,7 @@ func (d *demo) run(ctx context.Context, dir, backend string, log *slog.Logger) (
 		}
 		d.srv = srv
 		what := srv.device.Backend + " device, " + srv.device.Description
-		if srv.device.Software {
+		if srv.device.SoftwareOnly() {
 			what += " (software keys, development only)"
 		}
 		return fmt.Sprintf("in-process wscad at %s on a SQLite store and the %s", srv.url, what), nil

@@ -55,6 +55,9 @@ func (f *flags) open(ctx context.Context, e env) (*config.Opened, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := f.state.Check(); err != nil {
+		return nil, err
+	}
 	res, err := f.state.Resolve()
 	if err != nil {
 		return nil, err
@@ -88,6 +91,9 @@ func deviceInit(ctx context.Context, e env, args []string) error {
 	if f.state.Store != "" || f.state.Device != "" {
 		return errors.New("device init works on the data directory; --store and --device name existing ones")
 	}
+	if err := f.state.Check(); err != nil {
+		return err
+	}
 	res, err := f.state.Resolve()
 	if err != nil {
 		return err
@@ -98,10 +104,10 @@ func deviceInit(ctx context.Context, e env, args []string) error {
 	}
 	defer o.Close()
 	info := o.Device.Info()
-	out := map[string]any{"data_dir": f.state.DataDir, "backend": info.Backend, "software": info.Software, "device": info.Description}
+	out := map[string]any{"data_dir": f.state.DataDir, "backend": info.Backend, "assurance": info.Assurance, "device": info.Description}
 	return printResult(e, f.asJSON, out, func(w io.Writer) {
 		fmt.Fprintf(w, "data directory %s ready: %s\n", f.state.DataDir, info.Description)
-		if info.Software {
+		if info.SoftwareOnly() {
 			fmt.Fprintln(w, "note: software keystore, for development only; install softhsm2 or configure an HSM for real use")
 		}
 	})
@@ -115,11 +121,11 @@ func deviceInfo(ctx context.Context, e env, args []string) error {
 		if err := o.Service.Ready(ctx); err != nil {
 			ping = err.Error()
 		}
-		out := map[string]any{"backend": info.Backend, "software": info.Software, "device": info.Description,
+		out := map[string]any{"backend": info.Backend, "assurance": info.Assurance, "device": info.Description,
 			"store": o.Store.Backend(), "ready": ping}
 		return printResult(e, f.asJSON, out, func(w io.Writer) {
-			fmt.Fprintf(w, "device:   %s (%s, software=%v)\nstore:    %s\nready:    %s\n",
-				info.Description, info.Backend, info.Software, o.Store.Backend(), ping)
+			fmt.Fprintf(w, "device:   %s (%s, assurance %s)\nstore:    %s\nready:    %s\n",
+				info.Description, info.Backend, info.Assurance, o.Store.Backend(), ping)
 		})
 	})
 }

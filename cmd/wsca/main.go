@@ -42,16 +42,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/wsca/wsca/internal/config"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/wsca/wsca/internal/config"
 )
 
-var version = "dev"
+// version is set at build time: the Makefile's build passes
+// -ldflags "-X main.version=$(git describe --tags --always --dirty)".
+// Empty, config.Version falls back to the build info, then "dev".
+var version string
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -122,10 +126,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 1
 		}
 	}
-	usage(stderr)
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
 		return 0
 	}
+	if args[0] == "--version" {
+		return run(ctx, []string{"version"}, stdin, stdout, stderr, lookup)
+	}
+	fmt.Fprintf(stderr, "wsca: unknown command %q\n\n", strings.Join(args[:min(len(args), 3)], " "))
+	usage(stderr)
 	return 2
 }
 
@@ -152,7 +161,16 @@ func listCommands(w io.Writer, table map[string]command) {
 }
 
 func printVersion(ctx context.Context, e env, args []string) error {
-	fmt.Fprintln(e.stdout, "wsca", version)
+	fs := flag.NewFlagSet("wsca version", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseArgs(e, fs, args, 0, nil); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printResult(e, true, map[string]string{"version": config.Version(version)}, nil)
+	}
+	fmt.Fprintln(e.stdout, "wsca", config.Version(version))
 	return nil
 }
 

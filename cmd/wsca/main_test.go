@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wsca/wsca/internal/config"
 )
 
 type cli struct {
@@ -99,9 +103,58 @@ func TestUsage(t *testing.T) {
 		{[]string{"units", "create", "bad unit"}, 1},
 		{[]string{"keys", "list", "-h"}, 0},
 		{[]string{"version"}, 0},
+		{[]string{"version", "extra"}, 2},
 	} {
 		if code, _, errs := c.run(tc.args...); code != tc.want {
 			t.Errorf("wsca %v: exit %d, want %d (%s)", tc.args, code, tc.want, errs)
+		}
+	}
+	for _, args := range [][]string{{"bogus"}, {"units", "bogus"}, {"admin", "unit", "explode"}} {
+		code, _, errs := c.run(args...)
+		if want := fmt.Sprintf("wsca: unknown command %q", strings.Join(args, " ")); code != 2 || !strings.HasPrefix(errs, want) {
+			t.Errorf("wsca %v: exit %d, stderr %q, want %q first", args, code, errs, want)
+		}
+	}
+}
+
+// TestVersion: wsca version prints the stamped version, else the build
+// info's, else "dev".
+func TestVersion(t *testing.T) {
+	c := cli{t: t, dir: t.TempDir()}
+	for _, stamped := range []string{"", "v2.0.0-rc1"} {
+		version = stamped
+		want := stamped
+		if want == "" {
+			want = config.Version("")
+		}
+		if out := c.ok("version"); out != "wsca "+want+"\n" {
+			t.Errorf("version printed %q, want %q", out, want)
+		}
+		if out := c.ok("--version"); out != "wsca "+want+"\n" {
+			t.Errorf("--version printed %q, want %q", out, want)
+		}
+		var v map[string]string
+		if err := json.Unmarshal([]byte(c.ok("version", "--json")), &v); err != nil || v["version"] != want {
+			t.Errorf("version --json: %v %v", v, err)
+		}
+	}
+	version = ""
+}
+
+// TestBadStateFlags: a bad device or assurance setting is refused before
+// the data directory is made.
+func TestBadStateFlags(t *testing.T) {
+	c := cli{t: t, dir: filepath.Join(t.TempDir(), "data")}
+	for _, args := range [][]string{
+		{"units", "list", "--device-assurance", "hardware"},
+		{"units", "list", "--device-backend", "tpm"},
+		{"device", "init", "--device-backend", "soft", "--device-assurance", "iso_18045_high"},
+	} {
+		if code, _, errs := c.run(args...); code != 1 || !strings.Contains(errs, "wsca: error:") {
+			t.Errorf("wsca %v: exit %d %s", args, code, errs)
+		}
+		if _, err := os.Stat(c.dir); err == nil {
+			t.Fatalf("wsca %v made the data directory", args)
 		}
 	}
 }

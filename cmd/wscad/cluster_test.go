@@ -119,7 +119,7 @@ func TestLockoutAcrossInstances(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	deviceURI := testenv.PKCS11URI(t)
 	bin := buildWscad(t)
-	token := "cluster-test-admin-token"
+	token := "cluster-test-admin-token-0123456789"
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(token), 0o600)
 

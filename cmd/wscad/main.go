@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,17 +33,23 @@ import (
 	"github.com/wsca/wsca/store"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time: the Makefile's build passes
+// -ldflags "-X main.version=$(git describe --tags --always --dirty)".
+// Empty, config.Version falls back to the build info, then "dev".
+var version string
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.LookupEnv))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
+
+// minAdminToken is the shortest admin token accepted, in bytes.
+const minAdminToken = 32
 
 type options struct {
 	state           config.State
+	showVersion     bool
 	configFile      string
 	listen          string
 	role            string
@@ -54,6 +61,7 @@ type options struct {
 	readyTimeout    time.Duration
 	adminListen     string
 	adminTokenFile  string
+	metricsListen   string
 	pinMaxAttempts  int
 	pinDelays       string
 	opaqueContext   string
@@ -63,13 +71,17 @@ type options struct {
 	iatMaxAge       time.Duration
 }
 
+// errVersion stops parsing: --version was given.
+var errVersion = errors.New("version requested")
+
 func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("wscad", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o.state.Bind(fs)
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.configFile, "config", "", "`file` of WSCA_NAME=value lines (flags and environment take precedence)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen `address`")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen `address` of the public API (R2PS, health, readiness)")
 	fs.StringVar(&o.role, "role", "all", "roles to run: wscd, wsca or all")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key serves HTTPS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
@@ -77,8 +89,9 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "how long to drain requests on shutdown")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", server.DefaultReadyTimeout, "bound on the store and device checks of /readyz")
-	fs.StringVar(&o.adminListen, "admin-listen", "", "listen `address` of the admin API (off when empty); needs --admin-token-file")
-	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the admin API bearer token")
+	fs.StringVar(&o.adminListen, "admin-listen", "", "listen `address` of the admin API and its /metrics (off when empty); needs --admin-token-file")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the admin API bearer token (mode 0600 or stricter, at least 32 bytes)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "listen `address` for Prometheus /metrics without a token (off when empty; bind it to a monitoring network)")
 	fs.IntVar(&o.pinMaxAttempts, "pin-max-attempts", pin.DefaultMaxAttempts, "PIN failures before a unit is locked until an operator unlocks it")
 	fs.StringVar(&o.pinDelays, "pin-delays", "", "escalating waits after PIN failures, e.g. 3:1m,4:5m (failures:wait)")
 	fs.StringVar(&o.opaqueContext, "opaque-context", "", "OPAQUE context string (empty: the SIROS-compatible default)")
@@ -89,8 +102,11 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if o.showVersion {
+		return &o, errVersion
+	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unknown command %q: wscad takes flags only (wscad -h lists them)", fs.Arg(0))
 	}
 	if o.configFile == "" {
 		if v, ok := lookup(config.EnvName("config")); ok {
@@ -110,40 +126,128 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	return &o, nil
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) int {
+// settings are the options checked and converted: everything that can be
+// wrong in the configuration is found before anything is created or
+// opened.
+type settings struct {
+	roles      server.Roles
+	log        *slog.Logger
+	policy     pin.Policy
+	profile    pin.Profile
+	tasks      []string
+	adminToken []byte
+}
+
+// check validates every option. It reads the admin token and the TLS key
+// pair, and the PIN file a pkcs11 URI names, but creates and opens nothing.
+func (o *options) check(stderr io.Writer) (*settings, error) {
+	var s settings
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var err error
+	s.log, err = config.Logger(stderr, o.logFormat, o.logLevel)
+	add(err)
+	s.roles, err = server.ParseRoles(o.role)
+	add(err)
+	add(o.state.Check())
+	delays, err := pin.ParseDelays(o.pinDelays)
+	if err != nil {
+		add(fmt.Errorf("--pin-delays: %w", err))
+	} else {
+		s.policy = pin.Policy{MaxAttempts: o.pinMaxAttempts, Delays: delays}
+		add(s.policy.Check())
+	}
+	s.profile = pin.Profile{Context: o.opaqueContext}
+	if _, err := s.profile.Configuration(); err != nil {
+		add(fmt.Errorf("--opaque-context: %w", err))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"shutdown-timeout", o.shutdownTimeout}, {"ready-timeout", o.readyTimeout},
+		{"session-duration", o.sessionDuration}, {"max-session", o.maxSession}, {"iat-max-age", o.iatMaxAge},
+	} {
+		if d.v <= 0 {
+			add(fmt.Errorf("--%s must be positive, not %v", d.name, d.v))
+		}
+	}
+	if o.sessionDuration > o.maxSession {
+		add(fmt.Errorf("--session-duration %v exceeds --max-session %v", o.sessionDuration, o.maxSession))
+	}
+	for _, c := range strings.Split(o.taskContexts, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			s.tasks = append(s.tasks, c)
+		}
+	}
+	for _, a := range []struct{ name, v string }{{"listen", o.listen}, {"admin-listen", o.adminListen}, {"metrics-listen", o.metricsListen}} {
+		if a.v == "" && a.name != "listen" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			add(fmt.Errorf("--%s: %w", a.name, err))
+		}
+	}
+	switch {
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		add(errors.New("--tls-cert and --tls-key go together"))
+	case o.tlsCert != "":
+		if _, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey); err != nil {
+			add(fmt.Errorf("TLS key pair: %w", err))
+		}
+	}
+	switch {
+	case o.adminListen != "" && o.adminTokenFile == "":
+		add(errors.New("--admin-listen needs --admin-token-file"))
+	case o.adminTokenFile != "":
+		s.adminToken, err = readToken(o.adminTokenFile)
+		add(err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	o, err := parse(args, stderr, lookup)
-	if errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errVersion):
+		fmt.Fprintln(stdout, "wscad", config.Version(version))
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "wscad: error: %v\n", err)
+		return 2
 	}
+	s, err := o.check(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wscad: error: %v\n", err)
 		return 2
 	}
-	log, err := config.Logger(stderr, o.logFormat, o.logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "wscad: error: %v\n", err)
-		return 2
-	}
-	if err := serve(ctx, o, log); err != nil {
-		log.Error("wscad stopped", "err", err)
+	if err := serve(ctx, o, s); err != nil {
+		s.log.Error("wscad stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, o *options, log *slog.Logger) error {
-	roles, err := server.ParseRoles(o.role)
-	if err != nil {
-		return err
-	}
+func serve(ctx context.Context, o *options, s *settings) error {
+	log := s.log
+	ver := config.Version(version)
 	res, err := o.state.Resolve()
 	if err != nil {
 		return err
 	}
 	if res.Defaults != "" {
-		log.Info("wscad starting on "+res.Defaults, "version", version, "roles", roles.String(), "listen", o.listen)
+		log.Info("wscad starting on "+res.Defaults, "version", ver, "roles", s.roles.String(), "listen", o.listen)
 	} else {
-		log.Info("wscad starting", "version", version, "roles", roles.String(), "listen", o.listen)
+		log.Info("wscad starting", "version", ver, "roles", s.roles.String(), "listen", o.listen)
 	}
 	reg := prometheus.NewRegistry()
 	st, err := config.Open(ctx, res, log, reg)
@@ -152,70 +256,80 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}
 	defer st.Close()
 	info := st.Device.Info()
-	log.Info("device open", "backend", info.Backend, "software", info.Software, "device", info.Description)
+	log.Info("device open", "backend", info.Backend, "assurance", info.Assurance, "device", info.Description)
 	log.Info("store open", "backend", st.Store.Backend())
-	if info.Software {
+	switch {
+	case info.SoftwareOnly():
 		log.Warn("the device is software: keys are not protected by an HSM; use it for development only")
-	}
-	var adminToken []byte
-	if o.adminListen != "" {
-		if adminToken, err = readToken(o.adminTokenFile); err != nil {
-			return err
-		}
-	}
-	delays, err := pin.ParseDelays(o.pinDelays)
-	if err != nil {
-		return err
-	}
-	var tasks []string
-	for _, c := range strings.Split(o.taskContexts, ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			tasks = append(tasks, c)
-		}
+	case !info.Assurance.Certified():
+		log.Warn("the device's assurance is not declared: nothing it backs claims certified key storage (declare it with --device-assurance or x-wsca-assurance in the URI)")
 	}
 	stk, err := stack.Build(ctx, st.Store, st.Service, stack.Options{
-		Addr: o.listen, Roles: roles, TLSCert: o.tlsCert, TLSKey: o.tlsKey, AdminToken: adminToken,
-		PIN:     pin.Policy{MaxAttempts: o.pinMaxAttempts, Delays: delays},
-		Profile: pin.Profile{Context: o.opaqueContext},
-		MaxAge:  o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
+		Addr: o.listen, Roles: s.roles, TLSCert: o.tlsCert, TLSKey: o.tlsKey, AdminToken: s.adminToken,
+		PIN: s.policy, Profile: s.profile,
+		MaxAge: o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
 		// A non-nil slice: an empty --task-contexts means none, not the default.
-		TaskContexts: append([]string{}, tasks...),
-		Registry:     reg, Logger: log, Version: version,
+		TaskContexts: append([]string{}, s.tasks...),
+		Registry:     reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout,
 	})
 	if err != nil {
 		return err
 	}
 	srv := stk.Server
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
 	scheme := "http"
 	if o.tlsCert != "" {
 		scheme = "https"
 	}
-	log.Info("listening", "url", scheme+"://"+ln.Addr().String())
+	// Every listener is bound before any serves, so a taken port stops the
+	// start rather than a running instance.
+	type listener struct {
+		name, path string
+		ln         net.Listener
+		serve      func(context.Context, net.Listener) error
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	lns := []listener{{"public API", "", ln, srv.Serve}}
+	closeAll := func() {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+	}
+	for _, extra := range []struct {
+		name, addr, path string
+		serve            func(context.Context, net.Listener) error
+	}{
+		{"admin API", o.adminListen, server.AdminPrefix, srv.ServeAdmin},
+		{"metrics", o.metricsListen, "/metrics", srv.ServeMetrics},
+	} {
+		if extra.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", extra.addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s listener: %w", extra.name, err)
+		}
+		lns = append(lns, listener{extra.name, extra.path, l, extra.serve})
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
-	running := 2
-	go func() { errc <- srv.Serve(ctx, ln) }()
-	go func() { errc <- purge(ctx, st.Store, log) }()
-	if o.adminListen != "" {
-		aln, err := net.Listen("tcp", o.adminListen)
-		if err != nil {
-			cancel()
-			<-errc
-			return fmt.Errorf("admin listener: %w", err)
+	errc := make(chan error, len(lns)+1)
+	for _, l := range lns {
+		sch := scheme
+		if l.name == "metrics" {
+			sch = "http" // ServeMetrics serves no TLS: bind it to a monitoring network
 		}
-		log.Info("admin API listening", "url", scheme+"://"+aln.Addr().String()+server.AdminPrefix)
-		running++
-		go func() { errc <- srv.ServeAdmin(ctx, aln) }()
+		log.Info(l.name+" listening", "url", sch+"://"+l.ln.Addr().String()+l.path)
+		go func() { errc <- l.serve(ctx, l.ln) }()
 	}
+	go func() { errc <- purge(ctx, st.Store, log) }()
 	// The first listener to stop (on a signal: all of them) stops the others.
 	var first error
-	for range running {
+	for range len(lns) + 1 {
 		if err := <-errc; err != nil && first == nil {
 			first = err
 		}
@@ -248,18 +362,36 @@ func purge(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	}
 }
 
-// readToken reads the admin token file: one line, at least 16 characters.
+// readToken reads the admin token file: one line of at least minAdminToken
+// bytes, in a file neither group nor others can read (the token is a
+// credential for every unit's state). The token never appears in errors.
 func readToken(path string) ([]byte, error) {
-	if path == "" {
-		return nil, errors.New("--admin-listen needs --admin-token-file")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
 	}
-	b, err := os.ReadFile(path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("admin token: %s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("admin token: %s has mode %04o, readable by group or others; chmod 600 it", path, perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}
 	tok := []byte(strings.TrimRight(string(b), "\r\n"))
-	if len(tok) < 16 {
-		return nil, errors.New("admin token: must be at least 16 characters")
+	clear(b)
+	if len(tok) < minAdminToken {
+		return nil, fmt.Errorf("admin token: %s holds %d bytes, need at least %d (e.g. openssl rand -hex 32)", path, len(tok), minAdminToken)
+	}
+	if strings.ContainsAny(string(tok), "\r\n") {
+		return nil, fmt.Errorf("admin token: %s holds more than one line", path)
 	}
 	return tok, nil
 }

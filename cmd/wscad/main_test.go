@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsca/wsca/internal/config"
 )
 
 func freeAddr(t *testing.T) string {
@@ -51,7 +55,7 @@ func start(t *testing.T, args []string, lookup func(string) (string, bool)) (str
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, append(args, "--listen", addr), &logs, lookup) }()
+	go func() { done <- run(ctx, append(args, "--listen", addr), io.Discard, &logs, lookup) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -113,9 +117,8 @@ func TestDefaults(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "ready") {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}
-	code, body := get(t, base+"/metrics")
-	if code != 200 || !strings.Contains(body, "wsca_build_info{") || !strings.Contains(body, "wsca_device_calls_total{") {
-		t.Fatalf("/metrics = %d, missing wsca metrics", code)
+	if code, _ := get(t, base+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("/metrics on the public listener = %d", code)
 	}
 	for _, f := range []string{"wsca.db", "device.uri"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -138,7 +141,7 @@ func TestEnvironment(t *testing.T) {
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	// The soft keystore must exist before it is named explicitly.
-	if code := run(context.Background(), []string{"--data-dir", env["WSCA_DATA_DIR"], "--device-backend", "soft", "--listen", "256.0.0.1:1"}, io.Discard, noEnv); code != 1 {
+	if code := run(context.Background(), []string{"--data-dir", env["WSCA_DATA_DIR"], "--device-backend", "soft", "--listen", "256.0.0.1:1"}, io.Discard, io.Discard, noEnv); code != 1 {
 		t.Fatalf("bad listen address gave exit %d, want 1", code)
 	}
 	base, logs := start(t, []string{"--role", "wsca"}, lookup)
@@ -152,31 +155,130 @@ func TestEnvironment(t *testing.T) {
 	}
 }
 
-// TestBadConfig: malformed settings stop wscad before it starts, with exit 2
-// for usage errors.
+// TestBadConfig: malformed settings stop wscad with "wscad: error: …" and
+// exit 2 before it creates or opens anything: no data directory, no
+// SoftHSM token, no store.
 func TestBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	token := func(mode os.FileMode, tok string) string {
+		p := filepath.Join(dir, fmt.Sprintf("token-%o-%d", mode, len(tok)))
+		if err := os.WriteFile(p, []byte(tok+"\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		return p
+	}
+	good := strings.Repeat("k", 32)
 	for _, tc := range []struct {
 		name string
 		args []string
 		env  map[string]string
-		want int
+		want string // in the error line
 	}{
-		{"bad duration env", nil, map[string]string{"WSCA_SHUTDOWN_TIMEOUT": "soon"}, 2},
-		{"bad log level", []string{"--log-level", "loud"}, nil, 2},
-		{"unknown flag", []string{"--nope"}, nil, 2},
-		{"stray argument", []string{"serve"}, nil, 2},
-		{"bad role", []string{"--role", "hsm", "--data-dir", t.TempDir()}, nil, 1},
-		{"bad device URI", []string{"--device", "tpm:x", "--data-dir", t.TempDir()}, nil, 1},
-		{"half TLS", []string{"--tls-cert", "c.pem", "--data-dir", t.TempDir(), "--device-backend", "soft"}, nil, 1},
-		{"missing config file", []string{"--config", "/nonexistent"}, nil, 2},
+		{"bad duration env", nil, map[string]string{"WSCA_SHUTDOWN_TIMEOUT": "soon"}, "WSCA_SHUTDOWN_TIMEOUT"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, "log level"},
+		{"unknown flag", []string{"--nope"}, nil, "nope"},
+		{"unknown command", []string{"serve"}, nil, `unknown command "serve"`},
+		{"bad role", []string{"--role", "hsm"}, nil, "role"},
+		{"bad device URI", []string{"--device", "tpm:x"}, nil, "device URI"},
+		{"bad store DSN", []string{"--store", "mysql://x"}, nil, "dsn"},
+		{"bad device backend", []string{"--device-backend", "tpm"}, nil, "device backend"},
+		{"bad assurance", []string{"--device-assurance", "hardware"}, nil, "assurance"},
+		{"soft claiming certification", []string{"--device-backend", "soft", "--device-assurance", "iso_18045_high"}, nil, "soft keystore is software"},
+		{"half TLS", []string{"--tls-cert", "c.pem"}, nil, "tls-key"},
+		{"missing TLS files", []string{"--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "TLS key pair"},
+		{"missing config file", []string{"--config", "/nonexistent"}, nil, "config"},
+		{"bad pin delays", []string{"--pin-delays", "3:soon"}, nil, "pin-delays"},
+		{"env pin delays", nil, map[string]string{"WSCA_PIN_DELAYS": "x"}, "pin-delays"},
+		{"delay after the lock", []string{"--pin-max-attempts", "3", "--pin-delays", "3:1m"}, nil, "3 lock"},
+		{"zero attempts", []string{"--pin-max-attempts", "-1"}, nil, "max attempts"},
+		{"session over max", []string{"--session-duration", "2h"}, nil, "max-session"},
+		{"bad admin address", []string{"--admin-listen", "nowhere", "--admin-token-file", token(0o600, good)}, nil, "admin-listen"},
+		{"admin without token", []string{"--admin-listen", "127.0.0.1:0"}, nil, "admin-token-file"},
+		{"world-readable token", []string{"--admin-listen", "127.0.0.1:0", "--admin-token-file", token(0o644, good)}, nil, "readable by group or others"},
+		{"group-readable token", []string{"--admin-listen", "127.0.0.1:0", "--admin-token-file", token(0o640, good)}, nil, "readable by group or others"},
+		{"short token", []string{"--admin-listen", "127.0.0.1:0", "--admin-token-file", token(0o600, good[:31])}, nil, "at least 32"},
+		{"bad metrics address", []string{"--metrics-listen", "9090"}, nil, "metrics-listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			data := filepath.Join(t.TempDir(), "data")
+			lookup := func(k string) (string, bool) {
+				if k == "WSCA_DATA_DIR" {
+					return data, true
+				}
+				v, ok := tc.env[k]
+				return v, ok
+			}
 			var out syncBuffer
-			if code := run(context.Background(), tc.args, &out, lookup); code != tc.want {
-				t.Fatalf("exit %d, want %d\n%s", code, tc.want, out.String())
+			if code := run(context.Background(), tc.args, io.Discard, &out, lookup); code != 2 {
+				t.Fatalf("exit %d, want 2\n%s", code, out.String())
+			}
+			if tc.name != "unknown flag" && !strings.Contains(out.String(), "wscad: error: ") || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("error output lacks %q:\n%s", tc.want, out.String())
+			}
+			if strings.Contains(out.String(), good) {
+				t.Error("the admin token in the error")
+			}
+			if _, err := os.Stat(data); err == nil {
+				t.Error("the data directory was created for a bad configuration")
 			}
 		})
+	}
+}
+
+// TestVersion: --version prints the version stamped at build time.
+func TestVersion(t *testing.T) {
+	for _, stamped := range []string{"", "v1.2.3-4-gdeadbee"} {
+		version = stamped
+		var out strings.Builder
+		if code := run(context.Background(), []string{"--version"}, &out, io.Discard, noEnv); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		want := stamped
+		if want == "" {
+			want = config.Version("")
+		}
+		if out.String() != "wscad "+want+"\n" {
+			t.Errorf("--version printed %q, want %q", out.String(), want)
+		}
+	}
+	version = ""
+}
+
+// TestListeners: /metrics is not on the public listener but on
+// --metrics-listen, and on the admin API behind its token; /healthz
+// carries the version.
+func TestListeners(t *testing.T) {
+	dir := t.TempDir()
+	tok := strings.Repeat("t", 40)
+	tokFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin, metrics := freeAddr(t), freeAddr(t)
+	base, _ := start(t, []string{"--data-dir", filepath.Join(dir, "data"), "--device-backend", "soft",
+		"--admin-listen", admin, "--admin-token-file", tokFile, "--metrics-listen", metrics}, noEnv)
+	if code, _ := get(t, base+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("public /metrics = %d", code)
+	}
+	if code, body := get(t, "http://"+metrics+"/metrics"); code != 200 || !strings.Contains(body, "wsca_build_info{") || !strings.Contains(body, "wsca_device_calls_total{") {
+		t.Fatalf("metrics listener /metrics = %d", code)
+	}
+	if code, _ := get(t, "http://"+admin+"/metrics"); code != http.StatusUnauthorized {
+		t.Fatalf("admin /metrics without a token = %d", code)
+	}
+	req, _ := http.NewRequest("GET", "http://"+admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin /metrics = %d", resp.StatusCode)
+	}
+	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, `"version":"`+config.Version(version)+`"`) {
+		t.Fatalf("/healthz = %d %s", code, body)
 	}
 }
 
@@ -188,7 +290,26 @@ func TestConfigFile(t *testing.T) {
 	if !strings.Contains(logs.String(), "soft keystore") {
 		t.Fatalf("config file not applied:\n%s", logs.String())
 	}
+	if !strings.Contains(logs.String(), "assurance=software") {
+		t.Fatalf("the soft keystore is not logged as software:\n%s", logs.String())
+	}
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz = %d", code)
+	}
+}
+
+// TestVersionLdflags: the variable the Makefile's build sets with -X is
+// the one --version prints.
+func TestVersionLdflags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command")
+	}
+	bin := filepath.Join(t.TempDir(), "wscad")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v1.2.3-ldflags", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil || string(out) != "wscad v1.2.3-ldflags\n" {
+		t.Fatalf("--version = %q, %v", out, err)
 	}
 }

@@ -92,7 +92,9 @@ var (
 	_ device.Importer = (*Device)(nil)
 )
 
-// Info implements device.Device.
+// Info implements device.Device. The assurance is the configured one
+// (device.AssuranceNotCertified unless declared): no PKCS#11 answer tells
+// a hardware token from SoftHSM.
 func (d *Device) Info() device.Info {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -100,7 +102,7 @@ func (d *Device) Info() device.Info {
 	if d.g != nil {
 		desc = d.g.description
 	}
-	return device.Info{Backend: Backend, Software: false, Description: desc}
+	return device.Info{Backend: Backend, Assurance: d.cfg.assurance(), Description: desc}
 }
 
 // Calls implements device.Device.
@@ -399,7 +401,7 @@ func (d *Device) Sign(ctx context.Context, ref device.Ref, digest []byte) ([]byt
 		return err
 	})
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	if len(sig) != device.SignatureSize {
 		return nil, fmt.Errorf("%w: token returned a %d-byte signature", device.ErrUnavailable, len(sig))
@@ -442,7 +444,7 @@ func (d *Device) ECDH(ctx context.Context, ref device.Ref, peer *ecdh.PublicKey)
 		return nil
 	})
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	if len(z) != 32 {
 		clear(z)
@@ -478,7 +480,7 @@ func (d *Device) PublicKey(ctx context.Context, ref device.Ref) (device.Key, err
 		key = device.Key{KID: ref.KID, Owner: ref.Owner, Public: pub}
 		return nil
 	})
-	return key, mapErr(err)
+	return key, err
 }
 
 // List implements device.Device: the owner's key pairs whose private half
@@ -531,7 +533,7 @@ func (d *Device) List(ctx context.Context, owner device.Owner) ([]device.Key, er
 		return nil
 	})
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	slices.SortFunc(keys, func(a, b device.Key) int {
 		switch {
@@ -570,18 +572,30 @@ func (d *Device) Destroy(ctx context.Context, ref device.Ref) error {
 		}
 		return nil
 	})
-	return mapErr(err)
+	return err
 }
 
-// mapErr turns raw PKCS#11 return values into the device errors; the code
-// stays in the message for the log.
-func mapErr(err error) error {
+// classify gives an error a device operation returns its class, so that
+// callers can answer "try later" for an outage and "server error" only
+// for a fault retrying cannot fix: a stale handle is ErrKeyNotFound; a
+// PKCS#11 code meaning the token, its sessions or the library are gone or
+// exhausted (unavailable) is ErrUnavailable; any other PKCS#11 code, and
+// this package's own integrity findings (two objects with one kid), stay
+// unclassified. The code stays in the message for the log.
+func classify(err error) error {
 	var e p11.Error
-	if err == nil || !errors.As(err, &e) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, device.ErrUnavailable), errors.Is(err, device.ErrClosed), errors.Is(err, device.ErrKeyNotFound),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
-	}
-	if stale(err) {
+	case !errors.As(err, &e):
+		return err
+	case stale(err):
 		return device.ErrKeyNotFound
+	case unavailable(err):
+		return fmt.Errorf("%w: %v", device.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%w: %v", device.ErrUnavailable, err)
+	return fmt.Errorf("pkcs11: %w", err)
 }

@@ -8,6 +8,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -40,8 +43,14 @@ func openTest(t testing.TB) *Device {
 
 func TestConformance(t *testing.T) {
 	d := openTest(t)
-	if d.Info().Software {
-		t.Fatal("PKCS#11 device reports itself as software")
+	// The test token is SoftHSM: whatever the URI declares is reported,
+	// and nothing declared is "not certified", never a hardware claim.
+	want := testConfig(t).Assurance
+	if want == "" {
+		want = device.AssuranceNotCertified
+	}
+	if a := d.Info().Assurance; a != want {
+		t.Fatalf("PKCS#11 device reports assurance %q, want %q", a, want)
 	}
 	devicetest.Run(t, d)
 }
@@ -215,6 +224,96 @@ func TestRecoversFromFinalize(t *testing.T) {
 		if n := d.Calls()[CallInitialize] - inits; n != 1 {
 			t.Fatalf("round %d: %d re-initialisations for one failure", round, n)
 		}
+	}
+}
+
+// TestOutageIsUnavailable: the token goes away and a re-initialisation
+// cannot bring it back (the library now reads a configuration without
+// it): every operation fails with device.ErrUnavailable, which the key
+// service answers as "try later". When the token is back, the next
+// operation recovers.
+func TestOutageIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	d := openTest(t)
+	owner := devicetest.NewOwner(t, "outage")
+	k, err := d.Generate(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := device.Ref{Owner: owner, KID: k.KID}
+	defer d.Destroy(ctx, ref)
+	digest := sha256.Sum256([]byte("outage"))
+	peer, _ := ecdh.P256().GenerateKey(rand.Reader)
+
+	empty := t.TempDir()
+	if err := os.Mkdir(filepath.Join(empty, "tokens"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(empty, "softhsm2.conf")
+	if err := os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(empty, "tokens")+"\nobjectstore.backend = file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orig := os.Getenv("SOFTHSM2_CONF")
+	t.Setenv("SOFTHSM2_CONF", conf)
+	if err := p11.New(cfg.Module).Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []struct {
+		name string
+		call func() error
+	}{
+		{"ping", func() error { return d.Ping(ctx) }},
+		{"sign", func() error { _, err := d.Sign(ctx, ref, digest[:]); return err }},
+		{"ecdh", func() error { _, err := d.ECDH(ctx, ref, peer.PublicKey()); return err }},
+		{"generate", func() error { _, err := d.Generate(ctx, owner); return err }},
+		{"public key", func() error { _, err := d.PublicKey(ctx, ref); return err }},
+		{"list", func() error { _, err := d.List(ctx, owner); return err }},
+		{"destroy", func() error { return d.Destroy(ctx, ref) }},
+	} {
+		if err := op.call(); !errors.Is(err, device.ErrUnavailable) {
+			t.Errorf("%s during the outage: %v, want device.ErrUnavailable", op.name, err)
+		}
+	}
+	os.Setenv("SOFTHSM2_CONF", orig)
+	sig, err := d.Sign(ctx, ref, digest[:])
+	if err != nil || !device.VerifyRaw(k.Public, digest[:], sig) {
+		t.Fatalf("sign after the token came back: %v", err)
+	}
+}
+
+// TestClassify: PKCS#11 codes meaning the token or library is gone or
+// exhausted are device.ErrUnavailable; a stale handle is a missing key;
+// anything else stays a fault.
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err                   error
+		unavailable, notFound bool
+	}{
+		{p11.Error(p11.CKR_DEVICE_ERROR), true, false},
+		{p11.Error(p11.CKR_DEVICE_REMOVED), true, false},
+		{p11.Error(p11.CKR_TOKEN_NOT_PRESENT), true, false},
+		{p11.Error(p11.CKR_CRYPTOKI_NOT_INITIALIZED), true, false},
+		{p11.Error(p11.CKR_SESSION_CLOSED), true, false},
+		{p11.Error(p11.CKR_SESSION_HANDLE_INVALID), true, false},
+		{p11.Error(p11.CKR_DEVICE_MEMORY), true, false},
+		{p11.Error(p11.CKR_SESSION_COUNT), true, false},
+		{p11.Error(p11.CKR_PIN_INCORRECT), true, false},
+		{fmt.Errorf("C_Sign: %w", p11.Error(p11.CKR_DEVICE_ERROR)), true, false},
+		{p11.Error(p11.CKR_KEY_HANDLE_INVALID), false, true},
+		{p11.Error(p11.CKR_OBJECT_HANDLE_INVALID), false, true},
+		{p11.Error(p11.CKR_MECHANISM_INVALID), false, false},
+		{p11.Error(p11.CKR_TEMPLATE_INCONSISTENT), false, false},
+		{errors.New("pkcs11: 2 private objects with kid x"), false, false},
+		{context.Canceled, false, false},
+	} {
+		got := classify(tc.err)
+		if errors.Is(got, device.ErrUnavailable) != tc.unavailable || errors.Is(got, device.ErrKeyNotFound) != tc.notFound {
+			t.Errorf("classify(%v) = %v", tc.err, got)
+		}
+	}
+	if classify(nil) != nil {
+		t.Error("classify(nil) is an error")
 	}
 }
 

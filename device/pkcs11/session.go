@@ -97,7 +97,9 @@ func (d *Device) start(ctx context.Context) (*generation, error) {
 				d.lib.CloseSession(s)
 				d.closeSessions(g)
 				if isCode(err, p11.CKR_PIN_INCORRECT) || isCode(err, p11.CKR_PIN_LOCKED) {
-					return nil, fmt.Errorf("pkcs11: login to %s refused: %v", desc, err)
+					// Unavailable too: after a re-initialisation, the token
+					// is unusable until its operator fixes the PIN.
+					return nil, fmt.Errorf("%w: login to %s refused: %v", device.ErrUnavailable, desc, err)
 				}
 				return nil, fmt.Errorf("%w: C_Login: %v", device.ErrUnavailable, err)
 			}
@@ -177,11 +179,14 @@ func (d *Device) reinit(ctx context.Context, old *generation) error {
 
 // do runs fn on a pooled session. If the call fails in a way that means the
 // library or token went away, it re-initialises and runs fn once more.
+//
+// Every error it returns is classified (see classify): an outage the
+// re-initialisation does not cure is device.ErrUnavailable.
 func (d *Device) do(ctx context.Context, fn func(g *generation, s p11.SessionHandle) error) error {
 	for attempt := 0; ; attempt++ {
 		g, err := d.try(ctx, fn)
 		if !errors.Is(err, errBroken) {
-			return err
+			return classify(err)
 		}
 		if attempt == 1 {
 			return fmt.Errorf("%w: device failed again after re-initialisation", device.ErrUnavailable)
@@ -189,7 +194,7 @@ func (d *Device) do(ctx context.Context, fn func(g *generation, s p11.SessionHan
 		// Only the generation this call saw fail is replaced: a late failure
 		// from before a re-init must not tear down the new generation.
 		if err := d.reinit(ctx, g); err != nil {
-			return err
+			return classify(err)
 		}
 	}
 }
@@ -223,7 +228,8 @@ func (d *Device) try(ctx context.Context, fn func(g *generation, s p11.SessionHa
 	return g, err
 }
 
-// fatal reports whether err means the sessions or the library are gone.
+// fatal reports whether err means the sessions or the library are gone:
+// the current generation is broken and a re-initialisation may cure it.
 func fatal(err error) bool {
 	var e p11.Error
 	if !errors.As(err, &e) {
@@ -234,6 +240,26 @@ func fatal(err error) bool {
 		p11.CKR_DEVICE_ERROR, p11.CKR_DEVICE_REMOVED, p11.CKR_TOKEN_NOT_PRESENT,
 		p11.CKR_TOKEN_NOT_RECOGNIZED, p11.CKR_USER_NOT_LOGGED_IN, p11.CKR_GENERAL_ERROR,
 		p11.CKR_SLOT_ID_INVALID:
+		return true
+	}
+	return false
+}
+
+// unavailable reports whether err means the token cannot serve now but
+// may later: every fatal code (when re-initialisation did not cure it),
+// and the token or host out of memory or sessions, a failed or cancelled
+// function, a PIN that no longer logs in.
+func unavailable(err error) bool {
+	if fatal(err) {
+		return true
+	}
+	var e p11.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e {
+	case p11.CKR_DEVICE_MEMORY, p11.CKR_HOST_MEMORY, p11.CKR_SESSION_COUNT, p11.CKR_FUNCTION_FAILED,
+		p11.CKR_FUNCTION_CANCELED, p11.CKR_CANCEL, p11.CKR_PIN_INCORRECT, p11.CKR_PIN_LOCKED, p11.CKR_PIN_EXPIRED:
 		return true
 	}
 	return false

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/wsca/wsca/device"
 )
 
 // DefaultSessions is the session pool size when the URI does not set
@@ -39,6 +41,18 @@ type Config struct {
 	PIN string
 	// Sessions is the session pool size; 0 means DefaultSessions.
 	Sessions int
+	// Assurance is what the token claims about its key protection, as
+	// its operator declared (x-wsca-assurance); empty means
+	// device.AssuranceNotCertified. The token itself is never asked.
+	Assurance device.Assurance
+}
+
+// assurance returns the configured assurance or its default.
+func (c Config) assurance() device.Assurance {
+	if c.Assurance == "" {
+		return device.AssuranceNotCertified
+	}
+	return c.Assurance
 }
 
 // LogValue keeps the PIN out of logs.
@@ -52,7 +66,8 @@ func (c Config) LogValue() slog.Value {
 	case c.SlotID != nil:
 		attrs = append(attrs, slog.Uint64("slot_id", uint64(*c.SlotID)))
 	}
-	attrs = append(attrs, slog.Int("sessions", c.sessions()), slog.Bool("pin_set", c.PIN != ""))
+	attrs = append(attrs, slog.Int("sessions", c.sessions()), slog.String("assurance", string(c.assurance())),
+		slog.Bool("pin_set", c.PIN != ""))
 	return slog.GroupValue(attrs...)
 }
 
@@ -98,6 +113,11 @@ func (c Config) validate() error {
 	case c.Sessions < 0 || c.Sessions > 1024:
 		return fmt.Errorf("%w: x-sessions must be 1..1024", ErrURI)
 	}
+	if c.Assurance != "" {
+		if _, err := device.ParseAssurance(string(c.Assurance)); err != nil {
+			return fmt.Errorf("%w: x-wsca-assurance: %w", ErrURI, err)
+		}
+	}
 	return nil
 }
 
@@ -106,7 +126,9 @@ func (c Config) validate() error {
 //	pkcs11:token=wsca;x-sessions=8?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin
 //
 // Path attributes (';'-separated): token, serial or slot-id (exactly one),
-// and the vendor attribute x-sessions. Query attributes ('&'-separated):
+// and the vendor attributes x-sessions and x-wsca-assurance (what the
+// token's key protection may be claimed to be: software, not-certified,
+// the default, or an iso_18045_* level; see device.Assurance). Query attributes ('&'-separated):
 // module-path (required), and pin-value or pin-source (one of them;
 // pin-source is a file path or file: URI, read once, trailing newline
 // removed). Other RFC 7512 attributes that narrow a token (manufacturer,
@@ -144,6 +166,12 @@ func ParseURI(uri string) (Config, error) {
 				return fmt.Errorf("%w: x-sessions must be a positive number", ErrURI)
 			}
 			c.Sessions = n
+		case "x-wsca-assurance":
+			a, err := device.ParseAssurance(v)
+			if err != nil || v == "" {
+				return fmt.Errorf("%w: x-wsca-assurance must be software, not-certified or an iso_18045_* level", ErrURI)
+			}
+			c.Assurance = a
 		case "module-path":
 			c.Module = v
 		case "pin-value":

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wsca/wsca/device"
 )
 
 func TestParseURI(t *testing.T) {
@@ -38,6 +40,13 @@ func TestParseURI(t *testing.T) {
 		{"pkcs11:token=%zz?module-path=/m.so&pin-value=1", nil},               // bad escape
 		{"pkcs11:token=a;x-sessions=0?module-path=/m.so&pin-value=1", nil},
 		{"pkcs11:slot-id=x?module-path=/m.so&pin-value=1", nil},
+		{"pkcs11:token=a;x-wsca-assurance=iso_18045_high?module-path=/m.so&pin-value=1",
+			&Config{Module: "/m.so", TokenLabel: "a", PIN: "1", Assurance: device.AssuranceHigh}},
+		{"pkcs11:token=a;x-wsca-assurance=software?module-path=/m.so&pin-value=1",
+			&Config{Module: "/m.so", TokenLabel: "a", PIN: "1", Assurance: device.AssuranceSoftware}},
+		{"pkcs11:token=a;x-wsca-assurance=hardware?module-path=/m.so&pin-value=1", nil},
+		{"pkcs11:token=a;x-wsca-assurance=?module-path=/m.so&pin-value=1", nil},
+		{"pkcs11:token=a?module-path=/m.so&pin-value=1&x-wsca-assurance=software", nil}, // in the query
 		{"pkcs12:token=a?module-path=/m.so&pin-value=1", nil},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {

@@ -2,7 +2,7 @@
 // a master key file, one file per key in a directory.
 //
 // It exists for development and for zero-setup runs. It always reports
-// itself as software ([device.Info].Software), so nothing it backs may claim
+// itself as software ([device.AssuranceSoftware]), so nothing it backs may claim
 // an HSM's assurance level. Keys are held in process memory while in use;
 // Go cannot promise that a parsed private key is erased, so plaintext key
 // bytes are zeroed where the code owns them and nowhere else.
@@ -181,7 +181,7 @@ func randOr(r io.Reader) io.Reader {
 
 // Info implements device.Device.
 func (d *Device) Info() device.Info {
-	return device.Info{Backend: Backend, Software: true, Description: "software keystore " + d.dir}
+	return device.Info{Backend: Backend, Assurance: device.AssuranceSoftware, Description: "software keystore " + d.dir}
 }
 
 // Calls implements device.Device.

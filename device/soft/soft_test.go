@@ -29,7 +29,7 @@ func openSoft(t testing.TB) (*soft.Device, soft.Config) {
 
 func TestConformance(t *testing.T) {
 	d, _ := openSoft(t)
-	if !d.Info().Software {
+	if d.Info().Assurance != device.AssuranceSoftware {
 		t.Fatal("soft device does not report itself as software")
 	}
 	devicetest.Run(t, d)

@@ -111,6 +111,9 @@ type State struct {
 	Store         string
 	Device        string
 	DeviceBackend string
+	// DeviceAssurance is what the operator declares about the device's
+	// key protection (see device.Assurance); empty declares nothing.
+	DeviceAssurance string
 }
 
 // DefaultDataDir is the data directory when none is given.
@@ -122,22 +125,57 @@ func (s *State) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&s.Store, "store", "", "store `DSN`: sqlite:PATH or postgres://… (default: SQLite in the data directory)")
 	fs.StringVar(&s.Device, "device", "", "device `URI`: pkcs11:token=…?module-path=…&pin-source=… or soft:DIR (default: the data directory's device)")
 	fs.StringVar(&s.DeviceBackend, "device-backend", datadir.Auto, "device to create in a new data directory: auto (SoftHSM if installed, else soft), softhsm or soft")
+	fs.StringVar(&s.DeviceAssurance, "device-assurance", "", "declared key protection of the device: software, not-certified (the default of a PKCS#11 token) or an iso_18045_* level; never detected")
+}
+
+// Check validates the state settings without creating or opening
+// anything: the store DSN and device URI when given, the backend choice
+// and the declared assurance.
+func (s State) Check() error {
+	switch s.DeviceBackend {
+	case datadir.Auto, datadir.SoftHSM, datadir.Soft:
+	default:
+		return fmt.Errorf("device backend %q: want auto, softhsm or soft", s.DeviceBackend)
+	}
+	a, err := device.ParseAssurance(s.DeviceAssurance)
+	if err != nil {
+		return err
+	}
+	if s.Device == "" && s.DeviceBackend == datadir.Soft && s.DeviceAssurance != "" && a != device.AssuranceSoftware {
+		return fmt.Errorf("%w: the soft keystore is software, not %s", device.ErrAssurance, a)
+	}
+	if s.Store != "" {
+		if err := store.CheckDSN(s.Store); err != nil {
+			return err
+		}
+	}
+	if s.Device != "" {
+		if _, err := wscd.ParseDeviceURI(s.Device, s.DeviceAssurance); err != nil {
+			return err
+		}
+	}
+	if s.Device == "" && s.DataDir == "" {
+		return errors.New("no data directory and no device")
+	}
+	return nil
 }
 
 // Resolved is what State resolves to.
 type Resolved struct {
 	StoreDSN  string
 	DeviceURI string
+	// DeviceAssurance is State.DeviceAssurance.
+	DeviceAssurance string
 	// Defaults describes the embedded defaults in use, or is "" when both
 	// store and device were given.
 	Defaults string
 }
 
 // Resolve fills in the data directory's defaults for what was not given,
-// creating the directory and its device on first use. When the default
+// creating the directory and its device on first use: call Check first. When the default
 // device is the directory's SoftHSM token it points SOFTHSM2_CONF at it.
 func (s State) Resolve() (Resolved, error) {
-	r := Resolved{StoreDSN: s.Store, DeviceURI: s.Device}
+	r := Resolved{StoreDSN: s.Store, DeviceURI: s.Device, DeviceAssurance: s.DeviceAssurance}
 	if r.StoreDSN != "" && r.DeviceURI != "" {
 		return r, nil
 	}
@@ -189,11 +227,15 @@ func (o *Opened) Close() error {
 // Open opens the store and the device and builds the key service; reg, if
 // not nil, receives its metrics.
 func Open(ctx context.Context, r Resolved, log *slog.Logger, reg prometheus.Registerer) (*Opened, error) {
+	dc, err := wscd.ParseDeviceURI(r.DeviceURI, r.DeviceAssurance)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, r.StoreDSN)
 	if err != nil {
 		return nil, err
 	}
-	dev, err := wscd.OpenDevice(ctx, r.DeviceURI, log)
+	dev, err := dc.Open(ctx, log)
 	if err != nil {
 		st.Close()
 		return nil, err

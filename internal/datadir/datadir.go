@@ -177,7 +177,9 @@ func (d Dir) initSoftHSM(module string) (string, error) {
 	if _, err := pkcs11.InitToken(module, SoftHSMTokenLabel, soPIN, pin); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("pkcs11:token=%s?module-path=%s&pin-source=file:%s", SoftHSMTokenLabel, module, pinFile), nil
+	// SoftHSM is software, and the URI says so: a PKCS#11 token claims
+	// only the assurance its configuration declares.
+	return fmt.Sprintf("pkcs11:token=%s;x-wsca-assurance=software?module-path=%s&pin-source=file:%s", SoftHSMTokenLabel, module, pinFile), nil
 }
 
 func randomPIN() string {

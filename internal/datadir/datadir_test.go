@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/device/pkcs11"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/wscd"
@@ -60,8 +61,8 @@ func TestSoftHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if d.Info().Software {
-		t.Fatal("SoftHSM token reports software")
+	if a := d.Info().Assurance; a != device.AssuranceSoftware {
+		t.Fatalf("the data directory's SoftHSM token reports assurance %q, want software", a)
 	}
 	if _, err := d.Generate(context.Background(), "unit-1"); err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 	}
 	srv, err := server.New(server.Config{
 		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Service: keys,
-		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp,
+		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp, PIN: pins,
 		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout,
 	})
 	if err != nil {

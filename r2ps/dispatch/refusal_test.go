@@ -49,6 +49,7 @@ type rig struct {
 	url    string
 	svc    *wscd.Service
 	st     *store.Store
+	pins   *pin.Server
 	server client.ServerKeys
 }
 
@@ -61,7 +62,7 @@ func newRigWith(t *testing.T, compat dispatch.Compat) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, server: keys}
+	return &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, server: keys}
 }
 
 // enrol makes a unit, enrols a wallet in pinContext and logs it in with
@@ -374,7 +375,7 @@ func TestRefusals(t *testing.T) {
 	// asking to log in leaves the counter of a fresh unit at zero.
 	fresh := g.enrol("hsm", "")
 	g.send(fresh, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeCreateSession, data: loginData, signer: other, kid: r2ps.Thumbprint(&fresh.csk.PublicKey)})
-	if at, err := g.svc.PINAttempts(ctx, fresh.unit, "hsm"); err != nil || at.Failures != 0 {
+	if at, err := g.pins.Attempts(ctx, fresh.unit, "hsm"); err != nil || at.Failures != 0 {
 		t.Fatalf("attempts after a forged login: %+v %v", at, err)
 	}
 }
