@@ -95,7 +95,7 @@ func (d *Dispatcher) lookupCSK(ctx context.Context, kid, unit, profile string) (
 		return nil, "", r2ps.ErrUnknownKey
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", storeErr(err)
 	}
 	pub, err := d.clientKey(ctx, ck, unit, store.UsageSign, profile)
 	return pub, ck.UnitState, err
@@ -211,7 +211,7 @@ func (d *Dispatcher) admit(ctx context.Context, r *request, unitState store.Unit
 		// for anyone else nothing is written (no nonce, no pending row).
 		ok, err := d.cfg.Store.HasOutstandingCode(ctx, r.unit, d.cfg.Now())
 		if err != nil {
-			return refuse(err)
+			return refuse(storeErr(err))
 		}
 		if !ok {
 			return refuse(&r2ps.Error{Code: r2ps.CodeUnauthorized, Msg: "no enrolment is open for this unit"})
@@ -265,5 +265,5 @@ func (d *Dispatcher) fresh(ctx context.Context, r *request) error {
 	if errors.Is(err, store.ErrExists) {
 		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "replayed nonce"}
 	}
-	return err
+	return storeErr(err)
 }

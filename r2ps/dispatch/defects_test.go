@@ -161,3 +161,27 @@ func TestSessionDurationOverflow(t *testing.T) {
 		t.Fatalf("huge session_duration: %+v", o)
 	}
 }
+
+// TestDeviceOutageIsTryLater: with the HSM gone, a request is answered
+// TRY_LATER (503), before and after authentication, never SERVER_ERROR.
+func TestDeviceOutageIsTryLater(t *testing.T) {
+	g := newRig(t)
+	w := g.enrol("hsm", "")
+	k, err := w.sess.Generate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// 2FA: authenticated (no device call), then the signature fails.
+	o := g.send(w, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeSignECDSA, data: r2ps.SignRequest{KID: k.KID, TBSHash: sha("m")}})
+	if o.problem != r2ps.CodeTryLater && o.enclosed != r2ps.CodeTryLater {
+		t.Fatalf("sign with the device closed: %+v", o)
+	}
+	// 1FA: opening the envelope needs the device.
+	o = g.send(w, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeCreateSession, data: r2ps.TFARequest{Protocol: r2ps.ProtocolOPAQUE, State: r2ps.StateEvaluate, PData: []byte("x")}})
+	if o.problem != r2ps.CodeTryLater || o.status != 503 {
+		t.Fatalf("1FA with the device closed: %+v", o)
+	}
+}

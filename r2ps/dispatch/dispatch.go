@@ -343,7 +343,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *request) (result, *cak) {
 
 // problem answers a request that could not be authenticated.
 func (d *Dispatcher) problem(ctx context.Context, typ string, err error) Reply {
-	code := r2ps.Code(err)
+	code := codeOf(err)
 	d.metrics.outcome("", typ, code)
 	d.logger(ctx).Log(ctx, logLevel(code), "r2ps request refused", "type", typ, "code", code, "err", err)
 	b, _ := json.Marshal(map[string]any{
@@ -397,6 +397,17 @@ func codeOf(err error) string {
 		return r2ps.CodeTryLater
 	}
 	return r2ps.CodeServerError
+}
+
+// storeErr marks a failure of the store itself (not a refusal it reports
+// with ErrNotFound, ErrExists or ErrInvalid) as the service being
+// unavailable: TRY_LATER rather than SERVER_ERROR.
+func storeErr(err error) error {
+	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) ||
+		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrUnitNotFound) || errors.Is(err, store.ErrQuota) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", wscd.ErrUnavailable, err)
 }
 
 func codeOrUnauthorized(res result) string {

@@ -50,6 +50,7 @@ type rig struct {
 	svc    *wscd.Service
 	st     *store.Store
 	pins   *pin.Server
+	dev    interface{ Close() error }
 	server client.ServerKeys
 }
 
@@ -62,7 +63,7 @@ func newRigWith(t *testing.T, compat dispatch.Compat) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, server: keys}
+	return &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 }
 
 // enrol makes a unit, enrols a wallet in pinContext and logs it in with
