@@ -123,32 +123,52 @@ func (s *Server) Session(ctx context.Context, sessionID, unit, pinContext string
 // belongs to, if it has uses left: a 2FA envelope names only its session,
 // which then tells the unit and context. Otherwise it gives ErrNoSession.
 func (s *Server) Lookup(ctx context.Context, sessionID string) (Session, error) {
+	a, err := s.LookupAuth(ctx, sessionID)
+	return a.Session, err
+}
+
+// SessionAuth is a verified session with, from the same store read, the
+// state of its unit and the unit's client signing key (zero KID if none),
+// which the caller verifies (its MAC included) before trusting.
+type SessionAuth struct {
+	Session
+	UnitState  store.UnitState
+	SigningKey store.ClientKey
+}
+
+// LookupAuth is Lookup that also returns what authenticating a request in
+// the session needs, in one store read.
+func (s *Server) LookupAuth(ctx context.Context, sessionID string) (SessionAuth, error) {
 	idHash, ok := parseSessionID(sessionID)
 	if !ok {
-		return Session{}, ErrNoSession
+		return SessionAuth{}, ErrNoSession
 	}
-	se, err := s.st.GetSession(ctx, idHash, s.now())
+	sa, err := s.st.GetSessionAuth(ctx, idHash, s.now())
 	if errors.Is(err, store.ErrNotFound) {
-		return Session{}, ErrNoSession
+		return SessionAuth{}, ErrNoSession
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("pin: load session: %w", err)
+		return SessionAuth{}, fmt.Errorf("pin: load session: %w", err)
 	}
-	if se.State != store.SessionVerified || se.UsesLeft == 0 {
-		return Session{}, ErrNoSession
+	if sa.State != store.SessionVerified || sa.UsesLeft == 0 {
+		return SessionAuth{}, ErrNoSession
 	}
-	key, err := s.openSecret(se, keyLen)
+	key, err := s.openSecret(sa.Session, keyLen)
 	if err != nil {
-		return Session{}, err
+		return SessionAuth{}, err
 	}
-	return Session{
-		ID:        sessionID,
-		Unit:      se.UnitID,
-		Context:   se.Context,
-		Key:       key,
-		Task:      se.Task,
-		UsesLeft:  se.UsesLeft,
-		ExpiresAt: se.ExpiresAt,
+	return SessionAuth{
+		Session: Session{
+			ID:        sessionID,
+			Unit:      sa.UnitID,
+			Context:   sa.Context,
+			Key:       key,
+			Task:      sa.Task,
+			UsesLeft:  sa.UsesLeft,
+			ExpiresAt: sa.ExpiresAt,
+		},
+		UnitState:  sa.UnitState,
+		SigningKey: sa.SigningKey,
 	}, nil
 }
 

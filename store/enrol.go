@@ -125,18 +125,94 @@ type ClientKey struct {
 	// UnitState is the state of the owning unit at the time of the read
 	// (filled by the reads, ignored on writes).
 	UnitState UnitState
+	// Agreement is, on a signing key read by GetClientKey, the unit's
+	// agreement key (CAK) read in the same statement, or nil.
+	Agreement *ClientKey
 }
 
 const selectClientKey = `SELECT c.kid, c.unit_id, c.usage, c.public_key, c.profile, c.mac, c.created_at, u.state
 	FROM client_keys c JOIN units u ON u.id = c.unit_id`
 
-// GetClientKey returns the client key with that kid, with its unit's state,
-// in one read, or [ErrNotFound].
+// GetClientKey returns the client key with that kid, with its unit's state
+// and, for a signing key, the unit's agreement key, in one read, or
+// [ErrNotFound].
 func (s *Store) GetClientKey(ctx context.Context, kid string) (ClientKey, error) {
 	if err := checkID("client key", "kid", kid); err != nil {
 		return ClientKey{}, err
 	}
-	return scanClientKey(s.db.QueryRowContext(ctx, selectClientKey+` WHERE c.kid = $1`, kid))
+	var k, a ClientKey
+	var usage, state string
+	var created int64
+	var aKID, aUsage, aProfile sql.NullString
+	var aCreated sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT c.kid, c.unit_id, c.usage, c.public_key, c.profile, c.mac, c.created_at, u.state,
+		        a.kid, a.usage, a.public_key, a.profile, a.mac, a.created_at
+		 FROM client_keys c JOIN units u ON u.id = c.unit_id
+		 LEFT JOIN client_keys a ON a.unit_id = c.unit_id AND a.usage = $2 AND c.usage = $3
+		 WHERE c.kid = $1`, kid, string(UsageAgree), string(UsageSign)).
+		Scan(&k.KID, &k.UnitID, &usage, &k.PublicKey, &k.Profile, &k.MAC, &created, &state,
+			&aKID, &aUsage, &a.PublicKey, &aProfile, &a.MAC, &aCreated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ClientKey{}, fmt.Errorf("%w: client key", ErrNotFound)
+	}
+	if err != nil {
+		return ClientKey{}, fmt.Errorf("store: get client key: %w", err)
+	}
+	k.Usage, k.CreatedAt, k.UnitState = KeyUsage(usage), fromMicros(created), UnitState(state)
+	if aKID.Valid {
+		a.KID, a.UnitID, a.Usage, a.Profile = aKID.String, k.UnitID, KeyUsage(aUsage.String), aProfile.String
+		a.CreatedAt, a.UnitState = fromMicros(aCreated.Int64), k.UnitState
+		k.Agreement = &a
+	}
+	return k, nil
+}
+
+// SessionAuth is a session with what authenticating a request made in it
+// needs: the unit's state and signing key (zero KID when it has none).
+type SessionAuth struct {
+	Session
+	UnitState  UnitState
+	SigningKey ClientKey
+}
+
+// GetSessionAuth returns the unexpired session whose id hashes to idHash,
+// with its unit's state and signing key, in one read, or [ErrNotFound].
+func (s *Store) GetSessionAuth(ctx context.Context, idHash []byte, now time.Time) (SessionAuth, error) {
+	if len(idHash) != HashSize {
+		return SessionAuth{}, invalidf("session", "id hash must be %d bytes", HashSize)
+	}
+	at, err := toMicros("session", "now", now)
+	if err != nil {
+		return SessionAuth{}, err
+	}
+	sa := SessionAuth{Session: Session{IDHash: bytes.Clone(idHash)}}
+	se := &sa.Session
+	var state, ustate string
+	var created, expires int64
+	var cKID, cProfile sql.NullString
+	var cCreated sql.NullInt64
+	err = s.db.QueryRowContext(ctx,
+		`SELECT s.unit_id, s.context, s.state, s.secret, s.task, s.uses_left, s.created_at, s.expires_at, s.record_nonce,
+		        u.state, c.kid, c.public_key, c.profile, c.mac, c.created_at
+		 FROM sessions s JOIN units u ON u.id = s.unit_id
+		 LEFT JOIN client_keys c ON c.unit_id = s.unit_id AND c.usage = $3
+		 WHERE s.id_hash = $1 AND s.expires_at > $2`, idHash, at, string(UsageSign)).
+		Scan(&se.UnitID, &se.Context, &state, &se.Secret, &se.Task, &se.UsesLeft, &created, &expires, &se.RecordNonce,
+			&ustate, &cKID, &sa.SigningKey.PublicKey, &cProfile, &sa.SigningKey.MAC, &cCreated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionAuth{}, fmt.Errorf("%w: session", ErrNotFound)
+	}
+	if err != nil {
+		return SessionAuth{}, fmt.Errorf("store: get session: %w", err)
+	}
+	se.State, se.CreatedAt, se.ExpiresAt = SessionState(state), fromMicros(created), fromMicros(expires)
+	sa.UnitState = UnitState(ustate)
+	if cKID.Valid {
+		k := &sa.SigningKey
+		k.KID, k.UnitID, k.Usage, k.Profile, k.CreatedAt, k.UnitState = cKID.String, se.UnitID, UsageSign, cProfile.String, fromMicros(cCreated.Int64), sa.UnitState
+	}
+	return sa, nil
 }
 
 // GetUnitClientKey returns a unit's client key for a usage, or

@@ -29,6 +29,7 @@ func TestR2PSState(t *testing.T) {
 		{"PINChangeEndsLogins", testPINChangeEndsLogins},
 		{"AttemptWaits", testAttemptWaits},
 		{"KeyQuotaAndContext", testKeyQuotaAndContext},
+		{"JoinedReads", testJoinedReads},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -437,4 +438,28 @@ func testPendingRegistrations(t *testing.T, dsn string) {
 			t.Fatalf("take %s: %v", r, err)
 		}
 	}
+}
+
+// testJoinedReads: the one-statement reads of the hot path return what the
+// separate reads would.
+func testJoinedReads(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustRecord(t, s, "u")
+	ck, err := s.GetClientKey(ctx, "csk-uu-rec")
+	if err != nil || ck.UnitState != store.UnitActive || ck.Agreement == nil || ck.Agreement.KID != "cak-uu-rec" ||
+		ck.Agreement.Usage != store.UsageAgree || len(ck.Agreement.PublicKey) != store.PublicKeySize {
+		t.Fatalf("GetClientKey: %+v %v", ck, err)
+	}
+	if a, err := s.GetClientKey(ctx, "cak-uu-rec"); err != nil || a.Agreement != nil {
+		t.Fatalf("an agreement key carries no agreement key: %+v %v", a, err)
+	}
+	mustSession(t, s, "u", "s")
+	sa, err := s.GetSessionAuth(ctx, hash("s"), at(0))
+	if err != nil || sa.UnitID != "u" || sa.UnitState != store.UnitActive || sa.SigningKey.KID != "csk-uu-rec" ||
+		sa.SigningKey.Profile != "strict" || string(sa.SigningKey.MAC) != "m" {
+		t.Fatalf("GetSessionAuth: %+v %v", sa, err)
+	}
+	_, err = s.GetSessionAuth(ctx, hash("s"), at(time.Hour))
+	wantErr(t, "expired", err, store.ErrNotFound)
 }

@@ -43,6 +43,8 @@ type request struct {
 	selfSigned bool
 	// session is the verified PIN session of a 2FA request.
 	session *pin.Session
+	// cak is the unit's agreement key read with its CSK (1FA), or nil.
+	cak *store.ClientKey
 	// compat is the go-r2ps-service payload metadata (compat profile).
 	compat *r2ps.CompatMeta
 }
@@ -87,29 +89,33 @@ func (d *Dispatcher) clientKey(ctx context.Context, ck store.ClientKey, unit str
 	return pub, nil
 }
 
-// lookupCSK reads the signing key with that kid (and its unit's state, in
-// the same read) and checks it for the unit.
-func (d *Dispatcher) lookupCSK(ctx context.Context, kid, unit, profile string) (*ecdsa.PublicKey, store.UnitState, error) {
+// lookupCSK reads the signing key with that kid (with its unit's state and
+// agreement key, in the same read) and checks it for the unit.
+func (d *Dispatcher) lookupCSK(ctx context.Context, kid, unit, profile string) (*ecdsa.PublicKey, store.ClientKey, error) {
 	ck, err := d.cfg.Store.GetClientKey(ctx, kid)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-		return nil, "", r2ps.ErrUnknownKey
+		return nil, ck, r2ps.ErrUnknownKey
 	}
 	if err != nil {
-		return nil, "", storeErr(err)
+		return nil, ck, storeErr(err)
 	}
 	pub, err := d.clientKey(ctx, ck, unit, store.UsageSign, profile)
-	return pub, ck.UnitState, err
+	return pub, ck, err
 }
 
 // verifier verifies a request JWS for a unit: with the registered CSK, or
-// with a key embedded in the header whose thumbprint is its kid.
+// with a key embedded in the header whose thumbprint is its kid. When
+// prefetched is set (a 2FA request, whose session read brought the unit's
+// CSK along), it is the only registered key accepted.
 type verifier struct {
 	d          *Dispatcher
 	ctx        context.Context
 	unit       string
 	profile    string
+	prefetched *store.ClientKey
 	selfSigned bool
 	unitState  store.UnitState
+	cak        *store.ClientKey
 }
 
 func (v *verifier) key(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error) {
@@ -121,8 +127,14 @@ func (v *verifier) key(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey,
 		v.selfSigned = true
 		return pub, nil
 	}
-	pub, state, err := v.d.lookupCSK(v.ctx, kid, v.unit, v.profile)
-	v.unitState = state
+	if v.prefetched != nil {
+		if v.prefetched.KID == "" || v.prefetched.KID != kid {
+			return nil, r2ps.ErrUnknownKey
+		}
+		return v.d.clientKey(v.ctx, *v.prefetched, v.unit, store.UsageSign, v.profile)
+	}
+	pub, ck, err := v.d.lookupCSK(v.ctx, kid, v.unit, v.profile)
+	v.unitState, v.cak = ck.UnitState, ck.Agreement
 	return pub, err
 }
 
@@ -143,7 +155,7 @@ func (d *Dispatcher) authenticate1FA(ctx context.Context, body []byte) (*request
 		return nil, refuse(err)
 	}
 	r := &request{profile: ProfileStrict, mode: r2ps.Mode1FA, unit: env.ClientID, context: env.Context,
-		cskKID: hdr.KID, selfSigned: v.selfSigned}
+		cskKID: hdr.KID, selfSigned: v.selfSigned, cak: v.cak}
 	if hdr.JWK != nil {
 		r.csk, _ = hdr.JWK.Key.(*ecdsa.PublicKey)
 	}
@@ -156,22 +168,23 @@ func (d *Dispatcher) authenticate1FA(ctx context.Context, body []byte) (*request
 // authenticate2FA opens and authenticates a strict 2FA request: the
 // session named in the envelope gives the unit, context and key.
 func (d *Dispatcher) authenticate2FA(ctx context.Context, body []byte) (*request, *refusal) {
-	var se pin.Session
+	var sa pin.SessionAuth
 	env, err := r2ps.Open2FA(body, func(sessionID string) ([]byte, error) {
-		s, err := d.cfg.PIN.Lookup(ctx, sessionID)
+		s, err := d.cfg.PIN.LookupAuth(ctx, sessionID)
 		if errors.Is(err, pin.ErrNoSession) {
 			return nil, r2ps.ErrUnknownSession
 		}
 		if err != nil {
 			return nil, err
 		}
-		se = s
+		sa = s
 		return s.Key, nil
 	})
 	if err != nil {
 		return nil, refuse(err)
 	}
-	v := &verifier{d: d, ctx: ctx, unit: se.Unit, profile: ProfileStrict}
+	se := sa.Session
+	v := &verifier{d: d, ctx: ctx, unit: se.Unit, profile: ProfileStrict, prefetched: &sa.SigningKey, unitState: sa.UnitState}
 	payload, hdr, err := r2ps.VerifyJWS(env.JWS, r2ps.TypRequest, v.key)
 	if err != nil {
 		return nil, refuse(err)

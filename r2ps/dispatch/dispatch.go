@@ -278,7 +278,10 @@ func (d *Dispatcher) serveStrict(ctx context.Context, r *request, ref *refusal) 
 		res, to = d.handle(ctx, r)
 	}
 	if r.mode == r2ps.Mode1FA {
-		if to == nil {
+		if to == nil && r.cak != nil {
+			to = d.checkedCAK(ctx, *r.cak, r.unit)
+		}
+		if to == nil && r.cak == nil && r.selfSigned {
 			to = d.registeredCAK(ctx, r.unit)
 		}
 		if to == nil {

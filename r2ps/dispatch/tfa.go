@@ -52,6 +52,11 @@ func (d *Dispatcher) registeredCAK(ctx context.Context, unit string) *cak {
 	if err != nil {
 		return nil
 	}
+	return d.checkedCAK(ctx, ck, unit)
+}
+
+// checkedCAK returns the agreement key of a row if its MAC verifies.
+func (d *Dispatcher) checkedCAK(ctx context.Context, ck store.ClientKey, unit string) *cak {
 	if _, err := d.clientKey(ctx, ck, unit, store.UsageAgree, ProfileStrict); err != nil {
 		return nil
 	}
