@@ -42,7 +42,7 @@ const KeyMaterialName = "opaque-server-key"
 // loadKeyMaterial returns the OPAQUE server key material kept in the store,
 // creating and storing it if there is none. When another instance stores
 // its own first, that one is used.
-func loadKeyMaterial(ctx context.Context, st *store.Store, sealer Sealer, conf *opaque.Configuration,
+func loadKeyMaterial(ctx context.Context, st Store, sealer Sealer, conf *opaque.Configuration,
 	random io.Reader, now time.Time) (skm *opaque.ServerKeyMaterial, created bool, err error) {
 	sealed, err := st.GetServerSecret(ctx, KeyMaterialName)
 	if err == nil {

@@ -22,7 +22,7 @@ const DefaultSessionTTL = 5 * time.Minute
 
 // Config configures a Server.
 type Config struct {
-	Store *store.Store
+	Store Store
 	// Sealer seals the OPAQUE key material and session secrets in the store.
 	Sealer  Sealer
 	Policy  Policy
@@ -57,7 +57,7 @@ func (c Config) LogValue() slog.Value {
 // for concurrent use, and any number of Servers, in one process or many,
 // may share one store.
 type Server struct {
-	st     *store.Store
+	st     Store
 	conf   *opaque.Configuration
 	sealer Sealer
 	policy Policy

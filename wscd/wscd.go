@@ -45,7 +45,7 @@ var (
 // Config assembles a Service.
 type Config struct {
 	Device device.Device
-	Store  *store.Store
+	Store  Store
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives security-relevant events and causes; default discards.
@@ -57,7 +57,7 @@ type Config struct {
 // Service is the WSCD key service. It is safe for concurrent use.
 type Service struct {
 	dev     device.Device
-	st      *store.Store
+	st      Store
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *Metrics
