@@ -121,15 +121,24 @@ type ECDHResponse struct {
 	SharedSecret Bytes `json:"shared_secret"` // the 32-byte x-coordinate
 }
 
-// ListKeysRequest is the data of hsm_list_keys; no curve means all.
+// ListKeysRequest is the data of hsm_list_keys; no curve means all. After
+// and Limit page through the keys (oldest first): the keys after the one
+// with kid After, at most Limit of them (0: the server's page size).
 type ListKeysRequest struct {
 	Curve []string `json:"curve,omitempty"`
+	After string   `json:"after,omitempty"`
+	Limit int      `json:"limit,omitempty"`
 }
 
-// ListKeysResponse answers hsm_list_keys.
+// MaxListLimit bounds ListKeysRequest.Limit.
+const MaxListLimit = 1000
+
+// ListKeysResponse answers hsm_list_keys. Next, when set, is the After of
+// the next page.
 type ListKeysResponse struct {
 	Success bool      `json:"success"`
 	KeyInfo []KeyInfo `json:"key_info"`
+	Next    string    `json:"next,omitempty"`
 }
 
 // MarshalJSON writes an empty key_info as [], never null.

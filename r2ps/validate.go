@@ -165,12 +165,23 @@ func (r ListKeysRequest) validate() error {
 			return errorf(ErrMalformed, "empty curve name")
 		}
 	}
+	if r.Limit < 0 || r.Limit > MaxListLimit {
+		return errorf(ErrMalformed, "limit %d not in 0..%d", r.Limit, MaxListLimit)
+	}
+	if r.After != "" {
+		return checkKeyID(r.After)
+	}
 	return nil
 }
 
 func (r ListKeysResponse) validate() error {
 	if err := needSuccess(r.Success); err != nil {
 		return err
+	}
+	if r.Next != "" {
+		if err := checkKeyID(r.Next); err != nil {
+			return err
+		}
 	}
 	for _, k := range r.KeyInfo {
 		if err := checkKeyID(k.KID); err != nil {

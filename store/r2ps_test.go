@@ -396,8 +396,11 @@ func testPurge(t *testing.T, dsn string) {
 	s.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: "u", Context: "hsm", Requester: "r", CredNonce: []byte("n"), ExpiresAt: at(time.Minute)}, 4)
 	s.UseNonce(ctx, hash("n"), at(time.Minute))
 	s.PutActivationCode(ctx, store.ActivationCode{CodeHash: hash("c"), UnitID: "u", Purpose: store.PurposeActivation, CreatedAt: at(0), ExpiresAt: at(time.Minute)})
+	s.TakeAttempt(ctx, "u", "cleared", 5, at(0))
+	s.ClearAttempts(ctx, "u", "cleared", at(0))
+	s.TakeAttempt(ctx, "u", "failing", 5, at(0)) // kept: one failure counted
 	n, err := s.Purge(ctx, at(10*time.Minute))
-	if err != nil || n != 4 {
+	if err != nil || n != 5 {
 		t.Fatalf("purged %d, %v", n, err)
 	}
 }

@@ -187,8 +187,8 @@ func (s *Store) UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.T
 }
 
 // Purge deletes expired sessions, nonces, activation codes and pending
-// registrations, and returns
-// how many rows went.
+// registrations, and PIN attempt counters that are back at zero, and
+// returns how many rows went.
 func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 	at, err := toMicros("purge", "now", now)
 	if err != nil {
@@ -200,6 +200,9 @@ func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 		`DELETE FROM nonces WHERE expires_at <= $1`,
 		`DELETE FROM activation_codes WHERE expires_at <= $1`,
 		`DELETE FROM pin_registrations WHERE expires_at <= $1`,
+		// Counters back at zero (after a success or an unlock) carry no
+		// state: the next attempt makes them again.
+		`DELETE FROM pin_attempts WHERE failures = 0 AND locked = 0 AND not_before <= $1`,
 	} {
 		res, err := s.db.ExecContext(ctx, q, at)
 		if err != nil {

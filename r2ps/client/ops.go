@@ -198,23 +198,34 @@ func (s *Session) ECDH(ctx context.Context, kid string, peer []byte) ([]byte, er
 	return out.SharedSecret, nil
 }
 
-// ListKeys lists the unit's keys.
+// ListKeys lists the unit's keys usable in the session's context, oldest
+// first, following the server's pages.
 func (s *Session) ListKeys(ctx context.Context) ([]Key, error) {
-	var out r2ps.ListKeysResponse
-	if err := s.call(ctx, r2ps.TypeListKeys, r2ps.ListKeysRequest{}, &out); err != nil {
-		return nil, err
-	}
-	keys := make([]Key, 0, len(out.KeyInfo))
-	for _, ki := range out.KeyInfo {
-		k, err := keyFromJWK(ki.KID, ki.PublicKey)
-		if err != nil {
+	var keys []Key
+	req := r2ps.ListKeysRequest{}
+	for page := 0; ; page++ {
+		var out r2ps.ListKeysResponse
+		if err := s.call(ctx, r2ps.TypeListKeys, req, &out); err != nil {
 			return nil, err
 		}
-		k.Created = time.Unix(ki.CreationTime, 0)
-		keys = append(keys, k)
+		for _, ki := range out.KeyInfo {
+			k, err := keyFromJWK(ki.KID, ki.PublicKey)
+			if err != nil {
+				return nil, err
+			}
+			k.Created = time.Unix(ki.CreationTime, 0)
+			keys = append(keys, k)
+		}
+		if out.Next == "" || out.Next == req.After || page >= maxListPages {
+			return keys, nil
+		}
+		req.After = out.Next
 	}
-	return keys, nil
 }
+
+// maxListPages bounds the pages ListKeys follows, against a server that
+// never ends.
+const maxListPages = 1000
 
 // DeleteKey destroys a key of the unit on the server's device.
 func (s *Session) DeleteKey(ctx context.Context, kid string) error {

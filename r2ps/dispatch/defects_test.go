@@ -8,6 +8,10 @@ import (
 	"encoding/json"
 	"testing"
 
+	wscastack "github.com/wsca/wsca/internal/stack"
+	"github.com/wsca/wsca/internal/stack/stacktest"
+	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
@@ -183,5 +187,60 @@ func TestDeviceOutageIsTryLater(t *testing.T) {
 	o = g.send(w, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeCreateSession, data: r2ps.TFARequest{Protocol: r2ps.ProtocolOPAQUE, State: r2ps.StateEvaluate, PData: []byte("x")}})
 	if o.problem != r2ps.CodeTryLater || o.status != 503 {
 		t.Fatalf("1FA with the device closed: %+v", o)
+	}
+}
+
+// TestListKeysPages: hsm_list_keys pages through the unit's keys with after
+// and limit, and the key quota bounds how many there are.
+func TestListKeysPages(t *testing.T) {
+	g := newRig(t)
+	w := g.enrol("hsm", "")
+	var kids []string
+	for range 5 {
+		kids = append(kids, mustGenerate(t, w))
+	}
+	var got []string
+	after := ""
+	for range 10 {
+		o := g.send(w, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeListKeys, data: r2ps.ListKeysRequest{After: after, Limit: 2}})
+		var out r2ps.ListKeysResponse
+		if o.enclosed != "" || json.Unmarshal(o.data, &out) != nil || len(out.KeyInfo) > 2 {
+			t.Fatalf("page after %q: %+v", after, o)
+		}
+		for _, k := range out.KeyInfo {
+			got = append(got, k.KID)
+		}
+		if out.Next == "" {
+			break
+		}
+		after = out.Next
+	}
+	if len(got) != 5 {
+		t.Fatalf("pages gave %v, want %v", got, kids)
+	}
+	for i := range kids {
+		if got[i] != kids[i] {
+			t.Fatalf("pages gave %v, want %v", got, kids)
+		}
+	}
+	o := g.send(w, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeListKeys, data: r2ps.ListKeysRequest{After: "00000000000000000000000000000000"}})
+	if o.enclosed != r2ps.CodeIllegalRequestData {
+		t.Fatalf("after an unknown kid: %+v", o)
+	}
+	if keys, err := w.sess.ListKeys(t.Context()); err != nil || len(keys) != 5 {
+		t.Fatalf("client ListKeys: %d %v", len(keys), err)
+	}
+}
+
+// TestKeyQuota: p256_generate beyond the unit's quota is ACCESS_DENIED.
+func TestKeyQuota(t *testing.T) {
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.KeyQuota = 2 })
+	keys, _ := client.FetchServerKeys(t.Context(), nil, r.URL)
+	g := &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+	w := g.enrol("hsm", "")
+	mustGenerate(t, w)
+	mustGenerate(t, w)
+	if _, err := w.sess.Generate(t.Context()); !client.IsCode(err, r2ps.CodeAccessDenied) {
+		t.Fatalf("third key over a quota of 2: %v, want ACCESS_DENIED", err)
 	}
 }

@@ -10,12 +10,16 @@ import (
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/store"
 )
 
 func sessionHash(id string) []byte {
 	h := sha256.Sum256([]byte(id))
 	return h[:]
 }
+
+// listPageSize is the page of hsm_list_keys when the client names none.
+const listPageSize = 256
 
 // errTask refuses what a session's task (or a context's rule) forbids.
 var errTask = &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the session's task does not allow this"}
@@ -143,7 +147,26 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 		if err != nil {
 			return result{err: err}
 		}
+		// Keys are oldest first; a page starts after the kid the client
+		// names (none: the first page). The quota bounds what is read.
+		start := 0
+		if req.After != "" {
+			i := slices.IndexFunc(recs, func(k store.Key) bool { return k.KID == req.After })
+			if i < 0 {
+				return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "after names no key of the unit"}}
+			}
+			start = i + 1
+		}
+		limit := req.Limit
+		if limit == 0 {
+			limit = listPageSize
+		}
+		recs = recs[start:]
 		out := r2ps.ListKeysResponse{Success: true}
+		if len(recs) > limit {
+			recs = recs[:limit]
+			out.Next = recs[limit-1].KID
+		}
 		for _, k := range recs {
 			pub, err := device.PublicKeyFromBytes(k.PublicKey)
 			if err != nil {
