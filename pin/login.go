@@ -143,18 +143,23 @@ func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now t
 	if !ok {
 		switch {
 		case a.Locked || a.Failures >= limit:
+			s.m.count("refused_locked")
 			s.log.Warn("pin: attempt refused: locked", "unit", unit, "context", pinContext, "failures", a.Failures)
 			return ErrLocked
 		case now.Before(a.NotBefore):
+			s.m.count("refused_wait")
 			s.log.Info("pin: attempt refused: too soon", "unit", unit, "context", pinContext, "not_before", a.NotBefore)
 			return fmt.Errorf("%w: next attempt at %s", ErrTooSoon, a.NotBefore.Format(time.RFC3339))
 		}
 		// The store refused at the limit, and a concurrent success cleared
 		// the counter before we read it back: still a refusal, with no KE2.
+		s.m.count("refused_locked")
 		s.log.Info("pin: attempt refused: limit reached by attempts in flight", "unit", unit, "context", pinContext)
 		return ErrLocked
 	}
+	s.m.count("admitted")
 	if a.Failures == limit {
+		s.m.count("lock")
 		s.log.Warn("pin: last attempt before lock", "unit", unit, "context", pinContext, "failures", a.Failures)
 	}
 	return nil
@@ -264,6 +269,7 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 	key, mac := secret[:keyLen], secret[keyLen:]
 
 	if err := op.LoginFinish(msg, mac); err != nil {
+		s.m.count("wrong")
 		s.log.Info("pin: wrong PIN", "unit", unit, "context", pinContext)
 		if err := s.st.DeleteSession(ctx, idHash); err != nil {
 			return Session{}, fmt.Errorf("%w; end session: %w", ErrWrongPIN, err)
@@ -271,6 +277,7 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 		return Session{}, ErrWrongPIN
 	}
 	// The PIN is proven: clear the count even if the session is lost below.
+	s.m.count("correct")
 	if err := s.st.ClearAttempts(ctx, unit, pinContext, now); err != nil {
 		return Session{}, fmt.Errorf("pin: clear attempts: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bytemare/opaque"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsca/wsca/store"
 )
@@ -38,6 +39,8 @@ type Config struct {
 	Rand io.Reader
 	// Logger receives events (never secrets); nil discards them.
 	Logger *slog.Logger
+	// Registerer, if set, receives the attempt metrics.
+	Registerer prometheus.Registerer
 }
 
 // LogValue implements slog.LogValuer: the policy, profile and session
@@ -62,6 +65,7 @@ type Server struct {
 	sealer Sealer
 	policy Policy
 	waits  []store.AttemptWait // policy.Delays for the store
+	m      *metrics
 	ttl    time.Duration
 	now    func() time.Time
 	rand   io.Reader
@@ -98,6 +102,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 		log:    cfg.Logger,
+	}
+	if s.m, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
 	}
 	for _, d := range policy.Delays {
 		s.waits = append(s.waits, store.AttemptWait{After: d.After, Wait: d.Wait})

@@ -76,7 +76,7 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 	if err != nil {
 		return nil, fmt.Errorf("stack: sealing key: %w", err)
 	}
-	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Policy: o.PIN, Profile: o.Profile, Logger: o.Logger})
+	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Policy: o.PIN, Profile: o.Profile, Logger: o.Logger, Registerer: o.Registry})
 	if err != nil {
 		return nil, err
 	}

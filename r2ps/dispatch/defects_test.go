@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	wscastack "github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
@@ -243,4 +245,73 @@ func TestKeyQuota(t *testing.T) {
 	if _, err := w.sess.Generate(t.Context()); !client.IsCode(err, r2ps.CodeAccessDenied) {
 		t.Fatalf("third key over a quota of 2: %v, want ACCESS_DENIED", err)
 	}
+}
+
+// TestOutcomeMetrics: R2PS outcomes by type and code, and PIN attempts by
+// outcome, are counted.
+func TestOutcomeMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Registry = reg })
+	keys, _ := client.FetchServerKeys(t.Context(), nil, r.URL)
+	g := &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+	w := g.enrol("hsm", "")
+	kid := mustGenerate(t, w)
+	if _, err := w.sess.Sign(t.Context(), kid, sha("m")); err != nil {
+		t.Fatal(err)
+	}
+	g.send(w, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeSignECDSA, data: r2ps.SignRequest{KID: kid, TBSHash: sha("m")}, jweHash: sha("x")})
+	for range pin.DefaultMaxAttempts + 1 {
+		w.c.Login(t.Context(), []byte("000000"), client.LoginOptions{})
+	}
+	for _, c := range []struct {
+		metric string
+		labels []string
+		want   float64
+	}{
+		{"wsca_r2ps_requests_total", []string{"strict", r2ps.TypeSignECDSA, "OK"}, 1},
+		{"wsca_r2ps_requests_total", []string{"", r2ps.TypeSignECDSA, r2ps.CodeIllegalRequestData}, 1},
+		// The enrolment's login and the wrong ones (which the client sees
+		// itself in KE2 and so never finishes) are admitted and counted.
+		{"wsca_pin_attempts_total", []string{"admitted"}, 1 + pin.DefaultMaxAttempts},
+		{"wsca_pin_attempts_total", []string{"correct"}, 1},
+		{"wsca_pin_attempts_total", []string{"lock"}, 1},
+		{"wsca_pin_attempts_total", []string{"refused_locked"}, 1},
+	} {
+		if got := counter(t, reg, c.metric, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.metric, c.labels, got, c.want)
+		}
+	}
+}
+
+// counter reads one counter from a registry by its label values, in the
+// order the metric declares its labels.
+func counter(t *testing.T, reg *prometheus.Registry, name string, values []string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(values) {
+				continue
+			}
+			// Labels come sorted by name: compare the values as a set.
+			have := map[string]bool{}
+			for _, l := range m.GetLabel() {
+				have[l.GetValue()] = true
+			}
+			for _, v := range values {
+				if !have[v] {
+					continue metric
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
