@@ -39,6 +39,8 @@ type Options struct {
 	TaskContexts []string
 	// Compat enables the go-r2ps-service profile (default off).
 	Compat dispatch.Compat
+	// ResponseKey says where the R2PS response-signing key lives.
+	ResponseKey dispatch.ResponseKey
 	// KeyQuota is the number of keys a unit may hold (0: the default).
 	KeyQuota        int
 	Registry        *prometheus.Registry // nil: a new one
@@ -83,7 +85,7 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 	disp, err := dispatch.New(ctx, dispatch.Config{
 		Keys: keys, PIN: pins, Store: st, Sealer: sealer, WSCD: o.Roles.WSCD, Compat: o.Compat,
 		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
-		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, Registerer: o.Registry, Logger: o.Logger,
+		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, ResponseKey: o.ResponseKey, Registerer: o.Registry, Logger: o.Logger,
 	})
 	if err != nil {
 		return nil, err

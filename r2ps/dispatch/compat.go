@@ -70,7 +70,7 @@ func (d *Dispatcher) answerCompat(ctx context.Context, body []byte, proven *pin.
 	if err != nil {
 		return d.compatError(ctx, r.req.Type, err)
 	}
-	jws, err := r2ps.SignJWS(out, r2ps.TypResponse, d.sskKID, d.cfg.Keys.Signer(ctx, d.ssk), nil)
+	jws, err := r2ps.SignJWS(out, r2ps.TypResponse, d.sskKID, d.responseSigner(ctx), nil)
 	if err != nil {
 		return d.compatError(ctx, r.req.Type, err)
 	}

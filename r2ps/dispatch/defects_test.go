@@ -17,6 +17,7 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/store"
 )
 
@@ -314,4 +315,39 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, values []strin
 		}
 	}
 	return 0
+}
+
+// TestResponseKey: with the sealed response key (the default) a signature
+// request costs one device signature, with the HSM response key two; both
+// answer verifiably, and instances sharing a store share the sealed key.
+func TestResponseKey(t *testing.T) {
+	dsn := testenv.SQLite(t)
+	dev := testdevice.Soft(t)
+	for _, mode := range []dispatch.ResponseKey{dispatch.ResponseKeySealed, dispatch.ResponseKeyHSM} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := stacktest.Start(t, dsn, dev, func(o *wscastack.Options) { o.ResponseKey = mode })
+			keys, err := client.FetchServerKeys(t.Context(), nil, r.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+			w := g.enrol("hsm", "")
+			kid := mustGenerate(t, w)
+			before := r.Device.Calls()["soft_sign"]
+			if _, err := w.sess.Sign(t.Context(), kid, sha("m")); err != nil {
+				t.Fatal(err)
+			}
+			want := uint64(1)
+			if mode == dispatch.ResponseKeyHSM {
+				want = 2
+			}
+			if got := r.Device.Calls()["soft_sign"] - before; got != want {
+				t.Fatalf("device signatures per request: %d, want %d (calls %v)", got, want, r.Device.Calls())
+			}
+			again := stacktest.Start(t, dsn, dev, func(o *wscastack.Options) { o.ResponseKey = mode })
+			if a, b := r.R2PS.Keys().Keys[1].KeyID, again.R2PS.Keys().Keys[1].KeyID; a != b {
+				t.Fatalf("two instances, two response keys: %s %s", a, b)
+			}
+		})
+	}
 }

@@ -17,6 +17,8 @@ package dispatch
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +86,38 @@ func (c Compat) String() string {
 	return "off"
 }
 
+// ResponseKey says where the key that signs R2PS responses (the SSK) lives.
+type ResponseKey uint8
+
+const (
+	// ResponseKeySealed: a P-256 key in memory, kept in the store sealed by
+	// the HSM-derived sealing key and shared by all instances (the
+	// default). Responses are signed without an HSM call; forging one
+	// needs the server's memory, or the HSM and the store together.
+	ResponseKeySealed ResponseKey = iota
+	// ResponseKeyHSM: a key generated on and never leaving the HSM; every
+	// response costs one more HSM signature.
+	ResponseKeyHSM
+)
+
+// ParseResponseKey reads the --response-key setting: sealed or hsm.
+func ParseResponseKey(s string) (ResponseKey, error) {
+	switch s {
+	case "", "sealed":
+		return ResponseKeySealed, nil
+	case "hsm":
+		return ResponseKeyHSM, nil
+	}
+	return ResponseKeySealed, fmt.Errorf("dispatch: response key %q: want sealed or hsm", s)
+}
+
+func (k ResponseKey) String() string {
+	if k == ResponseKeyHSM {
+		return "hsm"
+	}
+	return "sealed"
+}
+
 // Store is what the dispatcher needs of the store.
 type Store interface {
 	GetClientKey(ctx context.Context, kid string) (store.ClientKey, error)
@@ -122,6 +156,8 @@ type Config struct {
 	TaskContexts []string
 	// KeyQuota is the number of keys a unit may hold (0: DefaultKeyQuota).
 	KeyQuota int
+	// ResponseKey says where the response-signing key lives.
+	ResponseKey ResponseKey
 	// Registerer, if set, receives the dispatcher's metrics.
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -133,7 +169,9 @@ type Dispatcher struct {
 	cfg      Config
 	log      *slog.Logger
 	metrics  *metrics
-	ssk      wscd.ServerKey // signs responses
+	ssk      wscd.ServerKey // signs responses when ResponseKeyHSM
+	sskSoft  *ecdsa.PrivateKey
+	sskPub   *ecdsa.PublicKey
 	agree    wscd.ServerKey // opens 1FA requests
 	sskKID   string         // RFC 7638 thumbprints
 	agreeKID string
@@ -167,13 +205,21 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 	if d.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
-	if d.ssk, err = cfg.Keys.ServerKey(ctx, wscd.PurposeR2PSSigning); err != nil {
-		return nil, fmt.Errorf("dispatch: signing key: %w", err)
+	if cfg.ResponseKey == ResponseKeyHSM {
+		if d.ssk, err = cfg.Keys.ServerKey(ctx, wscd.PurposeR2PSSigning); err != nil {
+			return nil, fmt.Errorf("dispatch: signing key: %w", err)
+		}
+		d.sskPub = d.ssk.Public
+	} else {
+		if d.sskSoft, err = cfg.Keys.SealedSigningKey(ctx, wscd.PurposeR2PSSigningSealed); err != nil {
+			return nil, fmt.Errorf("dispatch: signing key: %w", err)
+		}
+		d.sskPub = &d.sskSoft.PublicKey
 	}
 	if d.agree, err = cfg.Keys.ServerKey(ctx, wscd.PurposeR2PSAgreement); err != nil {
 		return nil, fmt.Errorf("dispatch: agreement key: %w", err)
 	}
-	d.sskKID, d.agreeKID = r2ps.Thumbprint(d.ssk.Public), r2ps.Thumbprint(d.agree.Public)
+	d.sskKID, d.agreeKID = r2ps.Thumbprint(d.sskPub), r2ps.Thumbprint(d.agree.Public)
 	return d, nil
 }
 
@@ -182,7 +228,7 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 func (d *Dispatcher) Keys() jose.JSONWebKeySet {
 	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
 		{Key: d.agree.Public, KeyID: d.agreeKID, Algorithm: "ECDH-ES", Use: "enc"},
-		{Key: d.ssk.Public, KeyID: d.sskKID, Algorithm: r2ps.AlgES256, Use: "sig"},
+		{Key: d.sskPub, KeyID: d.sskKID, Algorithm: r2ps.AlgES256, Use: "sig"},
 	}}
 }
 
@@ -430,5 +476,13 @@ func (d *Dispatcher) respond(ctx context.Context, r *request, data any) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	return r2ps.SignJWS(payload, r2ps.TypResponse, d.sskKID, d.cfg.Keys.Signer(ctx, d.ssk), nil)
+	return r2ps.SignJWS(payload, r2ps.TypResponse, d.sskKID, d.responseSigner(ctx), nil)
+}
+
+// responseSigner is the SSK as a crypto.Signer.
+func (d *Dispatcher) responseSigner(ctx context.Context) crypto.Signer {
+	if d.sskSoft != nil {
+		return d.sskSoft
+	}
+	return d.cfg.Keys.Signer(ctx, d.ssk)
 }
