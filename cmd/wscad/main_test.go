@@ -169,6 +169,8 @@ func TestBadConfig(t *testing.T) {
 		{"bad device URI", []string{"--device", "tpm:x", "--data-dir", t.TempDir()}, nil, 1},
 		{"half TLS", []string{"--tls-cert", "c.pem", "--data-dir", t.TempDir(), "--device-backend", "soft"}, nil, 1},
 		{"missing config file", []string{"--config", "/nonexistent"}, nil, 2},
+		{"negative R2PS limit", []string{"--r2ps-max-concurrent", "-1"}, nil, 2},
+		{"bad R2PS limit env", nil, map[string]string{"WSCA_R2PS_MAX_CONCURRENT": "many"}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
