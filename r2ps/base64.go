@@ -1,6 +1,7 @@
 package r2ps
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -61,15 +62,27 @@ func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // decodeB64URL decodes a JOSE member or compact part, strictly.
 func decodeB64URL(s []byte) ([]byte, error) {
-	if strings.ContainsAny(string(s), "\r\n") {
-		return nil, errors.New("line break in base64url")
-	}
 	out := make([]byte, base64.RawURLEncoding.DecodedLen(len(s)))
-	n, err := base64.RawURLEncoding.Strict().Decode(out, s)
+	n, err := decodeB64URLInto(out, s)
 	if err != nil {
-		return nil, errors.New("not unpadded base64url")
+		return nil, err
 	}
 	return out[:n], nil
+}
+
+// decodeB64URLInto decodes s into dst, which must hold
+// base64.RawURLEncoding.DecodedLen(len(s)) bytes, strictly, and returns the
+// number of bytes written. (encoding/base64 skips line breaks, so they are
+// refused first.)
+func decodeB64URLInto(dst, s []byte) (int, error) {
+	if bytes.ContainsAny(s, "\r\n") {
+		return 0, errors.New("line break in base64url")
+	}
+	n, err := base64.RawURLEncoding.Strict().Decode(dst, s)
+	if err != nil {
+		return 0, errors.New("not unpadded base64url")
+	}
+	return n, nil
 }
 
 // decodeLenient decodes the binary values of the compat profile

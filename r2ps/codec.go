@@ -116,7 +116,9 @@ func DecodeResponse(payload []byte) (Response, error) {
 		return Response{}, errorf(ErrTooLarge, "%d bytes", len(payload))
 	}
 	var w responseWire
-	if err := decodeStrict(payload, &w, ErrMalformed); err != nil {
+	// A client decodes a response after verifying the server's signature:
+	// no limit on the number of values (a long key list has many).
+	if err := decodeStrictN(payload, &w, ErrMalformed, 0); err != nil {
 		return Response{}, err
 	}
 	if err := checkCommon(w.Ver, w.Nonce, w.IAT, w.Data); err != nil {
@@ -166,10 +168,17 @@ func DecodeData(data json.RawMessage, v any) error {
 	if len(data) > MaxMessageSize {
 		return errorf(ErrTooLarge, "%d bytes", len(data))
 	}
-	if err := decodeStrict(data, v, ErrMalformed); err != nil {
+	// Response types (those with success) are decoded by a client, after
+	// it verified the server's signature: their size is their only limit.
+	_, response := jsonFields(rv.Elem().Type())["success"]
+	limit := maxJSONValues
+	if response {
+		limit = 0
+	}
+	if err := decodeStrictN(data, v, ErrMalformed, limit); err != nil {
 		return err
 	}
-	if _, ok := jsonFields(rv.Elem().Type())["success"]; ok {
+	if response {
 		var probe struct {
 			Success *bool `json:"success"`
 		}

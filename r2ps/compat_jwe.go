@@ -6,6 +6,7 @@ import (
 	"crypto/hkdf"
 	cryptorand "crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -93,12 +94,9 @@ type compatJWE struct {
 // 128-bit tag, and the protected header in full.
 func parseCompat2FA(compact []byte) (compatJWE, error) {
 	var c compatJWE
-	if len(compact) > MaxMessageSize {
-		return c, errorf(ErrTooLarge, "%d bytes", len(compact))
-	}
-	parts := bytes.Split(compact, []byte{'.'})
-	if len(parts) != 5 {
-		return c, errorf(ErrMalformed, "compact JWE has %d parts, want 5", len(parts))
+	var parts [5][]byte
+	if err := splitCompact(compact, parts[:], "JWE"); err != nil {
+		return c, err
 	}
 	if len(parts[0]) > maxCompatHeader {
 		return c, errorf(ErrHeader, "protected header of %d bytes", len(parts[0]))
@@ -113,12 +111,18 @@ func parseCompat2FA(compact []byte) (compatJWE, error) {
 	if c.iv, err = decodeB64URL(parts[2]); err != nil || len(c.iv) != ivSize {
 		return c, errorf(ErrMalformed, "JWE IV: want %d bytes of base64url", ivSize)
 	}
-	if c.ciphertext, err = decodeB64URL(parts[3]); err != nil {
-		return c, errorf(ErrMalformed, "JWE ciphertext: not base64url")
-	}
-	if c.tag, err = decodeB64URL(parts[4]); err != nil || len(c.tag) != tagSize {
+	if base64.RawURLEncoding.DecodedLen(len(parts[4])) != tagSize {
 		return c, errorf(ErrMalformed, "JWE tag: want %d bytes of base64url", tagSize)
 	}
+	c.sealed = make([]byte, base64.RawURLEncoding.DecodedLen(len(parts[3]))+tagSize)
+	n, err := decodeB64URLInto(c.sealed, parts[3])
+	if err != nil {
+		return c, errorf(ErrMalformed, "JWE ciphertext: not base64url")
+	}
+	if m, err := decodeB64URLInto(c.sealed[n:], parts[4]); err != nil || m != tagSize {
+		return c, errorf(ErrMalformed, "JWE tag: want %d bytes of base64url", tagSize)
+	}
+	c.sealed = c.sealed[:n+tagSize]
 	var h compatHeader
 	if err := decodeStrict(c.header, &h, ErrHeader); err != nil {
 		return c, err

@@ -21,6 +21,16 @@
 // padded base64 for binary members (§4.2), and only the header members the
 // mode allows (no crit, no zip).
 //
+// # Bounds
+//
+// What a server parses before it knows the sender is bounded
+// (docs/protocol.md §1): [Classify] routes a body by counting its dots,
+// without allocating; parts are counted before they are split; a protected
+// header over [MaxHeaderSize] is refused before it is decoded; the strict
+// JSON checker walks at most 1024 values of a header or request; and
+// [ParseJWE] decodes a JWE header once, for [JWE.Mode] and [JWE.KID] to route
+// by and [JWE.Open1FA] or [JWE.Open2FA] to open.
+//
 // # Compat profile
 //
 // [DecodeCompat] accepts the bare JWS payload of go-r2ps-service clients

@@ -57,7 +57,16 @@ func SealResponse1FA(jws []byte, clientCAK *ecdh.PublicKey, cakKID, clientID, se
 // code (see [Code]) is the caller's choice; a Z that is not 32 bytes is a
 // SERVER_ERROR.
 func Open1FA(compact []byte, agree func(epk *ecdh.PublicKey) ([]byte, error)) (Envelope1FA, error) {
-	return open1FA(compact, agree, false)
+	j, err := ParseJWE(compact)
+	if err != nil {
+		return Envelope1FA{}, err
+	}
+	return j.open1FA(agree, false)
+}
+
+// Open1FA is [Open1FA] on a parsed JWE.
+func (j *JWE) Open1FA(agree func(epk *ecdh.PublicKey) ([]byte, error)) (Envelope1FA, error) {
+	return j.open1FA(agree, false)
 }
 
 // OpenResponse1FA opens a 1FA response on the client with the private CAK.
@@ -65,7 +74,11 @@ func OpenResponse1FA(compact []byte, cakPriv *ecdh.PrivateKey) (Envelope1FA, err
 	if cakPriv == nil || cakPriv.Curve() != ecdh.P256() {
 		return Envelope1FA{}, errNoKey
 	}
-	return open1FA(compact, cakPriv.ECDH, true)
+	j, err := ParseJWE(compact)
+	if err != nil {
+		return Envelope1FA{}, err
+	}
+	return j.open1FA(cakPriv.ECDH, true)
 }
 
 func seal1FA(sign func(string) ([]byte, error), recipient *ecdh.PublicKey, kid, partyU, partyV string, random io.Reader) ([]byte, error) {
@@ -107,22 +120,12 @@ func seal1FA(sign func(string) ([]byte, error), recipient *ecdh.PublicKey, kid, 
 	return sealCompact(protected, cek, jws, random)
 }
 
-func open1FA(compact []byte, agree func(*ecdh.PublicKey) ([]byte, error), response bool) (Envelope1FA, error) {
+func (j *JWE) open1FA(agree func(*ecdh.PublicKey) ([]byte, error), response bool) (Envelope1FA, error) {
 	var env Envelope1FA
-	c, err := parseCompactJWE(compact)
-	if err != nil {
-		return env, err
-	}
-	var h header1FA
-	if err := decodeStrict(c.header, &h, ErrHeader); err != nil {
-		return env, err
-	}
-	if h.Typ != TypJWE1FA || h.Alg != AlgECDHES || h.Enc != EncA256GCM || h.Cty != CtyJWT {
+	c, h := &j.c, &j.h
+	if j.mode != Mode1FA || h.Alg != AlgECDHES || h.Enc != EncA256GCM || h.Cty != CtyJWT {
 		return env, errorf(ErrHeader, "typ %q alg %q enc %q cty %q, want %s %s %s %s",
 			h.Typ, h.Alg, h.Enc, h.Cty, TypJWE1FA, AlgECDHES, EncA256GCM, CtyJWT)
-	}
-	if err := checkName(ErrHeader, "kid", h.KID); err != nil {
-		return env, err
 	}
 	if h.EPK == nil {
 		return env, errorf(ErrHeader, "epk missing")
@@ -160,9 +163,13 @@ func open1FA(compact []byte, agree func(*ecdh.PublicKey) ([]byte, error), respon
 	return env, nil
 }
 
-// partyInfo decodes apu or apv: base64url of the UTF-8 client_id or context
-// (docs/protocol.md §2).
-func partyInfo(what, s string) ([]byte, error) {
+// partyInfo decodes apu or apv: a JSON string holding base64url of the
+// UTF-8 client_id or context (docs/protocol.md §2).
+func partyInfo(what string, raw json.RawMessage) ([]byte, error) {
+	var s string
+	if raw == nil || json.Unmarshal(raw, &s) != nil {
+		return nil, errorf(ErrHeader, "%s: missing or not a string", what)
+	}
 	b, err := decodeB64URL([]byte(s))
 	if err != nil || !utf8.Valid(b) {
 		return nil, errorf(ErrHeader, "%s: not base64url of UTF-8", what)
@@ -200,16 +207,23 @@ func Seal2FA(jws, sessionKey []byte, sessionID string, random io.Reader) ([]byte
 // or any error whose code the caller chooses. A key that is not 32 bytes is
 // a SERVER_ERROR. Open2FA never modifies the key.
 func Open2FA(compact []byte, lookup func(sessionID string) ([]byte, error)) (Envelope2FA, error) {
-	var env Envelope2FA
-	c, h, err := parseDir(compact)
+	j, err := ParseJWE(compact)
 	if err != nil {
-		return env, err
+		return Envelope2FA{}, err
 	}
-	if h.Typ != TypJWE2FA || h.Cty != CtyJWT {
-		return env, errorf(ErrHeader, "typ %q cty %q, want %s %s", h.Typ, h.Cty, TypJWE2FA, CtyJWT)
+	return j.Open2FA(lookup)
+}
+
+// Open2FA is [Open2FA] on a parsed JWE.
+func (j *JWE) Open2FA(lookup func(sessionID string) ([]byte, error)) (Envelope2FA, error) {
+	var env Envelope2FA
+	c, h := &j.c, &j.h
+	if j.mode != Mode2FA || h.Alg != AlgDir || h.Enc != EncA256GCM || h.Cty != CtyJWT {
+		return env, errorf(ErrHeader, "typ %q alg %q enc %q cty %q, want %s %s %s %s",
+			h.Typ, h.Alg, h.Enc, h.Cty, TypJWE2FA, AlgDir, EncA256GCM, CtyJWT)
 	}
-	if err := checkName(ErrHeader, "kid", h.KID); err != nil {
-		return env, err
+	if h.EPK != nil || h.APU != nil || h.APV != nil {
+		return env, errorf(ErrHeader, "epk, apu and apv belong to 1FA")
 	}
 	key, err := lookup(h.KID)
 	if err != nil {

@@ -32,7 +32,8 @@ var (
 	// ErrMalformed: the message breaks a syntax or member rule (JSON,
 	// base64, sizes, required members, ver).
 	ErrMalformed = &Error{Code: CodeIllegalRequestData, Msg: "malformed message"}
-	// ErrTooLarge: the message exceeds MaxMessageSize.
+	// ErrTooLarge: the message exceeds MaxMessageSize, or its protected
+	// header MaxHeaderSize.
 	ErrTooLarge = &Error{Code: CodeIllegalRequestData, Msg: "message too large"}
 	// ErrHeader: a JOSE protected header breaks the profile (alg, enc, typ,
 	// cty, kid, epk, apu, apv, crit, zip or an unknown member).

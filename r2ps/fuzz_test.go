@@ -7,7 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -223,5 +226,86 @@ func FuzzDecodeLenient(f *testing.F) {
 			}
 		}
 		t.Fatalf("%q decoded to %x, which encodes otherwise", s, b)
+	})
+}
+
+// FuzzClassify: Classify never allocates more than its error, and it agrees
+// with the parsers: what it refuses they refuse, a JWS is never a JWE and
+// what parses as a JWE it calls one.
+func FuzzClassify(f *testing.F) {
+	fx := fixedFixture(f)
+	req := seedRequest(f, fx)
+	f.Add(fx.seal1FA(f, req))
+	f.Add(fx.seal2FA(f, req))
+	f.Add(fx.signRequest(f, req, "x"))
+	f.Add([]byte("...."))
+	f.Add(append(bytes.Repeat([]byte{'A'}, MaxHeaderSize+1), ".."...))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		kind, err := Classify(body)
+		wantTyped(t, err)
+		_, jweErr := ParseJWE(body)
+		_, _, jwsErr := VerifyJWS(body, TypRequest, fx.cskKey)
+		wantTyped(t, jweErr)
+		switch {
+		case err != nil && (kind != KindNone || jweErr == nil || jwsErr == nil):
+			t.Fatalf("Classify refused (%v) what a parser took: JWE %v, JWS %v", err, jweErr, jwsErr)
+		case kind == KindJWS && jweErr == nil, kind == KindJWE && jwsErr == nil:
+			t.Fatalf("Classify said %v: JWE %v, JWS %v", kind, jweErr, jwsErr)
+		}
+	})
+}
+
+// FuzzParseJWE: one parse gives the same answers as the one-shot functions.
+func FuzzParseJWE(f *testing.F) {
+	fx := fixedFixture(f)
+	req := seedRequest(f, fx)
+	f.Add(fx.seal1FA(f, req))
+	f.Add(fx.seal2FA(f, req))
+	f.Add(craftRaw(f, []byte(`{"typ":"r2ps-2fa","kid":"s","epk":null}`), fx.sessionKey))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		j, err := ParseJWE(msg)
+		wantTyped(t, err)
+		mode, kid, modeErr := EnvelopeMode(msg)
+		if (err == nil) != (modeErr == nil) {
+			t.Fatalf("ParseJWE %v, EnvelopeMode %v", err, modeErr)
+		}
+		if err != nil {
+			return
+		}
+		if j.Mode() != mode || j.KID() != kid || !bytes.HasPrefix(msg, []byte(j.ProtectedHeader()+".")) {
+			t.Fatalf("ParseJWE %v %q, EnvelopeMode %v %q", j.Mode(), j.KID(), mode, kid)
+		}
+		_, err1 := j.Open1FA(fx.agree)
+		_, want1 := Open1FA(msg, fx.agree)
+		_, err2 := j.Open2FA(fx.lookup)
+		_, want2 := Open2FA(msg, fx.lookup)
+		wantTyped(t, err1)
+		wantTyped(t, err2)
+		if fmt.Sprint(err1) != fmt.Sprint(want1) || fmt.Sprint(err2) != fmt.Sprint(want2) {
+			t.Fatalf("methods %v / %v, functions %v / %v", err1, err2, want1, want2)
+		}
+		if err1 == nil && err2 == nil {
+			t.Fatal("opened in both modes")
+		}
+	})
+}
+
+// FuzzStrictJSON: the value limit only ever refuses more, with its own
+// message, and what the unlimited checker accepts is valid JSON.
+func FuzzStrictJSON(f *testing.F) {
+	f.Add([]byte(`{"a":[1,2,{"b":null}],"c":"d"}`))
+	f.Add([]byte(members(maxJSONValues)))
+	f.Add([]byte(strings.Repeat("[", 40) + strings.Repeat("]", 40)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		limited := checkJSON(data, nil)
+		unlimited := checkJSONN(data, nil, 0)
+		switch {
+		case unlimited == nil && !json.Valid(data):
+			t.Fatalf("accepted invalid JSON %q", data)
+		case limited == nil && unlimited != nil:
+			t.Fatalf("limited accepted what unlimited refused: %v", unlimited)
+		case limited != nil && unlimited == nil && !strings.Contains(limited.Error(), "JSON values"):
+			t.Fatalf("limited refused with %v", limited)
+		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	cryptorand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,23 +45,22 @@ type header2FA struct {
 // compactJWE is a compact JWE (RFC 7516 §7.1) split into its parts. The
 // encrypted key is empty in both R2PS modes (§4.1.1, §4.1.2).
 type compactJWE struct {
-	protected  string // BASE64URL(UTF8(header)) as received: the AAD (RFC 7516 §5.1 step 14)
-	header     []byte // the decoded header JSON
-	iv         []byte
-	ciphertext []byte
-	tag        []byte
+	protected string // BASE64URL(UTF8(header)) as received: the AAD (RFC 7516 §5.1 step 14)
+	header    []byte // the decoded header JSON
+	iv        []byte
+	// sealed is the ciphertext followed by the tag, decoded into one
+	// buffer: the input of cipher.AEAD.Open, which opens it in place.
+	sealed []byte
 }
 
-// parseCompactJWE checks the structure of a compact JWE: size, five parts,
-// an empty encrypted key, strict base64url, a 96-bit IV and a 128-bit tag.
+// parseCompactJWE checks the structure of a compact JWE: size, five parts
+// (counted before splitting), an empty encrypted key, a protected header of
+// at most MaxHeaderSize, strict base64url, a 96-bit IV and a 128-bit tag.
 func parseCompactJWE(compact []byte) (compactJWE, error) {
 	var c compactJWE
-	if len(compact) > MaxMessageSize {
-		return c, errorf(ErrTooLarge, "%d bytes", len(compact))
-	}
-	parts := bytes.Split(compact, []byte{'.'})
-	if len(parts) != 5 {
-		return c, errorf(ErrMalformed, "compact JWE has %d parts, want 5", len(parts))
+	var parts [5][]byte
+	if err := splitCompact(compact, parts[:], "JWE"); err != nil {
+		return c, err
 	}
 	if len(parts[1]) != 0 {
 		return c, errorf(ErrMalformed, "JWE encrypted key is not empty")
@@ -72,12 +72,19 @@ func parseCompactJWE(compact []byte) (compactJWE, error) {
 	if c.iv, err = decodeB64URL(parts[2]); err != nil || len(c.iv) != ivSize {
 		return c, errorf(ErrMalformed, "JWE IV: want %d bytes of base64url", ivSize)
 	}
-	if c.ciphertext, err = decodeB64URL(parts[3]); err != nil {
-		return c, errorf(ErrMalformed, "JWE ciphertext: not base64url")
-	}
-	if c.tag, err = decodeB64URL(parts[4]); err != nil || len(c.tag) != tagSize {
+	if base64.RawURLEncoding.DecodedLen(len(parts[4])) != tagSize {
 		return c, errorf(ErrMalformed, "JWE tag: want %d bytes of base64url", tagSize)
 	}
+	ct := parts[3]
+	c.sealed = make([]byte, base64.RawURLEncoding.DecodedLen(len(ct))+tagSize)
+	n, err := decodeB64URLInto(c.sealed, ct)
+	if err != nil {
+		return c, errorf(ErrMalformed, "JWE ciphertext: not base64url")
+	}
+	if m, err := decodeB64URLInto(c.sealed[n:], parts[4]); err != nil || m != tagSize {
+		return c, errorf(ErrMalformed, "JWE tag: want %d bytes of base64url", tagSize)
+	}
+	c.sealed = c.sealed[:n+tagSize]
 	c.protected = string(parts[0])
 	return c, nil
 }
@@ -88,9 +95,9 @@ func (c *compactJWE) open(cek []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed := make([]byte, 0, len(c.ciphertext)+tagSize)
-	sealed = append(append(sealed, c.ciphertext...), c.tag...)
-	plaintext, err := aead.Open(sealed[:0], c.iv, sealed, []byte(c.protected))
+	// Not in place: Open clears its output on failure, and a parsed JWE may
+	// be tried with more than one key.
+	plaintext, err := aead.Open(nil, c.iv, c.sealed, []byte(c.protected))
 	if err != nil {
 		return nil, ErrDecrypt
 	}
@@ -139,50 +146,82 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// parseDir parses a compact JWE of alg dir and enc A256GCM.
-func parseDir(compact []byte) (compactJWE, header2FA, error) {
-	var h header2FA
+// jweHeader is the protected header of either mode, decoded once by
+// ParseJWE: it has every member either mode names, so decodeStrict still
+// refuses any other (crit, zip, jku, …), and each Open refuses the members
+// of the other mode. epk, apu and apv stay raw so that presence, even as
+// null, is seen.
+type jweHeader struct {
+	Alg string          `json:"alg"`
+	Enc string          `json:"enc"`
+	Typ string          `json:"typ"`
+	Cty string          `json:"cty"`
+	KID string          `json:"kid"`
+	EPK json.RawMessage `json:"epk"`
+	APU json.RawMessage `json:"apu"`
+	APV json.RawMessage `json:"apv"`
+}
+
+// JWE is a compact JWE of either mode whose structure and protected header
+// have been parsed, once: [JWE.Mode] and [JWE.KID] route it, and
+// [JWE.Open1FA] or [JWE.Open2FA] open it without parsing it again.
+type JWE struct {
+	c    compactJWE
+	h    jweHeader
+	mode Mode
+}
+
+// ParseJWE parses a compact JWE: the structure (see [Classify]: at most
+// [MaxMessageSize], five parts, a protected header of at most
+// [MaxHeaderSize]), then the header under the strict JSON rules, whose typ
+// gives the mode (§4.1: "The recipient determines the mode from the typ")
+// and whose kid must be a valid name. The other members are checked by the
+// Open methods, before any key is used. Errors wrap [ErrTooLarge],
+// [ErrMalformed] or [ErrHeader].
+func ParseJWE(compact []byte) (*JWE, error) {
 	c, err := parseCompactJWE(compact)
 	if err != nil {
-		return c, h, err
+		return nil, err
 	}
-	if err := decodeStrict(c.header, &h, ErrHeader); err != nil {
-		return c, h, err
+	j := &JWE{c: c}
+	if err := decodeStrict(c.header, &j.h, ErrHeader); err != nil {
+		return nil, err
 	}
-	if h.Alg != AlgDir || h.Enc != EncA256GCM {
-		return c, h, errorf(ErrHeader, "alg %q enc %q, want %s %s", h.Alg, h.Enc, AlgDir, EncA256GCM)
+	switch j.h.Typ {
+	case TypJWE1FA:
+		j.mode = Mode1FA
+	case TypJWE2FA:
+		j.mode = Mode2FA
+	default:
+		return nil, errorf(ErrHeader, "typ %q is no R2PS mode", j.h.Typ)
 	}
-	return c, h, nil
+	if err := checkName(ErrHeader, "kid", j.h.KID); err != nil {
+		return nil, err
+	}
+	return j, nil
 }
+
+// Mode is the protection mode the header's typ names.
+func (j *JWE) Mode() Mode { return j.mode }
+
+// KID is the header's kid: the recipient's key in 1FA, the session in 2FA.
+func (j *JWE) KID() string { return j.h.KID }
+
+// ProtectedHeader is the encoded protected header as received, whose
+// [JWEHash] the request's jwe_hash must equal (§4.2.1).
+func (j *JWE) ProtectedHeader() string { return j.c.protected }
 
 // EnvelopeMode reads the typ and kid of a compact JWE's protected header
 // without decrypting, so that the server can choose [Open1FA] or [Open2FA]
-// (§4.1: "The recipient determines the mode from the typ") and refuse an
-// unknown kid before any key operation. The Open functions check the whole
-// header again.
+// and refuse an unknown kid before any key operation. It is [ParseJWE]
+// without the result: a server that keeps the *JWE and calls its Open
+// method parses the message once instead of twice.
 func EnvelopeMode(compact []byte) (Mode, string, error) {
-	c, err := parseCompactJWE(compact)
+	j, err := ParseJWE(compact)
 	if err != nil {
 		return ModeNone, "", err
 	}
-	var h map[string]json.RawMessage
-	if err := decodeStrict(c.header, &h, ErrHeader); err != nil {
-		return ModeNone, "", err
-	}
-	var typ, kid string
-	if json.Unmarshal(h["typ"], &typ) != nil || json.Unmarshal(h["kid"], &kid) != nil {
-		return ModeNone, "", errorf(ErrHeader, "typ or kid missing or not a string")
-	}
-	if err := checkName(ErrHeader, "kid", kid); err != nil {
-		return ModeNone, "", err
-	}
-	switch typ {
-	case TypJWE1FA:
-		return Mode1FA, kid, nil
-	case TypJWE2FA:
-		return Mode2FA, kid, nil
-	}
-	return ModeNone, "", errorf(ErrHeader, "typ %q is no R2PS mode", typ)
+	return j.mode, j.h.KID, nil
 }
 
 // checkName validates an identifier from a header or payload (kid, session

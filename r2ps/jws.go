@@ -1,7 +1,6 @@
 package r2ps
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -101,12 +100,9 @@ func VerifyJWSCompat(compact []byte, wantTyp string, key func(kid string, embedd
 
 func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error)) ([]byte, JWSHeader, error) {
 	var hdr JWSHeader
-	if len(compact) > MaxMessageSize {
-		return nil, hdr, errorf(ErrTooLarge, "%d bytes", len(compact))
-	}
-	parts := bytes.Split(compact, []byte{'.'})
-	if len(parts) != 3 {
-		return nil, hdr, errorf(ErrMalformed, "compact JWS has %d parts, want 3", len(parts))
+	var parts [3][]byte
+	if err := splitCompact(compact, parts[:], "JWS"); err != nil {
+		return nil, hdr, err
 	}
 	raw, err := decodeB64URL(parts[0])
 	if err != nil || len(raw) == 0 {
@@ -134,10 +130,6 @@ func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid st
 		}
 		hdr.JWK = &jose.JSONWebKey{Key: toECDSA(pub)}
 	}
-	payload, err := decodeB64URL(parts[1])
-	if err != nil {
-		return nil, hdr, errorf(ErrMalformed, "JWS payload: not base64url")
-	}
 	sig, err := decodeB64URL(parts[2])
 	if err != nil || len(sig) != es256SigSize {
 		return nil, hdr, errorf(ErrSignature, "want %d bytes of base64url R || S", es256SigSize)
@@ -150,12 +142,17 @@ func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid st
 		return nil, hdr, errors.New("r2ps: key function returned no P-256 key")
 	}
 	// The signing input is ASCII(header) '.' ASCII(payload) as received
-	// (RFC 7515 §5.2 step 8).
+	// (RFC 7515 §5.2 step 8), so the signature is checked before the
+	// payload is decoded: an unsigned payload costs a hash, not a decode.
 	digest := sha256.Sum256(compact[:len(parts[0])+1+len(parts[1])])
 	r := new(big.Int).SetBytes(sig[:32])
 	s := new(big.Int).SetBytes(sig[32:])
 	if !ecdsa.Verify(pub, digest[:], r, s) {
 		return nil, hdr, ErrSignature
+	}
+	payload, err := decodeB64URL(parts[1])
+	if err != nil {
+		return nil, hdr, errorf(ErrMalformed, "JWS payload: not base64url")
 	}
 	hdr.Alg, hdr.Typ, hdr.KID = w.Alg, w.Typ, w.KID
 	return payload, hdr, nil

@@ -20,7 +20,12 @@ import (
 // correct signer would, so that only the header rules can refuse it.
 func signRaw(t testing.TB, header string, payload []byte, k *ecdsa.PrivateKey) []byte {
 	t.Helper()
-	input := b64url([]byte(header)) + "." + b64url(payload)
+	return []byte(signInput(t, b64url([]byte(header))+"."+b64url(payload), k))
+}
+
+// signInput signs a signing input as it is and appends the signature.
+func signInput(t testing.TB, input string, k *ecdsa.PrivateKey) string {
+	t.Helper()
 	digest := sha256.Sum256([]byte(input))
 	r, s, err := ecdsa.Sign(rand.Reader, k, digest[:])
 	if err != nil {
@@ -29,7 +34,7 @@ func signRaw(t testing.TB, header string, payload []byte, k *ecdsa.PrivateKey) [
 	sig := make([]byte, 64)
 	r.FillBytes(sig[:32])
 	s.FillBytes(sig[32:])
-	return []byte(input + "." + b64url(sig))
+	return input + "." + b64url(sig)
 }
 
 func TestJWSRoundTrip(t *testing.T) {
@@ -158,11 +163,14 @@ func TestVerifyJWSRejects(t *testing.T) {
 		"sig padded":     {msg + "=", ErrSignature},
 		"zero sig":       {parts[0] + "." + parts[1] + "." + b64url(make([]byte, 64)), ErrSignature},
 		"other payload":  {parts[0] + "." + b64url([]byte("q")) + "." + parts[2], ErrSignature},
-		"payload padded": {parts[0] + "." + base64.URLEncoding.EncodeToString([]byte("p")) + "." + parts[2], ErrMalformed},
-		"2 parts":        {parts[0] + "." + parts[1], ErrMalformed},
-		"4 parts":        {msg + ".", ErrMalformed},
-		"header not b64": {"!" + msg, ErrMalformed},
-		"JWE":            {parts[0] + ".." + parts[1] + "." + parts[2] + ".AAAA", ErrMalformed},
+		"payload padded": {parts[0] + "." + base64.URLEncoding.EncodeToString([]byte("p")) + "." + parts[2], ErrSignature},
+		// Signed as it is, the padded payload passes the signature and is
+		// refused by the decoder, which runs after it.
+		"payload padded, signed": {signInput(t, parts[0]+"."+base64.URLEncoding.EncodeToString([]byte("p")), f.csk), ErrMalformed},
+		"2 parts":                {parts[0] + "." + parts[1], ErrMalformed},
+		"4 parts":                {msg + ".", ErrMalformed},
+		"header not b64":         {"!" + msg, ErrMalformed},
+		"JWE":                    {parts[0] + ".." + parts[1] + "." + parts[2] + ".AAAA", ErrMalformed},
 	} {
 		_, _, err := VerifyJWS([]byte(c.m), TypRequest, f.cskKey)
 		if !errors.Is(err, c.want) {

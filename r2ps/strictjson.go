@@ -14,6 +14,18 @@ import (
 // maxJSONDepth bounds the nesting of any JSON accepted; R2PS needs four.
 const maxJSONDepth = 32
 
+// maxJSONValues bounds the values (objects, arrays, strings, numbers,
+// literals: each member's value and each element counts one) that the strict
+// checker walks in one document a server decodes before it knows the
+// sender: headers, request payloads and request data. The largest request
+// (a 2fa_registration with its cak) has about 25; an attestation request
+// with a list of keys has about ten per key. Past the limit the document is
+// refused instead of walked, so a 1 MiB body of tiny members costs
+// microseconds, not a walk of 70,000 members and a map of their names.
+// Response documents, which a client decodes only after it verified the
+// server's signature, are not limited beyond their size.
+const maxJSONValues = 1024
+
 // decodeStrict decodes data into v (a pointer) under the strict rules of
 // docs/protocol.md §3: valid UTF-8, exactly one JSON value with nothing after
 // it, no duplicate member in any object, and in every object that maps to a
@@ -22,7 +34,13 @@ const maxJSONDepth = 32
 // members and keep the last of two duplicates). Type mismatches are left to
 // encoding/json. Errors wrap sentinel.
 func decodeStrict(data []byte, v any, sentinel *Error) error {
-	if err := checkJSON(data, reflect.TypeOf(v)); err != nil {
+	return decodeStrictN(data, v, sentinel, maxJSONValues)
+}
+
+// decodeStrictN is decodeStrict with a limit of maxValues JSON values; 0
+// means no limit.
+func decodeStrictN(data []byte, v any, sentinel *Error, maxValues int) error {
+	if err := checkJSONN(data, reflect.TypeOf(v), maxValues); err != nil {
 		return errorf(sentinel, "%v", err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
@@ -40,26 +58,43 @@ func jsonError(err error) error {
 	return err
 }
 
-// checkJSON enforces the structural rules of decodeStrict against type t.
+// checkJSON enforces the structural rules of decodeStrict against type t,
+// with the limit of maxJSONValues.
 func checkJSON(data []byte, t reflect.Type) error {
+	return checkJSONN(data, t, maxJSONValues)
+}
+
+// checkJSONN is checkJSON with a limit of maxValues values (0: none).
+func checkJSONN(data []byte, t reflect.Type, maxValues int) error {
 	if !utf8.Valid(data) {
 		return errors.New("invalid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := checkValue(dec, t, 0); err != nil {
+	w := walker{dec: json.NewDecoder(bytes.NewReader(data)), max: maxValues}
+	w.dec.UseNumber()
+	if err := w.value(t, 0); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := w.dec.Token(); err != io.EOF {
 		return errors.New("data after the JSON value")
 	}
 	return nil
 }
 
-func checkValue(dec *json.Decoder, t reflect.Type, depth int) error {
+// walker walks one JSON document token by token.
+type walker struct {
+	dec *json.Decoder
+	max int // the limit on values, 0 for none
+	n   int // values seen
+}
+
+func (w *walker) value(t reflect.Type, depth int) error {
 	if depth > maxJSONDepth {
 		return errors.New("JSON nested too deeply")
 	}
+	if w.n++; w.max > 0 && w.n > w.max {
+		return fmt.Errorf("more than %d JSON values", w.max)
+	}
+	dec := w.dec
 	tok, err := dec.Token()
 	if err != nil {
 		return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
@@ -75,7 +110,7 @@ func checkValue(dec *json.Decoder, t reflect.Type, depth int) error {
 			elem = t.Elem()
 		}
 		for dec.More() {
-			if err := checkValue(dec, elem, depth+1); err != nil {
+			if err := w.value(elem, depth+1); err != nil {
 				return err
 			}
 		}
@@ -101,7 +136,7 @@ func checkValue(dec *json.Decoder, t reflect.Type, depth int) error {
 		} else if t != nil && t.Kind() == reflect.Map {
 			ft = t.Elem()
 		}
-		if err := checkValue(dec, ft, depth+1); err != nil {
+		if err := w.value(ft, depth+1); err != nil {
 			return err
 		}
 	}

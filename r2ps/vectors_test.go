@@ -132,8 +132,12 @@ func TestVectorJWESymmetric(t *testing.T) {
 			key := unhex(t, v.Keys.SymmetricKeyHex)
 			// The vector is dir/A256GCM without typ and kid and with cty
 			// application/octet-stream: the layer below Open2FA opens it.
-			c, h, err := parseDir([]byte(v.JWESymmetric.Compact))
-			if err != nil || h.Typ != "" || h.KID != "" {
+			c, err := parseCompactJWE([]byte(v.JWESymmetric.Compact))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h header2FA
+			if err := decodeStrict(c.header, &h, ErrHeader); err != nil || h.Alg != AlgDir || h.Enc != EncA256GCM || h.Typ != "" || h.KID != "" {
 				t.Fatal(err, h)
 			}
 			pt, err := c.open(key)

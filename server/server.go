@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -100,7 +101,17 @@ type Config struct {
 	// PIN answers the admin API's attempts query with the policy's view of
 	// the lock; nil leaves that query out.
 	PIN *pin.Server
+	// R2PSMaxConcurrent bounds the /r2ps requests served at once; more are
+	// answered 503 TRY_LATER without their body being read. 0 means
+	// DefaultR2PSMaxConcurrent.
+	R2PSMaxConcurrent int
 }
+
+// DefaultR2PSMaxConcurrent is the bound on /r2ps requests served at once
+// when none is configured: twice GOMAXPROCS, and at least 16, since a
+// request mostly waits on the HSM and the store. Each holds at most one
+// body (MaxBodyBytes) and what parsing it costs, about as much again.
+func DefaultR2PSMaxConcurrent() int { return max(16, 2*runtime.GOMAXPROCS(0)) }
 
 // Server serves one wscad instance.
 type Server struct {
@@ -108,6 +119,9 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	metrics http.Handler
+	// r2psSlots holds a token per /r2ps request being served.
+	r2psSlots chan struct{}
+	r2psBusy  prometheus.Counter
 }
 
 // New builds a server. It registers its collectors on cfg.Registry.
@@ -127,7 +141,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	switch {
+	case cfg.R2PSMaxConcurrent < 0:
+		return nil, fmt.Errorf("server: R2PS concurrency limit %d is negative", cfg.R2PSMaxConcurrent)
+	case cfg.R2PSMaxConcurrent == 0:
+		cfg.R2PSMaxConcurrent = DefaultR2PSMaxConcurrent()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, r2psSlots: make(chan struct{}, cfg.R2PSMaxConcurrent)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -141,10 +161,19 @@ func New(cfg Config) (*Server, error) {
 		},
 	})
 	build.Set(1)
+	s.r2psBusy = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wsca_r2ps_busy_total",
+		Help: "R2PS requests refused with 503 TRY_LATER because the concurrency limit was reached.",
+	})
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "wsca_r2ps_in_flight",
+		Help:        "R2PS requests being served.",
+		ConstLabels: prometheus.Labels{"limit": fmt.Sprint(cfg.R2PSMaxConcurrent)},
+	}, func() float64 { return float64(len(s.r2psSlots)) })
 	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build,
+		build, s.r2psBusy, inFlight,
 	} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("server: %w", err)
@@ -183,10 +212,32 @@ func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
 	return s.serve(ctx, ln, s.MetricsHandler())
 }
 
-// r2ps answers one R2PS message. The dispatcher decides the status and
-// body; this only moves bytes.
+// serveR2PS answers one R2PS message. The dispatcher decides the status
+// and body; this bounds the work: at most R2PSMaxConcurrent messages are
+// read and dispatched at once, and any more is refused at once, before its
+// body is read, so a flood of hostile bodies holds no more than that many
+// in memory. The body is read into one buffer of its declared length.
 func (s *Server) serveR2PS(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(r.Body)
+	if r.ContentLength > MaxBodyBytes {
+		w.Header().Set("Connection", "close") // as below
+		return Errorf(http.StatusRequestEntityTooLarge, "message too large", fmt.Errorf("Content-Length %d", r.ContentLength))
+	}
+	select {
+	case s.r2psSlots <- struct{}{}:
+		defer func() { <-s.r2psSlots }()
+	default:
+		s.r2psBusy.Inc()
+		s.log.DebugContext(r.Context(), "r2ps request refused: concurrency limit", "request_id", requestID(r.Context()),
+			"limit", cap(s.r2psSlots))
+		// Connection: close, or net/http would wait for up to 256 KiB of
+		// the body to keep the connection (it cannot tell how much is left,
+		// as the middleware wrapped the body).
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, r2ps.CodeTryLater)
+		return nil
+	}
+	body, err := readBody(r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -200,6 +251,33 @@ func (s *Server) serveR2PS(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(rep.Status)
 	w.Write(rep.Body)
 	return nil
+}
+
+// readBody reads a request body (at most MaxBodyBytes, which the middleware
+// enforces) into one buffer: of the declared length when there is one,
+// else grown as io.ReadAll grows it.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength < 0 {
+		return io.ReadAll(r.Body)
+	}
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// writeProblem answers with an RFC 9457 problem carrying an R2PS code, in
+// the form the dispatcher uses (docs/protocol.md §1).
+func writeProblem(w http.ResponseWriter, code string) {
+	status := r2ps.HTTPStatus(code)
+	w.Header().Set("Content-Type", dispatch.MediaProblem)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"type": "urn:wsca:r2ps:" + code, "title": strings.ToLower(strings.ReplaceAll(code, "_", " ")),
+		"status": status, "code": code,
+	})
 }
 
 // r2psKeys publishes the server's R2PS keys (JWKS).

@@ -69,6 +69,7 @@ type options struct {
 	maxSession      time.Duration
 	taskContexts    string
 	iatMaxAge       time.Duration
+	r2psConcurrent  int
 }
 
 // errVersion stops parsing: --version was given.
@@ -99,6 +100,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.DurationVar(&o.maxSession, "max-session", dispatch.DefaultMaxSession, "longest PIN session a client may ask for")
 	fs.StringVar(&o.taskContexts, "task-contexts", "signing", "comma-separated contexts where sign_ecdsa needs a session bound to sign: task (SCAL2)")
 	fs.DurationVar(&o.iatMaxAge, "iat-max-age", dispatch.DefaultMaxAge, "oldest request (iat) accepted; nonces are kept this long")
+	fs.IntVar(&o.r2psConcurrent, "r2ps-max-concurrent", 0, "R2PS requests served at once; more get 503 TRY_LATER unread (0: max(16, 2×GOMAXPROCS))")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -122,6 +124,9 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	}
 	if err := config.Apply(fs, lookup, file); err != nil {
 		return nil, err
+	}
+	if o.r2psConcurrent < 0 {
+		return nil, fmt.Errorf("--r2ps-max-concurrent %d: want 0 (the default) or more", o.r2psConcurrent)
 	}
 	return &o, nil
 }
@@ -271,7 +276,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		// A non-nil slice: an empty --task-contexts means none, not the default.
 		TaskContexts: append([]string{}, s.tasks...),
 		Registry:     reg, Logger: log, Version: ver,
-		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout,
+		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
 	})
 	if err != nil {
 		return err

@@ -199,6 +199,8 @@ func TestBadConfig(t *testing.T) {
 		{"group-readable token", []string{"--admin-listen", "127.0.0.1:0", "--admin-token-file", token(0o640, good)}, nil, "readable by group or others"},
 		{"short token", []string{"--admin-listen", "127.0.0.1:0", "--admin-token-file", token(0o600, good[:31])}, nil, "at least 32"},
 		{"bad metrics address", []string{"--metrics-listen", "9090"}, nil, "metrics-listen"},
+		{"negative R2PS limit", []string{"--r2ps-max-concurrent", "-1"}, nil, "r2ps-max-concurrent"},
+		{"bad R2PS limit env", nil, map[string]string{"WSCA_R2PS_MAX_CONCURRENT": "many"}, "WSCA_R2PS_MAX_CONCURRENT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")

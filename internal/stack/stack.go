@@ -48,6 +48,9 @@ type Options struct {
 	Version         string
 	ShutdownTimeout time.Duration
 	ReadyTimeout    time.Duration
+	// R2PSMaxConcurrent bounds the /r2ps requests served at once (0: the
+	// server's default).
+	R2PSMaxConcurrent int
 }
 
 // Stack is an assembled wscad.
@@ -93,7 +96,7 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 	srv, err := server.New(server.Config{
 		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Service: keys,
 		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp, PIN: pins,
-		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout,
+		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout, R2PSMaxConcurrent: o.R2PSMaxConcurrent,
 	})
 	if err != nil {
 		return nil, err

@@ -139,8 +139,12 @@ func (v *verifier) key(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey,
 }
 
 // authenticate1FA opens and authenticates a strict 1FA request.
-func (d *Dispatcher) authenticate1FA(ctx context.Context, body []byte) (*request, *refusal) {
-	env, err := r2ps.Open1FA(body, func(epk *ecdh.PublicKey) ([]byte, error) {
+func (d *Dispatcher) authenticate1FA(ctx context.Context, jwe *r2ps.JWE) (*request, *refusal) {
+	if jwe.KID() != d.agreeKID {
+		// Refused before the HSM computes anything for it.
+		return nil, refuse(r2ps.ErrUnknownKey)
+	}
+	env, err := jwe.Open1FA(func(epk *ecdh.PublicKey) ([]byte, error) {
 		return d.cfg.Keys.ServerECDH(ctx, d.agree, epk)
 	})
 	if err != nil {
@@ -167,9 +171,9 @@ func (d *Dispatcher) authenticate1FA(ctx context.Context, body []byte) (*request
 
 // authenticate2FA opens and authenticates a strict 2FA request: the
 // session named in the envelope gives the unit, context and key.
-func (d *Dispatcher) authenticate2FA(ctx context.Context, body []byte) (*request, *refusal) {
+func (d *Dispatcher) authenticate2FA(ctx context.Context, jwe *r2ps.JWE) (*request, *refusal) {
 	var sa pin.SessionAuth
-	env, err := r2ps.Open2FA(body, func(sessionID string) ([]byte, error) {
+	env, err := jwe.Open2FA(func(sessionID string) ([]byte, error) {
 		s, err := d.cfg.PIN.LookupAuth(ctx, sessionID)
 		if errors.Is(err, pin.ErrNoSession) {
 			return nil, r2ps.ErrUnknownSession

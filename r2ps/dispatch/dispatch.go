@@ -262,48 +262,37 @@ func (d *Dispatcher) logger(ctx context.Context) *slog.Logger {
 	return d.log
 }
 
-// Serve answers one request body.
+// Serve answers one request body. The body's kind is told by counting its
+// dots (r2ps.Classify); a JWE's protected header is decoded once, and the
+// parse routes and opens it.
 func (d *Dispatcher) Serve(ctx context.Context, body []byte) Reply {
+	kind, err := r2ps.Classify(body)
+	if err != nil {
+		return d.problem(ctx, "", err)
+	}
 	switch {
-	case isJWE(body):
+	case kind == r2ps.KindJWE:
 		if d.cfg.Compat != CompatOff {
 			if _, err := r2ps.PeekCompat2FA(body); err == nil {
 				return d.serveCompatJWE(ctx, body)
 			}
 		}
-		mode, _, err := r2ps.EnvelopeMode(body)
+		jwe, err := r2ps.ParseJWE(body)
 		if err != nil {
 			return d.problem(ctx, "", err)
 		}
 		var r *request
 		var ref *refusal
-		if mode == r2ps.Mode1FA {
-			r, ref = d.authenticate1FA(ctx, body)
+		if jwe.Mode() == r2ps.Mode1FA {
+			r, ref = d.authenticate1FA(ctx, jwe)
 		} else {
-			r, ref = d.authenticate2FA(ctx, body)
+			r, ref = d.authenticate2FA(ctx, jwe)
 		}
 		return d.serveStrict(ctx, r, ref)
-	case isJWS(body) && d.cfg.Compat != CompatOff:
+	case kind == r2ps.KindJWS && d.cfg.Compat != CompatOff:
 		return d.serveCompat(ctx, body)
 	}
 	return d.problem(ctx, "", fmt.Errorf("%w: not an R2PS JWE", r2ps.ErrMalformed))
-}
-
-// isJWE and isJWS tell a compact JWE (five parts) from a compact JWS
-// (three) by counting dots, without copying or splitting.
-func isJWE(b []byte) bool { return dots(b) == 4 }
-func isJWS(b []byte) bool { return dots(b) == 2 }
-
-func dots(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '.' {
-			if n++; n > 4 {
-				return n
-			}
-		}
-	}
-	return n
 }
 
 // serveStrict answers a strict-profile request: a refusal before
