@@ -68,10 +68,10 @@ func hold(t *testing.T, url string) (finish func() string) {
 	}
 }
 
-// TestR2PSConcurrencyLimit: with the limit reached, a request is answered
-// 503 TRY_LATER with Retry-After at once, without its body being read (it
-// never ends); the held request is then answered on its merits, and its
-// slot serves the next.
+// TestR2PSConcurrencyLimit: with the limit reached, a request waits
+// (server.R2PSQueueWait) and is answered 503 TRY_LATER with Retry-After,
+// without its body being read (it never ends); the held request is then
+// answered on its merits, and its slot serves the next.
 func TestR2PSConcurrencyLimit(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) {

@@ -35,6 +35,9 @@ const (
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultReadyTimeout    = 2 * time.Second
 	MaxBodyBytes           = 1 << 20
+	// R2PSQueueWait is how long an R2PS request over the concurrency limit
+	// waits for a slot before it is answered 503 TRY_LATER.
+	R2PSQueueWait = time.Second
 )
 
 // Roles says which services this instance runs. wscd (HSM key operations,
@@ -101,9 +104,9 @@ type Config struct {
 	// PIN answers the admin API's attempts query with the policy's view of
 	// the lock; nil leaves that query out.
 	PIN *pin.Server
-	// R2PSMaxConcurrent bounds the /r2ps requests served at once; more are
-	// answered 503 TRY_LATER without their body being read. 0 means
-	// DefaultR2PSMaxConcurrent.
+	// R2PSMaxConcurrent bounds the /r2ps requests served at once; more
+	// wait up to R2PSQueueWait, their body unread, then are answered 503
+	// TRY_LATER. 0 means DefaultR2PSMaxConcurrent.
 	R2PSMaxConcurrent int
 }
 
@@ -214,18 +217,19 @@ func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
 
 // serveR2PS answers one R2PS message. The dispatcher decides the status
 // and body; this bounds the work: at most R2PSMaxConcurrent messages are
-// read and dispatched at once, and any more is refused at once, before its
-// body is read, so a flood of hostile bodies holds no more than that many
-// in memory. The body is read into one buffer of its declared length.
+// read and dispatched at once. Any more waits, its body unread, up to
+// R2PSQueueWait for a slot and is then refused, so a flood of hostile
+// bodies holds no more than R2PSMaxConcurrent of them in memory while a
+// burst of legitimate ones is served. The body is read into one buffer of
+// its declared length.
 func (s *Server) serveR2PS(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > MaxBodyBytes {
 		w.Header().Set("Connection", "close") // as below
 		return Errorf(http.StatusRequestEntityTooLarge, "message too large", fmt.Errorf("Content-Length %d", r.ContentLength))
 	}
-	select {
-	case s.r2psSlots <- struct{}{}:
+	if s.acquireR2PS(r.Context()) {
 		defer func() { <-s.r2psSlots }()
-	default:
+	} else {
 		s.r2psBusy.Inc()
 		s.log.DebugContext(r.Context(), "r2ps request refused: concurrency limit", "request_id", requestID(r.Context()),
 			"limit", cap(s.r2psSlots))
@@ -251,6 +255,26 @@ func (s *Server) serveR2PS(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(rep.Status)
 	w.Write(rep.Body)
 	return nil
+}
+
+// acquireR2PS takes a slot for an R2PS request, waiting up to
+// R2PSQueueWait for one; it reports false when none came free or the
+// client left.
+func (s *Server) acquireR2PS(ctx context.Context) bool {
+	select {
+	case s.r2psSlots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(R2PSQueueWait)
+	defer t.Stop()
+	select {
+	case s.r2psSlots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // readBody reads a request body (at most MaxBodyBytes, which the middleware
