@@ -600,6 +600,9 @@ func TestStrictVectors(t *testing.T) {
 	if len(f.Checks) != len(svChecks) {
 		t.Fatalf("file lists %d checks, the test %d", len(f.Checks), len(svChecks))
 	}
+	for _, k := range f.OtherKeys {
+		withThumbprint(t, k.svKey)
+	}
 	byID := map[string]svRequest{}
 	seen := map[string]bool{}
 	for _, r := range f.Requests {
