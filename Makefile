@@ -8,7 +8,7 @@ ARGS ?=
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all run test bench fuzz build lint clean
+.PHONY: all run test bench perf fuzz build lint clean
 
 all: build
 
@@ -20,6 +20,10 @@ test:
 
 bench:
 	./scripts/bench.sh $(ARGS)
+
+# Server CPU per operation against a throwaway wscad, with profiles (docs/benchmarks.md, issue 6).
+perf:
+	./scripts/perf.sh
 
 fuzz:
 	./scripts/fuzz.sh $(ARGS)
@@ -33,4 +37,4 @@ lint:
 	@bash -c '. scripts/lib.sh && if wsca_lint; then echo "lint: OK"; else echo "lint: FAIL ($$WSCA_LINT_FAILED)"; exit 1; fi'
 
 clean:
-	rm -rf bin/ bench.txt
+	rm -rf bin/ bench.txt perf.txt

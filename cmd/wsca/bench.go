@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsca/wsca/internal/proccpu"
 	"github.com/wsca/wsca/r2ps/client"
 )
 
@@ -44,6 +45,8 @@ type benchOptions struct {
 	duration    time.Duration
 	requests    int
 	concurrency int
+	serverPID   string
+	dbPIDs      string
 	admin       *adminFlags
 }
 
@@ -67,7 +70,8 @@ func benchCmd(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sum := benchRun(ctx, o, workers, e.stderr, progress)
+	cpu := newBenchCPU(proccpu.Proc{}, o)
+	sum := benchRun(ctx, o, workers, e.stderr, progress, cpu)
 	return printResult(e, o.admin.asJSON, sum, sum.text)
 }
 
@@ -82,6 +86,8 @@ func parseBench(e env, args []string) (*benchOptions, error) {
 	f.fs.DurationVar(&o.duration, "duration", 0, "how long to run (default 30s; with --requests, a time limit, default 10m)")
 	f.fs.IntVar(&o.requests, "requests", 0, "how many operations to run (default: as many as --duration allows)")
 	f.fs.IntVar(&o.concurrency, "concurrency", 1, "operations in flight at once")
+	f.fs.StringVar(&o.serverPID, "server-pid", "auto", "`pid` of the wscad whose CPU per operation to report; auto: the process listening on --url's port when it is loopback; none: off")
+	f.fs.StringVar(&o.dbPIDs, "db-pids", "auto", "comma-separated `pids` of database processes (each with its descendants, e.g. a postmaster) whose CPU per operation to report; auto: the PostgreSQL listening on a loopback port the server is connected to; none: off")
 	if _, err := f.parse(e, args, 0); err != nil {
 		return nil, err
 	}
@@ -98,6 +104,10 @@ func parseBench(e env, args []string) (*benchOptions, error) {
 		return bad("--requests must be between 1 and %d", benchMaxRequests)
 	case o.duration < 0 || o.duration > benchMaxDuration:
 		return bad("--duration must be at most %s", benchMaxDuration)
+	case !benchValidPIDs(o.serverPID, false):
+		return bad("--server-pid must be auto, none or a process id")
+	case !benchValidPIDs(o.dbPIDs, true):
+		return bad("--db-pids must be auto, none or comma-separated process ids")
 	case (o.unit == "") != (o.code == ""):
 		return bad("--unit and --code go together")
 	case o.code != "" && o.op == "login" && o.concurrency > 1:
@@ -271,6 +281,7 @@ type benchSummary struct {
 	P90 float64 `json:"p90_ms"`
 	P99 float64 `json:"p99_ms"`
 	Max float64 `json:"max_ms"`
+	benchCPUSummary
 }
 
 func (s benchSummary) text(w io.Writer) {
@@ -291,6 +302,7 @@ func (s benchSummary) text(w io.Writer) {
 	fmt.Fprintf(w, "duration:    %.2fs\n", s.Seconds)
 	fmt.Fprintf(w, "throughput:  %.1f ops/s\n", s.Throughput)
 	fmt.Fprintf(w, "latency:     p50 %s  p90 %s  p99 %s  max %s\n", benchFmtMs(s.P50), benchFmtMs(s.P90), benchFmtMs(s.P99), benchFmtMs(s.Max))
+	s.benchCPUSummary.text(w)
 }
 
 func benchFmtMs(ms float64) string { return fmt.Sprintf("%.2fms", ms) }
@@ -326,8 +338,9 @@ func benchErrorCode(err error) string {
 
 // benchRun drives the workers until the request count or the duration is
 // reached, or ctx ends; requests in flight then finish.
-func benchRun(ctx context.Context, o *benchOptions, workers []*benchWorker, stderr io.Writer, progress bool) benchSummary {
+func benchRun(ctx context.Context, o *benchOptions, workers []*benchWorker, stderr io.Writer, progress bool, cpu *benchCPU) benchSummary {
 	st := &benchState{errors: map[string]int{}}
+	cpu0 := cpu.snapshot()
 	start := time.Now()
 	deadline := start.Add(o.duration)
 	// Requests in flight at the deadline or at ^C finish with their own
@@ -361,6 +374,7 @@ func benchRun(ctx context.Context, o *benchOptions, workers []*benchWorker, stde
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1 := cpu.snapshot()
 	close(stop)
 	pg.Wait()
 
@@ -376,6 +390,7 @@ func benchRun(ctx context.Context, o *benchOptions, workers []*benchWorker, stde
 	}
 	sum.P50, sum.P90, sum.P99 = benchMillis(st.hist.quantile(0.50)), benchMillis(st.hist.quantile(0.90)), benchMillis(st.hist.quantile(0.99))
 	sum.Max = benchMillis(st.hist.max)
+	sum.benchCPUSummary = cpu.summary(cpu0, cpu1, sum.Requests)
 	return sum
 }
 

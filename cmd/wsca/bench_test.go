@@ -9,11 +9,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wsca/wsca/internal/proccpu"
 	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
@@ -33,8 +36,14 @@ type benchServer struct {
 
 func newBenchServer(t *testing.T) *benchServer {
 	t.Helper()
+	return newBenchServerOn(t, testenv.SQLite(t))
+}
+
+// newBenchServerOn is newBenchServer on the store at dsn.
+func newBenchServerOn(t *testing.T, dsn string) *benchServer {
+	t.Helper()
 	const token = "bench-test-admin-token"
-	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) { o.AdminToken = []byte(token) })
+	r := stacktest.Start(t, dsn, testdevice.Soft(t), func(o *stack.Options) { o.AdminToken = []byte(token) })
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -76,6 +85,14 @@ func TestBenchAdmin(t *testing.T) {
 	}
 	if stderr != "" {
 		t.Fatalf("stderr with --json: %q", stderr)
+	}
+	// The server runs in this process: found by its port, and said so.
+	checkCPU(t, sum, sum.ServerCPU, "server")
+	if sum.ServerPID != os.Getpid() || len(sum.CPUNotes) != 1 || !strings.Contains(sum.CPUNotes[0], "this process") {
+		t.Fatalf("server pid %d (want %d), notes %q", sum.ServerPID, os.Getpid(), sum.CPUNotes)
+	}
+	if sum.DBCPU != nil || sum.DBPIDs != nil {
+		t.Fatalf("db CPU on SQLite: %+v", sum.benchCPUSummary)
 	}
 	units, err := s.svc.Units(context.Background())
 	if err != nil {
@@ -166,6 +183,11 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--duration", "48h"},
 		{"bench", "--unit", "u"},
 		{"bench", "--unit", "u", "--code", "c", "--op", "login", "--concurrency", "2"},
+		{"bench", "--server-pid", "0"},
+		{"bench", "--server-pid", "1,2"},
+		{"bench", "--server-pid", "self"},
+		{"bench", "--db-pids", "1,x"},
+		{"bench", "--db-pids", ""},
 	} {
 		if code, _, errs := c.run(args...); code != 2 {
 			t.Errorf("wsca %v: exit %d, want 2 (%s)", args, code, errs)
@@ -203,5 +225,71 @@ func TestBenchHistogram(t *testing.T) {
 		if mid := benchBucketValue(i); benchBucket(mid) != i {
 			t.Errorf("value %d: bucket %d, its middle %d is in bucket %d", v, i, mid, benchBucket(mid))
 		}
+	}
+}
+
+// checkCPU: a CPU per operation was measured, is positive, and is no
+// more than the run's wall time on every CPU allows (a consistency check
+// of the units, not a timing threshold).
+func checkCPU(t *testing.T, sum benchSummary, ms *float64, what string) {
+	t.Helper()
+	if ms == nil {
+		t.Fatalf("no %s CPU: %+v", what, sum.benchCPUSummary)
+	}
+	if limit := sum.Seconds * 1000 * float64(runtime.NumCPU()) / float64(sum.Requests); *ms <= 0 || *ms > limit {
+		t.Fatalf("%s CPU %.4f ms/op, want in (0, %.4f]", what, *ms, limit)
+	}
+}
+
+// TestBenchCPUFlags: --server-pid and --db-pids name the processes
+// measured, none turns each off, and the text output shows them.
+func TestBenchCPUFlags(t *testing.T) {
+	s := newBenchServer(t)
+	admin := []string{"--admin-url", s.adminURL, "--admin-token-file", s.tokenFile, "--requests", "10", "--op", "list"}
+	self := strconv.Itoa(os.Getpid())
+	sum, _ := s.bench(t, append(admin, "--server-pid", self, "--db-pids", self+","+self)...)
+	checkCPU(t, sum, sum.ServerCPU, "server")
+	checkCPU(t, sum, sum.DBCPU, "db")
+	checkCPU(t, sum, sum.ClientCPU, "client")
+	if sum.ServerPID != os.Getpid() || !slices.Equal(sum.DBPIDs, []int{os.Getpid(), os.Getpid()}) || sum.DBProcs != 1 {
+		t.Fatalf("pids: %+v", sum.benchCPUSummary)
+	}
+	sum, _ = s.bench(t, append(admin, "--server-pid", "none", "--db-pids", "none")...)
+	if sum.ServerCPU != nil || sum.DBCPU != nil || sum.ServerPID != 0 || sum.DBPIDs != nil || sum.CPUNotes != nil {
+		t.Fatalf("none: %+v", sum.benchCPUSummary)
+	}
+	// A server that is not loopback is not looked for.
+	c := newBenchCPU(proccpu.Proc{}, &benchOptions{url: "http://192.0.2.1:8080", serverPID: "auto", dbPIDs: "auto"})
+	if c.serverPID != 0 || len(c.notes) != 1 || !strings.Contains(c.notes[0], "not loopback") {
+		t.Fatalf("remote server: %+v", c)
+	}
+	// The text summary names both.
+	var out bytes.Buffer
+	v := 0.5
+	benchSummary{Requests: 1, benchCPUSummary: benchCPUSummary{ServerPID: 7, ServerCPU: &v, DBPIDs: []int{8}, DBProcs: 3, DBCPU: &v}}.text(&out)
+	if !strings.Contains(out.String(), "server CPU/op 0.500ms (pid 7)  db CPU/op 0.500ms (pids 8, 3 processes)") {
+		t.Fatalf("text: %s", out.String())
+	}
+}
+
+// TestBenchCPUPostgres: on PostgreSQL the database is found through the
+// server's loopback connections, and its CPU is counted.
+func TestBenchCPUPostgres(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc")
+	}
+	s := newBenchServerOn(t, testenv.Postgres(t))
+	sum, _ := s.bench(t, "--admin-url", s.adminURL, "--admin-token-file", s.tokenFile, "--requests", "20", "--concurrency", "2", "--op", "sign")
+	if sum.OK != 20 {
+		t.Fatalf("summary: %+v", sum)
+	}
+	checkCPU(t, sum, sum.ServerCPU, "server")
+	checkCPU(t, sum, sum.DBCPU, "db")
+	if len(sum.DBPIDs) != 1 || sum.DBProcs < 2 {
+		t.Fatalf("db: %+v", sum.benchCPUSummary)
+	}
+	st, err := proccpu.Proc{}.Stat(sum.DBPIDs[0])
+	if err != nil || st.Comm != "postgres" {
+		t.Fatalf("db pid %d: %+v, %v", sum.DBPIDs[0], st, err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -62,6 +64,7 @@ type options struct {
 	adminListen     string
 	adminTokenFile  string
 	metricsListen   string
+	pprofListen     string
 	pinMaxAttempts  int
 	pinDelays       string
 	opaqueContext   string
@@ -93,6 +96,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.adminListen, "admin-listen", "", "listen `address` of the admin API and its /metrics (off when empty); needs --admin-token-file")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "`file` holding the admin API bearer token (mode 0600 or stricter, at least 32 bytes)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "listen `address` for Prometheus /metrics without a token (off when empty; bind it to a monitoring network)")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "loopback listen `address` for Go's /debug/pprof profiles (off when empty; for performance work only)")
 	fs.IntVar(&o.pinMaxAttempts, "pin-max-attempts", pin.DefaultMaxAttempts, "PIN failures before a unit is locked until an operator unlocks it")
 	fs.StringVar(&o.pinDelays, "pin-delays", "", "escalating waits after PIN failures, e.g. 3:1m,4:5m (failures:wait)")
 	fs.StringVar(&o.opaqueContext, "opaque-context", "", "OPAQUE context string (empty: the SIROS-compatible default)")
@@ -189,12 +193,19 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 			s.tasks = append(s.tasks, c)
 		}
 	}
-	for _, a := range []struct{ name, v string }{{"listen", o.listen}, {"admin-listen", o.adminListen}, {"metrics-listen", o.metricsListen}} {
+	for _, a := range []struct{ name, v string }{{"listen", o.listen}, {"admin-listen", o.adminListen}, {"metrics-listen", o.metricsListen}, {"pprof-listen", o.pprofListen}} {
 		if a.v == "" && a.name != "listen" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(a.v); err != nil {
+		host, _, err := net.SplitHostPort(a.v)
+		if err != nil {
 			add(fmt.Errorf("--%s: %w", a.name, err))
+			continue
+		}
+		// Profiles show the process's code paths and memory: never beyond
+		// this machine.
+		if ip := net.ParseIP(host); a.name == "pprof-listen" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			add(fmt.Errorf("--pprof-listen %s: must be a loopback address (127.0.0.1, ::1 or localhost)", a.v))
 		}
 	}
 	switch {
@@ -309,6 +320,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 	}{
 		{"admin API", o.adminListen, server.AdminPrefix, srv.ServeAdmin},
 		{"metrics", o.metricsListen, "/metrics", srv.ServeMetrics},
+		{"pprof", o.pprofListen, "/debug/pprof/", servePprof},
 	} {
 		if extra.addr == "" {
 			continue
@@ -325,8 +337,8 @@ func serve(ctx context.Context, o *options, s *settings) error {
 	errc := make(chan error, len(lns)+1)
 	for _, l := range lns {
 		sch := scheme
-		if l.name == "metrics" {
-			sch = "http" // ServeMetrics serves no TLS: bind it to a monitoring network
+		if l.name == "metrics" || l.name == "pprof" {
+			sch = "http" // no TLS: bind them to a monitoring network, or loopback
 		}
 		log.Info(l.name+" listening", "url", sch+"://"+l.ln.Addr().String()+l.path)
 		go func() { errc <- l.serve(ctx, l.ln) }()
@@ -344,6 +356,26 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		return first
 	}
 	log.Info("wscad stopped")
+	return nil
+}
+
+// servePprof serves Go's runtime profiles (net/http/pprof) on ln until
+// ctx ends; --pprof-listen binds it to loopback only.
+func servePprof(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
 	return nil
 }
 

@@ -201,6 +201,9 @@ func TestBadConfig(t *testing.T) {
 		{"bad metrics address", []string{"--metrics-listen", "9090"}, nil, "metrics-listen"},
 		{"negative R2PS limit", []string{"--r2ps-max-concurrent", "-1"}, nil, "r2ps-max-concurrent"},
 		{"bad R2PS limit env", nil, map[string]string{"WSCA_R2PS_MAX_CONCURRENT": "many"}, "WSCA_R2PS_MAX_CONCURRENT"},
+		{"bad pprof address", []string{"--pprof-listen", "6060"}, nil, "pprof-listen"},
+		{"pprof beyond loopback", []string{"--pprof-listen", "0.0.0.0:6060"}, nil, "must be a loopback address"},
+		{"pprof on a name", []string{"--pprof-listen", "example.org:6060"}, nil, "must be a loopback address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
@@ -257,11 +260,20 @@ func TestListeners(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	admin, metrics := freeAddr(t), freeAddr(t)
+	admin, metrics, prof := freeAddr(t), freeAddr(t), freeAddr(t)
 	base, _ := start(t, []string{"--data-dir", filepath.Join(dir, "data"), "--device-backend", "soft",
-		"--admin-listen", admin, "--admin-token-file", tokFile, "--metrics-listen", metrics}, noEnv)
+		"--admin-listen", admin, "--admin-token-file", tokFile, "--metrics-listen", metrics, "--pprof-listen", prof}, noEnv)
 	if code, _ := get(t, base+"/metrics"); code != http.StatusNotFound {
 		t.Fatalf("public /metrics = %d", code)
+	}
+	// Profiles only on --pprof-listen.
+	for _, u := range []string{base, "http://" + metrics, "http://" + admin} {
+		if code, _ := get(t, u+"/debug/pprof/"); code == 200 {
+			t.Fatalf("%s/debug/pprof/ = %d", u, code)
+		}
+	}
+	if code, body := get(t, "http://"+prof+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("pprof listener /debug/pprof/ = %d", code)
 	}
 	if code, body := get(t, "http://"+metrics+"/metrics"); code != 200 || !strings.Contains(body, "wsca_build_info{") || !strings.Contains(body, "wsca_device_calls_total{") {
 		t.Fatalf("metrics listener /metrics = %d", code)

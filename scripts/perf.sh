@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Server CPU per operation (issue 6; docs/benchmarks.md, "Issue 6: server CPU per operation").
+#
+#     scripts/perf.sh                   -> perf.txt: wsca bench (sign, login) against a throwaway wscad
+#                                          on SoftHSM + PostgreSQL with a CPU profile of each, then the
+#                                          Go benchmarks' CPU against the unavoidable work
+#     DURATION=30s OUT=new.txt scripts/perf.sh
+#
+# Steps: a throwaway SoftHSM token and PostgreSQL cluster (scripts/lib.sh), wscad built from this
+# checkout with --pprof-listen on loopback, then for each of sign and login `wsca bench
+# --concurrency 8` for DURATION while /debug/pprof/profile records wscad for the middle of the run
+# (`go tool pprof -top`, 15 entries), then `go test -bench '(Sign|Login)/.*/cpu'` in r2ps/dispatch.
+# wsca bench finds wscad and the cluster's postmaster through /proc and reports their CPU per op.
+#
+# Environment: DURATION (default 20s), CONCURRENCY (default 8), OUT (default perf.txt),
+# GOBENCH=0 skips the Go benchmarks, BENCHTIME (default 3s) and COUNT (default 3) for them.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$WSCA_ROOT"
+
+duration="${DURATION:-20s}"
+conc="${CONCURRENCY:-8}"
+out="${OUT:-perf.txt}"
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+secs="${duration%s}"
+[[ "$secs" =~ ^[0-9]+$ ]] && [ "$secs" -ge 10 ] || wsca_die "DURATION must be whole seconds, at least 10s (got $duration)"
+prof_secs=$((secs - 4)) # the middle of the run: no setup, no tail
+
+wsca_ensure_tools
+wsca_setup_env
+wsca_print_env
+
+work="$WSCA_ENV_DIR/perf"
+mkdir -p "$work"
+go build -ldflags "-X main.version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -o "$work/" ./cmd/wscad ./cmd/wsca
+
+psql="$(command -v psql || echo "$WSCA_PG_BIN/psql")"
+"$psql" "$WSCA_TEST_POSTGRES_DSN" -X -q -c 'CREATE DATABASE wsca_perf' </dev/null
+dsn="${WSCA_TEST_POSTGRES_DSN%/*}/wsca_perf?sslmode=disable"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token"
+chmod 600 "$work/token"
+listen="127.0.0.1:$(wsca_pick_port)"
+admin="127.0.0.1:$(wsca_pick_port)"
+pprof="127.0.0.1:$(wsca_pick_port)"
+
+wsca_log "wscad on $listen (admin $admin, pprof $pprof), store PostgreSQL, device SoftHSM"
+"$work/wscad" --store "$dsn" --device "$WSCA_TEST_PKCS11_URI" --data-dir "$work/data" --listen "$listen" \
+	--admin-listen "$admin" --admin-token-file "$work/token" --pprof-listen "$pprof" --log-level warn \
+	</dev/null >"$work/wscad.log" 2>&1 &
+wscad_pid=$!
+stop_wscad() {
+	if kill -0 "$wscad_pid" 2>/dev/null; then
+		kill -TERM "$wscad_pid" 2>/dev/null || true
+		wait "$wscad_pid" 2>/dev/null || true
+	fi
+}
+trap 'stop_wscad; wsca_cleanup' EXIT
+for _ in $(seq 100); do
+	curl -fsS "http://$listen/healthz" >/dev/null 2>&1 && break
+	kill -0 "$wscad_pid" 2>/dev/null || { cat "$work/wscad.log" >&2; wsca_die "wscad exited"; }
+	sleep 0.2
+done
+curl -fsS "http://$listen/healthz" >/dev/null || wsca_die "wscad did not answer /healthz"
+
+cpu="$(LC_ALL=C lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1 || true)"
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+	echo "nproc: $(nproc)"
+	echo "cpu-model: ${cpu:-unknown}"
+	echo "go-version: $(go version)"
+	echo "softhsm-version: $(softhsm2-util --version 2>/dev/null || echo unknown)"
+	echo "postgres-version: $("$WSCA_PG_BIN/postgres" --version 2>/dev/null || echo unknown)"
+	echo "load: wsca bench --concurrency $conc --duration $duration (wscad pid $wscad_pid)"
+	echo
+} >"$out"
+
+rc=0
+for op in sign login; do
+	wsca_log "wsca bench --op $op --concurrency $conc --duration $duration, profiling ${prof_secs}s"
+	# The profile starts after the setup (enrolment, logins) and ends before the run does.
+	(sleep 2 && curl -fsS -o "$work/$op.pprof" "http://$pprof/debug/pprof/profile?seconds=$prof_secs") &
+	prof_pid=$!
+	set +e
+	"$work/wsca" bench --url "http://$listen" --admin-url "http://$admin" --admin-token-file "$work/token" \
+		--op "$op" --concurrency "$conc" --duration "$duration" >"$work/$op.txt" 2>&1
+	brc=$?
+	wait "$prof_pid"
+	prc=$?
+	set -e
+	{
+		echo "## wsca bench --op $op"
+		cat "$work/$op.txt"
+		echo
+		echo "## wscad CPU profile during --op $op (top 15, ${prof_secs}s)"
+		if [ "$prc" -eq 0 ]; then
+			go tool pprof -top -nodecount 15 "$work/wscad" "$work/$op.pprof" 2>/dev/null | sed -n '/flat%/,$p' || echo "(go tool pprof failed)"
+			echo
+			echo "### by cumulative time (top 15)"
+			go tool pprof -top -cum -nodecount 15 "$work/wscad" "$work/$op.pprof" 2>/dev/null | sed -n '/flat%/,$p' || echo "(go tool pprof failed)"
+		else
+			echo "(no profile: curl exited $prc)"
+		fi
+		echo
+	} >>"$out"
+	[ "$brc" -eq 0 ] || rc=$brc
+done
+stop_wscad
+
+if [ "${GOBENCH:-1}" != "0" ]; then
+	wsca_log "go test -bench '(Sign|Login)/.*/cpu' -benchtime ${BENCHTIME:-3s} -count ${COUNT:-3} ./r2ps/dispatch/"
+	{
+		echo "## Go benchmarks: CPU per operation against the unavoidable work (x-floor)"
+		echo
+	} >>"$out"
+	set +e
+	go test -run '^$' -bench '(Sign|Login)/.*/cpu' -benchtime "${BENCHTIME:-3s}" -count "${COUNT:-3}" ./r2ps/dispatch/ 2>&1 | tee -a "$out"
+	grc=${PIPESTATUS[0]}
+	set -e
+	[ "$grc" -eq 0 ] || rc=$grc
+fi
+
+if [ "$rc" -eq 0 ]; then
+	echo "scripts/perf.sh: OK, results in $out"
+else
+	echo "scripts/perf.sh: FAIL (exit $rc), partial results in $out"
+fi
+exit "$rc"
