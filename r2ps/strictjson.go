@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -176,12 +177,27 @@ func shape(t reflect.Type) reflect.Type {
 	return t
 }
 
+// fieldCache memoises jsonFields per type, as encoding/json memoises its
+// own field lists: the maps are built once and never changed, so the
+// cache holds no state that could differ between calls.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
 // jsonFields maps the member names of struct type t to their types, or
-// returns nil when t is not a struct.
+// returns nil when t is not a struct. The map is shared: callers must not
+// change it.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil
 	}
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := buildFields(t)
+	fieldCache.Store(t, m)
+	return m
+}
+
+func buildFields(t reflect.Type) map[string]reflect.Type {
 	m := make(map[string]reflect.Type, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
