@@ -30,6 +30,7 @@ func TestR2PSState(t *testing.T) {
 		{"AttemptWaits", testAttemptWaits},
 		{"KeyQuotaAndContext", testKeyQuotaAndContext},
 		{"JoinedReads", testJoinedReads},
+		{"UseNonceForKey", testUseNonceForKey},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -465,4 +466,24 @@ func testJoinedReads(t *testing.T, dsn string) {
 	}
 	_, err = s.GetSessionAuth(ctx, hash("s"), at(time.Hour))
 	wantErr(t, "expired", err, store.ErrNotFound)
+}
+
+// testUseNonceForKey: the replay check and the key's access record in one
+// call; the nonce is spent whether the key exists or not.
+func testUseNonceForKey(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustCreateUnit(t, s, "u")
+	k := newKey(t, "u", "0123456789abcdef0123456789abcdef", at(0))
+	k.Context = "hsm"
+	mustInsertKey(t, s, k)
+	a, err := s.UseNonceForKey(ctx, hash("n1"), at(time.Minute), k.KID)
+	if err != nil || a.UnitID != "u" || a.Context != "hsm" || a.KeyState != store.KeyActive || a.UnitState != store.UnitActive {
+		t.Fatalf("first use: %+v %v", a, err)
+	}
+	_, err = s.UseNonceForKey(ctx, hash("n1"), at(time.Minute), k.KID)
+	wantErr(t, "replay", err, store.ErrExists)
+	_, err = s.UseNonceForKey(ctx, hash("n2"), at(time.Minute), "ffffffffffffffffffffffffffffffff")
+	wantErr(t, "missing key", err, store.ErrNotFound)
+	wantErr(t, "nonce of the missing key spent", s.UseNonce(ctx, hash("n2"), at(time.Minute)), store.ErrExists)
 }

@@ -186,6 +186,69 @@ func (s *Store) UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.T
 	return nil
 }
 
+// UseNonceForKey records a request nonce like UseNonce and, in the same
+// statement on PostgreSQL (two on SQLite, which runs in-process), reads the
+// access record of the key the request names: a key operation's replay
+// check and ownership read cost one round trip. The nonce is spent even
+// when the key does not exist ([ErrNotFound]); a replay is [ErrExists] and
+// reads nothing.
+func (s *Store) UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt time.Time, kid string) (KeyAccess, error) {
+	if len(nonceHash) != HashSize {
+		return KeyAccess{}, invalidf("nonce", "hash must be %d bytes", HashSize)
+	}
+	if err := checkID("key", "kid", kid); err != nil {
+		return KeyAccess{}, err
+	}
+	expires, err := toMicros("nonce", "expires at", expiresAt)
+	if err != nil {
+		return KeyAccess{}, err
+	}
+	if s.backend != Postgres {
+		if err := s.UseNonce(ctx, nonceHash, expiresAt); err != nil {
+			return KeyAccess{}, err
+		}
+		return s.GetKeyAccess(ctx, kid)
+	}
+	// A data-modifying WITH runs to completion whether or not the outer
+	// query reads it; a conflicting nonce fails the whole statement.
+	var a KeyAccess
+	var ks, us string
+	var found bool
+	err = s.db.QueryRowContext(ctx,
+		`WITH n AS (INSERT INTO nonces (nonce_hash, expires_at) VALUES ($1, $2) RETURNING 1)
+		 SELECT (SELECT count(*) FROM n) = 1, k.unit_id, k.context, k.state, u.state
+		 FROM (SELECT 1) AS one
+		 LEFT JOIN keys k ON k.kid = $3
+		 LEFT JOIN units u ON u.id = k.unit_id`,
+		bytes.Clone(nonceHash), expires, kid).Scan(&found, &nullString{&a.UnitID}, &nullString{&a.Context}, &nullString{&ks}, &nullString{&us})
+	if classify(err) == uniqueViolation {
+		return KeyAccess{}, fmt.Errorf("%w: nonce", ErrExists)
+	}
+	if err != nil {
+		return KeyAccess{}, fmt.Errorf("store: use nonce: %w", err)
+	}
+	if !found {
+		return KeyAccess{}, errors.New("store: use nonce: not recorded")
+	}
+	if a.UnitID == "" || us == "" {
+		return KeyAccess{}, fmt.Errorf("%w: key %q", ErrNotFound, kid)
+	}
+	a.KeyState, a.UnitState = KeyState(ks), UnitState(us)
+	return a, nil
+}
+
+// nullString scans a nullable text column into a string ("" for NULL).
+type nullString struct{ s *string }
+
+func (n *nullString) Scan(v any) error {
+	var ns sql.NullString
+	if err := ns.Scan(v); err != nil {
+		return err
+	}
+	*n.s = ns.String
+	return nil
+}
+
 // Purge deletes expired sessions, nonces, activation codes and pending
 // registrations, and PIN attempt counters that are back at zero, and
 // returns how many rows went.

@@ -150,6 +150,12 @@ func (s *Service) ownedKey(ctx context.Context, unit, pinContext, kid string) (d
 	if err != nil {
 		return device.Ref{}, s.storeErr(err)
 	}
+	return s.checkAccess(ctx, owner, k, pinContext, a)
+}
+
+// checkAccess applies the ownership rules to a key's access record.
+func (s *Service) checkAccess(ctx context.Context, owner device.Owner, k device.KID, pinContext string, a store.KeyAccess) (device.Ref, error) {
+	unit, kid := string(owner), string(k)
 	if a.UnitID != unit {
 		s.log.WarnContext(ctx, "key of another unit refused", "unit", unit, "kid", kid)
 		return device.Ref{}, ErrKeyNotFound
@@ -167,6 +173,23 @@ func (s *Service) ownedKey(ctx context.Context, unit, pinContext, kid string) (d
 		return device.Ref{}, ErrKeyNotFound
 	}
 	return device.Ref{Owner: owner, KID: k}, nil
+}
+
+// owned is ownedKey on a given access record, or on a fresh read when a is
+// nil.
+func (s *Service) owned(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess) (device.Ref, error) {
+	if a == nil {
+		return s.ownedKey(ctx, unit, pinContext, kid)
+	}
+	owner, err := device.ParseOwner(unit)
+	if err != nil {
+		return device.Ref{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
+	}
+	k, err := device.ParseKID(kid)
+	if err != nil {
+		return device.Ref{}, fmt.Errorf("%w: kid", ErrInvalidInput)
+	}
+	return s.checkAccess(ctx, owner, k, pinContext, *a)
 }
 
 // Generate makes a new key for the unit and records it. If the record
@@ -240,11 +263,17 @@ func (s *Service) Sign(ctx context.Context, unit, kid string, digest []byte) ([]
 }
 
 func (s *Service) sign(ctx context.Context, unit, pinContext, kid string, digest []byte) (_ []byte, err error) {
+	return s.signWith(ctx, unit, pinContext, kid, nil, digest)
+}
+
+// signWith signs with an owned key, checking ownership on a (read by the
+// caller with its replay check) or, when a is nil, on a fresh read.
+func (s *Service) signWith(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess, digest []byte) (_ []byte, err error) {
 	defer s.metrics.observe(opSign, s.now(), &err)
 	if err := device.CheckDigest(digest); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
-	ref, err := s.ownedKey(ctx, unit, pinContext, kid)
+	ref, err := s.owned(ctx, unit, pinContext, kid, a)
 	if err != nil {
 		return nil, err
 	}
@@ -262,11 +291,15 @@ func (s *Service) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicK
 }
 
 func (s *Service) ecdh(ctx context.Context, unit, pinContext, kid string, peer *ecdh.PublicKey) (_ []byte, err error) {
+	return s.ecdhWith(ctx, unit, pinContext, kid, nil, peer)
+}
+
+func (s *Service) ecdhWith(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess, peer *ecdh.PublicKey) (_ []byte, err error) {
 	defer s.metrics.observe(opECDH, s.now(), &err)
 	if peer == nil || peer.Curve() != ecdh.P256() {
 		return nil, fmt.Errorf("%w: peer point", ErrInvalidInput)
 	}
-	ref, err := s.ownedKey(ctx, unit, pinContext, kid)
+	ref, err := s.owned(ctx, unit, pinContext, kid, a)
 	if err != nil {
 		return nil, err
 	}
@@ -400,6 +433,17 @@ func (sc Scoped) Generate(ctx context.Context, unit string) (device.Key, error) 
 // Sign is Service.Sign for keys usable in the scope.
 func (sc Scoped) Sign(ctx context.Context, unit, kid string, digest []byte) ([]byte, error) {
 	return sc.s.sign(ctx, unit, sc.context, kid, digest)
+}
+
+// SignWithAccess is Sign with the key's access record already read (with
+// the request's replay check, store.UseNonceForKey): no second read.
+func (sc Scoped) SignWithAccess(ctx context.Context, unit, kid string, a store.KeyAccess, digest []byte) ([]byte, error) {
+	return sc.s.signWith(ctx, unit, sc.context, kid, &a, digest)
+}
+
+// ECDHWithAccess is ECDH with the key's access record already read.
+func (sc Scoped) ECDHWithAccess(ctx context.Context, unit, kid string, a store.KeyAccess, peer *ecdh.PublicKey) ([]byte, error) {
+	return sc.s.ecdhWith(ctx, unit, sc.context, kid, &a, peer)
 }
 
 // ECDH is Service.ECDH for keys usable in the scope.

@@ -6,6 +6,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -45,6 +47,11 @@ type request struct {
 	session *pin.Session
 	// cak is the unit's agreement key read with its CSK (1FA), or nil.
 	cak *store.ClientKey
+	// key is the access record of the key a key operation names, read
+	// with its nonce (nil: not read yet); keyMissing says there is none.
+	key        *store.KeyAccess
+	keyFor     string
+	keyMissing bool
 	// compat is the go-r2ps-service payload metadata (compat profile).
 	compat *r2ps.CompatMeta
 }
@@ -278,9 +285,44 @@ func (d *Dispatcher) fresh(ctx context.Context, r *request) error {
 	if iat.After(base) {
 		base = iat
 	}
-	err := d.cfg.Store.UseNonce(ctx, h.Sum(nil), base.Add(d.cfg.MaxAge+2*d.cfg.MaxSkew))
+	expires := base.Add(d.cfg.MaxAge + 2*d.cfg.MaxSkew)
+	var err error
+	if kid := keyOperationKID(r); kid != "" {
+		// One round trip for the replay check and the key's ownership.
+		r.keyFor = kid
+		a, kerr := d.cfg.Store.UseNonceForKey(ctx, h.Sum(nil), expires, kid)
+		switch {
+		case kerr == nil:
+			r.key = &a
+		case errors.Is(kerr, store.ErrNotFound):
+			r.keyMissing = true
+		default:
+			err = kerr
+		}
+	} else {
+		err = d.cfg.Store.UseNonce(ctx, h.Sum(nil), expires)
+	}
 	if errors.Is(err, store.ErrExists) {
 		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "replayed nonce"}
 	}
 	return storeErr(err)
+}
+
+// keyOperationKID returns the kid a sign_ecdsa or agree_ecdh request names,
+// read leniently for the replay check's combined read ("" when there is
+// none or it is not a kid); the handler decodes the data strictly after.
+func keyOperationKID(r *request) string {
+	if r.req.Type != r2ps.TypeSignECDSA && r.req.Type != r2ps.TypeAgreeECDH {
+		return ""
+	}
+	var k struct {
+		KID string `json:"kid"`
+	}
+	if json.Unmarshal(r.req.Data, &k) != nil || len(k.KID) != 32 {
+		return ""
+	}
+	if _, err := hex.DecodeString(k.KID); err != nil {
+		return ""
+	}
+	return k.KID
 }

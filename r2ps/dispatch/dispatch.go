@@ -124,6 +124,7 @@ type Store interface {
 	GetUnitClientKey(ctx context.Context, unitID string, usage store.KeyUsage) (store.ClientKey, error)
 	HasOutstandingCode(ctx context.Context, unitID string, now time.Time) (bool, error)
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
+	UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt time.Time, kid string) (store.KeyAccess, error)
 	Enrol(ctx context.Context, e store.Enrolment) (store.CodePurpose, error)
 	ReplacePINRecord(ctx context.Context, unitID, pinContext string, r store.PINRecord, now time.Time) error
 	GetPINRecord(ctx context.Context, unitID, pinContext string) (store.PINRecord, error)

@@ -11,6 +11,7 @@ import (
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 func sessionHash(id string) []byte {
@@ -102,7 +103,16 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 				return result{err: err}
 			}
 		}
-		raw, err := keys.Sign(ctx, r.unit, req.KID, req.TBSHash)
+		var raw []byte
+		var err error
+		switch {
+		case r.keyMissing && req.KID == r.keyFor:
+			err = wscd.ErrKeyNotFound
+		case r.key != nil && req.KID == r.keyFor:
+			raw, err = keys.SignWithAccess(ctx, r.unit, req.KID, *r.key, req.TBSHash)
+		default:
+			raw, err = keys.Sign(ctx, r.unit, req.KID, req.TBSHash)
+		}
 		if err != nil {
 			return result{err: err}
 		}
@@ -126,7 +136,15 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 		if err != nil {
 			return result{err: err}
 		}
-		z, err := keys.ECDH(ctx, r.unit, req.KID, peer)
+		var z []byte
+		switch {
+		case r.keyMissing && req.KID == r.keyFor:
+			err = wscd.ErrKeyNotFound
+		case r.key != nil && req.KID == r.keyFor:
+			z, err = keys.ECDHWithAccess(ctx, r.unit, req.KID, *r.key, peer)
+		default:
+			z, err = keys.ECDH(ctx, r.unit, req.KID, peer)
+		}
 		if err != nil {
 			return result{err: err}
 		}
