@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ func (s *Server) adminHandler() http.Handler {
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/codes", s.handle(s.adminIssueCode))
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/state", s.handle(s.adminSetState))
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/unlock", s.handle(s.adminUnlock))
+	mux.Handle("PUT "+AdminPrefix+"/units/{unit}/client-key", s.handle(s.adminClientKey))
 	if s.cfg.PIN != nil {
 		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
 	}
@@ -73,6 +75,12 @@ func decodeJSON(r *http.Request, v any) error {
 // adminErr maps key-service errors to admin responses.
 func adminErr(err error) error {
 	switch {
+	case errors.Is(err, wscd.ErrBadClientKey):
+		return Errorf(http.StatusBadRequest, "not a P-256 public key (JWK or PEM SPKI)", err)
+	case errors.Is(err, wscd.ErrStrictEnrolled):
+		return Errorf(http.StatusConflict, "unit enrolled under the strict profile", err)
+	case errors.Is(err, wscd.ErrClientKeyInUse):
+		return Errorf(http.StatusConflict, "key is another unit's client key", err)
 	case errors.Is(err, wscd.ErrUnitRevoked):
 		return Errorf(http.StatusConflict, "unit revoked", err)
 	case errors.Is(err, wscd.ErrInvalidInput):
@@ -263,6 +271,48 @@ func (s *Server) adminAttempts(w http.ResponseWriter, r *http.Request) error {
 		out["not_before"] = a.NotBefore
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// clientKeyRequest is a client signing key to provision: exactly one of
+// a JWK (kty EC, crv P-256) and a PEM "PUBLIC KEY" block.
+type clientKeyRequest struct {
+	JWK json.RawMessage `json:"jwk,omitempty"`
+	PEM string          `json:"pem,omitempty"`
+}
+
+type clientKeyResponse struct {
+	Unit      string    `json:"unit"`
+	KID       string    `json:"kid"`
+	Profile   string    `json:"profile"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// adminClientKey binds a go-r2ps-service wallet's signing key to a unit
+// under the compat profile (wscd.Service.ProvisionClientKey).
+func (s *Server) adminClientKey(w http.ResponseWriter, r *http.Request) error {
+	var req clientKeyRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	var raw []byte
+	switch {
+	case len(req.JWK) > 0 && req.PEM == "":
+		raw = req.JWK
+	case len(req.JWK) == 0 && req.PEM != "":
+		raw = []byte(req.PEM)
+	default:
+		return Errorf(http.StatusBadRequest, "give exactly one of jwk and pem", nil)
+	}
+	pub, err := wscd.ParseClientKey(raw)
+	if err != nil {
+		return adminErr(err)
+	}
+	ck, err := s.cfg.Service.ProvisionClientKey(r.Context(), r.PathValue("unit"), pub)
+	if err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, clientKeyResponse{Unit: ck.UnitID, KID: ck.KID, Profile: ck.Profile, CreatedAt: ck.CreatedAt})
 	return nil
 }
 

@@ -1,14 +1,25 @@
 package server
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/wsca/wsca/pin"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 func (f fixture) admin(t *testing.T, method, path, token, body string) (int, map[string]any) {
@@ -156,5 +167,87 @@ func TestAdminAttemptsLocked(t *testing.T) {
 	}
 	if code, _ := f.admin(t, "GET", AdminPrefix+"/units/nobody/attempts?context=hsm", token, ``); code != http.StatusNotFound {
 		t.Fatalf("attempts of an unknown unit: %d", code)
+	}
+}
+
+// TestAdminClientKey: PUT …/client-key binds a P-256 key, given as a JWK
+// or a PEM SPKI block, to a unit as its compat CSK and answers its kid;
+// a bad or private key, both or neither form, a duplicate member, an
+// unknown, reserved or revoked unit and a strict-enrolled unit are RFC
+// 9457 problems, and none of them stores a key.
+func TestAdminClientKey(t *testing.T) {
+	const token = "admin-token-123"
+	f := newFixture(t, func(c *Config) { c.AdminToken = []byte(token) })
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob", "revoked", "strict"} {
+		if code, _ := f.admin(t, "POST", AdminPrefix+"/units", token, `{"unit":"`+u+`"}`); code != http.StatusCreated {
+			t.Fatalf("create %s", u)
+		}
+	}
+	if code, _ := f.admin(t, "POST", AdminPrefix+"/units/revoked/state", token, `{"state":"revoked"}`); code != 200 {
+		t.Fatal("revoke")
+	}
+	sk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sp, _ := sk.PublicKey.Bytes()
+	sealer, _ := f.srv.cfg.Service.Sealer(ctx)
+	row := store.ClientKey{KID: r2ps.Thumbprint(&sk.PublicKey), UnitID: "strict", Usage: store.UsageSign, PublicKey: sp, Profile: "strict", CreatedAt: time.Now()}
+	row.MAC = wscd.ClientKeyMAC(sealer, row)
+	if err := f.st.PutClientKey(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwk, _ := json.Marshal(jose.JSONWebKey{Key: &k.PublicKey})
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	pemKey, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	code, out := f.admin(t, "PUT", AdminPrefix+"/units/alice/client-key", token, `{"jwk":`+string(jwk)+`}`)
+	if code != 200 || out["kid"] != r2ps.Thumbprint(&k.PublicKey) || out["profile"] != "compat" || out["unit"] != "alice" {
+		t.Fatalf("jwk: %d %v", code, out)
+	}
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der2, _ := x509.MarshalPKIXPublicKey(&k2.PublicKey)
+	pem2, _ := json.Marshal(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der2})))
+	if code, out := f.admin(t, "PUT", AdminPrefix+"/units/alice/client-key", token, `{"pem":`+string(pem2)+`}`); code != 200 || out["kid"] != r2ps.Thumbprint(&k2.PublicKey) {
+		t.Fatalf("pem: %d %v", code, out)
+	}
+	if code, _ := f.admin(t, "PUT", AdminPrefix+"/units/alice/client-key", "wrong", `{"pem":`+string(pem2)+`}`); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", code)
+	}
+	priv, _ := json.Marshal(jose.JSONWebKey{Key: k})
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	jwk384, _ := json.Marshal(jose.JSONWebKey{Key: &p384.PublicKey})
+	for _, tc := range []struct {
+		name, unit, body string
+		code             int
+		title            string
+	}{
+		{"private JWK", "bob", `{"jwk":` + string(priv) + `}`, 400, "not a P-256 public key (JWK or PEM SPKI)"},
+		{"P-384", "bob", `{"jwk":` + string(jwk384) + `}`, 400, "not a P-256 public key (JWK or PEM SPKI)"},
+		{"garbage PEM", "bob", `{"pem":"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}`, 400, "not a P-256 public key (JWK or PEM SPKI)"},
+		{"jwk null", "bob", `{"jwk":null}`, 400, "not a P-256 public key (JWK or PEM SPKI)"},
+		{"both", "bob", `{"jwk":` + string(jwk) + `,"pem":` + string(pemKey) + `}`, 400, "give exactly one of jwk and pem"},
+		{"neither", "bob", `{}`, 400, "give exactly one of jwk and pem"},
+		{"duplicate member", "bob", `{"pem":` + string(pemKey) + `,"pem":` + string(pem2) + `}`, 400, "malformed JSON body"},
+		{"duplicate in the JWK", "bob", `{"jwk":{"kty":"EC","kty":"EC"}}`, 400, "malformed JSON body"},
+		{"unknown member", "bob", `{"pem":` + string(pemKey) + `,"profile":"strict"}`, 400, "malformed JSON body"},
+		{"case-folded member", "bob", `{"PEM":` + string(pemKey) + `}`, 400, "malformed JSON body"},
+		{"unknown unit", "nobody", `{"pem":` + string(pemKey) + `}`, 404, "no such unit"},
+		{"reserved unit", "wsca.server", `{"pem":` + string(pemKey) + `}`, 400, "invalid request"},
+		{"revoked unit", "revoked", `{"pem":` + string(pemKey) + `}`, 409, "unit revoked"},
+		{"strict unit", "strict", `{"pem":` + string(pemKey) + `}`, 409, "unit enrolled under the strict profile"},
+		{"another unit's key", "bob", `{"pem":` + string(pem2) + `}`, 409, "key is another unit's client key"},
+	} {
+		code, out := f.admin(t, "PUT", AdminPrefix+"/units/"+tc.unit+"/client-key", token, tc.body)
+		if code != tc.code || out["status"] != float64(tc.code) || out["title"] != tc.title || out["type"] != "about:blank" {
+			t.Errorf("%s: %d %v, want %d %q", tc.name, code, out, tc.code, tc.title)
+		}
+	}
+	for _, u := range []string{"bob", "revoked", "nobody"} {
+		if _, err := f.st.GetUnitClientKey(ctx, u, store.UsageSign); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: a refused request stored a key: %v", u, err)
+		}
+	}
+	if got, _ := f.st.GetUnitClientKey(ctx, "strict", store.UsageSign); got.Profile != "strict" {
+		t.Error("the strict unit's key was replaced")
 	}
 }

@@ -21,6 +21,9 @@ type Store interface {
 	PutActivationCode(ctx context.Context, c store.ActivationCode) error
 	DeleteUnitSessions(ctx context.Context, unitID string) error
 	ClearAttempts(ctx context.Context, unitID, pinContext string, now time.Time) error
+	// Client keys an operator provisions (compat profile).
+	GetUnitClientKey(ctx context.Context, unitID string, usage store.KeyUsage) (store.ClientKey, error)
+	PutClientKey(ctx context.Context, k store.ClientKey) error
 	// Unit keys: ownership records of device keys.
 	InsertKeyLimited(ctx context.Context, k store.Key, maxPerUnit int) error
 	GetKey(ctx context.Context, kid string) (store.Key, error)

@@ -9,9 +9,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/wsca/wsca/wscd"
 )
 
 // adminFlags are the flags of the admin commands: where the admin API is
@@ -197,5 +202,50 @@ func adminUnitAttempts(ctx context.Context, e env, args []string) error {
 	}
 	return printResult(e, f.asJSON, out, func(w io.Writer) {
 		fmt.Fprintf(w, "failures: %v\nlocked:   %v\n", out["failures"], out["locked"])
+	})
+}
+
+// adminUnitCSK binds a go-r2ps-service wallet's signing key to a unit
+// (compat profile). The key file is read and checked here: a private key
+// is refused before anything is sent, and only the public JWK goes out.
+func adminUnitCSK(ctx context.Context, e env, args []string) error {
+	f := newAdminFlags(e, "admin unit csk")
+	keyFile := f.fs.String("key", "", "`file` with the wallet's P-256 public signing key: PEM (PUBLIC KEY) or JWK; - reads stdin")
+	pos, err := f.parse(e, args, 1)
+	if err != nil {
+		return err
+	}
+	if *keyFile == "" {
+		return errors.New("--key is required")
+	}
+	var raw []byte
+	if *keyFile == "-" {
+		raw, err = io.ReadAll(io.LimitReader(e.stdin, 64<<10))
+	} else {
+		raw, err = os.ReadFile(*keyFile)
+	}
+	if err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	pub, err := wscd.ParseClientKey(raw)
+	clear(raw)
+	if err != nil {
+		return fmt.Errorf("key %s: %w", *keyFile, err)
+	}
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: pub})
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Unit      string    `json:"unit"`
+		KID       string    `json:"kid"`
+		Profile   string    `json:"profile"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	if err := f.call(ctx, "PUT", "/units/"+url.PathEscape(pos[0])+"/client-key", map[string]json.RawMessage{"jwk": jwk}, &out); err != nil {
+		return err
+	}
+	return printResult(e, f.asJSON, out, func(w io.Writer) {
+		fmt.Fprintf(w, "unit:    %s\nkid:     %s\nprofile: %s\n", out.Unit, out.KID, out.Profile)
 	})
 }

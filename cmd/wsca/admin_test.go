@@ -1,16 +1,25 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/store"
 )
 
 // adminServer serves a real admin API on loopback for the CLI to call.
@@ -59,5 +68,91 @@ func TestAdminCommands(t *testing.T) {
 	}
 	if code, _, _ := c.run("admin", "unit", "list", "--admin-url", url); code != 1 {
 		t.Fatalf("no token file: %d", code)
+	}
+}
+
+// TestAdminCSK: "admin unit csk" reads a PEM or JWK public key and binds
+// it to a unit as its compat CSK over the admin API. A private key, a
+// key of another curve or a JWK with a repeated member is refused before
+// any request, and the server's refusals (unknown or revoked unit)
+// are exit 1 with the problem's title.
+func TestAdminCSK(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) { o.AdminToken = []byte(token) })
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	os.WriteFile(tokFile, []byte(token+"\n"), 0o600)
+	c := cli{t: t, dir: t.TempDir()}
+	common := []string{"--admin-url", r.AdminURL, "--admin-token-file", tokFile}
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob", "gone"} {
+		if err := r.Keys.CreateUnit(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Keys.SetUnitState(ctx, "gone", store.UnitRevoked); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	pemFile := write("csk.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwk2, _ := json.Marshal(jose.JSONWebKey{Key: &k2.PublicKey})
+	jwkFile := write("csk.jwk", jwk2)
+
+	var out struct{ Unit, KID, Profile string }
+	if err := json.Unmarshal([]byte(c.ok(append([]string{"admin", "unit", "csk", "alice", "--key", pemFile, "--json"}, common...)...)), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Unit != "alice" || out.KID != r2ps.Thumbprint(&k.PublicKey) || out.Profile != "compat" {
+		t.Fatalf("pem: %+v", out)
+	}
+	if got := c.ok(append([]string{"admin", "unit", "csk", "bob", "--key", jwkFile}, common...)...); !strings.Contains(got, r2ps.Thumbprint(&k2.PublicKey)) {
+		t.Fatalf("jwk: %s", got)
+	}
+	for u, want := range map[string]*ecdsa.PublicKey{"alice": &k.PublicKey, "bob": &k2.PublicKey} {
+		ck, err := r.Store.GetUnitClientKey(ctx, u, store.UsageSign)
+		if err != nil || ck.KID != r2ps.Thumbprint(want) || ck.Profile != "compat" {
+			t.Fatalf("%s: %+v %v", u, ck, err)
+		}
+	}
+
+	ecDER, _ := x509.MarshalECPrivateKey(k)
+	privJWK, _ := json.Marshal(jose.JSONWebKey{Key: k})
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der384, _ := x509.MarshalPKIXPublicKey(&p384.PublicKey)
+	var m map[string]string
+	json.Unmarshal(jwk2, &m)
+	for _, tc := range []struct {
+		name, unit, file, want string
+	}{
+		{"private PEM", "bob", write("priv.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER})), "not a P-256 public key"},
+		{"private JWK", "bob", write("priv.jwk", privJWK), "not a P-256 public key"},
+		{"P-384", "bob", write("p384.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der384})), "not a P-256 public key"},
+		{"duplicate JWK member", "bob", write("dup.jwk", []byte(`{"kty":"EC","crv":"P-256","x":"`+m["x"]+`","x":"`+m["x"]+`","y":"`+m["y"]+`"}`)), "not a P-256 public key"},
+		{"missing file", "bob", filepath.Join(dir, "nope"), "no such file"},
+		{"unknown unit", "nobody", pemFile, "404"},
+		{"revoked unit", "gone", pemFile, "unit revoked"},
+	} {
+		code, _, errs := c.run(append([]string{"admin", "unit", "csk", tc.unit, "--key", tc.file}, common...)...)
+		if code != 1 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%s: exit %d, %q lacks %q", tc.name, code, errs, tc.want)
+		}
+		if strings.Contains(errs, "BEGIN") || strings.Contains(errs, `"d"`) {
+			t.Errorf("%s: the key file in the error: %s", tc.name, errs)
+		}
+	}
+	if ck, _ := r.Store.GetUnitClientKey(ctx, "bob", store.UsageSign); ck.KID != r2ps.Thumbprint(&k2.PublicKey) {
+		t.Fatal("a refused key replaced bob's")
+	}
+	if code, _, _ := c.run(append([]string{"admin", "unit", "csk", "bob"}, common...)...); code == 0 {
+		t.Fatal("no --key accepted")
 	}
 }

@@ -29,7 +29,7 @@
 //	wsca keys list --unit UNIT [--on-device]
 //	wsca keys destroy --unit UNIT KID
 //	wsca version
-//	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts  (over wscad's admin API)
+//	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts|csk  (over wscad's admin API)
 //
 // Each takes --data-dir, --store and --device like wscad (and the same
 // WSCA_* variables). Every command takes --json for machine-readable
@@ -95,6 +95,7 @@ var commands = map[string]command{
 	"admin unit revoke":   {"revoke a unit for good", adminUnitState("revoked")},
 	"admin unit unlock":   {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
 	"admin unit attempts": {"show a unit's PIN attempt counter", adminUnitAttempts},
+	"admin unit csk":      {"bind a go-r2ps-service wallet's signing key to a unit (compat profile): admin unit csk UNIT --key FILE (PEM or JWK)", adminUnitCSK},
 	"bench":               {"load a wscad over R2PS: bench --url URL [--admin-token-file F | --unit U --code C] [--op sign|ecdh|login|list] [--concurrency C] [--requests N | --duration D]", benchCmd},
 }
 

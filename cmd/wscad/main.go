@@ -73,6 +73,24 @@ type options struct {
 	taskContexts    string
 	iatMaxAge       time.Duration
 	r2psConcurrent  int
+	compat          dispatch.Compat
+	keyQuota        int
+}
+
+// compatValue is the --compat flag: dispatch.ParseCompat reads it, so a
+// bad value from the command line, the environment or a config file
+// stops the start.
+type compatValue dispatch.Compat
+
+func (v *compatValue) String() string { return dispatch.Compat(*v).String() }
+
+func (v *compatValue) Set(s string) error {
+	c, err := dispatch.ParseCompat(s)
+	if err != nil {
+		return err
+	}
+	*v = compatValue(c)
+	return nil
 }
 
 // errVersion stops parsing: --version was given.
@@ -105,6 +123,8 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.taskContexts, "task-contexts", "signing", "comma-separated contexts where sign_ecdsa needs a session bound to sign: task (SCAL2)")
 	fs.DurationVar(&o.iatMaxAge, "iat-max-age", dispatch.DefaultMaxAge, "oldest request (iat) accepted; nonces are kept this long")
 	fs.IntVar(&o.r2psConcurrent, "r2ps-max-concurrent", 0, "R2PS requests served at once; more wait up to 1s, unread, then get 503 TRY_LATER (0: max(16, 2×GOMAXPROCS))")
+	fs.Var((*compatValue)(&o.compat), "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
+	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -185,6 +205,9 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 			add(fmt.Errorf("--%s must be positive, not %v", d.name, d.v))
 		}
 	}
+	if o.keyQuota < 1 {
+		add(fmt.Errorf("--key-quota must be at least 1, not %d", o.keyQuota))
+	}
 	if o.sessionDuration > o.maxSession {
 		add(fmt.Errorf("--session-duration %v exceeds --max-session %v", o.sessionDuration, o.maxSession))
 	}
@@ -260,10 +283,13 @@ func serve(ctx context.Context, o *options, s *settings) error {
 	if err != nil {
 		return err
 	}
+	msg := "wscad starting"
 	if res.Defaults != "" {
-		log.Info("wscad starting on "+res.Defaults, "version", ver, "roles", s.roles.String(), "listen", o.listen)
-	} else {
-		log.Info("wscad starting", "version", ver, "roles", s.roles.String(), "listen", o.listen)
+		msg += " on " + res.Defaults
+	}
+	log.Info(msg, "version", ver, "roles", s.roles.String(), "listen", o.listen, "compat", o.compat.String(), "key_quota", o.keyQuota)
+	if o.compat == dispatch.CompatBearer {
+		log.Warn("--compat=bearer: go-r2ps-service 2FA requests are served as bare JWS, without proof of the OPAQUE session key; a session id is then a bearer secret and answers are not encrypted (docs/protocol.md §8): serve it only over TLS to clients that cannot send the 2FA JWE")
 	}
 	reg := prometheus.NewRegistry()
 	st, err := config.Open(ctx, res, log, reg)
@@ -286,7 +312,8 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		MaxAge: o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
 		// A non-nil slice: an empty --task-contexts means none, not the default.
 		TaskContexts: append([]string{}, s.tasks...),
-		Registry:     reg, Logger: log, Version: ver,
+		Compat:       o.compat, KeyQuota: o.keyQuota,
+		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
 	})
 	if err != nil {

@@ -111,6 +111,9 @@ func TestDefaults(t *testing.T) {
 	if msg, _ := line["msg"].(string); !strings.Contains(msg, "embedded defaults") || !strings.Contains(msg, "SQLite") {
 		t.Fatalf("first log line does not name the embedded defaults: %q", first)
 	}
+	if line["compat"] != "off" || line["key_quota"] != float64(256) {
+		t.Fatalf("first log line lacks compat=off and key_quota=256: %q", first)
+	}
 	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
 		t.Fatalf("/healthz = %d %s", code, body)
 	}
@@ -204,6 +207,11 @@ func TestBadConfig(t *testing.T) {
 		{"bad pprof address", []string{"--pprof-listen", "6060"}, nil, "pprof-listen"},
 		{"pprof beyond loopback", []string{"--pprof-listen", "0.0.0.0:6060"}, nil, "must be a loopback address"},
 		{"pprof on a name", []string{"--pprof-listen", "example.org:6060"}, nil, "must be a loopback address"},
+		{"bad compat", []string{"--compat", "maybe"}, nil, "compat"},
+		{"bad compat env", nil, map[string]string{"WSCA_COMPAT": "lenient"}, "WSCA_COMPAT"},
+		{"zero key quota", []string{"--key-quota", "0"}, nil, "--key-quota must be at least 1"},
+		{"negative key quota env", nil, map[string]string{"WSCA_KEY_QUOTA": "-5"}, "--key-quota must be at least 1"},
+		{"bad key quota", []string{"--key-quota", "many"}, nil, "key-quota"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
@@ -299,10 +307,13 @@ func TestListeners(t *testing.T) {
 func TestConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "wscad.conf")
-	os.WriteFile(cfg, []byte("# test\nWSCA_DATA_DIR="+filepath.Join(dir, "d")+"\nWSCA_DEVICE_BACKEND=soft\nWSCA_LOG_FORMAT=text\n"), 0o600)
+	os.WriteFile(cfg, []byte("# test\nWSCA_DATA_DIR="+filepath.Join(dir, "d")+"\nWSCA_DEVICE_BACKEND=soft\nWSCA_LOG_FORMAT=text\nWSCA_COMPAT=jwe\nWSCA_KEY_QUOTA=7\n"), 0o600)
 	base, logs := start(t, []string{"--config", cfg}, noEnv)
 	if !strings.Contains(logs.String(), "soft keystore") {
 		t.Fatalf("config file not applied:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "compat=jwe key_quota=7") {
+		t.Fatalf("compat and key quota from the config file not applied:\n%s", logs.String())
 	}
 	if !strings.Contains(logs.String(), "assurance=software") {
 		t.Fatalf("the soft keystore is not logged as software:\n%s", logs.String())

@@ -17,13 +17,14 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 // Profiles a unit enrols under (store.ClientKey.Profile). A request in the
 // other profile is refused for that unit.
 const (
-	ProfileStrict = "strict"
-	ProfileCompat = "compat"
+	ProfileStrict = wscd.ProfileStrict
+	ProfileCompat = wscd.ProfileCompat
 )
 
 // request is an authenticated request. Only authenticate makes one, and
@@ -66,16 +67,6 @@ type refusal struct {
 
 func refuse(err error) *refusal { return &refusal{err: err, before: true} }
 
-// clientKeyMACDomain separates client-key MACs from other MACs.
-const clientKeyMACDomain = "wsca-client-key-v1"
-
-// ClientKeyMAC returns the MAC that binds a client key row (kid, unit,
-// usage, point, profile) under the HSM-derived MAC key, so someone who can
-// write the database cannot plant a client key.
-func ClientKeyMAC(m MACer, k store.ClientKey) []byte {
-	return m.MAC(clientKeyMACDomain, []byte(k.KID), []byte(k.UnitID), []byte(k.Usage), k.PublicKey, []byte(k.Profile))
-}
-
 // clientKey returns the registered key with that kid if it is the unit's
 // key for usage, in that profile, and carries a valid MAC; ErrUnknownKey
 // otherwise (the log says which).
@@ -83,7 +74,7 @@ func (d *Dispatcher) clientKey(ctx context.Context, ck store.ClientKey, unit str
 	switch {
 	case ck.UnitID != unit || ck.Usage != usage:
 		return nil, r2ps.ErrUnknownKey
-	case !hmac.Equal(ck.MAC, ClientKeyMAC(d.cfg.Sealer, ck)):
+	case !hmac.Equal(ck.MAC, wscd.ClientKeyMAC(d.cfg.Sealer, ck)):
 		d.logger(ctx).ErrorContext(ctx, "client key fails its MAC: the store was changed outside wsca", "unit", unit, "kid", ck.KID)
 		return nil, r2ps.ErrUnknownKey
 	case ck.Profile != profile:

@@ -129,7 +129,7 @@ func provision(t *testing.T, keys *wscd.Service, st *store.Store, unit string, c
 	pub, _ := csk.PublicKey.Bytes()
 	ck := store.ClientKey{KID: r2ps.Thumbprint(&csk.PublicKey), UnitID: unit, Usage: store.UsageSign, PublicKey: pub,
 		Profile: dispatch.ProfileCompat, CreatedAt: time.Now()}
-	ck.MAC = dispatch.ClientKeyMAC(sealer, ck)
+	ck.MAC = wscd.ClientKeyMAC(sealer, ck)
 	if err := st.PutClientKey(t.Context(), ck); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 // cak is the key a 1FA response is encrypted to, with its thumbprint.
@@ -110,7 +111,7 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 			return result{err: fmt.Errorf("%w: csk", r2ps.ErrMalformed)}
 		}
 		signing := store.ClientKey{KID: r.cskKID, UnitID: r.unit, Usage: store.UsageSign, PublicKey: cskBytes, Profile: r.profile}
-		signing.MAC = ClientKeyMAC(d.cfg.Sealer, signing)
+		signing.MAC = wscd.ClientKeyMAC(d.cfg.Sealer, signing)
 		codeHash, err := d.cfg.Keys.HashActivationCode(ctx, string(tr.Authorization))
 		if err != nil {
 			return result{err: err}
@@ -121,7 +122,7 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		}
 		if to != nil {
 			e.AgreementKey = store.ClientKey{KID: to.kid, UnitID: r.unit, Usage: store.UsageAgree, PublicKey: to.pub.Bytes(), Profile: r.profile}
-			e.AgreementKey.MAC = ClientKeyMAC(d.cfg.Sealer, e.AgreementKey)
+			e.AgreementKey.MAC = wscd.ClientKeyMAC(d.cfg.Sealer, e.AgreementKey)
 		}
 		purpose, err := d.cfg.Store.Enrol(ctx, e)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnitNotFound) {
