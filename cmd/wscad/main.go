@@ -74,7 +74,22 @@ type options struct {
 	iatMaxAge       time.Duration
 	r2psConcurrent  int
 	compat          dispatch.Compat
+	responseKey     dispatch.ResponseKey
 	keyQuota        int
+}
+
+// responseKeyValue is the --response-key flag (dispatch.ParseResponseKey).
+type responseKeyValue dispatch.ResponseKey
+
+func (v *responseKeyValue) String() string { return dispatch.ResponseKey(*v).String() }
+
+func (v *responseKeyValue) Set(s string) error {
+	k, err := dispatch.ParseResponseKey(s)
+	if err != nil {
+		return err
+	}
+	*v = responseKeyValue(k)
+	return nil
 }
 
 // compatValue is the --compat flag: dispatch.ParseCompat reads it, so a
@@ -123,6 +138,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.taskContexts, "task-contexts", "signing", "comma-separated contexts where sign_ecdsa needs a session bound to sign: task (SCAL2)")
 	fs.DurationVar(&o.iatMaxAge, "iat-max-age", dispatch.DefaultMaxAge, "oldest request (iat) accepted; nonces are kept this long")
 	fs.IntVar(&o.r2psConcurrent, "r2ps-max-concurrent", 0, "R2PS requests served at once; more wait up to 1s, unread, then get 503 TRY_LATER (0: max(16, 2×GOMAXPROCS))")
+	fs.Var((*responseKeyValue)(&o.responseKey), "response-key", "where the R2PS response-signing key lives: sealed (in memory, sealed in the store by the HSM; the default) or hsm (on the HSM: one more HSM signature per request)")
 	fs.Var((*compatValue)(&o.compat), "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
 	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
 	if err := fs.Parse(args); err != nil {
@@ -287,7 +303,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 	if res.Defaults != "" {
 		msg += " on " + res.Defaults
 	}
-	log.Info(msg, "version", ver, "roles", s.roles.String(), "listen", o.listen, "compat", o.compat.String(), "key_quota", o.keyQuota)
+	log.Info(msg, "version", ver, "roles", s.roles.String(), "listen", o.listen, "compat", o.compat.String(), "key_quota", o.keyQuota, "response_key", o.responseKey.String())
 	if o.compat == dispatch.CompatBearer {
 		log.Warn("--compat=bearer: go-r2ps-service 2FA requests are served as bare JWS, without proof of the OPAQUE session key; a session id is then a bearer secret and answers are not encrypted (docs/protocol.md §8): serve it only over TLS to clients that cannot send the 2FA JWE")
 	}
@@ -312,7 +328,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		MaxAge: o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
 		// A non-nil slice: an empty --task-contexts means none, not the default.
 		TaskContexts: append([]string{}, s.tasks...),
-		Compat:       o.compat, KeyQuota: o.keyQuota,
+		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey,
 		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
 	})

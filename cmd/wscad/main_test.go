@@ -208,6 +208,8 @@ func TestBadConfig(t *testing.T) {
 		{"pprof beyond loopback", []string{"--pprof-listen", "0.0.0.0:6060"}, nil, "must be a loopback address"},
 		{"pprof on a name", []string{"--pprof-listen", "example.org:6060"}, nil, "must be a loopback address"},
 		{"bad compat", []string{"--compat", "maybe"}, nil, "compat"},
+		{"bad response key", []string{"--response-key", "tpm"}, nil, "response-key"},
+		{"bad response key env", nil, map[string]string{"WSCA_RESPONSE_KEY": "memory"}, "WSCA_RESPONSE_KEY"},
 		{"bad compat env", nil, map[string]string{"WSCA_COMPAT": "lenient"}, "WSCA_COMPAT"},
 		{"zero key quota", []string{"--key-quota", "0"}, nil, "--key-quota must be at least 1"},
 		{"negative key quota env", nil, map[string]string{"WSCA_KEY_QUOTA": "-5"}, "--key-quota must be at least 1"},
