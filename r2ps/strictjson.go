@@ -1,7 +1,6 @@
 package r2ps
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,27 +65,65 @@ func checkJSON(data []byte, t reflect.Type) error {
 }
 
 // checkJSONN is checkJSON with a limit of maxValues values (0: none).
+// encoding/json's validator checks the syntax first (it allocates nothing);
+// the walk then reads the now well-formed document byte by byte, without
+// allocating a token per value.
 func checkJSONN(data []byte, t reflect.Type, maxValues int) error {
 	if !utf8.Valid(data) {
 		return errors.New("invalid UTF-8")
 	}
-	w := walker{dec: json.NewDecoder(bytes.NewReader(data)), max: maxValues}
-	w.dec.UseNumber()
-	if err := w.value(t, 0); err != nil {
-		return err
+	if !json.Valid(data) {
+		var v any
+		err := json.Unmarshal(data, &v) // only for its message
+		if err == nil {
+			err = errors.New("syntax error")
+		}
+		return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
 	}
-	if _, err := w.dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	w := walker{b: data, max: maxValues}
+	// json.Valid allows nothing but white space after the value.
+	return w.value(t, 0)
 }
 
-// walker walks one JSON document token by token.
+// walker walks one well-formed JSON document (json.Valid holds).
 type walker struct {
-	dec *json.Decoder
+	b   []byte
+	i   int
 	max int // the limit on values, 0 for none
 	n   int // values seen
 }
+
+func (w *walker) ws() {
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return
+		}
+	}
+}
+
+// str skips a string starting at its opening quote and returns its
+// contents as they appear, and whether they hold an escape.
+func (w *walker) str() ([]byte, bool) {
+	w.i++
+	start, escaped := w.i, false
+	for w.b[w.i] != '"' {
+		if w.b[w.i] == '\\' {
+			escaped = true
+			w.i++
+		}
+		w.i++
+	}
+	raw := w.b[start:w.i]
+	w.i++
+	return raw, escaped
+}
+
+// maxLinearMembers is the object size up to which duplicate member names
+// are found by comparison rather than with a map.
+const maxLinearMembers = 16
 
 func (w *walker) value(t reflect.Type, depth int) error {
 	if depth > maxJSONDepth {
@@ -95,61 +132,109 @@ func (w *walker) value(t reflect.Type, depth int) error {
 	if w.n++; w.max > 0 && w.n > w.max {
 		return fmt.Errorf("more than %d JSON values", w.max)
 	}
-	dec := w.dec
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
-	}
-	delim, ok := tok.(json.Delim)
-	if !ok {
+	w.ws()
+	switch w.b[w.i] {
+	case '"':
+		w.str()
 		return nil
-	}
-	t = shape(t)
-	if delim == '[' {
+	case '[':
+		w.i++
+		t = shape(t)
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
-		for dec.More() {
+		if w.ws(); w.b[w.i] == ']' {
+			w.i++
+			return nil
+		}
+		for {
 			if err := w.value(elem, depth+1); err != nil {
 				return err
 			}
+			w.ws()
+			c := w.b[w.i]
+			w.i++
+			if c == ']' {
+				return nil
+			}
 		}
-		return closeToken(dec)
+	case '{':
+		w.i++
+		return w.object(shape(t), depth)
 	}
+	// A number or a literal: up to the next delimiter.
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ',', ']', '}', ' ', '\t', '\n', '\r':
+			return nil
+		}
+		w.i++
+	}
+	return nil
+}
+
+func (w *walker) object(t reflect.Type, depth int) error {
 	fields := jsonFields(t)
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
+	var few [maxLinearMembers]string
+	seen := few[:0]
+	var many map[string]bool
+	if w.ws(); w.b[w.i] == '}' {
+		w.i++
+		return nil
+	}
+	for {
+		w.ws()
+		raw, escaped := w.str()
+		key := string(raw)
+		if escaped {
+			// Rare: unescape as encoding/json will when it decodes.
+			if err := json.Unmarshal(w.b[w.i-len(raw)-2:w.i], &key); err != nil {
+				return fmt.Errorf("invalid JSON: %v", err)
+			}
 		}
-		key := tok.(string) // json.Decoder yields only string keys in objects
-		if seen[key] {
-			return fmt.Errorf("duplicate member %q", key)
+		if many == nil {
+			for _, k := range seen {
+				if k == key {
+					return fmt.Errorf("duplicate member %q", key)
+				}
+			}
+			if len(seen) < maxLinearMembers {
+				seen = append(seen, key)
+			} else {
+				many = make(map[string]bool, 2*maxLinearMembers)
+				for _, k := range seen {
+					many[k] = true
+				}
+			}
 		}
-		seen[key] = true
+		if many != nil {
+			if many[key] {
+				return fmt.Errorf("duplicate member %q", key)
+			}
+			many[key] = true
+		}
 		var ft reflect.Type
 		if fields != nil {
+			var ok bool
 			if ft, ok = fields[key]; !ok {
 				return fmt.Errorf("unknown member %q", key)
 			}
 		} else if t != nil && t.Kind() == reflect.Map {
 			ft = t.Elem()
 		}
+		w.ws()
+		w.i++ // ':'
 		if err := w.value(ft, depth+1); err != nil {
 			return err
 		}
+		w.ws()
+		c := w.b[w.i]
+		w.i++
+		if c == '}' {
+			return nil
+		}
 	}
-	return closeToken(dec)
-}
-
-// closeToken consumes the ']' or '}' that ends the current array or object.
-func closeToken(dec *json.Decoder) error {
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("invalid JSON: %v", syntaxDetail(err))
-	}
-	return nil
 }
 
 // syntaxDetail names a premature end, which encoding/json reports as EOF.
