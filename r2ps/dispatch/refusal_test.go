@@ -45,7 +45,7 @@ type wallet struct {
 }
 
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	svc    *wscd.Service
 	st     *store.Store
@@ -125,6 +125,13 @@ type outcome struct {
 
 func (g *rig) send(w *wallet, f forged) outcome {
 	g.t.Helper()
+	body := g.build(w, &f)
+	return g.post(w, f, body)
+}
+
+// build makes the body of a forged request, filling in f's defaults.
+func (g *rig) build(w *wallet, f *forged) []byte {
+	g.t.Helper()
 	if f.iat.IsZero() {
 		f.iat = time.Now()
 	}
@@ -179,7 +186,7 @@ func (g *rig) send(w *wallet, f forged) outcome {
 	if f.tamper != nil {
 		body = f.tamper(body)
 	}
-	return g.post(w, f, body)
+	return body
 }
 
 func (g *rig) post(w *wallet, f forged, body []byte) outcome {
