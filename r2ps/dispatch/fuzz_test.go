@@ -60,4 +60,3 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
-
