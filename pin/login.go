@@ -58,13 +58,17 @@ func (s *Server) sessionTTL(opts LoginOptions) (time.Duration, error) {
 // returns the id of the pending session that LoginFinish completes.
 //
 // KE1, the unit id and the context are checked first (ErrMalformed), and
-// nothing is counted for a malformed request. Then the attempt is counted
-// in the store, atomically with its admission and before the PIN can be
-// tested: a locked counter gives ErrLocked and a counter within a wait
-// gives ErrTooSoon, without KE2. A unit without a record gets a KE2 from a
-// fake record, indistinguishable from a real one, and LoginFinish then
-// fails with ErrWrongPIN. An attempt admitted stays counted whatever
-// happens afterwards, until a correct KE3 clears the count.
+// nothing is counted for a malformed request. The record is read next: a
+// stored record whose MAC fails is ErrIntegrity; a unit without a record
+// gets ErrNoRegistration when opts.RequireRecord is set (nothing counted),
+// and otherwise a KE2 from a fake record, indistinguishable from a real
+// one, after which LoginFinish fails with ErrWrongPIN. Then the attempt is
+// counted in the store, atomically with its admission and with the wait
+// the policy sets for it, before the PIN can be tested: a locked counter
+// gives ErrLocked and a counter within a wait gives ErrTooSoon, without
+// KE2. An attempt admitted stays counted whatever happens afterwards,
+// until a correct KE3 clears the count. The pending session remembers the
+// record's credential nonce, so a PIN change before KE3 ends the login.
 //
 // The session id is 32 random bytes, base64url without padding; the store
 // keeps only its SHA-256 and, sealed, the session key and the expected
