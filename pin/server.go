@@ -176,9 +176,9 @@ func (s *Server) acquire() (*opaque.Server, func(), error) {
 // finalize steps.
 const RegistrationTTL = 10 * time.Minute
 
-// MaxPendingRegistrations bounds the pending registrations a unit keeps in
-// one context: a newer one evicts the oldest, so an unauthenticated flood
-// of evaluate steps cannot grow the store.
+// MaxPendingRegistrations bounds the pending registrations a unit keeps
+// over all its contexts: a newer one evicts the oldest, so an
+// unauthenticated flood of evaluate steps cannot grow the store.
 const MaxPendingRegistrations = 4
 
 // credNonceSize is the size of a record's credential-identifier nonce.

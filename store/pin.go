@@ -101,8 +101,9 @@ type PendingRegistration struct {
 }
 
 // PutPendingRegistration records (or replaces) a requester's pending
-// registration, keeping at most maxPerUnit (at least 1) of the unit's in
-// that context: the oldest others are evicted in the same transaction.
+// registration, keeping at most maxPerUnit (at least 1) of the unit's, over
+// all its contexts: the oldest others are evicted in the same transaction,
+// so neither many requesters nor many made-up contexts grow the table.
 func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistration, maxPerUnit int) error {
 	if maxPerUnit < 1 {
 		return invalidf("pending registration", "limit must be at least 1")
@@ -129,10 +130,10 @@ func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistratio
 			return err
 		}
 		_, err = tx.ExecContext(ctx,
-			`DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2 AND requester NOT IN (
-			   SELECT requester FROM pin_registrations WHERE unit_id = $1 AND context = $2
-			   ORDER BY expires_at DESC, requester LIMIT $3)`,
-			p.UnitID, p.Context, maxPerUnit)
+			`DELETE FROM pin_registrations WHERE unit_id = $1 AND (context, requester) NOT IN (
+			   SELECT context, requester FROM pin_registrations WHERE unit_id = $1
+			   ORDER BY expires_at DESC, context, requester LIMIT $2)`,
+			p.UnitID, maxPerUnit)
 		return err
 	})
 }

@@ -442,6 +442,16 @@ func testPendingRegistrations(t *testing.T, dsn string) {
 			t.Fatalf("take %s: %v", r, err)
 		}
 	}
+
+	// The limit holds over all the unit's contexts.
+	for i, c := range []string{"c1", "c2", "c3"} {
+		if err := s.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: "u", Context: c,
+			Requester: "csk-x", CredNonce: []byte("n"), ExpiresAt: at(time.Duration(i+1) * time.Minute)}, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = s.TakePendingRegistration(ctx, "u", "c1", "csk-x", at(0))
+	wantErr(t, "oldest context evicted", err, store.ErrNotFound)
 }
 
 // testJoinedReads: the one-statement reads of the hot path return what the
