@@ -1,4 +1,4 @@
-package r2ps
+package strictjson
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func refCheck(data []byte, t reflect.Type) error {
 }
 
 func refValue(dec *json.Decoder, t reflect.Type, depth int) error {
-	if depth > maxJSONDepth {
+	if depth > MaxDepth {
 		return errors.New("too deep")
 	}
 	tok, err := dec.Token()
@@ -40,7 +40,7 @@ func refValue(dec *json.Decoder, t reflect.Type, depth int) error {
 	if !ok {
 		return nil
 	}
-	t = shape(t)
+	t = Shape(t)
 	if delim == '[' {
 		var elem reflect.Type
 		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
@@ -54,7 +54,7 @@ func refValue(dec *json.Decoder, t reflect.Type, depth int) error {
 		_, err := dec.Token()
 		return err
 	}
-	fields := jsonFields(t)
+	fields := Fields(t)
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -89,15 +89,29 @@ func FuzzStrictJSONReference(f *testing.F) {
 	for _, s := range []string{
 		`{"ver":"1.0","nonce":"AAAA","iat":1,"type":"x","jwe_hash":"AA==","data":{}}`,
 		`{"ver":"1.0","ver":"1.0"}`, `{"v\u0065r":"1.0","ver":"2"}`, `{"VER":"1"}`,
-		`{"protocol":"opaque","state":"evaluate","p_data":"AA==","cak":{"kty":"EC","kty":"EC"}}`,
+		`{"protocol":"opaque","p_data":"AA==","cak":{"kty":"EC","kty":"EC"}}`,
+		`{"ver":"1","data":{"protocol":"x"},"extra":{"a":{"p_data":"AA=="},"a":{}},"list":[{"cak":1},{"protocol":"y","Protocol":"z"}]}`,
 		`[1,{"a":1,"a":2}]`, `{"a":{"b":{"c":[{"d":null}]}}}`, ` {"ver" : "1.0" } `,
 	} {
 		f.Add([]byte(s))
 	}
-	types := []reflect.Type{reflect.TypeFor[requestWire](), reflect.TypeFor[TFARequest](), nil}
+	type data struct {
+		Protocol string          `json:"protocol"`
+		PData    []byte          `json:"p_data"`
+		CAK      json.RawMessage `json:"cak"`
+	}
+	type request struct {
+		Ver   string          `json:"ver"`
+		Nonce []byte          `json:"nonce"`
+		IAT   *int64          `json:"iat"`
+		Data  *data           `json:"data"`
+		Extra map[string]data `json:"extra"`
+		List  []data          `json:"list"`
+	}
+	types := []reflect.Type{reflect.TypeFor[request](), reflect.TypeFor[data](), nil}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, ty := range types {
-			got := checkJSONN(data, ty, 0)
+			got := Check(data, ty, 0)
 			want := refCheck(data, ty)
 			if (got == nil) != (want == nil) {
 				t.Fatalf("type %v: walker %v, reference %v, on %q", ty, got, want, data)
