@@ -82,14 +82,14 @@ func needNode(t *testing.T) string {
 // world is a real wscad stack (both roles) serving HTTP on loopback.
 type world struct {
 	url string
-	svc *wscd.Service
+	svc *wscd.Services
 	st  *store.Store
 }
 
 func newWorld(t *testing.T, dev device.Device) *world {
 	t.Helper()
 	r := stacktest.Start(t, testenv.SQLite(t), dev, nil)
-	return &world{url: r.URL, svc: r.Keys, st: r.Store}
+	return &world{url: r.URL, svc: r.Services, st: r.Store}
 }
 
 // newUnit creates a unit and issues its activation code.
@@ -97,10 +97,10 @@ func (w *world) newUnit(t *testing.T) (unit, code string) {
 	t.Helper()
 	ctx := t.Context()
 	unit = wscd.NewUnitID()
-	if err := w.svc.CreateUnit(ctx, unit); err != nil {
+	if err := w.svc.Units.Create(ctx, unit); err != nil {
 		t.Fatal(err)
 	}
-	c, err := w.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	c, err := w.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,14 +136,14 @@ func (s *Server) adminCreateUnit(w http.ResponseWriter, r *http.Request) error {
 	if req.Unit == "" {
 		req.Unit = wscd.NewUnitID()
 	}
-	svc := s.cfg.Service
-	if err := svc.CreateUnit(r.Context(), req.Unit); err != nil {
+	units := s.cfg.Units
+	if err := units.Create(r.Context(), req.Unit); err != nil {
 		if errors.Is(err, wscd.ErrInvalidInput) && errors.Is(err, store.ErrExists) {
 			return Errorf(http.StatusConflict, "unit exists", err)
 		}
 		return adminErr(err)
 	}
-	c, err := svc.IssueActivationCode(r.Context(), req.Unit, store.PurposeActivation, ttl)
+	c, err := units.IssueActivationCode(r.Context(), req.Unit, store.PurposeActivation, ttl)
 	if err != nil {
 		return adminErr(err)
 	}
@@ -160,7 +160,7 @@ func (s *Server) adminIssueCode(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.cfg.Service.IssueActivationCode(r.Context(), r.PathValue("unit"), p, ttl)
+	c, err := s.cfg.Units.IssueActivationCode(r.Context(), r.PathValue("unit"), p, ttl)
 	if err != nil {
 		return adminErr(err)
 	}
@@ -176,7 +176,7 @@ type unitResponse struct {
 }
 
 func (s *Server) adminGetUnit(w http.ResponseWriter, r *http.Request) error {
-	u, err := s.cfg.Service.Unit(r.Context(), r.PathValue("unit"))
+	u, err := s.cfg.Units.Get(r.Context(), r.PathValue("unit"))
 	if err != nil {
 		return adminErr(err)
 	}
@@ -185,7 +185,7 @@ func (s *Server) adminGetUnit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) adminListUnits(w http.ResponseWriter, r *http.Request) error {
-	units, err := s.cfg.Service.Units(r.Context())
+	units, err := s.cfg.Units.List(r.Context())
 	if err != nil {
 		return adminErr(err)
 	}
@@ -210,7 +210,7 @@ func (s *Server) adminSetState(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return Errorf(http.StatusBadRequest, "state must be active, suspended or revoked", nil)
 	}
-	if err := s.cfg.Service.SetUnitState(r.Context(), r.PathValue("unit"), st); err != nil {
+	if err := s.cfg.Units.SetState(r.Context(), r.PathValue("unit"), st); err != nil {
 		return adminErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "state": req.State})
@@ -241,7 +241,7 @@ func (s *Server) adminUnlock(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Service.UnlockPIN(r.Context(), r.PathValue("unit"), c); err != nil {
+	if err := s.cfg.Units.UnlockPIN(r.Context(), r.PathValue("unit"), c); err != nil {
 		return adminErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "context": c, "unlocked": "true"})
@@ -253,7 +253,7 @@ func (s *Server) adminAttempts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.cfg.Service.Unit(r.Context(), r.PathValue("unit")); err != nil {
+	if _, err := s.cfg.Units.Get(r.Context(), r.PathValue("unit")); err != nil {
 		return adminErr(err)
 	}
 	// The PIN server, not the store's counter alone: a counter that has
@@ -289,7 +289,7 @@ type clientKeyResponse struct {
 }
 
 // adminClientKey binds a go-r2ps-service wallet's signing key to a unit
-// under the compat profile (wscd.Service.ProvisionClientKey).
+// under the compat profile (wscd.Units.ProvisionClientKey).
 func (s *Server) adminClientKey(w http.ResponseWriter, r *http.Request) error {
 	var req clientKeyRequest
 	if err := decodeJSON(r, &req); err != nil {
@@ -308,7 +308,7 @@ func (s *Server) adminClientKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return adminErr(err)
 	}
-	ck, err := s.cfg.Service.ProvisionClientKey(r.Context(), r.PathValue("unit"), pub)
+	ck, err := s.cfg.Units.ProvisionClientKey(r.Context(), r.PathValue("unit"), pub)
 	if err != nil {
 		return adminErr(err)
 	}

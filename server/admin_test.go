@@ -189,7 +189,7 @@ func TestAdminClientKey(t *testing.T) {
 	}
 	sk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	sp, _ := sk.PublicKey.Bytes()
-	sealer, _ := f.srv.cfg.Service.Sealer(ctx)
+	sealer, _ := f.svc.ServerKeys.Sealer(ctx)
 	row := store.ClientKey{KID: r2ps.Thumbprint(&sk.PublicKey), UnitID: "strict", Usage: store.UsageSign, PublicKey: sp, Profile: "strict", CreatedAt: time.Now()}
 	row.MAC = wscd.ClientKeyMAC(sealer, row)
 	if err := f.st.PutClientKey(ctx, row); err != nil {

@@ -85,8 +85,11 @@ type Config struct {
 	// TLSCert and TLSKey, if set, serve HTTPS (TLS 1.2 or later).
 	TLSCert, TLSKey string
 	Roles           Roles
-	Service         *wscd.Service
-	Logger          *slog.Logger
+	// Keys answers readiness and names the device.
+	Keys *wscd.Keys
+	// Units serves the admin API.
+	Units  *wscd.Units
+	Logger *slog.Logger
 	// Registry collects the metrics served at /metrics (on the metrics
 	// listener and the admin API, never the public one); the server adds
 	// Go runtime, process and build-info collectors to it.
@@ -129,8 +132,8 @@ type Server struct {
 
 // New builds a server. It registers its collectors on cfg.Registry.
 func New(cfg Config) (*Server, error) {
-	if cfg.Service == nil || cfg.Registry == nil {
-		return nil, errors.New("server: service and registry are required")
+	if cfg.Keys == nil || cfg.Units == nil || cfg.Registry == nil {
+		return nil, errors.New("server: keys, units and registry are required")
 	}
 	if !cfg.Roles.WSCD && !cfg.Roles.WSCA {
 		return nil, errors.New("server: no role")
@@ -154,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	info := cfg.Service.Device().Info()
+	info := cfg.Keys.Device().Info()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "wsca_build_info",
 		Help: "Build and deployment information; always 1.",
@@ -321,7 +324,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
 	defer cancel()
-	if err := s.cfg.Service.Ready(ctx); err != nil {
+	if err := s.cfg.Keys.Ready(ctx); err != nil {
 		s.log.WarnContext(r.Context(), "not ready", "request_id", requestID(r.Context()), "err", err)
 		part := "store"
 		if errors.Is(err, wscd.ErrDeviceDown) {

@@ -33,6 +33,7 @@ import (
 
 type fixture struct {
 	srv  *Server
+	svc  *wscd.Services
 	st   *store.Store
 	logs *strings.Builder
 }
@@ -49,7 +50,7 @@ func newFixture(t *testing.T, mod func(*Config)) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := svc.Sealer(context.Background())
+	sealer, err := svc.ServerKeys.Sealer(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func newFixture(t *testing.T, mod func(*Config)) fixture {
 		t.Fatal(err)
 	}
 	logs := &strings.Builder{}
-	cfg := Config{Addr: "127.0.0.1:0", Roles: Roles{WSCD: true, WSCA: true}, Service: svc, PIN: pins, Version: "v9.8.7-test",
+	cfg := Config{Addr: "127.0.0.1:0", Roles: Roles{WSCD: true, WSCA: true}, Keys: svc.Keys, Units: svc.Units, PIN: pins, Version: "v9.8.7-test",
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), Registry: prometheus.NewRegistry()}
 	if mod != nil {
 		mod(&cfg)
@@ -67,7 +68,7 @@ func newFixture(t *testing.T, mod func(*Config)) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{srv: srv, st: st, logs: logs}
+	return fixture{srv: srv, svc: svc, st: st, logs: logs}
 }
 
 func (f fixture) get(t *testing.T, path string) *httptest.ResponseRecorder {
@@ -75,6 +76,26 @@ func (f fixture) get(t *testing.T, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 	return rec
+}
+
+// TestNewRequires: a server needs the keys (readiness, device info), the
+// units (admin API) and a registry.
+func TestNewRequires(t *testing.T) {
+	f := newFixture(t, nil)
+	for name, mod := range map[string]func(*Config){
+		"no keys":     func(c *Config) { c.Keys = nil },
+		"no units":    func(c *Config) { c.Units = nil },
+		"no registry": func(c *Config) { c.Registry = nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := f.srv.cfg
+			cfg.Registry = prometheus.NewRegistry()
+			mod(&cfg)
+			if _, err := New(cfg); err == nil {
+				t.Fatal("New accepted the config")
+			}
+		})
+	}
 }
 
 func TestReadiness(t *testing.T) {
@@ -145,7 +166,7 @@ func TestMetricsListeners(t *testing.T) {
 
 func TestReadinessDevice(t *testing.T) {
 	f := newFixture(t, nil)
-	f.srv.cfg.Service.Device().Close()
+	f.srv.cfg.Keys.Device().Close()
 	rec := f.get(t, "/readyz")
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"failing":"device"`) {
 		t.Fatalf("/readyz with the device closed = %d %s", rec.Code, rec.Body)

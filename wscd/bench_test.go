@@ -48,7 +48,7 @@ func BenchmarkServiceSign(b *testing.B) {
 				b.Run(db.Name, func(b *testing.B) {
 					svc, unit, kid := benchService(b, dev, db)
 					timedLoop(b, func() error {
-						_, err := svc.Sign(ctx, unit, kid, d)
+						_, err := svc.Keys.Sign(ctx, unit, kid, d)
 						return err
 					})
 				})
@@ -60,7 +60,7 @@ func BenchmarkServiceSign(b *testing.B) {
 // benchService opens a fresh database on db, builds a service over it and
 // dev, and gives it an active unit with one key; the key is destroyed
 // when b ends.
-func benchService(b *testing.B, dev device.Device, db testenv.StoreBackend) (*wscd.Service, string, string) {
+func benchService(b *testing.B, dev device.Device, db testenv.StoreBackend) (*wscd.Services, string, string) {
 	b.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, db.DSN(b))
@@ -77,15 +77,15 @@ func benchService(b *testing.B, dev device.Device, db testenv.StoreBackend) (*ws
 		b.Fatal(err)
 	}
 	unit := string(devicetest.NewOwner(b, "bench"))
-	if err := svc.CreateUnit(ctx, unit); err != nil {
+	if err := svc.Units.Create(ctx, unit); err != nil {
 		b.Fatal(err)
 	}
-	k, err := svc.Generate(ctx, unit)
+	k, err := svc.Keys.Generate(ctx, unit)
 	if err != nil {
 		b.Fatal(err)
 	}
 	kid := string(k.KID)
-	b.Cleanup(func() { svc.Destroy(context.Background(), unit, kid) })
+	b.Cleanup(func() { svc.Keys.Destroy(context.Background(), unit, kid) })
 	return svc, unit, kid
 }
 

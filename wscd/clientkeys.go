@@ -141,7 +141,7 @@ func ClientKeyThumbprint(pub *ecdsa.PublicKey) (string, error) {
 // enrolled under the strict profile (ErrStrictEnrolled), a key that is not
 // P-256 (ErrBadClientKey) and another unit's key (ErrClientKeyInUse). A
 // suspended unit gets its key; it is served once resumed.
-func (s *Service) ProvisionClientKey(ctx context.Context, unit string, pub *ecdsa.PublicKey) (store.ClientKey, error) {
+func (s *Units) ProvisionClientKey(ctx context.Context, unit string, pub *ecdsa.PublicKey) (store.ClientKey, error) {
 	if _, err := device.ParseOwner(unit); err != nil || reservedUnit(unit) {
 		return store.ClientKey{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
@@ -149,7 +149,7 @@ func (s *Service) ProvisionClientKey(ctx context.Context, unit string, pub *ecds
 	if err != nil {
 		return store.ClientKey{}, err
 	}
-	u, err := s.Unit(ctx, unit)
+	u, err := s.Get(ctx, unit)
 	if err != nil {
 		return store.ClientKey{}, err
 	}
@@ -161,7 +161,7 @@ func (s *Service) ProvisionClientKey(ctx context.Context, unit string, pub *ecds
 	case err == nil && old.Profile != ProfileCompat:
 		return store.ClientKey{}, ErrStrictEnrolled
 	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return store.ClientKey{}, s.storeErr(err)
+		return store.ClientKey{}, storeErr(err)
 	}
 	kid, err := ClientKeyThumbprint(pub)
 	if err != nil {
@@ -171,7 +171,7 @@ func (s *Service) ProvisionClientKey(ctx context.Context, unit string, pub *ecds
 	if err != nil {
 		return store.ClientKey{}, fmt.Errorf("%w: %v", ErrBadClientKey, err)
 	}
-	sl, err := s.Sealer(ctx)
+	sl, err := s.server.Sealer(ctx)
 	if err != nil {
 		return store.ClientKey{}, err
 	}
@@ -183,10 +183,10 @@ func (s *Service) ProvisionClientKey(ctx context.Context, unit string, pub *ecds
 	case errors.Is(err, store.ErrExists):
 		return store.ClientKey{}, fmt.Errorf("%w: %v", ErrClientKeyInUse, err)
 	case err != nil:
-		return store.ClientKey{}, s.storeErr(err)
+		return store.ClientKey{}, storeErr(err)
 	}
 	if err := s.st.DeleteUnitSessions(ctx, unit); err != nil {
-		return store.ClientKey{}, s.storeErr(err)
+		return store.ClientKey{}, storeErr(err)
 	}
 	s.log.InfoContext(ctx, "client signing key provisioned", "unit", unit, "kid", kid, "profile", ProfileCompat)
 	return ck, nil

@@ -131,7 +131,7 @@ func TestProvisionClientKey(t *testing.T) {
 	forEach(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
 		unit := newUnit(t, f, "csk")
-		sealer, err := f.svc.Sealer(ctx)
+		sealer, err := f.svc.ServerKeys.Sealer(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestProvisionClientKey(t *testing.T) {
 			Secret: []byte("sealed"), UsesLeft: store.Unlimited, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		ck, err := f.svc.ProvisionClientKey(ctx, unit, &k.PublicKey)
+		ck, err := f.svc.Units.ProvisionClientKey(ctx, unit, &k.PublicKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestProvisionClientKey(t *testing.T) {
 		}
 		// A new key replaces the old one.
 		k2 := p256Key(t)
-		if _, err := f.svc.ProvisionClientKey(ctx, unit, &k2.PublicKey); err != nil {
+		if _, err := f.svc.Units.ProvisionClientKey(ctx, unit, &k2.PublicKey); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := f.st.GetUnitClientKey(ctx, unit, store.UsageSign); got.KID != r2ps.Thumbprint(&k2.PublicKey) {
@@ -185,14 +185,14 @@ func TestProvisionClientKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		revoked := newUnit(t, f, "revoked")
-		if err := f.svc.SetUnitState(ctx, revoked, store.UnitRevoked); err != nil {
+		if err := f.svc.Units.SetState(ctx, revoked, store.UnitRevoked); err != nil {
 			t.Fatal(err)
 		}
 		suspended := newUnit(t, f, "suspended")
-		if err := f.svc.SetUnitState(ctx, suspended, store.UnitSuspended); err != nil {
+		if err := f.svc.Units.SetState(ctx, suspended, store.UnitSuspended); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.ProvisionClientKey(ctx, suspended, &p256Key(t).PublicKey); err != nil {
+		if _, err := f.svc.Units.ProvisionClientKey(ctx, suspended, &p256Key(t).PublicKey); err != nil {
 			t.Fatalf("suspended unit: %v", err)
 		}
 		p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -212,7 +212,7 @@ func TestProvisionClientKey(t *testing.T) {
 			{"nil", other, nil, wscd.ErrBadClientKey},
 			{"another unit's key", other, &k2.PublicKey, wscd.ErrClientKeyInUse},
 		} {
-			if _, err := f.svc.ProvisionClientKey(ctx, tc.unit, tc.pub); !errors.Is(err, tc.want) {
+			if _, err := f.svc.Units.ProvisionClientKey(ctx, tc.unit, tc.pub); !errors.Is(err, tc.want) {
 				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 			}
 		}

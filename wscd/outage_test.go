@@ -71,10 +71,10 @@ func TestDeviceErrorClasses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := svc.CreateUnit(ctx, "alice"); err != nil {
+			if err := svc.Units.Create(ctx, "alice"); err != nil {
 				t.Fatal(err)
 			}
-			k, err := svc.Generate(ctx, "alice")
+			k, err := svc.Keys.Generate(ctx, "alice")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,9 +82,9 @@ func TestDeviceErrorClasses(t *testing.T) {
 			digest := sha256.Sum256([]byte("x"))
 			peer, _ := ecdh.P256().GenerateKey(rand.Reader)
 			for op, call := range map[string]func() error{
-				"generate": func() error { _, err := svc.Generate(ctx, "alice"); return err },
-				"sign":     func() error { _, err := svc.Sign(ctx, "alice", string(k.KID), digest[:]); return err },
-				"ecdh":     func() error { _, err := svc.ECDH(ctx, "alice", string(k.KID), peer.PublicKey()); return err },
+				"generate": func() error { _, err := svc.Keys.Generate(ctx, "alice"); return err },
+				"sign":     func() error { _, err := svc.Keys.Sign(ctx, "alice", string(k.KID), digest[:]); return err },
+				"ecdh":     func() error { _, err := svc.Keys.ECDH(ctx, "alice", string(k.KID), peer.PublicKey()); return err },
 			} {
 				err := call()
 				if err == nil || errors.Is(err, wscd.ErrUnavailable) != tc.unavailable {

@@ -22,7 +22,7 @@ const PurposeR2PSSigningSealed = "r2ps-signing-sealed"
 // use is frequent and whose compromise needs the server's memory (or the
 // HSM and the store together): the R2PS response-signing key. Wallet keys
 // never take this path.
-func (s *Service) SealedSigningKey(ctx context.Context, purpose string) (*ecdsa.PrivateKey, error) {
+func (s *ServerKeys) SealedSigningKey(ctx context.Context, purpose string) (*ecdsa.PrivateKey, error) {
 	sl, err := s.Sealer(ctx)
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func (s *Service) SealedSigningKey(ctx context.Context, purpose string) (*ecdsa.
 			return k, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return nil, s.storeErr(err)
+			return nil, storeErr(err)
 		}
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -60,7 +60,7 @@ func (s *Service) SealedSigningKey(ctx context.Context, purpose string) (*ecdsa.
 		// Another instance may record its key first: then load theirs.
 		err = s.st.PutServerSecret(ctx, purpose, sealed, s.now().UTC())
 		if err != nil && !errors.Is(err, store.ErrExists) {
-			return nil, s.storeErr(err)
+			return nil, storeErr(err)
 		}
 		if err == nil {
 			s.log.InfoContext(ctx, "sealed server key generated", "purpose", purpose)

@@ -15,7 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/store"
@@ -44,6 +47,45 @@ const sealPeerSecret = "seal-peer"
 // sealLabel is the HKDF info of the sealing key.
 const sealLabel = "wsca-seal-v1"
 
+// ServerKeyStore is what ServerKeys needs of the store.
+type ServerKeyStore interface {
+	GetServerKey(ctx context.Context, purpose string) (store.ServerKey, error)
+	PutServerKey(ctx context.Context, k store.ServerKey) error
+	GetServerSecret(ctx context.Context, name string) ([]byte, error)
+	PutServerSecret(ctx context.Context, name string, value []byte, now time.Time) error
+}
+
+// ServerKeysConfig assembles a ServerKeys.
+type ServerKeysConfig struct {
+	Device device.Device
+	Store  ServerKeyStore
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives security-relevant events and causes; default discards.
+	Logger *slog.Logger
+}
+
+// ServerKeys holds the server's own keys: device keys by purpose (owned by
+// ServerOwner), the Sealer derived from one of them, software keys sealed
+// in the store, and the MAC that keeps activation codes. Units and the
+// R2PS dispatcher share one. It is safe for concurrent use.
+type ServerKeys struct {
+	base
+	dev device.Device
+	st  ServerKeyStore
+
+	sealMu sync.Mutex
+	sealer *Sealer // derived on first use
+}
+
+// NewServerKeys returns a ServerKeys over cfg's device and store.
+func NewServerKeys(cfg ServerKeysConfig) (*ServerKeys, error) {
+	if cfg.Device == nil || cfg.Store == nil {
+		return nil, errors.New("wscd: device and store are required")
+	}
+	return &ServerKeys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store}, nil
+}
+
 // ServerKey is one of the server's device keys.
 type ServerKey struct {
 	Purpose string
@@ -51,16 +93,16 @@ type ServerKey struct {
 	Public  *ecdsa.PublicKey
 }
 
-// ServerKey returns the server's key for a purpose, generating it on the
-// device the first time. Instances sharing a store agree on one key: if
+// Key returns the server's key for a purpose, generating it on the device
+// the first time. Instances sharing a store agree on one key: if
 // another instance records its key first, ours is destroyed and theirs used.
-func (s *Service) ServerKey(ctx context.Context, purpose string) (ServerKey, error) {
+func (s *ServerKeys) Key(ctx context.Context, purpose string) (ServerKey, error) {
 	rec, err := s.st.GetServerKey(ctx, purpose)
 	if err == nil {
 		return serverKeyFromRecord(rec)
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return ServerKey{}, s.storeErr(err)
+		return ServerKey{}, storeErr(err)
 	}
 	k, err := s.dev.Generate(ctx, ServerOwner)
 	if err != nil {
@@ -77,12 +119,12 @@ func (s *Service) ServerKey(ctx context.Context, purpose string) (ServerKey, err
 		}
 		rec, err := s.st.GetServerKey(ctx, purpose)
 		if err != nil {
-			return ServerKey{}, s.storeErr(err)
+			return ServerKey{}, storeErr(err)
 		}
 		return serverKeyFromRecord(rec)
 	}
 	if err != nil {
-		return ServerKey{}, s.storeErr(err)
+		return ServerKey{}, storeErr(err)
 	}
 	s.log.InfoContext(ctx, "server key generated", "purpose", purpose, "kid", k.KID)
 	return ServerKey{Purpose: purpose, KID: k.KID, Public: k.Public}, nil
@@ -100,8 +142,8 @@ func serverKeyFromRecord(rec store.ServerKey) (ServerKey, error) {
 	return ServerKey{Purpose: rec.Purpose, KID: kid, Public: pub}, nil
 }
 
-// ServerSign signs a digest with a server key (raw r‖s).
-func (s *Service) ServerSign(ctx context.Context, k ServerKey, digest []byte) ([]byte, error) {
+// Sign signs a digest with a server key (raw r‖s).
+func (s *ServerKeys) Sign(ctx context.Context, k ServerKey, digest []byte) ([]byte, error) {
 	sig, err := s.dev.Sign(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}, digest)
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
@@ -109,8 +151,8 @@ func (s *Service) ServerSign(ctx context.Context, k ServerKey, digest []byte) ([
 	return sig, nil
 }
 
-// ServerECDH agrees a secret between a server key and a validated peer.
-func (s *Service) ServerECDH(ctx context.Context, k ServerKey, peer *ecdh.PublicKey) ([]byte, error) {
+// ECDH agrees a secret between a server key and a validated peer.
+func (s *ServerKeys) ECDH(ctx context.Context, k ServerKey, peer *ecdh.PublicKey) ([]byte, error) {
 	z, err := s.dev.ECDH(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}, peer)
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
@@ -121,7 +163,7 @@ func (s *Service) ServerECDH(ctx context.Context, k ServerKey, peer *ecdh.Public
 // Signer returns a crypto.Signer over a server key, for JOSE libraries. Its
 // Sign takes a SHA-256 digest and returns an ASN.1 DER signature, as
 // crypto.Signer for ECDSA does.
-func (s *Service) Signer(ctx context.Context, k ServerKey) crypto.Signer {
+func (s *ServerKeys) Signer(ctx context.Context, k ServerKey) crypto.Signer {
 	return &serverSigner{ctx: ctx, svc: s, key: k}
 }
 
@@ -129,7 +171,7 @@ type serverSigner struct {
 	// ctx is the request's: crypto.Signer has no context parameter, so a
 	// signer is made per request and carries it.
 	ctx context.Context
-	svc *Service
+	svc *ServerKeys
 	key ServerKey
 }
 
@@ -139,7 +181,7 @@ func (g *serverSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) 
 	if opts != nil && opts.HashFunc() != crypto.SHA256 {
 		return nil, fmt.Errorf("%w: server keys sign SHA-256 digests only", ErrInvalidInput)
 	}
-	raw, err := g.svc.ServerSign(g.ctx, g.key, digest)
+	raw, err := g.svc.Sign(g.ctx, g.key, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +204,7 @@ const macLabel = "wsca-mac-v1"
 
 // Sealer returns the sealer, deriving the sealing key (one device ECDH)
 // on first use; later calls return the same sealer.
-func (s *Service) Sealer(ctx context.Context) (*Sealer, error) {
+func (s *ServerKeys) Sealer(ctx context.Context) (*Sealer, error) {
 	s.sealMu.Lock()
 	defer s.sealMu.Unlock()
 	if s.sealer != nil {
@@ -176,8 +218,8 @@ func (s *Service) Sealer(ctx context.Context) (*Sealer, error) {
 	return sl, nil
 }
 
-func (s *Service) deriveSealer(ctx context.Context) (*Sealer, error) {
-	k, err := s.ServerKey(ctx, PurposeSealing)
+func (s *ServerKeys) deriveSealer(ctx context.Context) (*Sealer, error) {
+	k, err := s.Key(ctx, PurposeSealing)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +227,7 @@ func (s *Service) deriveSealer(ctx context.Context) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	z, err := s.ServerECDH(ctx, k, peer)
+	z, err := s.ECDH(ctx, k, peer)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +255,7 @@ func (s *Service) deriveSealer(ctx context.Context) (*Sealer, error) {
 // sealPeer returns the public point of the sealing agreement, making it
 // once. Only its public half is kept; its private half is discarded, so
 // the agreed secret can be computed only with the HSM's sealing key.
-func (s *Service) sealPeer(ctx context.Context) (*ecdh.PublicKey, error) {
+func (s *ServerKeys) sealPeer(ctx context.Context) (*ecdh.PublicKey, error) {
 	for range 2 {
 		b, err := s.st.GetServerSecret(ctx, sealPeerSecret)
 		if err == nil {
@@ -224,7 +266,7 @@ func (s *Service) sealPeer(ctx context.Context) (*ecdh.PublicKey, error) {
 			return p, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return nil, s.storeErr(err)
+			return nil, storeErr(err)
 		}
 		priv, err := ecdh.P256().GenerateKey(rand.Reader)
 		if err != nil {
@@ -232,7 +274,7 @@ func (s *Service) sealPeer(ctx context.Context) (*ecdh.PublicKey, error) {
 		}
 		err = s.st.PutServerSecret(ctx, sealPeerSecret, priv.PublicKey().Bytes(), s.now().UTC())
 		if err != nil && !errors.Is(err, store.ErrExists) {
-			return nil, s.storeErr(err)
+			return nil, storeErr(err)
 		}
 	}
 	return nil, fmt.Errorf("%w: seal peer not recorded", ErrUnavailable)
@@ -298,7 +340,7 @@ func (s *Sealer) CodeHash(code string) []byte {
 
 // HashActivationCode returns the store's form of a code (Sealer.CodeHash),
 // deriving the sealer on first use.
-func (s *Service) HashActivationCode(ctx context.Context, code string) ([]byte, error) {
+func (s *ServerKeys) HashActivationCode(ctx context.Context, code string) ([]byte, error) {
 	sl, err := s.Sealer(ctx)
 	if err != nil {
 		return nil, err

@@ -31,11 +31,11 @@ func TestServerKeys(t *testing.T) {
 		var wg sync.WaitGroup
 		keys := make([]wscd.ServerKey, 2)
 		errs := make([]error, 2)
-		for i, svc := range []*wscd.Service{f.svc, other} {
+		for i, svc := range []*wscd.Services{f.svc, other} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				keys[i], errs[i] = svc.ServerKey(ctx, wscd.PurposeR2PSSigning)
+				keys[i], errs[i] = svc.ServerKeys.Key(ctx, wscd.PurposeR2PSSigning)
 			}()
 		}
 		wg.Wait()
@@ -47,25 +47,25 @@ func TestServerKeys(t *testing.T) {
 		if err != nil || len(after) != len(before)+1 || !holds(after, keys[0].KID) {
 			t.Fatalf("device held %d server keys, now %d (%v)", len(before), len(after), err)
 		}
-		again, err := f.svc.ServerKey(ctx, wscd.PurposeR2PSSigning)
+		again, err := f.svc.ServerKeys.Key(ctx, wscd.PurposeR2PSSigning)
 		if err != nil || again.KID != keys[0].KID || !again.Public.Equal(keys[0].Public) {
 			t.Fatalf("second lookup: %v %v", again.KID, err)
 		}
 
 		d := sha256.Sum256([]byte("response"))
-		sig, err := f.svc.ServerSign(ctx, again, d[:])
+		sig, err := f.svc.ServerKeys.Sign(ctx, again, d[:])
 		if err != nil || !device.VerifyRaw(again.Public, d[:], sig) {
-			t.Fatalf("ServerSign: %v", err)
+			t.Fatalf("ServerKeys.Sign: %v", err)
 		}
-		der, err := f.svc.Signer(ctx, again).Sign(rand.Reader, d[:], crypto.SHA256)
+		der, err := f.svc.ServerKeys.Signer(ctx, again).Sign(rand.Reader, d[:], crypto.SHA256)
 		if err != nil || !ecdsa.VerifyASN1(again.Public, d[:], der) {
 			t.Fatalf("Signer: %v", err)
 		}
-		if _, err := f.svc.Signer(ctx, again).Sign(rand.Reader, d[:], crypto.SHA384); err == nil {
+		if _, err := f.svc.ServerKeys.Signer(ctx, again).Sign(rand.Reader, d[:], crypto.SHA384); err == nil {
 			t.Fatal("Signer accepted SHA-384")
 		}
 
-		if err := f.svc.CreateUnit(ctx, "wsca.server"); !errors.Is(err, wscd.ErrInvalidInput) {
+		if err := f.svc.Units.Create(ctx, "wsca.server"); !errors.Is(err, wscd.ErrInvalidInput) {
 			t.Fatalf("reserved unit id accepted: %v", err)
 		}
 	})
@@ -74,12 +74,12 @@ func TestServerKeys(t *testing.T) {
 func TestSealer(t *testing.T) {
 	forEach(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
-		s1, err := f.svc.Sealer(ctx)
+		s1, err := f.svc.ServerKeys.Sealer(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		other, _ := wscd.New(wscd.Config{Device: f.dev, Store: f.st})
-		s2, err := other.Sealer(ctx)
+		s2, err := other.ServerKeys.Sealer(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -24,6 +25,66 @@ const codeBytes = 16
 // and digits, easy to read out and type.
 var codeEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
+// UnitStore is what Units needs of the store.
+type UnitStore interface {
+	CreateUnit(ctx context.Context, u store.Unit) error
+	GetUnit(ctx context.Context, id string) (store.Unit, error)
+	ListUnits(ctx context.Context) ([]store.Unit, error)
+	SetUnitState(ctx context.Context, id string, st store.UnitState, at time.Time) error
+	PutActivationCode(ctx context.Context, c store.ActivationCode) error
+	DeleteUnitSessions(ctx context.Context, unitID string) error
+	ClearAttempts(ctx context.Context, unitID, pinContext string, now time.Time) error
+	// Client keys an operator provisions (compat profile).
+	GetUnitClientKey(ctx context.Context, unitID string, usage store.KeyUsage) (store.ClientKey, error)
+	PutClientKey(ctx context.Context, k store.ClientKey) error
+}
+
+// UnitsConfig assembles a Units.
+type UnitsConfig struct {
+	Store UnitStore
+	// ServerKeys hashes activation codes and MACs client keys.
+	ServerKeys *ServerKeys
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives security-relevant events; default discards.
+	Logger *slog.Logger
+}
+
+// Units administers wallet units: their lifecycle, activation codes,
+// operator-provisioned client keys and PIN unlock. It is safe for
+// concurrent use.
+type Units struct {
+	base
+	st     UnitStore
+	server *ServerKeys
+}
+
+// NewUnits returns a Units over cfg's store and server keys.
+func NewUnits(cfg UnitsConfig) (*Units, error) {
+	if cfg.Store == nil || cfg.ServerKeys == nil {
+		return nil, errors.New("wscd: store and server keys are required")
+	}
+	return &Units{base: newBase(cfg.Now, cfg.Logger), st: cfg.Store, server: cfg.ServerKeys}, nil
+}
+
+// Create registers an active wallet unit: the operator's path (a wallet
+// then enrols with an activation code).
+func (s *Units) Create(ctx context.Context, unit string) error {
+	if _, err := device.ParseOwner(unit); err != nil {
+		return fmt.Errorf("%w: unit id: %v", ErrInvalidInput, err)
+	}
+	if reservedUnit(unit) {
+		return fmt.Errorf("%w: unit ids starting with %q are reserved", ErrInvalidInput, ReservedPrefix)
+	}
+	now := s.now().UTC()
+	err := s.st.CreateUnit(ctx, store.Unit{ID: unit, State: store.UnitActive, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return storeErr(err)
+	}
+	s.log.InfoContext(ctx, "wallet unit created", "unit", unit)
+	return nil
+}
+
 // ErrUnitRevoked means the unit is revoked, for good: it gets no
 // activation code, enrols no more and is never active again. It wraps
 // ErrUnitNotActive.
@@ -41,11 +102,11 @@ type ActivationCode struct {
 // it had. A PIN-reset code also ends every session of the unit at once. A
 // revoked unit gets none (ErrUnitRevoked); should it be revoked while its
 // code is being made, the store's enrolment refuses the code.
-func (s *Service) IssueActivationCode(ctx context.Context, unit string, purpose store.CodePurpose, ttl time.Duration) (ActivationCode, error) {
+func (s *Units) IssueActivationCode(ctx context.Context, unit string, purpose store.CodePurpose, ttl time.Duration) (ActivationCode, error) {
 	if _, err := device.ParseOwner(unit); err != nil || reservedUnit(unit) {
 		return ActivationCode{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
-	u, err := s.Unit(ctx, unit)
+	u, err := s.Get(ctx, unit)
 	if err != nil {
 		return ActivationCode{}, err
 	}
@@ -71,7 +132,7 @@ func (s *Service) IssueActivationCode(ctx context.Context, unit string, purpose 
 	}
 	now := s.now().UTC()
 	c := ActivationCode{Unit: unit, Code: b.String(), Purpose: purpose, ExpiresAt: now.Add(ttl)}
-	codeHash, err := s.HashActivationCode(ctx, c.Code)
+	codeHash, err := s.server.HashActivationCode(ctx, c.Code)
 	if err != nil {
 		return ActivationCode{}, err
 	}
@@ -82,11 +143,11 @@ func (s *Service) IssueActivationCode(ctx context.Context, unit string, purpose 
 		return ActivationCode{}, ErrUnitNotActive
 	}
 	if err != nil {
-		return ActivationCode{}, s.storeErr(err)
+		return ActivationCode{}, storeErr(err)
 	}
 	if purpose == store.PurposePINReset {
 		if err := s.st.DeleteUnitSessions(ctx, unit); err != nil {
-			return ActivationCode{}, s.storeErr(err)
+			return ActivationCode{}, storeErr(err)
 		}
 	}
 	s.log.InfoContext(ctx, "activation code issued", "unit", unit, "purpose", purpose, "expires", c.ExpiresAt)
@@ -100,33 +161,33 @@ func NewUnitID() string {
 	return "u-" + strings.ToLower(codeEncoding.EncodeToString(b))
 }
 
-// Unit returns a unit's record.
-func (s *Service) Unit(ctx context.Context, unit string) (store.Unit, error) {
+// Get returns a unit's record.
+func (s *Units) Get(ctx context.Context, unit string) (store.Unit, error) {
 	u, err := s.st.GetUnit(ctx, unit)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Unit{}, ErrUnitNotActive
 	}
 	if err != nil {
-		return store.Unit{}, s.storeErr(err)
+		return store.Unit{}, storeErr(err)
 	}
 	return u, nil
 }
 
-// Units lists every unit.
-func (s *Service) Units(ctx context.Context) ([]store.Unit, error) {
+// List lists every unit.
+func (s *Units) List(ctx context.Context) ([]store.Unit, error) {
 	us, err := s.st.ListUnits(ctx)
 	if err != nil {
-		return nil, s.storeErr(err)
+		return nil, storeErr(err)
 	}
 	return us, nil
 }
 
-// SetUnitState suspends an active unit, resumes a suspended one or revokes
+// SetState suspends an active unit, resumes a suspended one or revokes
 // either, in one conditional write (store.SetUnitState), so a resume racing
 // a revocation cannot undo it. Revocation is final (ErrUnitRevoked); any
 // other change the state does not allow is ErrInvalidInput. Suspension and
 // revocation end the unit's sessions.
-func (s *Service) SetUnitState(ctx context.Context, unit string, state store.UnitState) error {
+func (s *Units) SetState(ctx context.Context, unit string, state store.UnitState) error {
 	if _, err := device.ParseOwner(unit); err != nil {
 		return fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
@@ -142,11 +203,11 @@ func (s *Service) SetUnitState(ctx context.Context, unit string, state store.Uni
 	case errors.Is(err, store.ErrInvalid):
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	case err != nil:
-		return s.storeErr(err)
+		return storeErr(err)
 	}
 	if state != store.UnitActive {
 		if err := s.st.DeleteUnitSessions(ctx, unit); err != nil {
-			return s.storeErr(err)
+			return storeErr(err)
 		}
 	}
 	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "to", state)
@@ -155,12 +216,12 @@ func (s *Service) SetUnitState(ctx context.Context, unit string, state store.Uni
 
 // UnlockPIN clears a unit's PIN attempt counter and lock in a context: the
 // operator's unlock after the unit's holder was identified.
-func (s *Service) UnlockPIN(ctx context.Context, unit, pinContext string) error {
-	if _, err := s.Unit(ctx, unit); err != nil {
+func (s *Units) UnlockPIN(ctx context.Context, unit, pinContext string) error {
+	if _, err := s.Get(ctx, unit); err != nil {
 		return err
 	}
 	if err := s.st.ClearAttempts(ctx, unit, pinContext, s.now().UTC()); err != nil {
-		return s.storeErr(err)
+		return storeErr(err)
 	}
 	s.log.InfoContext(ctx, "PIN unlocked by operator", "unit", unit, "context", pinContext)
 	return nil

@@ -1,8 +1,17 @@
-// Package wscd is the WSCD key service: a [device.Device] plus the store's
-// record of which wallet unit owns which key.
+// Package wscd is the WSCD: a [device.Device] plus the store's record of
+// which wallet unit owns which key, in three types by domain, each with the
+// store interface it needs:
 //
-// Every operation names the calling unit and the key. The service checks,
-// in this order, that the unit exists and is active, that the key record
+//   - [Keys]: wallet-unit keys on the device, behind ownership checks.
+//   - [ServerKeys]: the server's own device keys, the [Sealer] derived
+//     from one of them, sealed software keys and activation-code hashing.
+//   - [Units]: wallet units' lifecycle, activation codes, operator-
+//     provisioned client keys and PIN unlock; it uses ServerKeys for MACs.
+//
+// [New] builds all three over one device and store.
+//
+// Every key operation names the calling unit and the key. Keys checks, in
+// this order, that the unit exists and is active, that the key record
 // exists, belongs to that unit and is active, and only then calls the
 // device, which checks the owner once more against its own label. A key of
 // another unit is answered exactly like a kid that does not exist
@@ -18,14 +27,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/store"
 )
 
-// Errors of the key service. Clients see at most these classes; the causes
+// Errors of the WSCD services. Clients see at most these classes; the causes
 // go to the log.
 var (
 	ErrKeyNotFound = errors.New("wscd: key not found")
@@ -42,10 +50,66 @@ var (
 	ErrDeviceDown = errors.New("wscd: device unreachable")
 )
 
-// Config assembles a Service.
+// Config assembles the three services over one device and store (New).
 type Config struct {
 	Device device.Device
 	Store  Store
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives security-relevant events and causes; default discards.
+	Logger *slog.Logger
+	// Metrics, if set, counts key operations (see NewMetrics).
+	Metrics *Metrics
+}
+
+// Services are the WSCD's three services over one device and store.
+type Services struct {
+	Keys       *Keys
+	ServerKeys *ServerKeys
+	Units      *Units
+}
+
+// New builds Keys, ServerKeys and Units over cfg's device and store; Units
+// uses that ServerKeys.
+func New(cfg Config) (*Services, error) {
+	if cfg.Device == nil || cfg.Store == nil {
+		return nil, errors.New("wscd: device and store are required")
+	}
+	keys, err := NewKeys(KeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	if err != nil {
+		return nil, err
+	}
+	sk, err := NewServerKeys(ServerKeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	units, err := NewUnits(UnitsConfig{Store: cfg.Store, ServerKeys: sk, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Services{Keys: keys, ServerKeys: sk, Units: units}, nil
+}
+
+// base is the clock and logger every service has.
+type base struct {
+	now func() time.Time
+	log *slog.Logger
+}
+
+func newBase(now func() time.Time, log *slog.Logger) base {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return base{now: now, log: log}
+}
+
+// KeysConfig assembles a Keys.
+type KeysConfig struct {
+	Device device.Device
+	Store  KeyStore
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives security-relevant events and causes; default discards.
@@ -54,38 +118,28 @@ type Config struct {
 	Metrics *Metrics
 }
 
-// Service is the WSCD key service. It is safe for concurrent use.
-type Service struct {
+// Keys is the wallet-unit key service: keys on the device, used only by
+// the unit that owns them. It is safe for concurrent use.
+type Keys struct {
+	base
 	dev     device.Device
-	st      Store
-	now     func() time.Time
-	log     *slog.Logger
+	st      KeyStore
 	metrics *Metrics
-
-	sealMu sync.Mutex
-	sealer *Sealer // derived on first use
 }
 
-// New returns a Service over cfg's device and store.
-func New(cfg Config) (*Service, error) {
+// NewKeys returns a Keys over cfg's device and store.
+func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Device == nil || cfg.Store == nil {
 		return nil, errors.New("wscd: device and store are required")
 	}
-	s := &Service{dev: cfg.Device, st: cfg.Store, now: cfg.Now, log: cfg.Logger, metrics: cfg.Metrics}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	return s, nil
+	return &Keys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store, metrics: cfg.Metrics}, nil
 }
 
 // Device returns the underlying device (for its Info and call counts).
-func (s *Service) Device() device.Device { return s.dev }
+func (s *Keys) Device() device.Device { return s.dev }
 
 // Ready reports whether both the store and the device answer.
-func (s *Service) Ready(ctx context.Context) error {
+func (s *Keys) Ready(ctx context.Context) error {
 	if err := s.st.Ping(ctx); err != nil {
 		return fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrStoreDown, err)
 	}
@@ -95,26 +149,8 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
-// CreateUnit registers an active wallet unit. Later work adds enrolment;
-// this is the operator's direct path.
-func (s *Service) CreateUnit(ctx context.Context, unit string) error {
-	if _, err := device.ParseOwner(unit); err != nil {
-		return fmt.Errorf("%w: unit id: %v", ErrInvalidInput, err)
-	}
-	if reservedUnit(unit) {
-		return fmt.Errorf("%w: unit ids starting with %q are reserved", ErrInvalidInput, ReservedPrefix)
-	}
-	now := s.now().UTC()
-	err := s.st.CreateUnit(ctx, store.Unit{ID: unit, State: store.UnitActive, CreatedAt: now, UpdatedAt: now})
-	if err != nil {
-		return s.storeErr(err)
-	}
-	s.log.InfoContext(ctx, "wallet unit created", "unit", unit)
-	return nil
-}
-
 // activeUnit checks the unit id and that the unit is active.
-func (s *Service) activeUnit(ctx context.Context, unit string) (device.Owner, error) {
+func (s *Keys) activeUnit(ctx context.Context, unit string) (device.Owner, error) {
 	owner, err := device.ParseOwner(unit)
 	if err != nil {
 		return "", fmt.Errorf("%w: unit id", ErrInvalidInput)
@@ -124,7 +160,7 @@ func (s *Service) activeUnit(ctx context.Context, unit string) (device.Owner, er
 		return "", ErrUnitNotActive
 	}
 	if err != nil {
-		return "", s.storeErr(err)
+		return "", storeErr(err)
 	}
 	if u.State != store.UnitActive {
 		return "", ErrUnitNotActive
@@ -134,7 +170,7 @@ func (s *Service) activeUnit(ctx context.Context, unit string) (device.Owner, er
 
 // ownedKey returns the ref of an active key of an active unit, with one
 // store read. A key of another unit is answered like a missing one.
-func (s *Service) ownedKey(ctx context.Context, unit, pinContext, kid string) (device.Ref, error) {
+func (s *Keys) ownedKey(ctx context.Context, unit, pinContext, kid string) (device.Ref, error) {
 	owner, err := device.ParseOwner(unit)
 	if err != nil {
 		return device.Ref{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
@@ -148,13 +184,13 @@ func (s *Service) ownedKey(ctx context.Context, unit, pinContext, kid string) (d
 		return device.Ref{}, ErrKeyNotFound
 	}
 	if err != nil {
-		return device.Ref{}, s.storeErr(err)
+		return device.Ref{}, storeErr(err)
 	}
 	return s.checkAccess(ctx, owner, k, pinContext, a)
 }
 
 // checkAccess applies the ownership rules to a key's access record.
-func (s *Service) checkAccess(ctx context.Context, owner device.Owner, k device.KID, pinContext string, a store.KeyAccess) (device.Ref, error) {
+func (s *Keys) checkAccess(ctx context.Context, owner device.Owner, k device.KID, pinContext string, a store.KeyAccess) (device.Ref, error) {
 	unit, kid := string(owner), string(k)
 	if a.UnitID != unit {
 		s.log.WarnContext(ctx, "key of another unit refused", "unit", unit, "kid", kid)
@@ -177,7 +213,7 @@ func (s *Service) checkAccess(ctx context.Context, owner device.Owner, k device.
 
 // owned is ownedKey on a given access record, or on a fresh read when a is
 // nil.
-func (s *Service) owned(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess) (device.Ref, error) {
+func (s *Keys) owned(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess) (device.Ref, error) {
 	if a == nil {
 		return s.ownedKey(ctx, unit, pinContext, kid)
 	}
@@ -195,11 +231,11 @@ func (s *Service) owned(ctx context.Context, unit, pinContext, kid string, a *st
 // Generate makes a new key for the unit and records it. If the record
 // cannot be written, the device key is destroyed again, so no key exists
 // on the device without an owner on record.
-func (s *Service) Generate(ctx context.Context, unit string) (device.Key, error) {
+func (s *Keys) Generate(ctx context.Context, unit string) (device.Key, error) {
 	return s.generate(ctx, unit, "", 0)
 }
 
-func (s *Service) generate(ctx context.Context, unit, pinContext string, quota int) (_ device.Key, err error) {
+func (s *Keys) generate(ctx context.Context, unit, pinContext string, quota int) (_ device.Key, err error) {
 	defer s.metrics.observe(opGenerate, s.now(), &err)
 	owner, err := s.activeUnit(ctx, unit)
 	if err != nil {
@@ -209,7 +245,7 @@ func (s *Service) generate(ctx context.Context, unit, pinContext string, quota i
 		// Checked before the device works; the insert checks again.
 		n, err := s.st.CountKeys(ctx, unit)
 		if err != nil {
-			return device.Key{}, s.storeErr(err)
+			return device.Key{}, storeErr(err)
 		}
 		if n >= quota {
 			return device.Key{}, fmt.Errorf("%w: %d keys", ErrQuota, n)
@@ -238,14 +274,14 @@ func (s *Service) generate(ctx context.Context, unit, pinContext string, quota i
 		if errors.Is(err, store.ErrQuota) {
 			return device.Key{}, fmt.Errorf("%w: %v", ErrQuota, err)
 		}
-		return device.Key{}, s.storeErr(err)
+		return device.Key{}, storeErr(err)
 	}
 	s.log.InfoContext(ctx, "key generated", "unit", unit, "kid", k.KID, "context", pinContext)
 	return k, nil
 }
 
 // PublicKey returns an owned key's public half, from the device.
-func (s *Service) PublicKey(ctx context.Context, unit, kid string) (_ device.Key, err error) {
+func (s *Keys) PublicKey(ctx context.Context, unit, kid string) (_ device.Key, err error) {
 	ref, err := s.ownedKey(ctx, unit, "", kid)
 	if err != nil {
 		return device.Key{}, err
@@ -258,17 +294,17 @@ func (s *Service) PublicKey(ctx context.Context, unit, kid string) (_ device.Key
 }
 
 // Sign signs a 32-byte digest with an owned key; the signature is raw r‖s.
-func (s *Service) Sign(ctx context.Context, unit, kid string, digest []byte) ([]byte, error) {
+func (s *Keys) Sign(ctx context.Context, unit, kid string, digest []byte) ([]byte, error) {
 	return s.sign(ctx, unit, "", kid, digest)
 }
 
-func (s *Service) sign(ctx context.Context, unit, pinContext, kid string, digest []byte) (_ []byte, err error) {
+func (s *Keys) sign(ctx context.Context, unit, pinContext, kid string, digest []byte) (_ []byte, err error) {
 	return s.signWith(ctx, unit, pinContext, kid, nil, digest)
 }
 
 // signWith signs with an owned key, checking ownership on a (read by the
 // caller with its replay check) or, when a is nil, on a fresh read.
-func (s *Service) signWith(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess, digest []byte) (_ []byte, err error) {
+func (s *Keys) signWith(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess, digest []byte) (_ []byte, err error) {
 	defer s.metrics.observe(opSign, s.now(), &err)
 	if err := device.CheckDigest(digest); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
@@ -286,15 +322,15 @@ func (s *Service) signWith(ctx context.Context, unit, pinContext, kid string, a 
 
 // ECDH derives the shared secret of an owned key and a validated peer
 // point (see device.ParsePoint).
-func (s *Service) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicKey) ([]byte, error) {
+func (s *Keys) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicKey) ([]byte, error) {
 	return s.ecdh(ctx, unit, "", kid, peer)
 }
 
-func (s *Service) ecdh(ctx context.Context, unit, pinContext, kid string, peer *ecdh.PublicKey) (_ []byte, err error) {
+func (s *Keys) ecdh(ctx context.Context, unit, pinContext, kid string, peer *ecdh.PublicKey) (_ []byte, err error) {
 	return s.ecdhWith(ctx, unit, pinContext, kid, nil, peer)
 }
 
-func (s *Service) ecdhWith(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess, peer *ecdh.PublicKey) (_ []byte, err error) {
+func (s *Keys) ecdhWith(ctx context.Context, unit, pinContext, kid string, a *store.KeyAccess, peer *ecdh.PublicKey) (_ []byte, err error) {
 	defer s.metrics.observe(opECDH, s.now(), &err)
 	if peer == nil || peer.Curve() != ecdh.P256() {
 		return nil, fmt.Errorf("%w: peer point", ErrInvalidInput)
@@ -311,14 +347,14 @@ func (s *Service) ecdhWith(ctx context.Context, unit, pinContext, kid string, a 
 }
 
 // List returns the unit's active key records, oldest first.
-func (s *Service) List(ctx context.Context, unit string) (_ []store.Key, err error) {
+func (s *Keys) List(ctx context.Context, unit string) (_ []store.Key, err error) {
 	defer s.metrics.observe(opList, s.now(), &err)
 	if _, err := s.activeUnit(ctx, unit); err != nil {
 		return nil, err
 	}
 	keys, err := s.st.ListKeys(ctx, unit)
 	if err != nil {
-		return nil, s.storeErr(err)
+		return nil, storeErr(err)
 	}
 	out := keys[:0]
 	for _, k := range keys {
@@ -332,11 +368,11 @@ func (s *Service) List(ctx context.Context, unit string) (_ []store.Key, err err
 // Destroy destroys an owned key on the device and erases its record. The
 // record is first marked destroying, so a crash between the two steps
 // leaves a key nobody can use and Destroy can be called again.
-func (s *Service) Destroy(ctx context.Context, unit, kid string) error {
+func (s *Keys) Destroy(ctx context.Context, unit, kid string) error {
 	return s.destroy(ctx, unit, "", kid)
 }
 
-func (s *Service) destroy(ctx context.Context, unit, pinContext, kid string) (err error) {
+func (s *Keys) destroy(ctx context.Context, unit, pinContext, kid string) (err error) {
 	defer s.metrics.observe(opDestroy, s.now(), &err)
 	owner, err := s.activeUnit(ctx, unit)
 	if err != nil {
@@ -351,21 +387,21 @@ func (s *Service) destroy(ctx context.Context, unit, pinContext, kid string) (er
 		return ErrKeyNotFound
 	}
 	if err != nil {
-		return s.storeErr(err)
+		return storeErr(err)
 	}
 	if rec.UnitID != unit || pinContext != "" && rec.Context != "" && rec.Context != pinContext {
 		s.log.WarnContext(ctx, "destroy of another unit's or context's key refused", "unit", unit, "kid", kid)
 		return ErrKeyNotFound
 	}
 	if err := s.st.SetKeyState(ctx, kid, store.KeyDestroying); err != nil {
-		return s.storeErr(err)
+		return storeErr(err)
 	}
 	err = s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k})
 	if err != nil && !errors.Is(err, device.ErrKeyNotFound) {
 		return s.deviceErr(ctx, err)
 	}
 	if err := s.st.DeleteKey(ctx, kid); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return s.storeErr(err)
+		return storeErr(err)
 	}
 	s.log.InfoContext(ctx, "key destroyed", "unit", unit, "kid", kid)
 	return nil
@@ -375,7 +411,7 @@ func (s *Service) destroy(ctx context.Context, unit, pinContext, kid string) (er
 // must not see: device.ErrUnavailable and device.ErrClosed become
 // ErrUnavailable (R2PS: TRY_LATER); an unclassified fault stays one
 // (SERVER_ERROR).
-func (s *Service) deviceErr(ctx context.Context, err error) error {
+func (s base) deviceErr(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, device.ErrKeyNotFound):
 		return ErrKeyNotFound
@@ -396,7 +432,7 @@ func (s *Service) deviceErr(ctx context.Context, err error) error {
 	return fmt.Errorf("wscd: device failure: %w", err)
 }
 
-func (s *Service) storeErr(err error) error {
+func storeErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
@@ -408,20 +444,20 @@ func (s *Service) storeErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// Scoped is the key service seen from one PIN context of a unit's wallet:
+// Scoped is Keys seen from one PIN context of a unit's wallet:
 // keys it generates remember the context, and it can use only keys made in
 // that context or by an operator (no context). R2PS requests use it, so a
 // key made in a context that demands sole control (sign: tasks) cannot be
 // used from a session of another context.
 type Scoped struct {
-	s       *Service
+	s       *Keys
 	context string
 	quota   int
 }
 
-// In returns the service scoped to a PIN context, with a key quota per
+// In returns the keys scoped to a PIN context, with a key quota per
 // unit (0: none).
-func (s *Service) In(pinContext string, quota int) Scoped {
+func (s *Keys) In(pinContext string, quota int) Scoped {
 	return Scoped{s: s, context: pinContext, quota: quota}
 }
 
@@ -430,7 +466,7 @@ func (sc Scoped) Generate(ctx context.Context, unit string) (device.Key, error) 
 	return sc.s.generate(ctx, unit, sc.context, sc.quota)
 }
 
-// Sign is Service.Sign for keys usable in the scope.
+// Sign is Keys.Sign for keys usable in the scope.
 func (sc Scoped) Sign(ctx context.Context, unit, kid string, digest []byte) ([]byte, error) {
 	return sc.s.sign(ctx, unit, sc.context, kid, digest)
 }
@@ -446,12 +482,12 @@ func (sc Scoped) ECDHWithAccess(ctx context.Context, unit, kid string, a store.K
 	return sc.s.ecdhWith(ctx, unit, sc.context, kid, &a, peer)
 }
 
-// ECDH is Service.ECDH for keys usable in the scope.
+// ECDH is Keys.ECDH for keys usable in the scope.
 func (sc Scoped) ECDH(ctx context.Context, unit, kid string, peer *ecdh.PublicKey) ([]byte, error) {
 	return sc.s.ecdh(ctx, unit, sc.context, kid, peer)
 }
 
-// Destroy is Service.Destroy for keys usable in the scope.
+// Destroy is Keys.Destroy for keys usable in the scope.
 func (sc Scoped) Destroy(ctx context.Context, unit, kid string) error {
 	return sc.s.destroy(ctx, unit, sc.context, kid)
 }

@@ -22,7 +22,7 @@ import (
 )
 
 type fixture struct {
-	svc *wscd.Service
+	svc *wscd.Services
 	st  *store.Store
 	dev device.Device
 }
@@ -55,7 +55,7 @@ func forEach(t *testing.T, fn func(t *testing.T, f fixture)) {
 func newUnit(t *testing.T, f fixture, prefix string) string {
 	t.Helper()
 	u := string(devicetest.NewOwner(t, prefix))
-	if err := f.svc.CreateUnit(context.Background(), u); err != nil {
+	if err := f.svc.Units.Create(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
 	return u
@@ -70,7 +70,7 @@ func TestLifecycle(t *testing.T) {
 	forEach(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
 		u := newUnit(t, f, "u")
-		k, err := f.svc.Generate(ctx, u)
+		k, err := f.svc.Keys.Generate(ctx, u)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,19 +82,19 @@ func TestLifecycle(t *testing.T) {
 		if string(rec.PublicKey) != string(pub) {
 			t.Fatal("recorded public key differs")
 		}
-		sig, err := f.svc.Sign(ctx, u, string(k.KID), digest("m"))
+		sig, err := f.svc.Keys.Sign(ctx, u, string(k.KID), digest("m"))
 		if err != nil || !device.VerifyRaw(k.Public, digest("m"), sig) {
 			t.Fatalf("Sign: %v", err)
 		}
 		peer, _ := ecdh.P256().GenerateKey(rand.Reader)
-		if _, err := f.svc.ECDH(ctx, u, string(k.KID), peer.PublicKey()); err != nil {
+		if _, err := f.svc.Keys.ECDH(ctx, u, string(k.KID), peer.PublicKey()); err != nil {
 			t.Fatal(err)
 		}
-		keys, err := f.svc.List(ctx, u)
+		keys, err := f.svc.Keys.List(ctx, u)
 		if err != nil || len(keys) != 1 || keys[0].KID != string(k.KID) {
 			t.Fatalf("List = %v, %v", keys, err)
 		}
-		if err := f.svc.Destroy(ctx, u, string(k.KID)); err != nil {
+		if err := f.svc.Keys.Destroy(ctx, u, string(k.KID)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.st.GetKey(ctx, string(k.KID)); !errors.Is(err, store.ErrNotFound) {
@@ -103,7 +103,7 @@ func TestLifecycle(t *testing.T) {
 		if _, err := f.dev.PublicKey(ctx, device.Ref{Owner: device.Owner(u), KID: k.KID}); !errors.Is(err, device.ErrKeyNotFound) {
 			t.Fatalf("device key after Destroy: %v", err)
 		}
-		if _, err := f.svc.Sign(ctx, u, string(k.KID), digest("m")); !errors.Is(err, wscd.ErrKeyNotFound) {
+		if _, err := f.svc.Keys.Sign(ctx, u, string(k.KID), digest("m")); !errors.Is(err, wscd.ErrKeyNotFound) {
 			t.Fatalf("Sign after Destroy = %v", err)
 		}
 	})
@@ -115,7 +115,7 @@ func TestCrossUnit(t *testing.T) {
 	forEach(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
 		a, b := newUnit(t, f, "a"), newUnit(t, f, "b")
-		ka, err := f.svc.Generate(ctx, a)
+		ka, err := f.svc.Keys.Generate(ctx, a)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,10 +123,10 @@ func TestCrossUnit(t *testing.T) {
 		peer, _ := ecdh.P256().GenerateKey(rand.Reader)
 		before := f.dev.Calls()
 		attempts := map[string]error{}
-		_, attempts["sign"] = f.svc.Sign(ctx, b, kid, digest("x"))
-		_, attempts["ecdh"] = f.svc.ECDH(ctx, b, kid, peer.PublicKey())
-		_, attempts["public"] = f.svc.PublicKey(ctx, b, kid)
-		attempts["destroy"] = f.svc.Destroy(ctx, b, kid)
+		_, attempts["sign"] = f.svc.Keys.Sign(ctx, b, kid, digest("x"))
+		_, attempts["ecdh"] = f.svc.Keys.ECDH(ctx, b, kid, peer.PublicKey())
+		_, attempts["public"] = f.svc.Keys.PublicKey(ctx, b, kid)
+		attempts["destroy"] = f.svc.Keys.Destroy(ctx, b, kid)
 		for op, err := range attempts {
 			if !errors.Is(err, wscd.ErrKeyNotFound) {
 				t.Errorf("B %s on A's key: %v, want ErrKeyNotFound", op, err)
@@ -135,11 +135,11 @@ func TestCrossUnit(t *testing.T) {
 		if d := device.CallsDelta(before, f.dev.Calls()); len(d) != 0 {
 			t.Errorf("refused cross-unit requests reached the device: %v", d)
 		}
-		if keys, err := f.svc.List(ctx, b); err != nil || len(keys) != 0 {
+		if keys, err := f.svc.Keys.List(ctx, b); err != nil || len(keys) != 0 {
 			t.Errorf("B lists %v, %v", keys, err)
 		}
 		// A's key is intact.
-		if _, err := f.svc.Sign(ctx, a, kid, digest("x")); err != nil {
+		if _, err := f.svc.Keys.Sign(ctx, a, kid, digest("x")); err != nil {
 			t.Fatalf("A's key after B's attempts: %v", err)
 		}
 		if rec, err := f.st.GetKey(ctx, kid); err != nil || rec.State != store.KeyActive || rec.UnitID != a {
@@ -154,26 +154,26 @@ func TestUnitState(t *testing.T) {
 	forEach(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
 		u := newUnit(t, f, "s")
-		k, err := f.svc.Generate(ctx, u)
+		k, err := f.svc.Keys.Generate(ctx, u)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := f.st.SetUnitState(ctx, u, store.UnitSuspended, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Sign(ctx, u, string(k.KID), digest("x")); !errors.Is(err, wscd.ErrUnitNotActive) {
+		if _, err := f.svc.Keys.Sign(ctx, u, string(k.KID), digest("x")); !errors.Is(err, wscd.ErrUnitNotActive) {
 			t.Fatalf("suspended unit signs: %v", err)
 		}
-		if _, err := f.svc.Generate(ctx, u); !errors.Is(err, wscd.ErrUnitNotActive) {
+		if _, err := f.svc.Keys.Generate(ctx, u); !errors.Is(err, wscd.ErrUnitNotActive) {
 			t.Fatalf("suspended unit generates: %v", err)
 		}
-		if _, err := f.svc.Generate(ctx, "no-such-unit"); !errors.Is(err, wscd.ErrUnitNotActive) {
+		if _, err := f.svc.Keys.Generate(ctx, "no-such-unit"); !errors.Is(err, wscd.ErrUnitNotActive) {
 			t.Fatalf("unknown unit generates: %v", err)
 		}
 		if err := f.st.SetUnitState(ctx, u, store.UnitActive, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Sign(ctx, u, string(k.KID), digest("x")); err != nil {
+		if _, err := f.svc.Keys.Sign(ctx, u, string(k.KID), digest("x")); err != nil {
 			t.Fatalf("reactivated unit: %v", err)
 		}
 	})
@@ -183,19 +183,19 @@ func TestBadInput(t *testing.T) {
 	forEach(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
 		u := newUnit(t, f, "i")
-		k, err := f.svc.Generate(ctx, u)
+		k, err := f.svc.Keys.Generate(ctx, u)
 		if err != nil {
 			t.Fatal(err)
 		}
 		kid := string(k.KID)
 		before := f.dev.Calls()
 		for name, err := range map[string]error{
-			"short digest": func() error { _, err := f.svc.Sign(ctx, u, kid, make([]byte, 20)); return err }(),
-			"bad kid":      func() error { _, err := f.svc.Sign(ctx, u, "../x", digest("x")); return err }(),
-			"bad unit":     func() error { _, err := f.svc.Sign(ctx, "a b", kid, digest("x")); return err }(),
-			"nil peer":     func() error { _, err := f.svc.ECDH(ctx, u, kid, nil); return err }(),
-			"bad unit id":  f.svc.CreateUnit(ctx, "with space"),
-			"dup unit":     f.svc.CreateUnit(ctx, u),
+			"short digest": func() error { _, err := f.svc.Keys.Sign(ctx, u, kid, make([]byte, 20)); return err }(),
+			"bad kid":      func() error { _, err := f.svc.Keys.Sign(ctx, u, "../x", digest("x")); return err }(),
+			"bad unit":     func() error { _, err := f.svc.Keys.Sign(ctx, "a b", kid, digest("x")); return err }(),
+			"nil peer":     func() error { _, err := f.svc.Keys.ECDH(ctx, u, kid, nil); return err }(),
+			"bad unit id":  f.svc.Units.Create(ctx, "with space"),
+			"dup unit":     f.svc.Units.Create(ctx, u),
 		} {
 			if !errors.Is(err, wscd.ErrInvalidInput) {
 				t.Errorf("%s: %v, want ErrInvalidInput", name, err)
@@ -223,12 +223,12 @@ func TestMetrics(t *testing.T) {
 	svc, _ := wscd.New(wscd.Config{Device: dev, Store: st, Metrics: m})
 	f := fixture{svc: svc, st: st, dev: dev}
 	u := newUnit(t, f, "m")
-	k, err := svc.Generate(ctx, u)
+	k, err := svc.Keys.Generate(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.Sign(ctx, u, string(k.KID), digest("x"))
-	svc.Sign(ctx, u, string(k.KID), make([]byte, 3))
+	svc.Keys.Sign(ctx, u, string(k.KID), digest("x"))
+	svc.Keys.Sign(ctx, u, string(k.KID), make([]byte, 3))
 	if n, err := testutil.GatherAndCount(reg, "wsca_key_operations_total", "wsca_device_calls_total"); err != nil || n == 0 {
 		t.Fatalf("metrics missing: %d %v", n, err)
 	}
@@ -244,3 +244,57 @@ wsca_key_operations_total{op="sign",result="ok"} 1
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// TestConstructors: each service refuses a config without what it uses,
+// and New builds all three with Units over New's ServerKeys.
+func TestConstructors(t *testing.T) {
+	st, err := store.Open(context.Background(), testenv.SQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	dev := testdevice.Soft(t)
+	sk, err := wscd.NewServerKeys(wscd.ServerKeysConfig{Device: dev, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		build func() (any, error)
+		ok    bool
+	}{
+		{"New", func() (any, error) { return wscd.New(wscd.Config{Device: dev, Store: st}) }, true},
+		{"New without device", func() (any, error) { return wscd.New(wscd.Config{Store: st}) }, false},
+		{"New without store", func() (any, error) { return wscd.New(wscd.Config{Device: dev}) }, false},
+		{"Keys", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Device: dev, Store: st}) }, true},
+		{"Keys without device", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Store: st}) }, false},
+		{"Keys without store", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Device: dev}) }, false},
+		{"ServerKeys", func() (any, error) { return wscd.NewServerKeys(wscd.ServerKeysConfig{Device: dev, Store: st}) }, true},
+		{"ServerKeys without device", func() (any, error) { return wscd.NewServerKeys(wscd.ServerKeysConfig{Store: st}) }, false},
+		{"ServerKeys without store", func() (any, error) { return wscd.NewServerKeys(wscd.ServerKeysConfig{Device: dev}) }, false},
+		{"Units", func() (any, error) { return wscd.NewUnits(wscd.UnitsConfig{Store: st, ServerKeys: sk}) }, true},
+		{"Units without store", func() (any, error) { return wscd.NewUnits(wscd.UnitsConfig{ServerKeys: sk}) }, false},
+		{"Units without server keys", func() (any, error) { return wscd.NewUnits(wscd.UnitsConfig{Store: st}) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.build()
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+	w, err := wscd.New(wscd.Config{Device: dev, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Keys == nil || w.ServerKeys == nil || w.Units == nil {
+		t.Fatalf("New left a service out: %+v", w)
+	}
+	// A unit Units makes is one Keys serves.
+	if err := w.Units.Create(t.Context(), "split"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Keys.Generate(t.Context(), "split"); err != nil {
+		t.Fatal(err)
+	}
+}

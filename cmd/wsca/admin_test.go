@@ -86,11 +86,11 @@ func TestAdminCSK(t *testing.T) {
 	common := []string{"--admin-url", r.AdminURL, "--admin-token-file", tokFile}
 	ctx := t.Context()
 	for _, u := range []string{"alice", "bob", "gone"} {
-		if err := r.Keys.CreateUnit(ctx, u); err != nil {
+		if err := r.Units.Create(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Keys.SetUnitState(ctx, "gone", store.UnitRevoked); err != nil {
+	if err := r.Units.SetState(ctx, "gone", store.UnitRevoked); err != nil {
 		t.Fatal(err)
 	}
 	write := func(name string, b []byte) string {

@@ -31,7 +31,7 @@ import (
 // admin API on another, on a soft keystore and SQLite.
 type benchServer struct {
 	url, adminURL, tokenFile string
-	svc                      *wscd.Service
+	svc                      *wscd.Services
 }
 
 func newBenchServer(t *testing.T) *benchServer {
@@ -48,7 +48,7 @@ func newBenchServerOn(t *testing.T, dsn string) *benchServer {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &benchServer{url: r.URL, adminURL: r.AdminURL, tokenFile: tokenFile, svc: r.Keys}
+	return &benchServer{url: r.URL, adminURL: r.AdminURL, tokenFile: tokenFile, svc: r.Services}
 }
 
 // bench runs wsca bench and decodes its JSON summary.
@@ -94,7 +94,7 @@ func TestBenchAdmin(t *testing.T) {
 	if sum.DBCPU != nil || sum.DBPIDs != nil {
 		t.Fatalf("db CPU on SQLite: %+v", sum.benchCPUSummary)
 	}
-	units, err := s.svc.Units(context.Background())
+	units, err := s.svc.Units.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestBenchAdmin(t *testing.T) {
 		if u.State != store.UnitRevoked {
 			t.Fatalf("unit %s left %s", u.ID, u.State)
 		}
-		if keys, _ := s.svc.List(context.Background(), u.ID); len(keys) != 0 {
+		if keys, _ := s.svc.Keys.List(context.Background(), u.ID); len(keys) != 0 {
 			t.Fatalf("unit %s kept %d keys", u.ID, len(keys))
 		}
 	}
@@ -117,10 +117,10 @@ func TestBenchCode(t *testing.T) {
 	ctx := context.Background()
 	for _, op := range []string{"ecdh", "list", "login"} {
 		unit := wscd.NewUnitID()
-		if err := s.svc.CreateUnit(ctx, unit); err != nil {
+		if err := s.svc.Units.Create(ctx, unit); err != nil {
 			t.Fatal(err)
 		}
-		code, err := s.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+		code, err := s.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,10 +140,10 @@ func TestBenchDuration(t *testing.T) {
 	s := newBenchServer(t)
 	ctx := context.Background()
 	unit := wscd.NewUnitID()
-	if err := s.svc.CreateUnit(ctx, unit); err != nil {
+	if err := s.svc.Units.Create(ctx, unit); err != nil {
 		t.Fatal(err)
 	}
-	code, err := s.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	code, err := s.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ import (
 // serving on a loopback port: for the demo and the tests.
 type localServer struct {
 	url    string
-	svc    *wscd.Service
+	svc    *wscd.Services
 	pins   *pin.Server
 	device device.Info
 	stop   func() error
@@ -53,7 +53,7 @@ func startLocalServer(ctx context.Context, dataDir, backend string, log *slog.Lo
 			err = errors.Join(err, o.Close())
 		}
 	}()
-	stk, err := stack.Build(ctx, o.Store, o.Service, stack.Options{Addr: "127.0.0.1:0", Logger: log, Version: version})
+	stk, err := stack.Build(ctx, o.Store, o.WSCD, stack.Options{Addr: "127.0.0.1:0", Logger: log, Version: version})
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func startLocalServer(ctx context.Context, dataDir, backend string, log *slog.Lo
 		cancel()
 		return errors.Join(<-done, o.Close())
 	}
-	return &localServer{url: "http://" + ln.Addr().String(), svc: o.Service, pins: stk.PIN, device: o.Device.Info(), stop: stop}, nil
+	return &localServer{url: "http://" + ln.Addr().String(), svc: o.WSCD, pins: stk.PIN, device: o.Device.Info(), stop: stop}, nil
 }
 
 // demoStep is one numbered line of the demo.
@@ -197,10 +197,10 @@ func (d *demo) run(ctx context.Context, dir, backend string, log *slog.Logger) (
 
 func (d *demo) operator(ctx context.Context) (string, error) {
 	d.unit = wscd.NewUnitID()
-	if err := d.srv.svc.CreateUnit(ctx, d.unit); err != nil {
+	if err := d.srv.svc.Units.Create(ctx, d.unit); err != nil {
 		return "", err
 	}
-	code, err := d.srv.svc.IssueActivationCode(ctx, d.unit, store.PurposeActivation, 0)
+	code, err := d.srv.svc.Units.IssueActivationCode(ctx, d.unit, store.PurposeActivation, 0)
 	if err != nil {
 		return "", err
 	}

@@ -118,7 +118,7 @@ func deviceInfo(ctx context.Context, e env, args []string) error {
 	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
 		info := o.Device.Info()
 		ping := "ok"
-		if err := o.Service.Ready(ctx); err != nil {
+		if err := o.WSCD.Keys.Ready(ctx); err != nil {
 			ping = err.Error()
 		}
 		out := map[string]any{"backend": info.Backend, "assurance": info.Assurance, "device": info.Description,
@@ -133,7 +133,7 @@ func deviceInfo(ctx context.Context, e env, args []string) error {
 func unitsCreate(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "units create", false)
 	return f.run(ctx, e, args, 1, func(o *config.Opened, pos []string) error {
-		if err := o.Service.CreateUnit(ctx, pos[0]); err != nil {
+		if err := o.WSCD.Units.Create(ctx, pos[0]); err != nil {
 			return err
 		}
 		return printResult(e, f.asJSON, map[string]string{"unit": pos[0], "state": "active"}, func(w io.Writer) {
@@ -195,7 +195,7 @@ type keyRow struct {
 func keysGenerate(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "keys generate", true)
 	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
-		k, err := o.Service.Generate(ctx, f.unit)
+		k, err := o.WSCD.Keys.Generate(ctx, f.unit)
 		if err != nil {
 			return err
 		}
@@ -230,7 +230,7 @@ func keysList(ctx context.Context, e env, args []string) error {
 				rows = append(rows, keyRow{KID: string(k.KID), Unit: f.unit, JWK: j})
 			}
 		} else {
-			keys, err := o.Service.List(ctx, f.unit)
+			keys, err := o.WSCD.Keys.List(ctx, f.unit)
 			if err != nil {
 				return err
 			}
@@ -262,7 +262,7 @@ func keysList(ctx context.Context, e env, args []string) error {
 func keysDestroy(ctx context.Context, e env, args []string) error {
 	f := newFlags(e, "keys destroy", true)
 	return f.run(ctx, e, args, 1, func(o *config.Opened, pos []string) error {
-		if err := o.Service.Destroy(ctx, f.unit, pos[0]); err != nil {
+		if err := o.WSCD.Keys.Destroy(ctx, f.unit, pos[0]); err != nil {
 			return err
 		}
 		return printResult(e, f.asJSON, map[string]string{"kid": pos[0], "destroyed": "true"}, func(w io.Writer) {

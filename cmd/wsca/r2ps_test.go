@@ -94,10 +94,10 @@ func walletTestServer(t *testing.T) *localServer {
 func issueUnit(t *testing.T, srv *localServer, unit string) (string, string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := srv.svc.CreateUnit(ctx, unit); err != nil {
+	if err := srv.svc.Units.Create(ctx, unit); err != nil {
 		t.Fatal(err)
 	}
-	code, err := srv.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	code, err := srv.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -322,7 +322,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 	case !info.Assurance.Certified():
 		log.Warn("the device's assurance is not declared: nothing it backs claims certified key storage (declare it with --device-assurance or x-wsca-assurance in the URI)")
 	}
-	stk, err := stack.Build(ctx, st.Store, st.Service, stack.Options{
+	stk, err := stack.Build(ctx, st.Store, st.WSCD, stack.Options{
 		Addr: o.listen, Roles: s.roles, TLSCert: o.tlsCert, TLSKey: o.tlsKey, AdminToken: s.adminToken,
 		PIN: s.policy, Profile: s.profile,
 		MaxAge: o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,

@@ -214,9 +214,9 @@ func (s State) Resolve() (Resolved, error) {
 
 // Opened holds what Open opened.
 type Opened struct {
-	Store   *store.Store
-	Device  device.Device
-	Service *wscd.Service
+	Store  *store.Store
+	Device device.Device
+	WSCD   *wscd.Services
 }
 
 // Close closes the device and the store.
@@ -224,7 +224,7 @@ func (o *Opened) Close() error {
 	return errors.Join(o.Device.Close(), o.Store.Close())
 }
 
-// Open opens the store and the device and builds the key service; reg, if
+// Open opens the store and the device and builds the WSCD services; reg, if
 // not nil, receives its metrics.
 func Open(ctx context.Context, r Resolved, log *slog.Logger, reg prometheus.Registerer) (*Opened, error) {
 	dc, err := wscd.ParseDeviceURI(r.DeviceURI, r.DeviceAssurance)
@@ -254,7 +254,7 @@ func Open(ctx context.Context, r Resolved, log *slog.Logger, reg prometheus.Regi
 		st.Close()
 		return nil, err
 	}
-	return &Opened{Store: st, Device: dev, Service: svc}, nil
+	return &Opened{Store: st, Device: dev, WSCD: svc}, nil
 }
 
 // Logger makes the process logger: format json or text, level debug, info,

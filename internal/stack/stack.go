@@ -1,4 +1,4 @@
-// Package stack assembles a wscad from a store and a key service: the PIN
+// Package stack assembles a wscad from a store and the WSCD services: the PIN
 // server (with its sealer), the R2PS dispatcher and the HTTP server. The
 // command, the demo and the tests build the same stack through it, so what
 // is tested is what runs.
@@ -55,18 +55,19 @@ type Options struct {
 
 // Stack is an assembled wscad.
 type Stack struct {
-	Store  *store.Store
-	Keys   *wscd.Service
+	Store *store.Store
+	// Services: Keys, ServerKeys and Units.
+	*wscd.Services
 	PIN    *pin.Server
 	R2PS   *dispatch.Dispatcher
 	Server *server.Server
 }
 
-// Build assembles the stack over st and keys. It derives the sealing key
+// Build assembles the stack over st and w. It derives the sealing key
 // (one device call) and loads or makes the server keys.
-func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) (*Stack, error) {
-	if st == nil || keys == nil {
-		return nil, errors.New("stack: store and key service are required")
+func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*Stack, error) {
+	if st == nil || w == nil {
+		return nil, errors.New("stack: store and WSCD services are required")
 	}
 	if o.Roles == (server.Roles{}) {
 		o.Roles = server.Roles{WSCD: true, WSCA: true}
@@ -77,7 +78,7 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 	if o.TaskContexts == nil {
 		o.TaskContexts = DefaultTaskContexts
 	}
-	sealer, err := keys.Sealer(ctx)
+	sealer, err := w.ServerKeys.Sealer(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stack: sealing key: %w", err)
 	}
@@ -86,7 +87,7 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 		return nil, err
 	}
 	disp, err := dispatch.New(ctx, dispatch.Config{
-		Keys: keys, PIN: pins, Store: st, Sealer: sealer, WSCD: o.Roles.WSCD, Compat: o.Compat,
+		Keys: w.Keys, ServerKeys: w.ServerKeys, PIN: pins, Store: st, Sealer: sealer, WSCD: o.Roles.WSCD, Compat: o.Compat,
 		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
 		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, ResponseKey: o.ResponseKey, Registerer: o.Registry, Logger: o.Logger,
 	})
@@ -94,12 +95,12 @@ func Build(ctx context.Context, st *store.Store, keys *wscd.Service, o Options) 
 		return nil, err
 	}
 	srv, err := server.New(server.Config{
-		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Service: keys,
+		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Keys: w.Keys, Units: w.Units,
 		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp, PIN: pins,
 		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout, R2PSMaxConcurrent: o.R2PSMaxConcurrent,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Stack{Store: st, Keys: keys, PIN: pins, R2PS: disp, Server: srv}, nil
+	return &Stack{Store: st, Services: w, PIN: pins, R2PS: disp, Server: srv}, nil
 }

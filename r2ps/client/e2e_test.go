@@ -34,7 +34,7 @@ import (
 // world is a real wscad stack serving HTTP on loopback.
 type world struct {
 	url  string
-	svc  *wscd.Service
+	svc  *wscd.Services
 	st   *store.Store
 	pins *pin.Server
 	rec  *recorder
@@ -68,7 +68,7 @@ func (r *recorder) take() [][]byte {
 func newWorld(t *testing.T, dsn string, dev device.Device) *world {
 	t.Helper()
 	r := stacktest.Start(t, dsn, dev, nil)
-	return &world{url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, rec: &recorder{}}
+	return &world{url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, rec: &recorder{}}
 }
 
 // forEach runs fn against SoftHSM on SQLite and on PostgreSQL.
@@ -102,10 +102,10 @@ func (w *world) enrolled(t *testing.T, prefix, pinCode string) (*client.Client, 
 	t.Helper()
 	ctx := context.Background()
 	unit := wscd.NewUnitID() + "-" + prefix
-	if err := w.svc.CreateUnit(ctx, unit); err != nil {
+	if err := w.svc.Units.Create(ctx, unit); err != nil {
 		t.Fatal(err)
 	}
-	code, err := w.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	code, err := w.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestWrongPINAndLockout(t *testing.T) {
 		}
 		_, err := c.Login(ctx, []byte("123456"), client.LoginOptions{})
 		wantCode(t, "locked", err, r2ps.CodeAccessDenied)
-		if err := w.svc.UnlockPIN(ctx, unit, "hsm"); err != nil {
+		if err := w.svc.Units.UnlockPIN(ctx, unit, "hsm"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Login(ctx, []byte("123456"), client.LoginOptions{}); err != nil {
@@ -381,7 +381,7 @@ func TestSessionEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Suspending the unit ends its sessions at once.
-	if err := w.svc.SetUnitState(ctx, unit, store.UnitSuspended); err != nil {
+	if err := w.svc.Units.SetState(ctx, unit, store.UnitSuspended); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.ListKeys(ctx)
@@ -422,10 +422,10 @@ func TestTasksAndFreshness(t *testing.T) {
 
 	// The "signing" context demands a sign task.
 	unit := wscd.NewUnitID()
-	if err := w.svc.CreateUnit(ctx, unit); err != nil {
+	if err := w.svc.Units.Create(ctx, unit); err != nil {
 		t.Fatal(err)
 	}
-	code, _ := w.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	code, _ := w.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	sc := w.newClient(t, unit, "signing")
 	if err := sc.Enrol(ctx, code.Code, []byte("777777")); err != nil {
 		t.Fatal(err)
@@ -457,8 +457,8 @@ func TestTasksAndFreshness(t *testing.T) {
 
 	// Wrong, and spent, activation codes.
 	u2 := wscd.NewUnitID()
-	w.svc.CreateUnit(ctx, u2)
-	good, _ := w.svc.IssueActivationCode(ctx, u2, store.PurposeActivation, 0)
+	w.svc.Units.Create(ctx, u2)
+	good, _ := w.svc.Units.IssueActivationCode(ctx, u2, store.PurposeActivation, 0)
 	wc := w.newClient(t, u2, "hsm")
 	wantCode(t, "wrong code", wc.Enrol(ctx, "AAAA-BBBB-CCCC", []byte("1")), r2ps.CodeUnauthorized)
 	if err := wc.Enrol(ctx, good.Code, []byte("111111")); err != nil {

@@ -143,7 +143,7 @@ func (d *Dispatcher) authenticate1FA(ctx context.Context, jwe *r2ps.JWE) (*reque
 		return nil, refuse(r2ps.ErrUnknownKey)
 	}
 	env, err := jwe.Open1FA(func(epk *ecdh.PublicKey) ([]byte, error) {
-		return d.cfg.Keys.ServerECDH(ctx, d.agree, epk)
+		return d.cfg.ServerKeys.ECDH(ctx, d.agree, epk)
 	})
 	if err != nil {
 		return nil, refuse(err)

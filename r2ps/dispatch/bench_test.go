@@ -61,7 +61,7 @@ import (
 // PIN server, dispatcher, and the HTTP server on loopback.
 type benchWorld struct {
 	url  string
-	svc  *wscd.Service
+	svc  *wscd.Services
 	st   *store.Store
 	pins *pin.Server
 	disp *dispatch.Dispatcher
@@ -70,7 +70,7 @@ type benchWorld struct {
 func newBenchWorld(b *testing.B, dsn string) *benchWorld {
 	b.Helper()
 	r := stacktest.Start(b, dsn, testdevice.PKCS11(b), nil)
-	return &benchWorld{url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, disp: r.R2PS}
+	return &benchWorld{url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, disp: r.R2PS}
 }
 
 // timer records the time of each exchange a transport carries.
@@ -177,10 +177,10 @@ func (w *benchWorld) enrolled(b *testing.B) (*client.Client, string) {
 	b.Helper()
 	ctx := context.Background()
 	unit := wscd.NewUnitID() + "-bench"
-	if err := w.svc.CreateUnit(ctx, unit); err != nil {
+	if err := w.svc.Units.Create(ctx, unit); err != nil {
 		b.Fatal(err)
 	}
-	code, err := w.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	code, err := w.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func newSignFixture(b *testing.B, dsn string) *signFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { w.svc.Destroy(context.Background(), unit, k.KID) })
+	b.Cleanup(func() { w.svc.Keys.Destroy(context.Background(), unit, k.KID) })
 	f.kid = k.KID
 	f.raw = newRawSigner(b, device.KID(k.KID))
 	d := sha256.Sum256([]byte("benchmark"))
@@ -445,7 +445,7 @@ func BenchmarkSignSteps(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ssk, err := w.svc.ServerKey(ctx, wscd.PurposeR2PSSigning)
+			ssk, err := w.svc.ServerKeys.Key(ctx, wscd.PurposeR2PSSigning)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -474,11 +474,11 @@ func BenchmarkSignSteps(b *testing.B) {
 					return w.st.UseNonce(ctx, h, time.Now().Add(time.Hour))
 				}},
 				{"service-sign", func() error { // access check (store read) + HSM signature
-					_, err := w.svc.Sign(ctx, f.unit, f.kid, f.digest)
+					_, err := w.svc.Keys.Sign(ctx, f.unit, f.kid, f.digest)
 					return err
 				}},
 				{"response-jws-sign", func() error { // HSM signature (the SSK) + JWS
-					_, err := r2ps.SignJWS(payload, r2ps.TypResponse, "k", w.svc.Signer(ctx, ssk), nil)
+					_, err := r2ps.SignJWS(payload, r2ps.TypResponse, "k", w.svc.ServerKeys.Signer(ctx, ssk), nil)
 					return err
 				}},
 			}
@@ -971,7 +971,7 @@ func benchLoginCPU(b *testing.B, w *benchWorld, c *client.Client, unit, dsn stri
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { w.svc.Destroy(context.Background(), unit, k.KID) })
+	b.Cleanup(func() { w.svc.Keys.Destroy(context.Background(), unit, k.KID) })
 	raw := newRawSigner(b, device.KID(k.KID))
 	peer, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {

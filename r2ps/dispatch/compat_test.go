@@ -27,7 +27,7 @@ import (
 
 type stack struct {
 	d    *dispatch.Dispatcher
-	svc  *wscd.Service
+	svc  *wscd.Services
 	pins *pin.Server
 	ssk  *ecdsa.PublicKey
 }
@@ -41,7 +41,7 @@ func newStack(t *testing.T) stack {
 			ssk = k.Key.(*ecdsa.PublicKey)
 		}
 	}
-	return stack{d: r.R2PS, svc: r.Keys, pins: r.PIN, ssk: ssk}
+	return stack{d: r.R2PS, svc: r.Services, pins: r.PIN, ssk: ssk}
 }
 
 // sirosClient speaks the go-r2ps-service body as the SIROS clients do:
@@ -102,10 +102,10 @@ func TestCompatFlow(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
 	unit := "siros-unit-1"
-	if err := s.svc.CreateUnit(ctx, unit); err != nil {
+	if err := s.svc.Units.Create(ctx, unit); err != nil {
 		t.Fatal(err)
 	}
-	code, err := s.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	code, err := s.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestCompatFlow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("signature is not a padded base64url string: %v", err)
 	}
-	k, err := s.svc.PublicKey(ctx, unit, kid)
+	k, err := s.svc.Keys.PublicKey(ctx, unit, kid)
 	if err != nil || !ecdsa.VerifyASN1(k.Public, h[:], der) {
 		t.Fatalf("compat signature does not verify: %v", err)
 	}

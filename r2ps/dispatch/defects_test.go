@@ -60,7 +60,7 @@ func TestKeyKeepsItsContext(t *testing.T) {
 	ctx := t.Context()
 	w := g.enrol("hsm", "")
 	// The same wallet (same CSK and CAK) enrols in "signing" too.
-	code, err := g.svc.IssueActivationCode(ctx, w.unit, store.PurposeActivation, 0)
+	code, err := g.svc.Units.IssueActivationCode(ctx, w.unit, store.PurposeActivation, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestListKeysPages(t *testing.T) {
 func TestKeyQuota(t *testing.T) {
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.KeyQuota = 2 })
 	keys, _ := client.FetchServerKeys(t.Context(), nil, r.URL)
-	g := &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+	g := &rig{t: t, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 	w := g.enrol("hsm", "")
 	mustGenerate(t, w)
 	mustGenerate(t, w)
@@ -254,7 +254,7 @@ func TestOutcomeMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Registry = reg })
 	keys, _ := client.FetchServerKeys(t.Context(), nil, r.URL)
-	g := &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+	g := &rig{t: t, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 	w := g.enrol("hsm", "")
 	kid := mustGenerate(t, w)
 	if _, err := w.sess.Sign(t.Context(), kid, sha("m")); err != nil {
@@ -330,7 +330,7 @@ func TestResponseKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+			g := &rig{t: t, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 			w := g.enrol("hsm", "")
 			kid := mustGenerate(t, w)
 			before := r.Device.Calls()["soft_sign"]

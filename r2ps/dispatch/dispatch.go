@@ -137,10 +137,11 @@ type MACer interface {
 
 // Config assembles a Dispatcher.
 type Config struct {
-	Keys   *wscd.Service
-	PIN    *pin.Server
-	Store  Store
-	Sealer MACer
+	Keys       *wscd.Keys
+	ServerKeys *wscd.ServerKeys
+	PIN        *pin.Server
+	Store      Store
+	Sealer     MACer
 	// WSCD enables the key service types (the wscd role). Session and
 	// registration types are served in every role.
 	WSCD bool
@@ -180,8 +181,8 @@ type Dispatcher struct {
 
 // New loads (or creates) the server's signing and agreement keys.
 func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
-	if cfg.Keys == nil || cfg.PIN == nil || cfg.Store == nil || cfg.Sealer == nil {
-		return nil, errors.New("dispatch: keys, PIN server, store and sealer are required")
+	if cfg.Keys == nil || cfg.ServerKeys == nil || cfg.PIN == nil || cfg.Store == nil || cfg.Sealer == nil {
+		return nil, errors.New("dispatch: keys, server keys, PIN server, store and sealer are required")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -207,17 +208,17 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 		return nil, err
 	}
 	if cfg.ResponseKey == ResponseKeyHSM {
-		if d.ssk, err = cfg.Keys.ServerKey(ctx, wscd.PurposeR2PSSigning); err != nil {
+		if d.ssk, err = cfg.ServerKeys.Key(ctx, wscd.PurposeR2PSSigning); err != nil {
 			return nil, fmt.Errorf("dispatch: signing key: %w", err)
 		}
 		d.sskPub = d.ssk.Public
 	} else {
-		if d.sskSoft, err = cfg.Keys.SealedSigningKey(ctx, wscd.PurposeR2PSSigningSealed); err != nil {
+		if d.sskSoft, err = cfg.ServerKeys.SealedSigningKey(ctx, wscd.PurposeR2PSSigningSealed); err != nil {
 			return nil, fmt.Errorf("dispatch: signing key: %w", err)
 		}
 		d.sskPub = &d.sskSoft.PublicKey
 	}
-	if d.agree, err = cfg.Keys.ServerKey(ctx, wscd.PurposeR2PSAgreement); err != nil {
+	if d.agree, err = cfg.ServerKeys.Key(ctx, wscd.PurposeR2PSAgreement); err != nil {
 		return nil, fmt.Errorf("dispatch: agreement key: %w", err)
 	}
 	d.sskKID, d.agreeKID = r2ps.Thumbprint(d.sskPub), r2ps.Thumbprint(d.agree.Public)
@@ -474,5 +475,5 @@ func (d *Dispatcher) responseSigner(ctx context.Context) crypto.Signer {
 	if d.sskSoft != nil {
 		return d.sskSoft
 	}
-	return d.cfg.Keys.Signer(ctx, d.ssk)
+	return d.cfg.ServerKeys.Signer(ctx, d.ssk)
 }

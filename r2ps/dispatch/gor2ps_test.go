@@ -43,11 +43,11 @@ func TestGoR2PSServiceWire(t *testing.T) {
 				t.Fatal(err)
 			}
 			unit := wscd.NewUnitID()
-			if err := r.Keys.CreateUnit(ctx, unit); err != nil {
+			if err := r.Units.Create(ctx, unit); err != nil {
 				t.Fatal(err)
 			}
 			csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			provision(t, r.Keys, r.Store, unit, csk)
+			provision(t, r.ServerKeys, r.Store, unit, csk)
 			var opts []gor2pswire.Option
 			if tc.jwe {
 				opts = append(opts, gor2pswire.WithJWE())
@@ -99,9 +99,9 @@ func TestGoR2PSServiceWire(t *testing.T) {
 		r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
 		keys, _ := client.FetchServerKeys(ctx, nil, r.URL)
 		unit := wscd.NewUnitID()
-		r.Keys.CreateUnit(ctx, unit)
+		r.Units.Create(ctx, unit)
 		csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		provision(t, r.Keys, r.Store, unit, csk)
+		provision(t, r.ServerKeys, r.Store, unit, csk)
 		if err := gor2pswire.New(r.URL, unit, "hsm", csk, keys.Signing).Register(ctx, []byte("1234")); err == nil {
 			t.Fatal("compat request served with compat off")
 		}
@@ -120,9 +120,9 @@ func TestGoR2PSServiceWire(t *testing.T) {
 
 // provision binds csk to the unit as its compat-profile signing key, as an
 // operator does.
-func provision(t *testing.T, keys *wscd.Service, st *store.Store, unit string, csk *ecdsa.PrivateKey) {
+func provision(t *testing.T, sk *wscd.ServerKeys, st *store.Store, unit string, csk *ecdsa.PrivateKey) {
 	t.Helper()
-	sealer, err := keys.Sealer(t.Context())
+	sealer, err := sk.Sealer(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ type wallet struct {
 type rig struct {
 	t      testing.TB
 	url    string
-	svc    *wscd.Service
+	svc    *wscd.Services
 	st     *store.Store
 	pins   *pin.Server
 	dev    interface{ Close() error }
@@ -63,7 +63,7 @@ func newRigWith(t *testing.T, compat dispatch.Compat) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+	return &rig{t: t, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 }
 
 // enrol makes a unit, enrols a wallet in pinContext and logs it in with
@@ -72,10 +72,10 @@ func (g *rig) enrol(pinContext, task string) *wallet {
 	g.t.Helper()
 	ctx := g.t.Context()
 	unit := wscd.NewUnitID()
-	if err := g.svc.CreateUnit(ctx, unit); err != nil {
+	if err := g.svc.Units.Create(ctx, unit); err != nil {
 		g.t.Fatal(err)
 	}
-	code, err := g.svc.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	code, err := g.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -281,10 +281,10 @@ func TestRefusals(t *testing.T) {
 
 	// A unit with an open enrolment, and an honest registration request.
 	opening := &wallet{unit: wscd.NewUnitID(), context: "hsm"}
-	if err := g.svc.CreateUnit(ctx, opening.unit); err != nil {
+	if err := g.svc.Units.Create(ctx, opening.unit); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.svc.IssueActivationCode(ctx, opening.unit, store.PurposeActivation, 0); err != nil {
+	if _, err := g.svc.Units.IssueActivationCode(ctx, opening.unit, store.PurposeActivation, 0); err != nil {
 		t.Fatal(err)
 	}
 	opening.cak, _ = ecdh.P256().GenerateKey(rand.Reader)

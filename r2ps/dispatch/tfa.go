@@ -112,7 +112,7 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		}
 		signing := store.ClientKey{KID: r.cskKID, UnitID: r.unit, Usage: store.UsageSign, PublicKey: cskBytes, Profile: r.profile}
 		signing.MAC = wscd.ClientKeyMAC(d.cfg.Sealer, signing)
-		codeHash, err := d.cfg.Keys.HashActivationCode(ctx, string(tr.Authorization))
+		codeHash, err := d.cfg.ServerKeys.HashActivationCode(ctx, string(tr.Authorization))
 		if err != nil {
 			return result{err: err}
 		}

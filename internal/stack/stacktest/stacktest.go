@@ -37,7 +37,7 @@ func Start(t testing.TB, dsn string, dev device.Device, mod func(*stack.Options)
 	if os.Getenv("WSCA_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	keys, err := wscd.New(wscd.Config{Device: dev, Store: st, Logger: log})
+	w, err := wscd.New(wscd.Config{Device: dev, Store: st, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func Start(t testing.TB, dsn string, dev device.Device, mod func(*stack.Options)
 	if mod != nil {
 		mod(&o)
 	}
-	s, err := stack.Build(ctx, st, keys, o)
+	s, err := stack.Build(ctx, st, w, o)
 	if err != nil {
 		t.Fatal(err)
 	}
