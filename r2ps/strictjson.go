@@ -6,9 +6,6 @@ import (
 	"github.com/wsca/wsca/internal/strictjson"
 )
 
-// maxJSONDepth bounds the nesting of any JSON accepted; R2PS needs four.
-const maxJSONDepth = strictjson.MaxDepth
-
 // maxJSONValues bounds the values (objects, arrays, strings, numbers,
 // literals: each member's value and each element counts one) that the strict
 // checker walks in one document a server decodes before it knows the
@@ -55,6 +52,3 @@ func checkJSONN(data []byte, t reflect.Type, maxValues int) error {
 // jsonFields maps the member names of struct type t to their types (nil
 // when t is not a struct); the map is shared and must not be changed.
 func jsonFields(t reflect.Type) map[string]reflect.Type { return strictjson.Fields(t) }
-
-// shape returns the type whose members the checker enforces.
-func shape(t reflect.Type) reflect.Type { return strictjson.Shape(t) }

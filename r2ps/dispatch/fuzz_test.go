@@ -26,7 +26,7 @@ func FuzzServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	g := &rig{t: f, url: r.URL, svc: r.Keys, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+	g := &rig{t: f, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 	w := g.enrol("hsm", "")
 	kid := ""
 	if k, err := w.sess.Generate(f.Context()); err == nil {
