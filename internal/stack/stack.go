@@ -87,7 +87,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		return nil, err
 	}
 	disp, err := dispatch.New(ctx, dispatch.Config{
-		Keys: w.Keys, ServerKeys: w.ServerKeys, PIN: pins, Store: st, Sealer: sealer, WSCD: o.Roles.WSCD, Compat: o.Compat,
+		Keys: w.Keys, ServerKeys: w.ServerKeys, PIN: pins, Store: st, WSCD: o.Roles.WSCD, Compat: o.Compat,
 		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
 		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, ResponseKey: o.ResponseKey, Registerer: o.Registry, Logger: o.Logger,
 	})

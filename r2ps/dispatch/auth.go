@@ -74,7 +74,7 @@ func (d *Dispatcher) clientKey(ctx context.Context, ck store.ClientKey, unit str
 	switch {
 	case ck.UnitID != unit || ck.Usage != usage:
 		return nil, r2ps.ErrUnknownKey
-	case !hmac.Equal(ck.MAC, wscd.ClientKeyMAC(d.cfg.Sealer, ck)):
+	case !hmac.Equal(ck.MAC, wscd.ClientKeyMAC(d.sealer, ck)):
 		d.logger(ctx).ErrorContext(ctx, "client key fails its MAC: the store was changed outside wsca", "unit", unit, "kid", ck.KID)
 		return nil, r2ps.ErrUnknownKey
 	case ck.Profile != profile:

@@ -130,18 +130,12 @@ type Store interface {
 	GetPINRecord(ctx context.Context, unitID, pinContext string) (store.PINRecord, error)
 }
 
-// MACer computes MACs under a key derived from an HSM key (wscd.Sealer).
-type MACer interface {
-	MAC(domain string, parts ...[]byte) []byte
-}
-
 // Config assembles a Dispatcher.
 type Config struct {
 	Keys       *wscd.Keys
 	ServerKeys *wscd.ServerKeys
 	PIN        *pin.Server
 	Store      Store
-	Sealer     MACer
 	// WSCD enables the key service types (the wscd role). Session and
 	// registration types are served in every role.
 	WSCD bool
@@ -177,11 +171,14 @@ type Dispatcher struct {
 	agree    wscd.ServerKey // opens 1FA requests
 	sskKID   string         // RFC 7638 thumbprints
 	agreeKID string
+	// sealer MACs client keys (wscd.ClientKeyMAC), under the HSM-derived
+	// key of ServerKeys.
+	sealer wscd.MACer
 }
 
 // New loads (or creates) the server's signing and agreement keys.
 func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
-	if cfg.Keys == nil || cfg.ServerKeys == nil || cfg.PIN == nil || cfg.Store == nil || cfg.Sealer == nil {
+	if cfg.Keys == nil || cfg.ServerKeys == nil || cfg.PIN == nil || cfg.Store == nil {
 		return nil, errors.New("dispatch: keys, server keys, PIN server, store and sealer are required")
 	}
 	def := func(d *time.Duration, v time.Duration) {
@@ -206,6 +203,9 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 	var err error
 	if d.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
+	}
+	if d.sealer, err = cfg.ServerKeys.Sealer(ctx); err != nil {
+		return nil, fmt.Errorf("dispatch: sealer: %w", err)
 	}
 	if cfg.ResponseKey == ResponseKeyHSM {
 		if d.ssk, err = cfg.ServerKeys.Key(ctx, wscd.PurposeR2PSSigning); err != nil {

@@ -111,7 +111,7 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 			return result{err: fmt.Errorf("%w: csk", r2ps.ErrMalformed)}
 		}
 		signing := store.ClientKey{KID: r.cskKID, UnitID: r.unit, Usage: store.UsageSign, PublicKey: cskBytes, Profile: r.profile}
-		signing.MAC = wscd.ClientKeyMAC(d.cfg.Sealer, signing)
+		signing.MAC = wscd.ClientKeyMAC(d.sealer, signing)
 		codeHash, err := d.cfg.ServerKeys.HashActivationCode(ctx, string(tr.Authorization))
 		if err != nil {
 			return result{err: err}
@@ -122,7 +122,7 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		}
 		if to != nil {
 			e.AgreementKey = store.ClientKey{KID: to.kid, UnitID: r.unit, Usage: store.UsageAgree, PublicKey: to.pub.Bytes(), Profile: r.profile}
-			e.AgreementKey.MAC = wscd.ClientKeyMAC(d.cfg.Sealer, e.AgreementKey)
+			e.AgreementKey.MAC = wscd.ClientKeyMAC(d.sealer, e.AgreementKey)
 		}
 		purpose, err := d.cfg.Store.Enrol(ctx, e)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnitNotFound) {
