@@ -1,9 +1,9 @@
 package pin
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsca/wsca/internal/promreg"
 )
 
 // metrics counts what happens to PIN attempts, by outcome: "admitted" (KE2
@@ -22,15 +22,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []string{"admitted", "refused_locked", "refused_wait", "wrong", "correct", "lock"} {
 		m.attempts.WithLabelValues(o)
 	}
-	if reg == nil {
-		return m, nil
-	}
-	if err := reg.Register(m.attempts); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, err
-		}
-		m.attempts = are.ExistingCollector.(*prometheus.CounterVec)
+	var err error
+	if m.attempts, err = promreg.CounterVec(reg, m.attempts); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,9 +1,9 @@
 package dispatch
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsca/wsca/internal/promreg"
 )
 
 // metrics counts R2PS outcomes by profile, type and code ("OK" for a
@@ -17,15 +17,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Namespace: "wsca", Subsystem: "r2ps", Name: "requests_total",
 		Help: "R2PS requests by profile, type and outcome code (OK for success).",
 	}, []string{"profile", "type", "code"})}
-	if reg == nil {
-		return m, nil
-	}
-	if err := reg.Register(m.outcomes); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, err
-		}
-		m.outcomes = are.ExistingCollector.(*prometheus.CounterVec)
+	var err error
+	if m.outcomes, err = promreg.CounterVec(reg, m.outcomes); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
