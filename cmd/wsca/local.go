@@ -131,7 +131,7 @@ func deviceInfo(ctx context.Context, e env, args []string) error {
 }
 
 func unitsCreate(ctx context.Context, e env, args []string) error {
-	f := newFlags(e, "units create", false)
+	f := newFlags(e, "unit create", false)
 	return f.run(ctx, e, args, 1, func(o *config.Opened, pos []string) error {
 		if err := o.WSCD.Units.Create(ctx, pos[0]); err != nil {
 			return err
@@ -143,7 +143,7 @@ func unitsCreate(ctx context.Context, e env, args []string) error {
 }
 
 func unitsList(ctx context.Context, e env, args []string) error {
-	f := newFlags(e, "units list", false)
+	f := newFlags(e, "unit list", false)
 	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
 		units, err := o.Store.ListUnits(ctx)
 		if err != nil {
@@ -193,7 +193,7 @@ type keyRow struct {
 }
 
 func keysGenerate(ctx context.Context, e env, args []string) error {
-	f := newFlags(e, "keys generate", true)
+	f := newFlags(e, "key generate", true)
 	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
 		k, err := o.WSCD.Keys.Generate(ctx, f.unit)
 		if err != nil {
@@ -209,7 +209,7 @@ func keysGenerate(ctx context.Context, e env, args []string) error {
 }
 
 func keysList(ctx context.Context, e env, args []string) error {
-	f := newFlags(e, "keys list", true)
+	f := newFlags(e, "key list", true)
 	fromDevice := f.fs.Bool("on-device", false, "list what the device holds for the unit instead of the store's records")
 	return f.run(ctx, e, args, 0, func(o *config.Opened, pos []string) error {
 		rows := []keyRow{}
@@ -260,7 +260,7 @@ func keysList(ctx context.Context, e env, args []string) error {
 }
 
 func keysDestroy(ctx context.Context, e env, args []string) error {
-	f := newFlags(e, "keys destroy", true)
+	f := newFlags(e, "key destroy", true)
 	return f.run(ctx, e, args, 1, func(o *config.Opened, pos []string) error {
 		if err := o.WSCD.Keys.Destroy(ctx, f.unit, pos[0]); err != nil {
 			return err

@@ -23,11 +23,11 @@
 //
 //	wsca device init [--device-backend auto|softhsm|soft]
 //	wsca device info
-//	wsca units create UNIT
-//	wsca units list
-//	wsca keys generate --unit UNIT
-//	wsca keys list --unit UNIT [--on-device]
-//	wsca keys destroy --unit UNIT KID
+//	wsca unit create UNIT
+//	wsca unit list
+//	wsca key generate --unit UNIT
+//	wsca key list --unit UNIT [--on-device]
+//	wsca key destroy --unit UNIT KID
 //	wsca version
 //	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts|csk  (over wscad's admin API)
 //
@@ -77,14 +77,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"device init":   {"initialise the data directory's device (SoftHSM token or soft keystore)", deviceInit},
-	"device info":   {"describe the configured device and check that it answers", deviceInfo},
-	"units create":  {"register a wallet unit: units create UNIT", unitsCreate},
-	"units list":    {"list wallet units", unitsList},
-	"keys generate": {"generate a key for a unit: keys generate --unit UNIT", keysGenerate},
-	"keys list":     {"list a unit's keys: keys list --unit UNIT [--on-device]", keysList},
-	"keys destroy":  {"destroy a unit's key: keys destroy --unit UNIT KID", keysDestroy},
-	"version":       {"print the version", printVersion},
+	"device init":  {"initialise the data directory's device (SoftHSM token or soft keystore)", deviceInit},
+	"device info":  {"describe the configured device and check that it answers", deviceInfo},
+	"unit create":  {"register a wallet unit in the local store: unit create UNIT", unitsCreate},
+	"unit list":    {"list the local store's wallet units", unitsList},
+	"key generate": {"generate a key for a unit on the local device: key generate --unit UNIT", keysGenerate},
+	"key list":     {"list a unit's keys: key list --unit UNIT [--on-device]", keysList},
+	"key destroy":  {"destroy a unit's key: key destroy --unit UNIT KID", keysDestroy},
+	"version":      {"print the version", printVersion},
 
 	"admin unit create":   {"create a wallet unit and its activation code (admin API)", adminUnitCreate},
 	"admin unit code":     {"issue a new activation or PIN-reset code: admin unit code UNIT [--purpose pin_reset]", adminUnitCode},
@@ -99,6 +99,17 @@ var commands = map[string]command{
 	"bench":               {"load a wscad over R2PS: bench --url URL [--admin-token-file F | --unit U --code C] [--op sign|ecdh|login|list] [--concurrency C] [--requests N | --duration D]", benchCmd},
 }
 
+// aliases are earlier names of operator commands: local commands now use
+// the nouns of the admin API's (unit, key), without the admin prefix.
+// They work and are not listed.
+var aliases = map[string]string{
+	"units create":  "unit create",
+	"units list":    "unit list",
+	"keys generate": "key generate",
+	"keys list":     "key list",
+	"keys destroy":  "key destroy",
+}
+
 // errUsage is a usage error; the message has been printed.
 var errUsage = errors.New("usage")
 
@@ -109,6 +120,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			continue
 		}
 		name := strings.Join(args[:n], " ")
+		if a, ok := aliases[name]; ok {
+			name = a
+		}
 		c, ok := walletCommands[name]
 		if !ok {
 			c, ok = commands[name]
@@ -211,7 +225,7 @@ func parseArgs(e env, fs *flag.FlagSet, args []string, nargs int, lookup func(st
 }
 
 // parseInterspersed parses flags anywhere among the positional arguments
-// ("wsca keys destroy KID --unit U" as well as "--unit U KID"); "--" ends
+// ("wsca key destroy KID --unit U" as well as "--unit U KID"); "--" ends
 // flag parsing.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string

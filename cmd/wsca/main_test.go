@@ -40,6 +40,23 @@ func (c cli) ok(args ...string) string {
 	return out
 }
 
+// TestLocalVocabulary: local operator commands use the admin API's nouns
+// (unit, key); the earlier plural names work but are not listed.
+func TestLocalVocabulary(t *testing.T) {
+	_, out, errs := cli{t: t, dir: t.TempDir()}.run("help")
+	help := out + errs
+	for _, want := range []string{"unit create", "unit list", "key generate", "key list", "key destroy", "admin unit create"} {
+		if !strings.Contains(help, "  "+want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	for _, old := range []string{"  units create", "  keys generate", "  keys list", "  keys destroy"} {
+		if strings.Contains(help, old) {
+			t.Errorf("help still lists %q", old)
+		}
+	}
+}
+
 // TestKeys walks the operator's path on a soft keystore: init, create
 // units, generate, list (store and device views), destroy, and a refused
 // cross-unit destroy.
@@ -48,15 +65,15 @@ func TestKeys(t *testing.T) {
 	if out := c.ok("device", "init", "--device-backend", "soft"); !strings.Contains(out, "software keystore") {
 		t.Fatalf("device init: %s", out)
 	}
-	c.ok("units", "create", "alice")
-	c.ok("units", "create", "bob")
+	c.ok("unit", "create", "alice")
+	c.ok("units", "create", "bob") // the earlier name still works
 	var units []map[string]any
-	if err := json.Unmarshal([]byte(c.ok("units", "list", "--json")), &units); err != nil || len(units) != 2 {
+	if err := json.Unmarshal([]byte(c.ok("unit", "list", "--json")), &units); err != nil || len(units) != 2 {
 		t.Fatalf("units list: %v %v", units, err)
 	}
 
 	var gen keyRow
-	if err := json.Unmarshal([]byte(c.ok("keys", "generate", "--unit", "alice", "--json")), &gen); err != nil {
+	if err := json.Unmarshal([]byte(c.ok("key", "generate", "--unit", "alice", "--json")), &gen); err != nil {
 		t.Fatal(err)
 	}
 	if len(gen.KID) != 32 || gen.JWK.Kty != "EC" || gen.JWK.Crv != "P-256" || gen.JWK.Kid != gen.KID {

@@ -26,7 +26,7 @@ var walletCommands = map[string]command{
 	"sign":       {"sign: sign --kid KID [--digest HEX | --file F | data on stdin] [--verify]", walletSign},
 	"ecdh":       {"agree a secret: ecdh --kid KID --peer HEX|BASE64 (SEC 1 point)", walletECDH},
 	"keylist":    {"list the unit's keys on the WSCD", walletKeylist},
-	"keys":       {"same as keylist (the operator's local commands are keys list|generate|destroy)", walletKeylist},
+	"keys":       {"same as keylist (the operator's local commands are key list|generate|destroy)", walletKeylist},
 	"keydelete":  {"delete a key on the WSCD: keydelete KID", walletKeydelete},
 	"pin change": {"change the PIN (the current PIN, then the new one twice)", walletPINChange},
 	"demo r2ps":  {"enrol, log in, sign and verify against an in-process server: demo r2ps [--device-backend auto|softhsm|soft]", demoR2PS},

@@ -308,7 +308,7 @@ func TestWalletUsage(t *testing.T) {
 	if code != 0 {
 		t.Fatal(code)
 	}
-	for _, w := range []string{"wallet commands", "operator commands", "keylist", "pin change", "demo r2ps", "keys destroy"} {
+	for _, w := range []string{"wallet commands", "operator commands", "keylist", "pin change", "demo r2ps", "key destroy"} {
 		if !strings.Contains(errs, w) {
 			t.Errorf("usage lacks %q", w)
 		}
