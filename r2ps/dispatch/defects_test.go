@@ -4,8 +4,12 @@ package dispatch_test
 // request: each fails on the dispatcher before the fix.
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -350,4 +354,39 @@ func TestResponseKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRefusalLogCarriesRequestID: the log line of a refusal names the HTTP
+// layer's request id, and never the request's content.
+func TestRefusalLogCarriesRequestID(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Logger = log })
+	ctx := dispatch.WithRequestID(t.Context(), "req-0123")
+	r.R2PS.Serve(ctx, []byte("not.a.jwe.secret-pin-123456.x"))
+	out := buf.String()
+	if !strings.Contains(out, "request_id=req-0123") || !strings.Contains(out, "r2ps request refused") {
+		t.Fatalf("log: %s", out)
+	}
+	if strings.Contains(out, "secret-pin-123456") {
+		t.Fatalf("the log repeats the request: %s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
