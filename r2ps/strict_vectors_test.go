@@ -34,6 +34,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/wsca/wsca/ecp256"
 	"github.com/wsca/wsca/r2ps"
 )
 
@@ -1106,7 +1107,13 @@ func generateStrictVectors(t *testing.T) svFile {
 	g.csk42, g.cak42 = fixedKey(t, "unit-0042 csk"), fixedKey(t, "unit-0042 cak")
 	g.csk43, g.cak43 = fixedKey(t, "unit-0043 csk"), fixedKey(t, "unit-0043 cak")
 	g.csk44, g.cak44 = fixedKey(t, "unit-0044 csk"), fixedKey(t, "unit-0044 cak")
-	g.device, g.deviceKID = fixedKey(t, "unit-0042 device key"), hex.EncodeToString(fixedBytes("device kid", 16))
+	g.device = fixedKey(t, "unit-0042 device key")
+	// A WSCD key's kid is the one wsca's devices give it (ecp256.KID).
+	kid, err := ecp256.KID(&g.device.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deviceKID = kid
 	g.agreeKID = r2ps.Thumbprint(&g.agree.PublicKey)
 	g.sid, g.skey = b64u(fixedBytes("session id", 32)), fixedBytes("session key", 32)
 	g.sid2, g.skey2 = b64u(fixedBytes("session id 2", 32)), fixedBytes("session key 2", 32)
