@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/store"
@@ -41,6 +42,27 @@ func BenchmarkStore(b *testing.B) {
 			b.Run("GetKey", func(b *testing.B) {
 				for b.Loop() {
 					if _, err := s.GetKey(b.Context(), hot.KID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			// The replay check and key read of a key operation: one
+			// statement, against the two it replaces.
+			var nonce atomic.Int64
+			nextNonce := func() []byte { return hash(fmt.Sprint("n", nonce.Add(1))) }
+			b.Run("UseNonceForKey", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := s.UseNonceForKey(b.Context(), nextNonce(), at(time.Hour), hot.KID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("UseNonceThenGetKeyAccess", func(b *testing.B) {
+				for b.Loop() {
+					if err := s.UseNonce(b.Context(), nextNonce(), at(time.Hour)); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := s.GetKeyAccess(b.Context(), hot.KID); err != nil {
 						b.Fatal(err)
 					}
 				}
