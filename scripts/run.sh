@@ -8,5 +8,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 command -v go >/dev/null 2>&1 ||
 	{ echo "ERROR: 'go' not found in PATH. Install Go 1.26 or newer." >&2; exit 1; }
 mkdir -p "$ROOT/bin"
-go -C "$ROOT" build -o "$ROOT/bin/wscad" ./cmd/wscad
+version="$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)"
+go -C "$ROOT" build -ldflags "-X main.version=$version" -o "$ROOT/bin/wscad" ./cmd/wscad
 exec "$ROOT/bin/wscad" "$@"
