@@ -390,3 +390,24 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestNewRequires: a dispatcher is not built without each part it uses.
+func TestNewRequires(t *testing.T) {
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
+	full := dispatch.Config{Keys: r.Keys, ServerKeys: r.ServerKeys, PIN: r.PIN, Store: r.Store}
+	if _, err := dispatch.New(t.Context(), full); err != nil {
+		t.Fatalf("full config: %v", err)
+	}
+	for name, mut := range map[string]func(*dispatch.Config){
+		"no keys":        func(c *dispatch.Config) { c.Keys = nil },
+		"no server keys": func(c *dispatch.Config) { c.ServerKeys = nil },
+		"no PIN server":  func(c *dispatch.Config) { c.PIN = nil },
+		"no store":       func(c *dispatch.Config) { c.Store = nil },
+	} {
+		c := full
+		mut(&c)
+		if _, err := dispatch.New(t.Context(), c); err == nil {
+			t.Errorf("%s: built", name)
+		}
+	}
+}
