@@ -471,15 +471,17 @@ func (sc Scoped) Sign(ctx context.Context, unit, kid string, digest []byte) ([]b
 	return sc.s.sign(ctx, unit, sc.context, kid, digest)
 }
 
-// SignWithAccess is Sign with the key's access record already read (with
-// the request's replay check, store.UseNonceForKey): no second read.
-func (sc Scoped) SignWithAccess(ctx context.Context, unit, kid string, a store.KeyAccess, digest []byte) ([]byte, error) {
-	return sc.s.signWith(ctx, unit, sc.context, kid, &a, digest)
+// SignWithAccess is Sign with the key's access record a already read (with
+// the request's replay check, store.UseNonceForKey): no second read. A nil
+// a means none was read, and Sign's read is made.
+func (sc Scoped) SignWithAccess(ctx context.Context, unit, kid string, a *store.KeyAccess, digest []byte) ([]byte, error) {
+	return sc.s.signWith(ctx, unit, sc.context, kid, a, digest)
 }
 
-// ECDHWithAccess is ECDH with the key's access record already read.
-func (sc Scoped) ECDHWithAccess(ctx context.Context, unit, kid string, a store.KeyAccess, peer *ecdh.PublicKey) ([]byte, error) {
-	return sc.s.ecdhWith(ctx, unit, sc.context, kid, &a, peer)
+// ECDHWithAccess is ECDH with the key's access record a already read (nil:
+// not read).
+func (sc Scoped) ECDHWithAccess(ctx context.Context, unit, kid string, a *store.KeyAccess, peer *ecdh.PublicKey) ([]byte, error) {
+	return sc.s.ecdhWith(ctx, unit, sc.context, kid, a, peer)
 }
 
 // ECDH is Keys.ECDH for keys usable in the scope.

@@ -78,33 +78,27 @@ type options struct {
 	keyQuota        int
 }
 
-// responseKeyValue is the --response-key flag (dispatch.ParseResponseKey).
-type responseKeyValue dispatch.ResponseKey
-
-func (v *responseKeyValue) String() string { return dispatch.ResponseKey(*v).String() }
-
-func (v *responseKeyValue) Set(s string) error {
-	k, err := dispatch.ParseResponseKey(s)
-	if err != nil {
-		return err
-	}
-	*v = responseKeyValue(k)
-	return nil
+// enumFlag is a flag whose value a parse function reads (for example
+// dispatch.ParseCompat), so a bad value from the command line, the
+// environment or a config file stops the start.
+type enumFlag[T fmt.Stringer] struct {
+	p     *T
+	parse func(string) (T, error)
 }
 
-// compatValue is the --compat flag: dispatch.ParseCompat reads it, so a
-// bad value from the command line, the environment or a config file
-// stops the start.
-type compatValue dispatch.Compat
+func (f enumFlag[T]) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return (*f.p).String()
+}
 
-func (v *compatValue) String() string { return dispatch.Compat(*v).String() }
-
-func (v *compatValue) Set(s string) error {
-	c, err := dispatch.ParseCompat(s)
+func (f enumFlag[T]) Set(s string) error {
+	v, err := f.parse(s)
 	if err != nil {
 		return err
 	}
-	*v = compatValue(c)
+	*f.p = v
 	return nil
 }
 
@@ -138,8 +132,8 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.taskContexts, "task-contexts", "signing", "comma-separated contexts where sign_ecdsa needs a session bound to sign: task (SCAL2)")
 	fs.DurationVar(&o.iatMaxAge, "iat-max-age", dispatch.DefaultMaxAge, "oldest request (iat) accepted; nonces are kept this long")
 	fs.IntVar(&o.r2psConcurrent, "r2ps-max-concurrent", 0, "R2PS requests served at once; more wait up to 1s, unread, then get 503 TRY_LATER (0: max(16, 2×GOMAXPROCS))")
-	fs.Var((*responseKeyValue)(&o.responseKey), "response-key", "where the R2PS response-signing key lives: sealed (in memory, sealed in the store by the HSM; the default) or hsm (on the HSM: one more HSM signature per request)")
-	fs.Var((*compatValue)(&o.compat), "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
+	fs.Var(enumFlag[dispatch.ResponseKey]{&o.responseKey, dispatch.ParseResponseKey}, "response-key", "where the R2PS response-signing key lives: sealed (in memory, sealed in the store by the HSM; the default) or hsm (on the HSM: one more HSM signature per request)")
+	fs.Var(enumFlag[dispatch.Compat]{&o.compat, dispatch.ParseCompat}, "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
 	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -274,13 +274,15 @@ func (d *Dispatcher) Serve(ctx context.Context, body []byte) Reply {
 	}
 	switch {
 	case kind == r2ps.KindJWE:
-		if d.cfg.Compat != CompatOff {
-			if _, err := r2ps.PeekCompat2FA(body); err == nil {
-				return d.serveCompatJWE(ctx, body)
-			}
-		}
 		jwe, err := r2ps.ParseJWE(body)
 		if err != nil {
+			// go-r2ps-service's 2FA JWE (A256KW) is no strict JWE: only a
+			// body the strict parse refuses is tried as one.
+			if d.cfg.Compat != CompatOff {
+				if _, perr := r2ps.PeekCompat2FA(body); perr == nil {
+					return d.serveCompatJWE(ctx, body)
+				}
+			}
 			return d.problem(ctx, "", err)
 		}
 		var r *request

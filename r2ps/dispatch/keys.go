@@ -22,6 +22,19 @@ func sessionHash(id string) []byte {
 // listPageSize is the page of hsm_list_keys when the client names none.
 const listPageSize = 256
 
+// accessFor returns the access record of key kid read with the request's
+// nonce, nil when none was read for it (the key service then reads it), or
+// ErrKeyNotFound when the read found no such key.
+func (r *request) accessFor(kid string) (*store.KeyAccess, error) {
+	if kid != r.keyFor {
+		return nil, nil
+	}
+	if r.keyMissing {
+		return nil, wscd.ErrKeyNotFound
+	}
+	return r.key, nil
+}
+
 // errTask refuses what a session's task (or a context's rule) forbids.
 var errTask = &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the session's task does not allow this"}
 
@@ -103,16 +116,11 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 				return result{err: err}
 			}
 		}
-		var raw []byte
-		var err error
-		switch {
-		case r.keyMissing && req.KID == r.keyFor:
-			err = wscd.ErrKeyNotFound
-		case r.key != nil && req.KID == r.keyFor:
-			raw, err = keys.SignWithAccess(ctx, r.unit, req.KID, *r.key, req.TBSHash)
-		default:
-			raw, err = keys.Sign(ctx, r.unit, req.KID, req.TBSHash)
+		a, err := r.accessFor(req.KID)
+		if err != nil {
+			return result{err: err}
 		}
+		raw, err := keys.SignWithAccess(ctx, r.unit, req.KID, a, req.TBSHash)
 		if err != nil {
 			return result{err: err}
 		}
@@ -136,15 +144,11 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 		if err != nil {
 			return result{err: err}
 		}
-		var z []byte
-		switch {
-		case r.keyMissing && req.KID == r.keyFor:
-			err = wscd.ErrKeyNotFound
-		case r.key != nil && req.KID == r.keyFor:
-			z, err = keys.ECDHWithAccess(ctx, r.unit, req.KID, *r.key, peer)
-		default:
-			z, err = keys.ECDH(ctx, r.unit, req.KID, peer)
+		a, err := r.accessFor(req.KID)
+		if err != nil {
+			return result{err: err}
 		}
+		z, err := keys.ECDHWithAccess(ctx, r.unit, req.KID, a, peer)
 		if err != nil {
 			return result{err: err}
 		}
