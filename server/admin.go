@@ -31,6 +31,7 @@ func (s *Server) adminHandler() http.Handler {
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/codes", s.handle(s.adminIssueCode))
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/state", s.handle(s.adminSetState))
 	mux.Handle("POST "+AdminPrefix+"/units/{unit}/unlock", s.handle(s.adminUnlock))
+	mux.Handle("DELETE "+AdminPrefix+"/units/{unit}", s.handle(s.adminDestroyUnit))
 	mux.Handle("PUT "+AdminPrefix+"/units/{unit}/client-key", s.handle(s.adminClientKey))
 	if s.cfg.PIN != nil {
 		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
@@ -91,6 +92,8 @@ func adminErr(err error) error {
 		return Errorf(http.StatusConflict, "unit exists", err)
 	case errors.Is(err, wscd.ErrUnavailable):
 		return Errorf(http.StatusServiceUnavailable, "unavailable", err)
+	case errors.Is(err, wscd.ErrNoDevice):
+		return Errorf(http.StatusConflict, "this instance has no wallet-key device: destroy units on a wscd instance", err)
 	}
 	return err
 }
@@ -214,6 +217,16 @@ func (s *Server) adminSetState(w http.ResponseWriter, r *http.Request) error {
 		return adminErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "state": req.State})
+	return nil
+}
+
+// adminDestroyUnit destroys a unit for good: revoked, device keys
+// destroyed, records erased (wscd.Units.Destroy).
+func (s *Server) adminDestroyUnit(w http.ResponseWriter, r *http.Request) error {
+	if err := s.cfg.Units.Destroy(r.Context(), r.PathValue("unit")); err != nil {
+		return adminErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "state": string(store.UnitDestroyed)})
 	return nil
 }
 

@@ -351,9 +351,11 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 	}
 	var purpose CodePurpose
 	err = s.inTx(ctx, "enrol", func(tx *sql.Tx) error {
-		// A revoked unit enrols no more. The no-op write locks the unit's
-		// row, so a concurrent revocation is ordered before or after.
-		res, err := tx.ExecContext(ctx, `UPDATE units SET updated_at = updated_at WHERE id = $1 AND state <> $2`, e.UnitID, string(UnitRevoked))
+		// A revoked or destroyed unit enrols no more. The no-op write locks
+		// the unit's row, so a concurrent revocation is ordered before or
+		// after.
+		res, err := tx.ExecContext(ctx, `UPDATE units SET updated_at = updated_at WHERE id = $1 AND state NOT IN ($2, $3)`,
+			e.UnitID, string(UnitRevoked), string(UnitDestroyed))
 		if err := affectedOne(res, err, "enrol: unit not found or revoked"); err != nil {
 			return err
 		}

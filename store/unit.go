@@ -15,11 +15,18 @@ const (
 	UnitActive    UnitState = "active"
 	UnitSuspended UnitState = "suspended"
 	UnitRevoked   UnitState = "revoked"
+	// UnitDestroyed is a revoked unit whose keys and records were erased
+	// (EraseUnit); the row stays so that its id is never reused.
+	UnitDestroyed UnitState = "destroyed"
 )
+
+// Final reports whether no change can make the unit active again: it is
+// revoked or destroyed.
+func (s UnitState) Final() bool { return s == UnitRevoked || s == UnitDestroyed }
 
 func (s UnitState) valid() bool {
 	switch s {
-	case UnitActive, UnitSuspended, UnitRevoked:
+	case UnitActive, UnitSuspended, UnitRevoked, UnitDestroyed:
 		return true
 	}
 	return false
@@ -72,7 +79,11 @@ func (s *Store) GetUnit(ctx context.Context, id string) (Unit, error) {
 	if err := checkID("unit", "id", id); err != nil {
 		return Unit{}, err
 	}
-	row := s.db.QueryRowContext(ctx,
+	return getUnit(ctx, s.db, id)
+}
+
+func getUnit(ctx context.Context, q queryer, id string) (Unit, error) {
+	row := q.QueryRowContext(ctx,
 		`SELECT id, state, created_at, updated_at FROM units WHERE id = $1`, id)
 	u, err := scanUnit(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -159,6 +170,55 @@ func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at ti
 		return nil
 	}
 	return fmt.Errorf("%w: unit %q is %s, not %s", ErrStateChange, id, u.State, st)
+}
+
+// unitRecords lists the tables holding a unit's records, erased by
+// EraseUnit, each with its unit column.
+var unitRecords = []string{
+	"pseudonyms", "sessions", "pin_registrations", "pin_attempts", "pin_records",
+	"client_keys", "activation_codes", "keys",
+}
+
+// EraseUnit erases everything the store holds of a revoked unit (its keys'
+// public parts, client keys, PIN records, attempts, sessions, codes,
+// pending registrations and pseudonyms) and marks it destroyed, in one
+// transaction. The caller destroys the unit's device keys first. A unit
+// that is not revoked gives [ErrStateChange]; erasing a destroyed unit
+// again changes nothing.
+func (s *Store) EraseUnit(ctx context.Context, id string, at time.Time) error {
+	if err := checkID("unit", "id", id); err != nil {
+		return err
+	}
+	updated, err := toMicros("unit", "updated at", at)
+	if err != nil {
+		return err
+	}
+	return s.inTx(ctx, "erase unit", func(tx *sql.Tx) error {
+		// The conditional update takes the row's lock first, so a
+		// concurrent enrolment or key insert waits and then fails its
+		// unit check.
+		res, err := tx.ExecContext(ctx,
+			`UPDATE units SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ($4, $1)`,
+			string(UnitDestroyed), updated, id, string(UnitRevoked))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			u, err := getUnit(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: unit %q is %s, not revoked", ErrStateChange, id, u.State)
+		}
+		for _, table := range unitRecords {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE unit_id = $1`, id); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
+		return nil
+	})
 }
 
 // DeleteUnit removes a unit. It fails with [ErrHasKeys] while keys refer to

@@ -153,7 +153,7 @@ func (s *Units) ProvisionClientKey(ctx context.Context, unit string, pub *ecdsa.
 	if err != nil {
 		return store.ClientKey{}, err
 	}
-	if u.State == store.UnitRevoked {
+	if u.State.Final() {
 		return store.ClientKey{}, ErrUnitRevoked
 	}
 	old, err := s.st.GetUnitClientKey(ctx, unit, store.UsageSign)

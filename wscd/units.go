@@ -37,6 +37,8 @@ type UnitStore interface {
 	// Client keys an operator provisions (compat profile).
 	GetUnitClientKey(ctx context.Context, unitID string, usage store.KeyUsage) (store.ClientKey, error)
 	PutClientKey(ctx context.Context, k store.ClientKey) error
+	// Destruction (Destroy).
+	EraseUnit(ctx context.Context, id string, at time.Time) error
 }
 
 // UnitsConfig assembles a Units.
@@ -44,6 +46,9 @@ type UnitsConfig struct {
 	Store UnitStore
 	// ServerKeys hashes activation codes and MACs client keys.
 	ServerKeys *ServerKeys
+	// Keys destroys a unit's device keys (Destroy); nil in a process
+	// without the wallet-key device, which then cannot destroy units.
+	Keys *Keys
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives security-relevant events; default discards.
@@ -57,6 +62,7 @@ type Units struct {
 	base
 	st     UnitStore
 	server *ServerKeys
+	keys   *Keys
 }
 
 // NewUnits returns a Units over cfg's store and server keys.
@@ -64,7 +70,7 @@ func NewUnits(cfg UnitsConfig) (*Units, error) {
 	if cfg.Store == nil || cfg.ServerKeys == nil {
 		return nil, errors.New("wscd: store and server keys are required")
 	}
-	return &Units{base: newBase(cfg.Now, cfg.Logger), st: cfg.Store, server: cfg.ServerKeys}, nil
+	return &Units{base: newBase(cfg.Now, cfg.Logger), st: cfg.Store, server: cfg.ServerKeys, keys: cfg.Keys}, nil
 }
 
 // Create registers an active wallet unit: the operator's path (a wallet
@@ -110,7 +116,7 @@ func (s *Units) IssueActivationCode(ctx context.Context, unit string, purpose st
 	if err != nil {
 		return ActivationCode{}, err
 	}
-	if u.State == store.UnitRevoked {
+	if u.State.Final() {
 		return ActivationCode{}, ErrUnitRevoked
 	}
 	if ttl <= 0 {
@@ -196,7 +202,7 @@ func (s *Units) SetState(ctx context.Context, unit string, state store.UnitState
 	case errors.Is(err, store.ErrNotFound):
 		return ErrUnitNotActive
 	case errors.Is(err, store.ErrStateChange):
-		if u, gerr := s.st.GetUnit(ctx, unit); gerr == nil && u.State == store.UnitRevoked {
+		if u, gerr := s.st.GetUnit(ctx, unit); gerr == nil && u.State.Final() {
 			return fmt.Errorf("%w: %v", ErrUnitRevoked, err)
 		}
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
@@ -211,6 +217,43 @@ func (s *Units) SetState(ctx context.Context, unit string, state store.UnitState
 		}
 	}
 	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "to", state)
+	return nil
+}
+
+// ErrNoDevice means an operation needs the wallet-key device, which this
+// process does not have (a WSCA-only instance).
+var ErrNoDevice = errors.New("wscd: this instance has no wallet-key device")
+
+// Destroy destroys a wallet unit for good (ARF WIAM_13/21): it is revoked
+// first (so every instance refuses it from then on, and its status entries
+// say so), then each of its device keys is destroyed, then everything the
+// store holds of it is erased and the unit marked destroyed. A destroyed
+// unit's id is never reused. Destroy can be repeated after a failure
+// part way, and destroying a destroyed unit changes nothing.
+func (s *Units) Destroy(ctx context.Context, unit string) error {
+	if s.keys == nil {
+		return ErrNoDevice
+	}
+	u, err := s.Get(ctx, unit)
+	if err != nil {
+		return err
+	}
+	if u.State == store.UnitDestroyed {
+		return nil
+	}
+	if u.State != store.UnitRevoked {
+		if err := s.SetState(ctx, unit, store.UnitRevoked); err != nil && !errors.Is(err, ErrUnitRevoked) {
+			return err
+		}
+	}
+	n, err := s.keys.destroyAll(ctx, unit)
+	if err != nil {
+		return err
+	}
+	if err := s.st.EraseUnit(ctx, unit, s.now().UTC()); err != nil {
+		return storeErr(err)
+	}
+	s.log.InfoContext(ctx, "wallet unit destroyed", "unit", unit, "device_keys", n)
 	return nil
 }
 

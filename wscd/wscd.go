@@ -83,7 +83,7 @@ func New(cfg Config) (*Services, error) {
 	if err != nil {
 		return nil, err
 	}
-	units, err := NewUnits(UnitsConfig{Store: cfg.Store, ServerKeys: sk, Now: cfg.Now, Logger: cfg.Logger})
+	units, err := NewUnits(UnitsConfig{Store: cfg.Store, ServerKeys: sk, Keys: keys, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -405,6 +405,34 @@ func (s *Keys) destroy(ctx context.Context, unit, pinContext, kid string) (err e
 	}
 	s.log.InfoContext(ctx, "key destroyed", "unit", unit, "kid", kid)
 	return nil
+}
+
+// destroyAll destroys every device key of a unit that is no longer active
+// (Units.Destroy), whatever context made it, and reports how many. Each
+// key is marked destroying first; a key the device no longer has counts
+// as destroyed. The store rows go with the unit (store.EraseUnit).
+func (s *Keys) destroyAll(ctx context.Context, unit string) (int, error) {
+	owner, err := device.ParseOwner(unit)
+	if err != nil {
+		return 0, fmt.Errorf("%w: unit id", ErrInvalidInput)
+	}
+	recs, err := s.st.ListKeys(ctx, unit)
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	for _, rec := range recs {
+		k, err := device.ParseKID(rec.KID)
+		if err != nil {
+			return 0, fmt.Errorf("wscd: stored kid %q: %w", rec.KID, err)
+		}
+		if err := s.st.SetKeyState(ctx, rec.KID, store.KeyDestroying); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, storeErr(err)
+		}
+		if err := s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k}); err != nil && !errors.Is(err, device.ErrKeyNotFound) {
+			return 0, s.deviceErr(ctx, err)
+		}
+	}
+	return len(recs), nil
 }
 
 // deviceErr maps device errors to service errors and logs causes a client

@@ -175,6 +175,24 @@ func adminUnitState(state string) func(context.Context, env, []string) error {
 	}
 }
 
+// adminUnitDestroy destroys a unit for good; --yes confirms it.
+func adminUnitDestroy(ctx context.Context, e env, args []string) error {
+	f := newAdminFlags(e, "admin unit destroy")
+	yes := f.fs.Bool("yes", false, "confirm: the unit's keys are destroyed and its records erased, for good")
+	pos, err := f.parse(e, args, 1)
+	if err != nil {
+		return err
+	}
+	if !*yes {
+		return fmt.Errorf("destroying unit %s destroys its keys and erases its records for good: add --yes", pos[0])
+	}
+	var out map[string]any
+	if err := f.call(ctx, "DELETE", "/units/"+pos[0], nil, &out); err != nil {
+		return err
+	}
+	return printResult(e, f.asJSON, out, func(w io.Writer) { fmt.Fprintf(w, "unit %s destroyed\n", pos[0]) })
+}
+
 func adminUnitUnlock(ctx context.Context, e env, args []string) error {
 	f := newAdminFlags(e, "admin unit unlock")
 	pinCtx := f.fs.String("context", "hsm", "security context of the PIN")

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
@@ -154,5 +156,60 @@ func TestAdminCSK(t *testing.T) {
 	}
 	if code, _, _ := c.run(append([]string{"admin", "unit", "csk", "bob"}, common...)...); code == 0 {
 		t.Fatal("no --key accepted")
+	}
+}
+
+// TestAdminDestroy: "admin unit destroy" needs --yes; it revokes the unit,
+// destroys its device keys and erases its records, leaves other units
+// alone, and can be repeated.
+func TestAdminDestroy(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) { o.AdminToken = []byte(token) })
+	tokFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokFile, []byte(token+"\n"), 0o600)
+	c := cli{t: t, dir: t.TempDir()}
+	common := []string{"--admin-url", r.AdminURL, "--admin-token-file", tokFile}
+	ctx := t.Context()
+	owned := map[string]device.Key{}
+	for _, u := range []string{"alice", "bob"} {
+		if err := r.Units.Create(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		k, err := r.Keys.Generate(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owned[u] = k
+	}
+	if code, _, errs := c.run(append([]string{"admin", "unit", "destroy", "alice"}, common...)...); code == 0 || !strings.Contains(errs, "--yes") {
+		t.Fatalf("destroy without --yes: %d %s", code, errs)
+	}
+	if _, err := r.Keys.Sign(ctx, "alice", string(owned["alice"].KID), make([]byte, 32)); err != nil {
+		t.Fatalf("a refused destroy touched the unit: %v", err)
+	}
+	for range 2 {
+		if out := c.ok(append([]string{"admin", "unit", "destroy", "alice", "--yes"}, common...)...); !strings.Contains(out, "destroyed") {
+			t.Fatalf("destroy: %s", out)
+		}
+	}
+	dev := r.Keys.Device()
+	if _, err := dev.PublicKey(ctx, device.Ref{Owner: "alice", KID: owned["alice"].KID}); !errors.Is(err, device.ErrKeyNotFound) {
+		t.Fatalf("alice's device key after destroy: %v, want ErrKeyNotFound", err)
+	}
+	if _, err := dev.PublicKey(ctx, device.Ref{Owner: "bob", KID: owned["bob"].KID}); err != nil {
+		t.Fatalf("bob's device key after alice's destroy: %v", err)
+	}
+	u, err := r.Units.Get(ctx, "alice")
+	if err != nil || u.State != store.UnitDestroyed {
+		t.Fatalf("alice = %+v, %v; want destroyed", u, err)
+	}
+	if keys, err := r.Store.ListKeys(ctx, "alice"); err != nil || len(keys) != 0 {
+		t.Fatalf("alice's key records = %v, %v", keys, err)
+	}
+	if code, _, errs := c.run(append([]string{"admin", "unit", "resume", "alice"}, common...)...); code != 1 || !strings.Contains(errs, "409") {
+		t.Fatalf("resume a destroyed unit: %d %s", code, errs)
+	}
+	if code, _, errs := c.run(append([]string{"admin", "unit", "code", "alice"}, common...)...); code != 1 {
+		t.Fatalf("code for a destroyed unit: %d %s", code, errs)
 	}
 }

@@ -93,6 +93,7 @@ var commands = map[string]command{
 	"admin unit suspend":  {"suspend a unit (ends its sessions)", adminUnitState("suspended")},
 	"admin unit resume":   {"make a suspended unit active again", adminUnitState("active")},
 	"admin unit revoke":   {"revoke a unit for good", adminUnitState("revoked")},
+	"admin unit destroy":  {"destroy a unit for good (revoke, destroy its keys, erase its records): admin unit destroy UNIT --yes", adminUnitDestroy},
 	"admin unit unlock":   {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
 	"admin unit attempts": {"show a unit's PIN attempt counter", adminUnitAttempts},
 	"admin unit csk":      {"bind a go-r2ps-service wallet's signing key to a unit (compat profile): admin unit csk UNIT --key FILE (PEM or JWK)", adminUnitCSK},

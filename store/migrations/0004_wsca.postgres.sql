@@ -1,0 +1,13 @@
+-- The WSCA role (issue 7): pseudonym slots (ARF PA_14). A slot's value is
+-- sealed by the server (AES-256-GCM under a key derived from an HSM key,
+-- with the unit and slot name as additional data): the database holds
+-- only ciphertext. A destroyed unit keeps its row (state 'destroyed') so
+-- that its id is never given out again; everything else of it is erased.
+CREATE TABLE pseudonyms (
+	unit_id    TEXT COLLATE "C" NOT NULL REFERENCES units (id),
+	slot       TEXT COLLATE "C" NOT NULL,
+	value      BYTEA NOT NULL,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL,
+	PRIMARY KEY (unit_id, slot)
+);

@@ -1,0 +1,156 @@
+package store_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/store"
+)
+
+// TestWSCAStore runs the WSCA role's store cases on every backend.
+func TestWSCAStore(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, dsn string)
+	}{
+		{"Pseudonyms", testPseudonyms},
+		{"PseudonymQuota", testPseudonymQuota},
+		{"EraseUnit", testEraseUnit},
+	}
+	for _, b := range testenv.StoreBackends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) { c.run(t, b.DSN(t)) })
+			}
+		})
+	}
+}
+
+// testPseudonyms: put, replace, get, list, delete; one unit never sees
+// another's slot; bad input is refused before the database.
+func testPseudonyms(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	mustCreateUnit(t, s, "u1")
+	mustCreateUnit(t, s, "u2")
+
+	created, err := s.PutPseudonym(ctx, "u1", "rp.example", []byte("v1"), at(time.Minute), 0)
+	if err != nil || !created {
+		t.Fatalf("first put = %v, %v; want created", created, err)
+	}
+	created, err = s.PutPseudonym(ctx, "u1", "rp.example", []byte("v2"), at(time.Hour), 0)
+	if err != nil || created {
+		t.Fatalf("second put = %v, %v; want replaced", created, err)
+	}
+	p, err := s.GetPseudonym(ctx, "u1", "rp.example")
+	must(t, err)
+	if !bytes.Equal(p.Value, []byte("v2")) || !p.CreatedAt.Equal(at(time.Minute)) || !p.UpdatedAt.Equal(at(time.Hour)) {
+		t.Fatalf("get = %+v", p)
+	}
+	_, err = s.GetPseudonym(ctx, "u2", "rp.example")
+	wantErr(t, "another unit's slot", err, store.ErrNotFound)
+
+	_, err = s.PutPseudonym(ctx, "u1", "a", []byte("x"), at(time.Minute), 0)
+	must(t, err)
+	list, err := s.ListPseudonyms(ctx, "u1")
+	must(t, err)
+	if len(list) != 2 || list[0].Slot != "a" || list[1].Slot != "rp.example" || list[0].Value != nil {
+		t.Fatalf("list = %+v", list)
+	}
+	if l2, err := s.ListPseudonyms(ctx, "u2"); err != nil || len(l2) != 0 {
+		t.Fatalf("other unit's list = %v, %v", l2, err)
+	}
+
+	wantErr(t, "delete another unit's slot", s.DeletePseudonym(ctx, "u2", "a"), store.ErrNotFound)
+	must(t, s.DeletePseudonym(ctx, "u1", "a"))
+	wantErr(t, "delete twice", s.DeletePseudonym(ctx, "u1", "a"), store.ErrNotFound)
+
+	_, err = s.PutPseudonym(ctx, "nobody", "a", []byte("x"), at(time.Minute), 0)
+	wantErr(t, "unknown unit", err, store.ErrUnitNotFound)
+	for name, put := range map[string]func() error{
+		"empty value": func() error { _, err := s.PutPseudonym(ctx, "u1", "a", nil, at(time.Minute), 0); return err },
+		"huge value": func() error {
+			_, err := s.PutPseudonym(ctx, "u1", "a", make([]byte, store.MaxPseudonymSize+1), at(time.Minute), 0)
+			return err
+		},
+		"empty slot": func() error { _, err := s.PutPseudonym(ctx, "u1", "", []byte("x"), at(time.Minute), 0); return err },
+		"zero time":  func() error { _, err := s.PutPseudonym(ctx, "u1", "a", []byte("x"), time.Time{}, 0); return err },
+		"neg quota":  func() error { _, err := s.PutPseudonym(ctx, "u1", "a", []byte("x"), at(time.Minute), -1); return err },
+		"control chr": func() error {
+			_, err := s.PutPseudonym(ctx, "u1", "a\x00", []byte("x"), at(time.Minute), 0)
+			return err
+		},
+	} {
+		wantErr(t, name, put(), store.ErrInvalid)
+	}
+}
+
+// testPseudonymQuota: a new slot over the quota is refused, replacing an
+// existing slot at the quota is not.
+func testPseudonymQuota(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	mustCreateUnit(t, s, "u1")
+	for _, slot := range []string{"a", "b"} {
+		if _, err := s.PutPseudonym(ctx, "u1", slot, []byte("x"), at(time.Minute), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.PutPseudonym(ctx, "u1", "c", []byte("x"), at(time.Minute), 2)
+	wantErr(t, "third slot over a quota of 2", err, store.ErrQuota)
+	if _, err := s.PutPseudonym(ctx, "u1", "b", []byte("y"), at(time.Minute), 2); err != nil {
+		t.Fatalf("replace at the quota: %v", err)
+	}
+}
+
+// testEraseUnit: only a revoked unit is erased; everything of it goes, the
+// row stays as destroyed, another unit is untouched, and erasing again
+// changes nothing.
+func testEraseUnit(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	for _, u := range []string{"victim", "bystander"} {
+		mustCreateUnit(t, s, u)
+		mustInsertKey(t, s, newKey(t, u, u+"-k1", at(time.Minute)))
+		if _, err := s.PutPseudonym(ctx, u, "slot", []byte("x"), at(time.Minute), 0); err != nil {
+			t.Fatal(err)
+		}
+		code := bytes.Repeat([]byte(u[:1]), store.HashSize)
+		must(t, s.PutActivationCode(ctx, store.ActivationCode{CodeHash: code, UnitID: u, Purpose: store.PurposeActivation,
+			CreatedAt: at(time.Minute), ExpiresAt: at(time.Hour)}))
+		must(t, s.PutFirstPINRecord(ctx, u, "hsm", store.PINRecord{Record: []byte("r"), CredNonce: []byte("n"), MAC: []byte("m")}, at(time.Minute)))
+	}
+
+	err := s.EraseUnit(ctx, "victim", at(time.Hour))
+	if !errors.Is(err, store.ErrStateChange) {
+		t.Fatalf("erase an active unit = %v, want ErrStateChange", err)
+	}
+	if keys, _ := s.ListKeys(ctx, "victim"); len(keys) != 1 {
+		t.Fatalf("a refused erase removed keys: %v", keys)
+	}
+
+	must(t, s.SetUnitState(ctx, "victim", store.UnitRevoked, at(time.Hour)))
+	for range 2 {
+		must(t, s.EraseUnit(ctx, "victim", at(2*time.Hour)))
+	}
+	u, err := s.GetUnit(ctx, "victim")
+	if err != nil || u.State != store.UnitDestroyed {
+		t.Fatalf("erased unit = %+v, %v; want destroyed", u, err)
+	}
+	db := store.RawDB(s)
+	for _, table := range []string{"keys", "pseudonyms", "activation_codes", "pin_records"} {
+		var victim, bystander int
+		must(t, db.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE unit_id = 'victim'`).Scan(&victim))
+		must(t, db.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE unit_id = 'bystander'`).Scan(&bystander))
+		if victim != 0 || bystander != 1 {
+			t.Errorf("%s: victim has %d rows, bystander %d; want 0 and 1", table, victim, bystander)
+		}
+	}
+	wantErr(t, "resume a destroyed unit", s.SetUnitState(ctx, "victim", store.UnitActive, at(3*time.Hour)), store.ErrStateChange)
+	wantErr(t, "recreate a destroyed unit", s.CreateUnit(ctx, store.Unit{ID: "victim", State: store.UnitActive, CreatedAt: at(0)}), store.ErrExists)
+	wantErr(t, "erase a missing unit", s.EraseUnit(ctx, "nobody", at(time.Hour)), store.ErrNotFound)
+}
