@@ -34,7 +34,9 @@ func RequiredMode(serviceType string) Mode {
 	switch serviceType {
 	case TypeCreateSession, Type2FARegistration, TypeWKA, TypeWIA:
 		return Mode1FA
-	case Type2FAUpdate, TypeP256Generate, TypeSignECDSA, TypeAgreeECDH, TypeListKeys, TypeDeleteKey:
+	case Type2FAUpdate, TypeP256Generate, TypeSignECDSA, TypeAgreeECDH, TypeListKeys, TypeDeleteKey,
+		TypePseudonymPut, TypePseudonymGet, TypePseudonymList, TypePseudonymDelete,
+		TypeUnitInfo, TypeUnitSuspend, TypeUnitRevoke:
 		return Mode2FA
 	}
 	return ModeNone

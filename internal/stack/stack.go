@@ -17,6 +17,7 @@ import (
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wsca"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -86,8 +87,13 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 	if err != nil {
 		return nil, err
 	}
+	pseudonyms, err := wsca.NewPseudonyms(wsca.PseudonymsConfig{Store: st, Sealer: sealer, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
 	disp, err := dispatch.New(ctx, dispatch.Config{
 		Keys: w.Keys, ServerKeys: w.ServerKeys, PIN: pins, Store: st, WSCD: o.Roles.WSCD, Compat: o.Compat,
+		WSCA: o.Roles.WSCA, Units: w.Units, Pseudonyms: pseudonyms, Assurance: w.Keys.Device().Info().Assurance,
 		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
 		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, ResponseKey: o.ResponseKey, Registerer: o.Registry, Logger: o.Logger,
 	})

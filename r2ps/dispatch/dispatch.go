@@ -30,9 +30,11 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wsca"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -123,6 +125,7 @@ type Store interface {
 	GetClientKey(ctx context.Context, kid string) (store.ClientKey, error)
 	GetUnitClientKey(ctx context.Context, unitID string, usage store.KeyUsage) (store.ClientKey, error)
 	HasOutstandingCode(ctx context.Context, unitID string, now time.Time) (bool, error)
+	CountKeys(ctx context.Context, unitID string) (int, error)
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
 	UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt time.Time, kid string) (store.KeyAccess, error)
 	Enrol(ctx context.Context, e store.Enrolment) (store.CodePurpose, error)
@@ -139,6 +142,14 @@ type Config struct {
 	// WSCD enables the key service types (the wscd role). Session and
 	// registration types are served in every role.
 	WSCD bool
+	// WSCA enables the WSCA service types (the wsca role): Units and
+	// Pseudonyms are then required.
+	WSCA       bool
+	Units      *wscd.Units
+	Pseudonyms *wsca.Pseudonyms
+	// Assurance is the wallet-key device's configured assurance, which
+	// wallet_unit_info reports (never more than configured).
+	Assurance device.Assurance
 	// Compat enables the go-r2ps-service profile.
 	Compat Compat
 	// MaxAge and MaxSkew bound a request's iat in the past and the future.
@@ -180,6 +191,9 @@ type Dispatcher struct {
 func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 	if cfg.Keys == nil || cfg.ServerKeys == nil || cfg.PIN == nil || cfg.Store == nil {
 		return nil, errors.New("dispatch: keys, server keys, PIN server, store and sealer are required")
+	}
+	if cfg.WSCA && (cfg.Units == nil || cfg.Pseudonyms == nil) {
+		return nil, errors.New("dispatch: the wsca role needs units and pseudonyms")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -380,6 +394,9 @@ func (d *Dispatcher) handle(ctx context.Context, r *request) (result, *cak) {
 			return d.update(ctx, r, tr), nil
 		}
 	}
+	if r.pol.wsca {
+		return d.wscaOperation(ctx, r), nil
+	}
 	return d.keyOperation(ctx, r), nil
 }
 
@@ -420,6 +437,9 @@ func logLevel(code string) slog.Level {
 }
 
 func codeOf(err error) string {
+	if code, ok := wscaCode(err); ok {
+		return code
+	}
 	var re *r2ps.Error
 	switch {
 	case errors.As(err, &re):

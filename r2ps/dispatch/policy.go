@@ -52,8 +52,9 @@ type policy struct {
 	signer signerRule
 	unit   unitRule
 	task   taskRule
-	// wscd marks the key service types, served only in the wscd role.
-	wscd bool
+	// wscd marks the key service types, served only in the wscd role;
+	// wsca the WSCA service types, served only in the wsca role.
+	wscd, wsca bool
 }
 
 // policies is the table of every request type served. A type missing here
@@ -67,12 +68,20 @@ var policies = map[string]policy{
 	r2ps.TypeAgreeECDH:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
 	r2ps.TypeListKeys:        {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskList, wscd: true},
 	r2ps.TypeDeleteKey:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
+
+	r2ps.TypePseudonymPut:    {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+	r2ps.TypePseudonymGet:    {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+	r2ps.TypePseudonymList:   {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+	r2ps.TypePseudonymDelete: {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+	r2ps.TypeUnitInfo:        {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+	r2ps.TypeUnitSuspend:     {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+	r2ps.TypeUnitRevoke:      {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
 }
 
 // policyFor returns the policy of a type this dispatcher serves.
 func (d *Dispatcher) policyFor(typ string) (policy, error) {
 	p, ok := policies[typ]
-	if !ok || p.wscd && !d.cfg.WSCD {
+	if !ok || p.wscd && !d.cfg.WSCD || p.wsca && !d.cfg.WSCA {
 		return policy{}, r2ps.ErrUnsupportedType
 	}
 	return p, nil

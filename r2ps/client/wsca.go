@@ -1,0 +1,74 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"github.com/wsca/wsca/r2ps"
+)
+
+// The WSCA service types (docs/protocol.md §7), each in a PIN session.
+
+// PutPseudonym stores value in the unit's pseudonym slot and reports
+// whether the slot was new.
+func (s *Session) PutPseudonym(ctx context.Context, slot string, value []byte) (created bool, err error) {
+	var out r2ps.PseudonymPutResponse
+	if err := s.call(ctx, r2ps.TypePseudonymPut, r2ps.PseudonymPutRequest{Slot: slot, Value: value}, &out); err != nil {
+		return false, err
+	}
+	return out.Created, nil
+}
+
+// Pseudonym returns the value of the unit's pseudonym slot.
+func (s *Session) Pseudonym(ctx context.Context, slot string) ([]byte, error) {
+	var out r2ps.PseudonymGetResponse
+	if err := s.call(ctx, r2ps.TypePseudonymGet, r2ps.PseudonymRequest{Slot: slot}, &out); err != nil {
+		return nil, err
+	}
+	return out.Value, nil
+}
+
+// PseudonymSlot is a slot of the unit's pseudonym storage.
+type PseudonymSlot struct {
+	Slot                 string
+	CreatedAt, UpdatedAt time.Time
+}
+
+// Pseudonyms lists the unit's pseudonym slots by name.
+func (s *Session) Pseudonyms(ctx context.Context) ([]PseudonymSlot, error) {
+	var out r2ps.PseudonymListResponse
+	if err := s.call(ctx, r2ps.TypePseudonymList, r2ps.EmptyRequest{}, &out); err != nil {
+		return nil, err
+	}
+	slots := make([]PseudonymSlot, len(out.Slots))
+	for i, p := range out.Slots {
+		slots[i] = PseudonymSlot{Slot: p.Slot, CreatedAt: time.Unix(p.CreatedAt, 0), UpdatedAt: time.Unix(p.UpdatedAt, 0)}
+	}
+	return slots, nil
+}
+
+// DeletePseudonym erases the unit's pseudonym slot.
+func (s *Session) DeletePseudonym(ctx context.Context, slot string) error {
+	var out r2ps.DoneResponse
+	return s.call(ctx, r2ps.TypePseudonymDelete, r2ps.PseudonymRequest{Slot: slot}, &out)
+}
+
+// UnitInfo returns the unit's activation and capability information.
+func (s *Session) UnitInfo(ctx context.Context) (r2ps.UnitInfoResponse, error) {
+	var out r2ps.UnitInfoResponse
+	err := s.call(ctx, r2ps.TypeUnitInfo, r2ps.EmptyRequest{}, &out)
+	return out, err
+}
+
+// SuspendUnit suspends the unit: every operation is refused, on every
+// instance, until the Wallet Provider's operator resumes it.
+func (s *Session) SuspendUnit(ctx context.Context) error {
+	var out r2ps.DoneResponse
+	return s.call(ctx, r2ps.TypeUnitSuspend, r2ps.EmptyRequest{}, &out)
+}
+
+// RevokeUnit revokes the unit for good; unit must be its id.
+func (s *Session) RevokeUnit(ctx context.Context, unit, reason string) error {
+	var out r2ps.DoneResponse
+	return s.call(ctx, r2ps.TypeUnitRevoke, r2ps.UnitRevokeRequest{Confirm: unit, Reason: reason}, &out)
+}

@@ -1,0 +1,168 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wsca"
+)
+
+// amr lists the factors that authorised an authenticated request: the
+// client signing key always, the PIN in a 2FA session.
+func (r *request) amr() []string {
+	if r.mode == r2ps.Mode2FA && r.session != nil {
+		return []string{r2ps.AMRPossession, r2ps.AMRPIN}
+	}
+	return []string{r2ps.AMRPossession}
+}
+
+// wscaOperation runs the WSCA service types (docs/protocol.md §7).
+func (d *Dispatcher) wscaOperation(ctx context.Context, r *request) result {
+	if err := d.checkTask(r); err != nil {
+		return result{err: err}
+	}
+	switch r.req.Type {
+	case r2ps.TypePseudonymPut:
+		var req r2ps.PseudonymPutRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		created, err := d.cfg.Pseudonyms.Put(ctx, r.unit, req.Slot, req.Value)
+		if err != nil {
+			return result{err: err}
+		}
+		return result{data: r2ps.PseudonymPutResponse{Success: true, Created: created, AMR: r.amr()}}
+
+	case r2ps.TypePseudonymGet:
+		var req r2ps.PseudonymRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		v, err := d.cfg.Pseudonyms.Get(ctx, r.unit, req.Slot)
+		if err != nil {
+			return result{err: err}
+		}
+		return result{data: r2ps.PseudonymGetResponse{Success: true, Value: v, AMR: r.amr()}}
+
+	case r2ps.TypePseudonymList:
+		var req r2ps.EmptyRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		slots, err := d.cfg.Pseudonyms.List(ctx, r.unit)
+		if err != nil {
+			return result{err: err}
+		}
+		out := r2ps.PseudonymListResponse{Success: true, Slots: []r2ps.PseudonymSlot{}, AMR: r.amr()}
+		for _, s := range slots {
+			out.Slots = append(out.Slots, r2ps.PseudonymSlot{Slot: s.Name, CreatedAt: s.CreatedAt.Unix(), UpdatedAt: s.UpdatedAt.Unix()})
+		}
+		return result{data: out}
+
+	case r2ps.TypePseudonymDelete:
+		var req r2ps.PseudonymRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		if err := d.cfg.Pseudonyms.Delete(ctx, r.unit, req.Slot); err != nil {
+			return result{err: err}
+		}
+		return result{data: r2ps.DoneResponse{Success: true, AMR: r.amr()}}
+
+	case r2ps.TypeUnitInfo:
+		var req r2ps.EmptyRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		return d.unitInfo(ctx, r)
+
+	case r2ps.TypeUnitSuspend:
+		var req r2ps.EmptyRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		if err := d.cfg.Units.SetState(ctx, r.unit, store.UnitSuspended); err != nil {
+			return result{err: err}
+		}
+		d.logger(ctx).InfoContext(ctx, "unit suspended by its holder", "unit", r.unit)
+		return result{data: r2ps.DoneResponse{Success: true, AMR: r.amr()}}
+
+	case r2ps.TypeUnitRevoke:
+		var req r2ps.UnitRevokeRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		if req.Confirm != r.unit {
+			return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "confirm must be the unit's id"}}
+		}
+		if err := d.cfg.Units.SetState(ctx, r.unit, store.UnitRevoked); err != nil {
+			return result{err: err}
+		}
+		d.logger(ctx).InfoContext(ctx, "unit revoked by its holder", "unit", r.unit, "reason", req.Reason)
+		return result{data: r2ps.DoneResponse{Success: true, AMR: r.amr()}}
+	}
+	return result{err: r2ps.ErrUnsupportedType}
+}
+
+// unitInfo answers wallet_unit_info from the store and the configured
+// assurance of the device: nothing is claimed that was not configured.
+func (d *Dispatcher) unitInfo(ctx context.Context, r *request) result {
+	u, err := d.cfg.Units.Get(ctx, r.unit)
+	if err != nil {
+		return result{err: err}
+	}
+	out := r2ps.UnitInfoResponse{
+		Success: true, Unit: u.ID, State: string(u.State), CreatedAt: u.CreatedAt.Unix(),
+		Capabilities: d.capabilities(), AMR: r.amr(),
+	}
+	if ck, err := d.cfg.Store.GetUnitClientKey(ctx, r.unit, store.UsageSign); err == nil {
+		out.ActivatedAt = ck.CreatedAt.Unix()
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return result{err: storeErr(err)}
+	}
+	if d.cfg.Store != nil {
+		n, err := d.cfg.Store.CountKeys(ctx, r.unit)
+		if err != nil {
+			return result{err: storeErr(err)}
+		}
+		out.Keys = n
+	}
+	return result{data: out}
+}
+
+// capabilities describes what this instance's device gives keys, from its
+// configured assurance.
+func (d *Dispatcher) capabilities() r2ps.Capabilities {
+	c := r2ps.Capabilities{
+		KeyStorage: []string{}, UserAuthentication: []string{},
+		DeviceAssurance: string(d.cfg.Assurance), Curves: []string{r2ps.CurveP256},
+	}
+	if d.cfg.Assurance.Certified() {
+		c.KeyStorage = []string{string(d.cfg.Assurance)}
+		c.UserAuthentication = []string{string(d.cfg.Assurance)}
+	}
+	types := slices.Sorted(maps.Keys(policies))
+	for _, t := range types {
+		if _, err := d.policyFor(t); err == nil {
+			c.Types = append(c.Types, t)
+		}
+	}
+	return c
+}
+
+// wscaCode maps the WSCA services' errors to R2PS codes.
+func wscaCode(err error) (string, bool) {
+	switch {
+	case errors.Is(err, wsca.ErrInvalidInput), errors.Is(err, wsca.ErrNotFound):
+		return r2ps.CodeIllegalRequestData, true
+	case errors.Is(err, wsca.ErrQuota):
+		return r2ps.CodeAccessDenied, true
+	case errors.Is(err, wsca.ErrUnavailable):
+		return r2ps.CodeTryLater, true
+	}
+	return "", false
+}

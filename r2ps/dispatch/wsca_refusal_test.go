@@ -1,0 +1,99 @@
+package dispatch_test
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	wscastack "github.com/wsca/wsca/internal/stack"
+	"github.com/wsca/wsca/internal/stack/stacktest"
+	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/server"
+	"github.com/wsca/wsca/wsca"
+)
+
+// rigWithRoles is a rig whose stack serves only the given roles.
+func rigWithRoles(t *testing.T, roles server.Roles) *rig {
+	t.Helper()
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Roles = roles })
+	keys, err := client.FetchServerKeys(t.Context(), nil, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
+}
+
+// TestWSCARefusals is the refusal table of the WSCA service types: one
+// forged field or broken rule per row.
+func TestWSCARefusals(t *testing.T) {
+	g := newRig(t)
+	a := g.enrol("hsm", "")
+	b := g.enrol("hsm", "")
+	signSess := g.enrol("signing", "sign:"+hex.EncodeToString(sha("x")))
+	upd := g.enrol("hsm", r2ps.Task2FAUpdate)
+	put := r2ps.PseudonymPutRequest{Slot: "rp.example", Value: []byte("v")}
+	if o := g.send(a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypePseudonymPut, data: put}); o.status != 200 || o.enclosed != "" {
+		t.Fatalf("baseline pseudonym_put refused: %+v", o)
+	}
+
+	type want struct{ problem, enclosed string }
+	rows := []struct {
+		name string
+		w    *wallet
+		f    forged
+		want want
+	}{
+		{"wrong mode: pseudonym_put in 1FA", a, forged{mode: r2ps.Mode1FA, typ: r2ps.TypePseudonymPut, data: put}, want{problem: r2ps.CodeIllegalState}},
+		{"wrong mode: wallet_unit_revoke in 1FA", a, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeUnitRevoke, data: r2ps.UnitRevokeRequest{Confirm: a.unit}}, want{problem: r2ps.CodeIllegalState}},
+		{"pseudonym_put in a sign: session", signSess, forged{mode: r2ps.Mode2FA, typ: r2ps.TypePseudonymPut, data: put}, want{enclosed: r2ps.CodeAccessDenied}},
+		{"wallet_unit_revoke in a 2fa_update session", upd, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeUnitRevoke, data: r2ps.UnitRevokeRequest{Confirm: upd.unit}}, want{enclosed: r2ps.CodeAccessDenied}},
+		{"revoke confirming another unit", a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeUnitRevoke, data: r2ps.UnitRevokeRequest{Confirm: b.unit}}, want{enclosed: r2ps.CodeIllegalRequestData}},
+		{"revoke without confirm", a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeUnitRevoke, data: map[string]any{}}, want{enclosed: r2ps.CodeIllegalRequestData}},
+		{"revoke with a long reason", a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeUnitRevoke, data: r2ps.UnitRevokeRequest{Confirm: a.unit, Reason: strings.Repeat("r", r2ps.MaxReasonLen+1)}}, want{enclosed: r2ps.CodeIllegalRequestData}},
+		{"another unit's slot", b, forged{mode: r2ps.Mode2FA, typ: r2ps.TypePseudonymGet, data: r2ps.PseudonymRequest{Slot: "rp.example"}}, want{enclosed: r2ps.CodeIllegalRequestData}},
+		{"oversized pseudonym", a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypePseudonymPut, data: r2ps.PseudonymPutRequest{Slot: "big", Value: make([]byte, wsca.MaxPseudonymSize+1)}}, want{enclosed: r2ps.CodeIllegalRequestData}},
+		{"slot name with a slash", a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypePseudonymPut, data: r2ps.PseudonymPutRequest{Slot: "a/b", Value: []byte("v")}}, want{enclosed: r2ps.CodeIllegalRequestData}},
+		{"unknown member in data", a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeUnitInfo, data: map[string]any{"x": 1}}, want{enclosed: r2ps.CodeIllegalRequestData}},
+	}
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			o := g.send(r.w, r.f)
+			if o.problem != r.want.problem || o.enclosed != r.want.enclosed {
+				t.Fatalf("got problem %q enclosed %q (HTTP %d); want problem %q enclosed %q", o.problem, o.enclosed, o.status, r.want.problem, r.want.enclosed)
+			}
+		})
+	}
+	// Nothing a refused row sent was stored, and the unit is still active.
+	if slots, err := a.sess.Pseudonyms(t.Context()); err != nil || len(slots) != 1 {
+		t.Fatalf("slots after the refusals = %v, %v", slots, err)
+	}
+}
+
+// TestRoleRefusals: a type sent to a role without it is
+// UNSUPPORTED_REQUEST_TYPE, before anything else happens.
+func TestRoleRefusals(t *testing.T) {
+	rows := []struct {
+		name  string
+		roles server.Roles
+		typ   string
+		data  any
+	}{
+		{"WSCA type on a wscd instance", server.Roles{WSCD: true}, r2ps.TypePseudonymList, r2ps.EmptyRequest{}},
+		{"unit revoke on a wscd instance", server.Roles{WSCD: true}, r2ps.TypeUnitRevoke, r2ps.UnitRevokeRequest{Confirm: "x"}},
+		{"key type on a wsca instance", server.Roles{WSCA: true}, r2ps.TypeP256Generate, r2ps.GenerateRequest{Curve: r2ps.CurveP256}},
+		{"sign on a wsca instance", server.Roles{WSCA: true}, r2ps.TypeSignECDSA, r2ps.SignRequest{KID: strings.Repeat("a", 32), TBSHash: sha("m")}},
+	}
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			g := rigWithRoles(t, r.roles)
+			w := g.enrol("hsm", "")
+			o := g.send(w, forged{mode: r2ps.Mode2FA, typ: r.typ, data: r.data})
+			if o.problem != r2ps.CodeUnsupportedRequestType {
+				t.Fatalf("got problem %q enclosed %q (HTTP %d); want %s", o.problem, o.enclosed, o.status, r2ps.CodeUnsupportedRequestType)
+			}
+		})
+	}
+}
