@@ -79,7 +79,7 @@ func SignCWT(t *Token, key crypto.Signer, opts SignOptions) ([]byte, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	if err := opts.check(key); err != nil {
+	if err := opts.Check(key); err != nil {
 		return nil, err
 	}
 	c := cwtClaimsOut{

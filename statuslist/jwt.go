@@ -39,7 +39,7 @@ func SignJWT(t *Token, key crypto.Signer, opts SignOptions) ([]byte, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	if err := opts.check(key); err != nil {
+	if err := opts.Check(key); err != nil {
 		return nil, err
 	}
 	c := jwtClaims{

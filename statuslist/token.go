@@ -92,7 +92,9 @@ type SignOptions struct {
 	KeyID string
 }
 
-func (o *SignOptions) check(key crypto.Signer) error {
+// Check reports whether key and o can sign tokens: key is a P-256 signer,
+// o names it by a chain whose leaf certifies it, by a key id, or both.
+func (o *SignOptions) Check(key crypto.Signer) error {
 	if key == nil {
 		return fmt.Errorf("%w: no signer", ErrConfig)
 	}
