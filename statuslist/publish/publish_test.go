@@ -333,4 +333,3 @@ func TestDebounce(t *testing.T) {
 		t.Fatalf("%d full builds, %d tokens stored; want 1 and 4", st.builds.Load(), st.puts.Load())
 	}
 }
-
