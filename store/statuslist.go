@@ -399,7 +399,10 @@ func (s *Store) SetKeyStatus(ctx context.Context, unit, kid string, status uint8
 		return 0, fmt.Errorf("store: set key status: %w", err)
 	}
 	defer tx.Rollback()
-	n, err := s.setStatuses(ctx, tx, `unit_id = $1 AND kind = $2 AND kid = $3`,
+	// The entries allocated for the key, and those of attestations that
+	// also name it (RecordAttestedKeys).
+	n, err := s.setStatuses(ctx, tx, `unit_id = $1 AND kind = $2 AND (kid = $3 OR EXISTS (
+		SELECT 1 FROM attested_keys a WHERE a.list_id = status_entries.list_id AND a.idx = status_entries.idx AND a.kid = $3))`,
 		[]any{unit, string(StatusKindKey), kid}, status, us)
 	if err != nil {
 		return 0, err
@@ -408,6 +411,31 @@ func (s *Store) SetKeyStatus(ctx context.Context, unit, kid string, status uint8
 		return 0, fmt.Errorf("store: set key status: commit: %w", err)
 	}
 	return n, nil
+}
+
+// RecordAttestedKeys records the keys a key attestation names, by its
+// status entry, so that destroying any of them invalidates it
+// (SetKeyStatus).
+func (s *Store) RecordAttestedKeys(ctx context.Context, listID string, idx int64, kids []string) error {
+	if err := checkID("status entry", "list id", listID); err != nil {
+		return err
+	}
+	if len(kids) == 0 {
+		return invalidf("attested keys", "no kid")
+	}
+	return s.inTx(ctx, "record attested keys", func(tx *sql.Tx) error {
+		for _, kid := range kids {
+			if err := checkID("attested keys", "kid", kid); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO attested_keys (list_id, idx, kid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+				listID, idx, kid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // UnitStatusEntries returns the entries of a unit, for attestations that

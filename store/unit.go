@@ -131,11 +131,13 @@ var unitTransitions = map[UnitState][2]UnitState{
 }
 
 // SetUnitState moves a unit to st and sets its UpdatedAt to at, in one
-// conditional UPDATE that allows only the changes of unitTransitions, so
-// that concurrent changes serialise on the row and a resume racing a
-// revocation cannot undo it. Asking for the state the unit is in changes
-// nothing; a change its state does not allow gives [ErrStateChange]; a
-// missing unit [ErrNotFound].
+// transaction: a conditional UPDATE that allows only the changes of
+// unitTransitions, so that concurrent changes serialise on the row and a
+// resume racing a revocation cannot undo it, and the unit's status list
+// entries set to match (UnitStatus: suspended, revoked for good, or
+// valid again), so that no verifier ever sees one without the other.
+// Asking for the state the unit is in changes nothing; a change its state
+// does not allow gives [ErrStateChange]; a missing unit [ErrNotFound].
 func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at time.Time) error {
 	if err := checkID("unit", "id", id); err != nil {
 		return err
@@ -148,18 +150,27 @@ func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at ti
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE units SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ($4, $5)`,
-		string(st), updated, id, string(from[0]), string(from[1]))
-	if err != nil {
-		return fmt.Errorf("store: set unit state: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("store: set unit state: %w", err)
-	}
-	if n == 1 {
-		return nil
+	var unchanged bool
+	err = s.inTx(ctx, "set unit state", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE units SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ($4, $5)`,
+			string(st), updated, id, string(from[0]), string(from[1]))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			unchanged = true
+			return nil
+		}
+		_, err = s.setUnitStatuses(ctx, tx, id, UnitStatus(st), updated)
+		return err
+	})
+	if err != nil || !unchanged {
+		return err
 	}
 	// Nothing changed; the read only says why.
 	u, err := s.GetUnit(ctx, id)

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ func TestWSCAStore(t *testing.T) {
 		{"Pseudonyms", testPseudonyms},
 		{"PseudonymQuota", testPseudonymQuota},
 		{"EraseUnit", testEraseUnit},
+		{"StateMovesStatuses", testStateMovesStatuses},
+		{"AttestedKeys", testAttestedKeys},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -153,4 +156,75 @@ func testEraseUnit(t *testing.T, dsn string) {
 	wantErr(t, "resume a destroyed unit", s.SetUnitState(ctx, "victim", store.UnitActive, at(3*time.Hour)), store.ErrStateChange)
 	wantErr(t, "recreate a destroyed unit", s.CreateUnit(ctx, store.Unit{ID: "victim", State: store.UnitActive, CreatedAt: at(0)}), store.ErrExists)
 	wantErr(t, "erase a missing unit", s.EraseUnit(ctx, "nobody", at(time.Hour)), store.ErrNotFound)
+}
+
+// statuses returns a unit's entries' statuses by kind and kid.
+func statuses(t *testing.T, s *store.Store, unit string) map[string]uint8 {
+	t.Helper()
+	es, err := s.UnitStatusEntries(t.Context(), unit)
+	must(t, err)
+	out := map[string]uint8{}
+	for _, e := range es {
+		out[string(e.Kind)+":"+e.KID] = e.Status
+	}
+	return out
+}
+
+// testStateMovesStatuses: suspending, resuming and revoking a unit set
+// its status entries in the same transaction; a destroyed key's entry
+// stays invalid through a resume; another unit's entries do not move.
+func testStateMovesStatuses(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	for _, u := range []string{"u1", "u2"} {
+		mustCreateUnit(t, s, u)
+		for _, a := range []store.StatusAllocation{alloc(u, store.StatusKindWIA, "", 1, 10000), alloc(u, store.StatusKindKey, u+"-k1", 1, 10000), alloc(u, store.StatusKindKey, u+"-k2", 1, 10000)} {
+			if _, err := s.AllocateStatus(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.SetKeyStatus(ctx, "u1", "u1-k2", store.StatusInvalid, at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string, want map[string]uint8) {
+		t.Helper()
+		if got := statuses(t, s, "u1"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s: u1 statuses = %v, want %v", step, got, want)
+		}
+		if got := statuses(t, s, "u2"); got["wia:"] != 0 || got["key:u2-k1"] != 0 || got["key:u2-k2"] != 0 {
+			t.Fatalf("%s: u2 statuses moved: %v", step, got)
+		}
+	}
+	must(t, s.SetUnitState(ctx, "u1", store.UnitSuspended, at(time.Hour)))
+	check("suspended", map[string]uint8{"wia:": 2, "key:u1-k1": 2, "key:u1-k2": 1})
+	must(t, s.SetUnitState(ctx, "u1", store.UnitActive, at(2*time.Hour)))
+	check("resumed", map[string]uint8{"wia:": 0, "key:u1-k1": 0, "key:u1-k2": 1})
+	must(t, s.SetUnitState(ctx, "u1", store.UnitRevoked, at(3*time.Hour)))
+	check("revoked", map[string]uint8{"wia:": 1, "key:u1-k1": 1, "key:u1-k2": 1})
+	wantErr(t, "resume revoked", s.SetUnitState(ctx, "u1", store.UnitActive, at(4*time.Hour)), store.ErrStateChange)
+	check("after a refused resume", map[string]uint8{"wia:": 1, "key:u1-k1": 1, "key:u1-k2": 1})
+}
+
+// testAttestedKeys: destroying any key an attestation names invalidates
+// it, not only the key its entry was allocated for.
+func testAttestedKeys(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	mustCreateUnit(t, s, "u1")
+	e, err := s.AllocateStatus(ctx, alloc("u1", store.StatusKindKey, "first", 1, 10000))
+	must(t, err)
+	other, err := s.AllocateStatus(ctx, alloc("u1", store.StatusKindKey, "lone", 1, 10000))
+	must(t, err)
+	must(t, s.RecordAttestedKeys(ctx, e.ListID, e.Index, []string{"first", "second"}))
+	must(t, s.RecordAttestedKeys(ctx, e.ListID, e.Index, []string{"second"})) // again: no error
+	wantErr(t, "no kids", s.RecordAttestedKeys(ctx, e.ListID, e.Index, nil), store.ErrInvalid)
+	n, err := s.SetKeyStatus(ctx, "u1", "second", store.StatusInvalid, at(time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("destroy second: %d entries, %v; want 1", n, err)
+	}
+	got := statuses(t, s, "u1")
+	if got["key:first"] != store.StatusInvalid || got["key:lone"] != store.StatusValid {
+		t.Fatalf("statuses = %v (entries %v, %v)", got, e, other)
+	}
 }

@@ -11,3 +11,14 @@ CREATE TABLE pseudonyms (
 	updated_at INTEGER NOT NULL,
 	PRIMARY KEY (unit_id, slot)
 ) STRICT, WITHOUT ROWID;
+
+-- The keys a key attestation attests, by its status entry: a key's
+-- destruction invalidates every attestation that names it, not only those
+-- whose status entry was allocated for it (status_entries.kid, the first).
+CREATE TABLE attested_keys (
+	list_id TEXT NOT NULL,
+	idx     INTEGER NOT NULL,
+	kid     TEXT NOT NULL,
+	PRIMARY KEY (list_id, idx, kid)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX attested_keys_by_kid ON attested_keys (kid);
