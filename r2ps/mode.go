@@ -32,7 +32,8 @@ func (m Mode) String() string {
 // session here, where go-r2ps-service serves it in 1FA.
 func RequiredMode(serviceType string) Mode {
 	switch serviceType {
-	case TypeCreateSession, Type2FARegistration, TypeWKA, TypeWIA:
+	case TypeCreateSession, Type2FARegistration, TypeWKA, TypeWIA,
+		TypeKeyAttestation, TypeWalletAttestation, TypeProofOfAssociation:
 		return Mode1FA
 	case Type2FAUpdate, TypeP256Generate, TypeSignECDSA, TypeAgreeECDH, TypeListKeys, TypeDeleteKey,
 		TypePseudonymPut, TypePseudonymGet, TypePseudonymList, TypePseudonymDelete,

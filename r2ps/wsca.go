@@ -151,3 +151,138 @@ func (r PseudonymGetResponse) validate() error  { return needSuccess(r.Success) 
 func (r PseudonymListResponse) validate() error { return needSuccess(r.Success) }
 func (r DoneResponse) validate() error          { return needSuccess(r.Success) }
 func (r UnitInfoResponse) validate() error      { return needSuccess(r.Success) }
+
+// The attestation types (docs/protocol.md §7): 1FA, like go-r2ps-service's
+// eudiw_wka_etsi and eudiw_wia_etsi, whose data they also accept. An
+// attestation states facts about keys the unit holds; using the keys still
+// needs the PIN.
+const (
+	TypeKeyAttestation     = "key_attestation"      // key-attestation+jwt
+	TypeWalletAttestation  = "wallet_attestation"   // oauth-client-attestation+jwt
+	TypeProofOfAssociation = "proof_of_association" // wsca-poa+jwt
+)
+
+// MaxAttestedKeys bounds the kids one attestation request names.
+const MaxAttestedKeys = 32
+
+// MaxNonceLen bounds an issuer's nonce or audience in an attestation
+// request.
+const MaxNonceLen = 512
+
+// KeyAttestationRequest is the data of key_attestation: the unit's keys to
+// attest (the first is the one a proof is signed with) and the issuer's
+// nonce (c_nonce), if any.
+type KeyAttestationRequest struct {
+	KIDs  []string `json:"kids"`
+	Nonce string   `json:"nonce,omitempty"`
+}
+
+// KeyAttestationResponse answers key_attestation.
+type KeyAttestationResponse struct {
+	Success        bool     `json:"success"`
+	KeyAttestation string   `json:"key_attestation"`
+	AMR            []string `json:"amr,omitempty"`
+}
+
+// WalletAttestationRequest is the data of wallet_attestation: the unit's
+// key that becomes the wallet instance key (cnf.jwk).
+type WalletAttestationRequest struct {
+	KID string `json:"kid"`
+}
+
+// WalletAttestationResponse answers wallet_attestation.
+type WalletAttestationResponse struct {
+	Success           bool     `json:"success"`
+	WalletAttestation string   `json:"wallet_attestation"`
+	AMR               []string `json:"amr,omitempty"`
+}
+
+// ProofOfAssociationRequest is the data of proof_of_association: two or
+// more of the unit's keys, and optionally the relying party's audience and
+// nonce.
+type ProofOfAssociationRequest struct {
+	KIDs     []string `json:"kids"`
+	Audience string   `json:"aud,omitempty"`
+	Nonce    string   `json:"nonce,omitempty"`
+}
+
+// ProofOfAssociationResponse answers proof_of_association.
+type ProofOfAssociationResponse struct {
+	Success bool     `json:"success"`
+	Proof   string   `json:"proof_of_association"`
+	AMR     []string `json:"amr,omitempty"`
+}
+
+// ETSIAttestationRequest is the data of go-r2ps-service's eudiw_wka_etsi
+// and eudiw_wia_etsi (ver is its profile version, draft-008); Nonce is our
+// addition for issuers that send a c_nonce.
+type ETSIAttestationRequest struct {
+	KeysToAttest []string `json:"keys_to_attest"`
+	Ver          string   `json:"ver,omitempty"`
+	Nonce        string   `json:"nonce,omitempty"`
+}
+
+// WKAResponse answers eudiw_wka_etsi; WIAResponse eudiw_wia_etsi.
+type WKAResponse struct {
+	Success bool     `json:"success"`
+	WKA     string   `json:"wka"`
+	AMR     []string `json:"amr,omitempty"`
+}
+
+// WIAResponse answers eudiw_wia_etsi.
+type WIAResponse struct {
+	Success bool     `json:"success"`
+	WIA     string   `json:"wia"`
+	AMR     []string `json:"amr,omitempty"`
+}
+
+func checkKIDs(kids []string, min int) error {
+	if len(kids) < min || len(kids) > MaxAttestedKeys {
+		return errorf(ErrMalformed, "%d kids (%d to %d)", len(kids), min, MaxAttestedKeys)
+	}
+	for _, k := range kids {
+		if err := checkKeyID(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkNonce(name, v string) error {
+	if len(v) > MaxNonceLen {
+		return errorf(ErrMalformed, "%s longer than %d bytes", name, MaxNonceLen)
+	}
+	return nil
+}
+
+func (r KeyAttestationRequest) validate() error {
+	if err := checkKIDs(r.KIDs, 1); err != nil {
+		return err
+	}
+	return checkNonce("nonce", r.Nonce)
+}
+
+func (r WalletAttestationRequest) validate() error { return checkKeyID(r.KID) }
+
+func (r ProofOfAssociationRequest) validate() error {
+	if err := checkKIDs(r.KIDs, 2); err != nil {
+		return err
+	}
+	if err := checkNonce("aud", r.Audience); err != nil {
+		return err
+	}
+	return checkNonce("nonce", r.Nonce)
+}
+
+func (r ETSIAttestationRequest) validate() error {
+	if err := checkKIDs(r.KeysToAttest, 1); err != nil {
+		return err
+	}
+	return checkNonce("nonce", r.Nonce)
+}
+
+func (r KeyAttestationResponse) validate() error     { return needSuccess(r.Success) }
+func (r WalletAttestationResponse) validate() error  { return needSuccess(r.Success) }
+func (r ProofOfAssociationResponse) validate() error { return needSuccess(r.Success) }
+func (r WKAResponse) validate() error                { return needSuccess(r.Success) }
+func (r WIAResponse) validate() error                { return needSuccess(r.Success) }

@@ -2,6 +2,7 @@ package wscd
 
 import (
 	"context"
+	"time"
 
 	"github.com/wsca/wsca/store"
 )
@@ -23,6 +24,8 @@ type KeyStore interface {
 	CountKeys(ctx context.Context, unitID string) (int, error)
 	SetKeyState(ctx context.Context, kid string, st store.KeyState) error
 	DeleteKey(ctx context.Context, kid string) error
+	// SetKeyStatus invalidates a destroyed key's attestations.
+	SetKeyStatus(ctx context.Context, unit, kid string, status uint8, at time.Time) (int64, error)
 }
 
 // Store is what New needs: the three services' stores in one.

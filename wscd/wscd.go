@@ -396,6 +396,11 @@ func (s *Keys) destroy(ctx context.Context, unit, pinContext, kid string) (err e
 	if err := s.st.SetKeyState(ctx, kid, store.KeyDestroying); err != nil {
 		return storeErr(err)
 	}
+	// Attestations of the key say it is gone before it is: a verifier
+	// never sees a valid status for a key that may no longer exist.
+	if _, err := s.st.SetKeyStatus(ctx, unit, kid, store.StatusInvalid, s.now().UTC()); err != nil {
+		return storeErr(err)
+	}
 	err = s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k})
 	if err != nil && !errors.Is(err, device.ErrKeyNotFound) {
 		return s.deviceErr(ctx, err)

@@ -147,6 +147,12 @@ type Config struct {
 	WSCA       bool
 	Units      *wscd.Units
 	Pseudonyms *wsca.Pseudonyms
+	// Attestations issues key and wallet instance attestations and proofs
+	// of association; nil leaves those types unserved.
+	Attestations *wsca.Attestations
+	// Statuses is told when statuses change (a unit suspended or revoked),
+	// so that the status lists are republished soon; may be nil.
+	Statuses interface{ Notify() }
 	// Assurance is the wallet-key device's configured assurance, which
 	// wallet_unit_info reports (never more than configured).
 	Assurance device.Assurance

@@ -55,6 +55,9 @@ type policy struct {
 	// wscd marks the key service types, served only in the wscd role;
 	// wsca the WSCA service types, served only in the wsca role.
 	wscd, wsca bool
+	// attest marks the attestation types, served only when an attestation
+	// key is configured.
+	attest bool
 }
 
 // policies is the table of every request type served. A type missing here
@@ -76,12 +79,18 @@ var policies = map[string]policy{
 	r2ps.TypeUnitInfo:        {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
 	r2ps.TypeUnitSuspend:     {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
 	r2ps.TypeUnitRevoke:      {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+
+	r2ps.TypeKeyAttestation:     {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
+	r2ps.TypeWalletAttestation:  {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
+	r2ps.TypeProofOfAssociation: {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
+	r2ps.TypeWKA:                {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
+	r2ps.TypeWIA:                {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
 }
 
 // policyFor returns the policy of a type this dispatcher serves.
 func (d *Dispatcher) policyFor(typ string) (policy, error) {
 	p, ok := policies[typ]
-	if !ok || p.wscd && !d.cfg.WSCD || p.wsca && !d.cfg.WSCA {
+	if !ok || p.wscd && !d.cfg.WSCD || p.wsca && !d.cfg.WSCA || p.attest && d.cfg.Attestations == nil {
 		return policy{}, r2ps.ErrUnsupportedType
 	}
 	return p, nil

@@ -22,10 +22,14 @@ func (r *request) amr() []string {
 
 // wscaOperation runs the WSCA service types (docs/protocol.md §7).
 func (d *Dispatcher) wscaOperation(ctx context.Context, r *request) result {
-	if err := d.checkTask(r); err != nil {
-		return result{err: err}
+	if r.mode == r2ps.Mode2FA {
+		if err := d.checkTask(r); err != nil {
+			return result{err: err}
+		}
 	}
 	switch r.req.Type {
+	case r2ps.TypeKeyAttestation, r2ps.TypeWalletAttestation, r2ps.TypeProofOfAssociation, r2ps.TypeWKA, r2ps.TypeWIA:
+		return d.attestation(ctx, r)
 	case r2ps.TypePseudonymPut:
 		var req r2ps.PseudonymPutRequest
 		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
@@ -88,6 +92,7 @@ func (d *Dispatcher) wscaOperation(ctx context.Context, r *request) result {
 		if err := d.cfg.Units.SetState(ctx, r.unit, store.UnitSuspended); err != nil {
 			return result{err: err}
 		}
+		d.statusesChanged()
 		d.logger(ctx).InfoContext(ctx, "unit suspended by its holder", "unit", r.unit)
 		return result{data: r2ps.DoneResponse{Success: true, AMR: r.amr()}}
 
@@ -102,8 +107,73 @@ func (d *Dispatcher) wscaOperation(ctx context.Context, r *request) result {
 		if err := d.cfg.Units.SetState(ctx, r.unit, store.UnitRevoked); err != nil {
 			return result{err: err}
 		}
+		d.statusesChanged()
 		d.logger(ctx).InfoContext(ctx, "unit revoked by its holder", "unit", r.unit, "reason", req.Reason)
 		return result{data: r2ps.DoneResponse{Success: true, AMR: r.amr()}}
+	}
+	return result{err: r2ps.ErrUnsupportedType}
+}
+
+// statusesChanged tells the status list publisher, if any.
+func (d *Dispatcher) statusesChanged() {
+	if d.cfg.Statuses != nil {
+		d.cfg.Statuses.Notify()
+	}
+}
+
+// attestation runs the attestation types: only the unit's own keys are
+// attested, and a foreign or unknown kid fails the request.
+func (d *Dispatcher) attestation(ctx context.Context, r *request) result {
+	a := d.cfg.Attestations
+	switch r.req.Type {
+	case r2ps.TypeKeyAttestation:
+		var req r2ps.KeyAttestationRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		jwt, err := a.KeyAttestation(ctx, r.unit, req.KIDs, req.Nonce)
+		if err != nil {
+			return result{err: err}
+		}
+		return result{data: r2ps.KeyAttestationResponse{Success: true, KeyAttestation: jwt, AMR: r.amr()}}
+	case r2ps.TypeWalletAttestation:
+		var req r2ps.WalletAttestationRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		jwt, err := a.WalletAttestation(ctx, r.unit, req.KID)
+		if err != nil {
+			return result{err: err}
+		}
+		return result{data: r2ps.WalletAttestationResponse{Success: true, WalletAttestation: jwt, AMR: r.amr()}}
+	case r2ps.TypeProofOfAssociation:
+		var req r2ps.ProofOfAssociationRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		jwt, err := a.ProofOfAssociation(ctx, r.unit, req.KIDs, req.Audience, req.Nonce)
+		if err != nil {
+			return result{err: err}
+		}
+		return result{data: r2ps.ProofOfAssociationResponse{Success: true, Proof: jwt, AMR: r.amr()}}
+	case r2ps.TypeWKA, r2ps.TypeWIA:
+		var req r2ps.ETSIAttestationRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		if r.req.Type == r2ps.TypeWKA {
+			jwt, err := a.KeyAttestation(ctx, r.unit, req.KeysToAttest, req.Nonce)
+			if err != nil {
+				return result{err: err}
+			}
+			return result{data: r2ps.WKAResponse{Success: true, WKA: jwt, AMR: r.amr()}}
+		}
+		// go-r2ps-service binds the WIA to the first key named.
+		jwt, err := a.WalletAttestation(ctx, r.unit, req.KeysToAttest[0])
+		if err != nil {
+			return result{err: err}
+		}
+		return result{data: r2ps.WIAResponse{Success: true, WIA: jwt, AMR: r.amr()}}
 	}
 	return result{err: r2ps.ErrUnsupportedType}
 }
@@ -157,7 +227,7 @@ func (d *Dispatcher) capabilities() r2ps.Capabilities {
 // wscaCode maps the WSCA services' errors to R2PS codes.
 func wscaCode(err error) (string, bool) {
 	switch {
-	case errors.Is(err, wsca.ErrInvalidInput), errors.Is(err, wsca.ErrNotFound):
+	case errors.Is(err, wsca.ErrInvalidInput), errors.Is(err, wsca.ErrNotFound), errors.Is(err, wsca.ErrForeignKey):
 		return r2ps.CodeIllegalRequestData, true
 	case errors.Is(err, wsca.ErrQuota):
 		return r2ps.CodeAccessDenied, true

@@ -1,0 +1,44 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// ServerSecret is a named value of server_secrets.
+type ServerSecret struct {
+	Name  string
+	Value []byte
+}
+
+// ServerSecretsWithPrefix returns the server secrets whose name starts
+// with prefix, oldest first (then by name).
+func (s *Store) ServerSecretsWithPrefix(ctx context.Context, prefix string) ([]ServerSecret, error) {
+	if err := checkID("server secret", "prefix", prefix); err != nil {
+		return nil, err
+	}
+	// A range on the primary key rather than LIKE, whose escaping and
+	// collation differ between the backends.
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT name, value FROM server_secrets WHERE name >= $1 AND name < $2 ORDER BY created_at, name`,
+		prefix, prefix+"\U0010FFFF")
+	if err != nil {
+		return nil, fmt.Errorf("store: server secrets: %w", err)
+	}
+	defer rows.Close()
+	var out []ServerSecret
+	for rows.Next() {
+		var sc ServerSecret
+		if err := rows.Scan(&sc.Name, &sc.Value); err != nil {
+			return nil, fmt.Errorf("store: server secrets: %w", err)
+		}
+		if strings.HasPrefix(sc.Name, prefix) {
+			out = append(out, sc)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: server secrets: %w", err)
+	}
+	return out, nil
+}

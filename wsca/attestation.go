@@ -1,0 +1,251 @@
+package wsca
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wsca/wsca/attest"
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/statuslist"
+	"github.com/wsca/wsca/store"
+)
+
+// Defaults of AttestationsConfig.
+const (
+	// DefaultKeyAttestationLifetime is exp − iat of a key attestation.
+	// Its key_storage_status stays checkable for at least 31 days (TS3).
+	DefaultKeyAttestationLifetime = 24 * time.Hour
+	// DefaultWalletAttestationLifetime is exp − iat of a wallet instance
+	// attestation (at most 24 h).
+	DefaultWalletAttestationLifetime = 12 * time.Hour
+	// DefaultProofLifetime is exp − iat of a proof of association.
+	DefaultProofLifetime = 10 * time.Minute
+	// MaxAttestedKeys bounds the keys one attestation names.
+	MaxAttestedKeys = 32
+)
+
+// ErrForeignKey means a kid named for an attestation is not one of the
+// calling unit's usable keys: unknown, another unit's, or being destroyed.
+// It is never silently dropped.
+var ErrForeignKey = errors.New("wsca: key is not the unit's")
+
+// AttestStore is what Attestations needs of the store.
+type AttestStore interface {
+	GetKey(ctx context.Context, kid string) (store.Key, error)
+	RecordAttestedKeys(ctx context.Context, listID string, idx int64, kids []string) error
+}
+
+// StatusAllocator gives out Token Status List entries
+// (statuslist/publish.Publisher).
+type StatusAllocator interface {
+	Allocate(ctx context.Context, unit string, kind store.StatusKind, kid string) (statuslist.Reference, error)
+}
+
+// WalletSolution is what a wallet instance attestation says of the wallet
+// solution, from configuration.
+type WalletSolution struct {
+	// Subject is sub: the wallet solution's client_id, shared by all its
+	// instances.
+	Subject string
+	// Issuer is iss; empty leaves it out (TS3 v1.5).
+	Issuer              string
+	Name, Link, Version string
+	// CertificationInformation is wallet_solution_certification_information
+	// (a JSON value), or nil.
+	CertificationInformation json.RawMessage
+}
+
+// AttestationsConfig assembles an Attestations.
+type AttestationsConfig struct {
+	Store    AttestStore
+	Statuses StatusAllocator
+	// Issuer signs with the Wallet Provider's attestation key.
+	Issuer *attest.Issuer
+	// KeyStorage is the configured assurance of the wallet-key device;
+	// UserAuthentication that of the PIN that gates the keys.
+	KeyStorage, UserAuthentication device.Assurance
+	// Certification is an optional URL describing the certification.
+	Certification string
+	Wallet        WalletSolution
+	// Lifetimes; zero takes the defaults above.
+	KeyAttestationLifetime, WalletAttestationLifetime, ProofLifetime time.Duration
+	Logger                                                           *slog.Logger
+}
+
+// Attestations issues the WSCA's attestations for authenticated units: key
+// attestations, wallet instance attestations and proofs of association
+// (docs/attestations.md). It reads keys from the store and opens none. It
+// is safe for concurrent use.
+type Attestations struct {
+	cfg       AttestationsConfig
+	assurance attest.KeyAssurance
+	log       *slog.Logger
+}
+
+// NewAttestations checks cfg and returns the attestation service.
+func NewAttestations(cfg AttestationsConfig) (*Attestations, error) {
+	if cfg.Store == nil || cfg.Statuses == nil || cfg.Issuer == nil {
+		return nil, errors.New("wsca: attestations need a store, a status allocator and an issuer")
+	}
+	ks, err := attest.ParseAssurance(string(cfg.KeyStorage))
+	if err != nil {
+		return nil, fmt.Errorf("wsca: key storage assurance: %w", err)
+	}
+	ua, err := attest.ParseAssurance(string(cfg.UserAuthentication))
+	if err != nil {
+		return nil, fmt.Errorf("wsca: user authentication assurance: %w", err)
+	}
+	if cfg.Wallet.Subject == "" || cfg.Wallet.Name == "" || cfg.Wallet.Link == "" || cfg.Wallet.Version == "" {
+		return nil, errors.New("wsca: the wallet solution needs a subject, name, link and version")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.KeyAttestationLifetime, DefaultKeyAttestationLifetime)
+	def(&cfg.WalletAttestationLifetime, DefaultWalletAttestationLifetime)
+	def(&cfg.ProofLifetime, DefaultProofLifetime)
+	if cfg.WalletAttestationLifetime > attest.MaxWalletAttestationLifetime {
+		return nil, fmt.Errorf("wsca: wallet attestation lifetime %v exceeds %v", cfg.WalletAttestationLifetime, attest.MaxWalletAttestationLifetime)
+	}
+	a := &Attestations{cfg: cfg, assurance: attest.KeyAssurance{KeyStorage: ks, UserAuthentication: ua}, log: cfg.Logger}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	return a, nil
+}
+
+// unitKeys returns the public keys of kids, each an active key of unit, in
+// order. An empty, repeated, foreign, unknown or destroyed kid fails the
+// whole request (ErrForeignKey or ErrInvalidInput).
+func (a *Attestations) unitKeys(ctx context.Context, unit string, kids []string) ([]*ecdsa.PublicKey, error) {
+	if len(kids) == 0 || len(kids) > MaxAttestedKeys {
+		return nil, fmt.Errorf("%w: %d keys (1 to %d)", ErrInvalidInput, len(kids), MaxAttestedKeys)
+	}
+	seen := make(map[string]bool, len(kids))
+	pubs := make([]*ecdsa.PublicKey, 0, len(kids))
+	for _, kid := range kids {
+		if _, err := device.ParseKID(kid); err != nil {
+			return nil, fmt.Errorf("%w: kid %q", ErrInvalidInput, kid)
+		}
+		if seen[kid] {
+			return nil, fmt.Errorf("%w: kid %s named twice", ErrInvalidInput, kid)
+		}
+		seen[kid] = true
+		k, err := a.cfg.Store.GetKey(ctx, kid)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", ErrForeignKey, kid)
+		}
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		if k.UnitID != unit || k.State != store.KeyActive {
+			a.log.WarnContext(ctx, "attestation of another unit's or a destroyed key refused", "unit", unit, "kid", kid)
+			return nil, fmt.Errorf("%w: %s", ErrForeignKey, kid)
+		}
+		pub, err := device.PublicKeyFromBytes(k.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("wsca: stored key %s: %w", kid, err)
+		}
+		pubs = append(pubs, pub)
+	}
+	return pubs, nil
+}
+
+func ref(r statuslist.Reference) attest.StatusRef {
+	return attest.StatusRef{Idx: r.Index, URI: r.URI}
+}
+
+// KeyAttestation attests the unit's keys kids (the first is the key a
+// wallet signs an OpenID4VCI proof with). Each attestation gets its own
+// status entry (TS3 v1.5.2 option 2), invalidated when the unit is revoked
+// or any of the keys destroyed; nonce, when set, is the issuer's c_nonce.
+func (a *Attestations) KeyAttestation(ctx context.Context, unit string, kids []string, nonce string) (string, error) {
+	pubs, err := a.unitKeys(ctx, unit, kids)
+	if err != nil {
+		return "", err
+	}
+	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindKey, kids[0])
+	if err != nil {
+		return "", fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
+	}
+	if err := a.cfg.Store.RecordAttestedKeys(ctx, listID(r.URI), int64(r.Index), kids); err != nil {
+		return "", storeErr(err)
+	}
+	// Checked again now that the entry names the keys: a key destroyed
+	// since the first check is refused here, and one destroyed from now on
+	// invalidates the entry (store.SetKeyStatus).
+	if _, err := a.unitKeys(ctx, unit, kids); err != nil {
+		return "", err
+	}
+	jwt, err := a.cfg.Issuer.KeyAttestation(attest.KeyAttestationInput{
+		Keys: pubs, Assurance: a.assurance, Certification: a.cfg.Certification, Nonce: nonce,
+		Status: ref(r), Lifetime: a.cfg.KeyAttestationLifetime,
+	})
+	if err != nil {
+		return "", fmt.Errorf("wsca: key attestation: %w", err)
+	}
+	a.log.InfoContext(ctx, "key attestation issued", "unit", unit, "keys", len(kids), "status_uri", r.URI, "status_idx", r.Index)
+	return jwt, nil
+}
+
+// WalletAttestation attests the wallet instance whose key is the unit's
+// key kid (cnf.jwk), with its own status entry (client_status).
+func (a *Attestations) WalletAttestation(ctx context.Context, unit, kid string) (string, error) {
+	pubs, err := a.unitKeys(ctx, unit, []string{kid})
+	if err != nil {
+		return "", err
+	}
+	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindWIA, "")
+	if err != nil {
+		return "", fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
+	}
+	w := a.cfg.Wallet
+	jwt, err := a.cfg.Issuer.WalletAttestation(attest.WalletAttestationInput{
+		Subject: w.Subject, Issuer: w.Issuer, Key: pubs[0], WalletName: w.Name, WalletLink: w.Link, WalletVersion: w.Version,
+		CertificationInformation: w.CertificationInformation, Status: ref(r), Lifetime: a.cfg.WalletAttestationLifetime,
+	})
+	if err != nil {
+		return "", fmt.Errorf("wsca: wallet attestation: %w", err)
+	}
+	a.log.InfoContext(ctx, "wallet instance attestation issued", "unit", unit, "status_uri", r.URI, "status_idx", r.Index)
+	return jwt, nil
+}
+
+// ProofOfAssociation states that the unit's keys kids (two or more) are
+// held by this WSCA for one unit (ARF ACP_01); audience and nonce are
+// optional.
+func (a *Attestations) ProofOfAssociation(ctx context.Context, unit string, kids []string, audience, nonce string) (string, error) {
+	if len(kids) < 2 {
+		return "", fmt.Errorf("%w: a proof of association names at least two keys", ErrInvalidInput)
+	}
+	pubs, err := a.unitKeys(ctx, unit, kids)
+	if err != nil {
+		return "", err
+	}
+	jwt, err := a.cfg.Issuer.ProofOfAssociation(attest.ProofOfAssociationInput{
+		Keys: pubs, Audience: audience, Nonce: nonce, Lifetime: a.cfg.ProofLifetime,
+	})
+	if err != nil {
+		return "", fmt.Errorf("wsca: proof of association: %w", err)
+	}
+	a.log.InfoContext(ctx, "proof of association issued", "unit", unit, "keys", len(kids))
+	return jwt, nil
+}
+
+// listID is the list id at the end of a status list URI
+// (…/statuslists/{id}).
+func listID(uri string) string {
+	for i := len(uri) - 1; i >= 0; i-- {
+		if uri[i] == '/' {
+			return uri[i+1:]
+		}
+	}
+	return uri
+}
