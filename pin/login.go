@@ -39,6 +39,11 @@ type LoginOptions struct {
 	// there is nothing to hide from the unit itself, and a context without
 	// a record then leaves no attempt counter behind.
 	RequireRecord bool
+	// Binding, when not nil, makes the session id a sealed ticket that
+	// carries it (at most MaxTicketBinding bytes; OpenTicket returns it):
+	// what the caller must know of the session before reading the store,
+	// such as the client key that opened it.
+	Binding []byte
 }
 
 func (s *Server) sessionTTL(opts LoginOptions) (time.Duration, error) {
@@ -109,7 +114,7 @@ func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []
 	clear(out.ClientMAC)
 	defer clear(secret)
 
-	id, idHash, err := s.newSessionID()
+	id, idHash, err := s.newSessionID(secret[:keyLen], unit, pinContext, opts)
 	if err != nil {
 		return "", nil, err
 	}

@@ -3,6 +3,7 @@ package pin
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -71,6 +72,10 @@ type Server struct {
 	rand   io.Reader
 	log    *slog.Logger
 
+	// tickets seals session tickets (session.go) under a key derived
+	// from the sealer.
+	tickets cipher.AEAD
+
 	// mu guards op against Close, which flushes its key material.
 	mu sync.RWMutex
 	op *opaque.Server // nil once closed
@@ -102,6 +107,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 		log:    cfg.Logger,
+	}
+	if s.tickets, err = newTicketAEAD(cfg.Sealer); err != nil {
+		return nil, err
 	}
 	if s.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err

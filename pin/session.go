@@ -2,7 +2,11 @@ package pin
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -63,12 +67,27 @@ func sessionAD(idHash []byte, unit, pinContext, task string) []byte {
 	return ad
 }
 
-// sessionIDLen is the length of a session id before encoding.
+// sessionIDLen is the length of a plain (random) session id before
+// encoding.
 const sessionIDLen = 32
 
 var sessionIDEncoding = base64.RawURLEncoding.Strict()
 
-func (s *Server) newSessionID() (id string, idHash []byte, err error) {
+// newSessionID makes the id of a new session: a sealed ticket
+// (ticket.go) when the caller bound something to the session and the
+// ticket fits MaxSessionIDLen, else 32 random bytes. The store keeps only
+// the SHA-256 of the decoded id.
+func (s *Server) newSessionID(key []byte, unit, pinContext string, opts LoginOptions) (id string, idHash []byte, err error) {
+	if opts.Binding != nil {
+		id, raw, ok, err := s.sealTicket(key, unit, pinContext, opts.Task, opts.Binding)
+		if err != nil {
+			return "", nil, err
+		}
+		if ok {
+			h := sha256.Sum256(raw)
+			return id, h[:], nil
+		}
+	}
 	var raw [sessionIDLen]byte
 	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
 		return "", nil, fmt.Errorf("pin: session id: %w", err)
@@ -78,10 +97,16 @@ func (s *Server) newSessionID() (id string, idHash []byte, err error) {
 }
 
 // parseSessionID returns the hash of a well-formed session id: 32 bytes in
-// base64url without padding, strictly.
+// base64url without padding, or a ticket's shape (its seal is not checked
+// here: a forged ticket hashes to no row), strictly.
 func parseSessionID(id string) ([]byte, bool) {
 	if len(id) != sessionIDEncoding.EncodedLen(sessionIDLen) {
-		return nil, false
+		raw, ok := decodeTicket(id)
+		if !ok {
+			return nil, false
+		}
+		h := sha256.Sum256(raw)
+		return h[:], true
 	}
 	raw, err := sessionIDEncoding.DecodeString(id)
 	if err != nil || len(raw) != sessionIDLen {
@@ -244,4 +269,183 @@ func (s *Server) SetFirstRecord(ctx context.Context, unit, pinContext string, re
 		return fmt.Errorf("pin: first record: %w", err)
 	}
 	return nil
+}
+
+// Session tickets (docs/protocol.md §2, "Session ids"). The id of a session
+// whose login bound something to it (LoginOptions.Binding) is a ticket:
+//
+//	ticket = version (1) ‖ nonce (12) ‖ AES-256-GCM(key, nonce, plaintext, ad = ticketLabel ‖ version)
+//	plaintext = session key (32) ‖ SHA-256(task)[:16] ‖ len8 ‖ binding ‖ len8 ‖ unit ‖ len8 ‖ context
+//
+// in base64url without padding. The key is derived with HKDF-SHA256 (its
+// own label) from a MAC under the sealer's HSM-derived key, so every
+// instance opens every ticket and nobody without the HSM can make one. A
+// ticket replaces only reads of what never changes during a session (its
+// key, unit, context, task and the binding); the session row, found by the
+// SHA-256 of the ticket, stays the only source of validity.
+const (
+	ticketVersion  byte = 1
+	ticketLabel         = "wsca-session-ticket-v1"
+	ticketKeyLabel      = "wsca-session-ticket-key-v1"
+	ticketNonceLen      = 12
+	ticketTaskLen       = 16
+	// MaxSessionIDLen is the longest session id the R2PS profile carries
+	// (docs/protocol.md §1): a ticket that would be longer (a very long
+	// unit id or context) is replaced by a plain random id.
+	MaxSessionIDLen = 256
+	// MaxTicketBinding bounds LoginOptions.Binding.
+	MaxTicketBinding = 64
+)
+
+// ticketOverhead is what a ticket adds to its variable parts.
+const ticketOverhead = 1 + ticketNonceLen + 16 + keyLen + ticketTaskLen + 3
+
+// minTicketLen is the shortest decoded ticket: no binding, unit or context.
+const minTicketLen = ticketOverhead
+
+// ErrNotTicket is returned by OpenTicket for a session id that is a plain
+// random id: the caller reads the session from the store instead.
+var ErrNotTicket = errors.New("pin: the session id is not a ticket")
+
+// Ticket is an opened session ticket: the immutable part of a session,
+// which a request in it needs before the store is read. Whether the
+// session is still valid is known only from the store (Ticket.Session).
+// Its String and LogValue leave out the id and key.
+type Ticket struct {
+	// ID is the ticket as the client sends it; IDHash its store key.
+	ID      string
+	IDHash  []byte
+	Unit    string
+	Context string
+	Key     []byte
+	// Binding is what the login bound to the session.
+	Binding  []byte
+	taskHash [ticketTaskLen]byte
+}
+
+// String describes the ticket without its id or key.
+func (t Ticket) String() string {
+	return fmt.Sprintf("pin.Ticket{Unit:%q Context:%q}", t.Unit, t.Context)
+}
+
+// LogValue implements slog.LogValuer without the id or key.
+func (t Ticket) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("unit", t.Unit), slog.String("context", t.Context))
+}
+
+func taskHash(task string) [ticketTaskLen]byte {
+	h := sha256.Sum256([]byte(task))
+	return [ticketTaskLen]byte(h[:ticketTaskLen])
+}
+
+// newTicketAEAD derives the ticket key from the sealer.
+func newTicketAEAD(sl Sealer) (cipher.AEAD, error) {
+	ikm := sl.MAC(ticketKeyLabel)
+	defer clear(ikm)
+	key, err := hkdf.Key(sha256.New, ikm, nil, ticketLabel, 32)
+	if err != nil {
+		return nil, fmt.Errorf("pin: ticket key: %w", err)
+	}
+	defer clear(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("pin: ticket key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+var ticketAD = []byte(ticketLabel + string(ticketVersion))
+
+// sealTicket makes a ticket; ok is false when it would be longer than
+// MaxSessionIDLen (the caller then makes a plain id).
+func (s *Server) sealTicket(key []byte, unit, pinContext, task string, binding []byte) (id string, raw []byte, ok bool, err error) {
+	if len(binding) > MaxTicketBinding {
+		return "", nil, false, fmt.Errorf("%w: ticket binding of %d bytes", ErrConfig, len(binding))
+	}
+	if len(key) != keyLen || len(unit) > 255 || len(pinContext) > 255 {
+		return "", nil, false, nil
+	}
+	n := ticketOverhead + len(binding) + len(unit) + len(pinContext)
+	if sessionIDEncoding.EncodedLen(n) > MaxSessionIDLen {
+		return "", nil, false, nil
+	}
+	pt := make([]byte, 0, n)
+	pt = append(pt, key...)
+	th := taskHash(task)
+	pt = append(pt, th[:]...)
+	for _, p := range [...][]byte{binding, []byte(unit), []byte(pinContext)} {
+		pt = append(pt, byte(len(p)))
+		pt = append(pt, p...)
+	}
+	defer clear(pt)
+	raw = make([]byte, 1+ticketNonceLen, n)
+	raw[0] = ticketVersion
+	if _, err := io.ReadFull(s.rand, raw[1:]); err != nil {
+		return "", nil, false, fmt.Errorf("pin: ticket nonce: %w", err)
+	}
+	raw = s.tickets.Seal(raw, raw[1:], pt, ticketAD)
+	return sessionIDEncoding.EncodeToString(raw), raw, true, nil
+}
+
+// decodeTicket returns the bytes of a string shaped like a ticket.
+func decodeTicket(id string) ([]byte, bool) {
+	if len(id) > MaxSessionIDLen || len(id) < sessionIDEncoding.EncodedLen(minTicketLen) {
+		return nil, false
+	}
+	raw, err := sessionIDEncoding.DecodeString(id)
+	if err != nil || len(raw) < minTicketLen || raw[0] != ticketVersion {
+		return nil, false
+	}
+	return raw, true
+}
+
+// OpenTicket opens a session ticket without reading the store. A plain
+// random id gives ErrNotTicket; anything else that does not open as a
+// ticket of this server (forged, modified, of another deployment) gives
+// ErrNoSession.
+func (s *Server) OpenTicket(id string) (Ticket, error) {
+	if len(id) == sessionIDEncoding.EncodedLen(sessionIDLen) {
+		return Ticket{}, ErrNotTicket
+	}
+	raw, ok := decodeTicket(id)
+	if !ok {
+		return Ticket{}, ErrNoSession
+	}
+	pt, err := s.tickets.Open(nil, raw[1:1+ticketNonceLen], raw[1+ticketNonceLen:], ticketAD)
+	if err != nil {
+		return Ticket{}, ErrNoSession
+	}
+	// The plaintext is ours (it opened): a malformed one is our bug.
+	bad := fmt.Errorf("%w: ticket plaintext", ErrIntegrity)
+	if len(pt) < keyLen+ticketTaskLen {
+		return Ticket{}, bad
+	}
+	h := sha256.Sum256(raw)
+	t := Ticket{ID: id, IDHash: h[:], Key: pt[:keyLen:keyLen]}
+	copy(t.taskHash[:], pt[keyLen:])
+	rest := pt[keyLen+ticketTaskLen:]
+	var parts [3][]byte
+	for i := range parts {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return Ticket{}, bad
+		}
+		parts[i], rest = rest[1:1+int(rest[0]):1+int(rest[0])], rest[1+int(rest[0]):]
+	}
+	if len(rest) != 0 {
+		return Ticket{}, bad
+	}
+	t.Binding, t.Unit, t.Context = parts[0], string(parts[1]), string(parts[2])
+	return t, nil
+}
+
+// Session returns the session of the ticket from what the store says of
+// it now (the row's task, uses left and expiry, read with the request's
+// nonce). A task that is not the one sealed into the ticket means the row
+// was changed outside wsca: ErrIntegrity.
+func (t Ticket) Session(task string, usesLeft int, expiresAt time.Time) (Session, error) {
+	th := taskHash(task)
+	if subtle.ConstantTimeCompare(th[:], t.taskHash[:]) != 1 {
+		return Session{}, fmt.Errorf("%w: the session's task is not its ticket's", ErrIntegrity)
+	}
+	return Session{ID: t.ID, Unit: t.Unit, Context: t.Context, Key: t.Key, Task: task, UsesLeft: usesLeft, ExpiresAt: expiresAt}, nil
 }

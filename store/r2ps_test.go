@@ -3,6 +3,7 @@ package store_test
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ func TestR2PSState(t *testing.T) {
 		{"KeyQuotaAndContext", testKeyQuotaAndContext},
 		{"JoinedReads", testJoinedReads},
 		{"UseNonceForKey", testUseNonceForKey},
+		{"UseNonceInSession", testUseNonceInSession},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -496,4 +498,91 @@ func testUseNonceForKey(t *testing.T, dsn string) {
 	_, err = s.UseNonceForKey(ctx, hash("n2"), at(time.Minute), "ffffffffffffffffffffffffffffffff")
 	wantErr(t, "missing key", err, store.ErrNotFound)
 	wantErr(t, "nonce of the missing key spent", s.UseNonce(ctx, hash("n2"), at(time.Minute)), store.ErrExists)
+}
+
+// testUseNonceInSession: a nonce is spent only in a valid session (each
+// condition of validity refuses alone, spending nothing), and the read
+// brings the session's task, uses and expiry, its unit's state and the
+// named key's access record.
+func testUseNonceInSession(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustRecord(t, s, "u")
+	k := newKey(t, "u", "0123456789abcdef0123456789abcdef", at(0))
+	k.Context = "hsm"
+	mustInsertKey(t, s, k)
+	mustSession(t, s, "u", "s")
+	n := 0
+	nonce := func() []byte { n++; return hash(fmt.Sprint("n", n)) }
+	refused := func(what string, id string, now time.Time) {
+		t.Helper()
+		before := countRows(t, s, "nonces")
+		_, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash(id), now, k.KID)
+		wantErr(t, what, err, store.ErrNotFound)
+		if after := countRows(t, s, "nonces"); after != before {
+			t.Fatalf("%s: a nonce was spent", what)
+		}
+	}
+	refused("pending session", "s", at(0))
+	if err := s.VerifySession(ctx, hash("s"), []byte("k"), at(10*time.Minute), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	n1 := nonce()
+	u, err := s.UseNonceInSession(ctx, n1, at(time.Hour), hash("s"), at(0), k.KID)
+	if err != nil || u.Task != "" || u.UsesLeft != store.Unlimited || !u.ExpiresAt.Equal(at(10*time.Minute)) || u.UnitState != store.UnitActive ||
+		!u.KeyFound || u.Key.UnitID != "u" || u.Key.Context != "hsm" || u.Key.KeyState != store.KeyActive || u.Key.UnitState != store.UnitActive {
+		t.Fatalf("valid session: %+v %v", u, err)
+	}
+	_, err = s.UseNonceInSession(ctx, n1, at(time.Hour), hash("s"), at(0), k.KID)
+	wantErr(t, "replay", err, store.ErrExists)
+	if u, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("s"), at(0), ""); err != nil || u.KeyFound || u.Key != (store.KeyAccess{}) {
+		t.Fatalf("no key named: %+v %v", u, err)
+	}
+	if u, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("s"), at(0), "ffffffffffffffffffffffffffffffff"); err != nil || u.KeyFound {
+		t.Fatalf("missing key: %+v %v", u, err)
+	}
+	refused("unknown session", "other", at(0))
+	refused("expired session", "s", at(10*time.Minute))
+
+	// A unit that is not active is reported, not refused (the caller
+	// answers inside the envelope).
+	if err := s.SetUnitState(ctx, "u", store.UnitSuspended, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("s"), at(0), k.KID); err != nil || u.UnitState != store.UnitSuspended || u.Key.UnitState != store.UnitSuspended {
+		t.Fatalf("suspended unit: %+v %v", u, err)
+	}
+	if err := s.SetUnitState(ctx, "u", store.UnitActive, at(0)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Used up.
+	if err := s.CreateSession(ctx, store.Session{IDHash: hash("once"), UnitID: "u", Context: "hsm", State: store.SessionVerified,
+		Secret: []byte("x"), Task: "2fa_update", UsesLeft: 1, CreatedAt: at(0), ExpiresAt: at(time.Minute), RecordNonce: []byte("nonce-u-rec")}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("once"), at(0), ""); err != nil || u.Task != "2fa_update" || u.UsesLeft != 1 {
+		t.Fatalf("one use left: %+v %v", u, err)
+	}
+	if err := s.UseSession(ctx, hash("once"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	refused("used up", "once", at(0))
+
+	// A session row put back after its unit's PIN record changed (a
+	// database restored in part) is not valid.
+	if _, err := store.RawDB(s).ExecContext(ctx, `UPDATE pin_records SET cred_nonce = $1 WHERE unit_id = 'u'`, []byte("changed")); err != nil {
+		t.Fatal(err)
+	}
+	refused("PIN record changed", "s", at(0))
+	if _, err := store.RawDB(s).ExecContext(ctx, `UPDATE pin_records SET cred_nonce = $1 WHERE unit_id = 'u'`, []byte("nonce-u-rec")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("s"), at(0), ""); err != nil {
+		t.Fatalf("record restored: %v", err)
+	}
+	if err := s.DeleteSession(ctx, hash("s")); err != nil {
+		t.Fatal(err)
+	}
+	refused("ended session", "s", at(0))
 }

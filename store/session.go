@@ -232,6 +232,117 @@ func (s *Store) UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt 
 	return a, nil
 }
 
+// SessionUse is what UseNonceInSession reads with the nonce: the mutable
+// part of the session, its unit's state and, for a key operation, the
+// access record of the key.
+type SessionUse struct {
+	Task      string
+	UsesLeft  int
+	ExpiresAt time.Time
+	UnitState UnitState
+	// Key is the access record of the key named (KeyFound false: there is
+	// no such key, or none was named).
+	Key      KeyAccess
+	KeyFound bool
+}
+
+// sessionValid is the condition, on sessions s, of a session that may
+// serve a request at $4: verified, unexpired, with uses left, and started
+// against the PIN record that is still its unit's in its context.
+const sessionValid = `s.id_hash = $3 AND s.state = 'verified' AND s.expires_at > $4 AND s.uses_left <> 0
+	AND EXISTS (SELECT 1 FROM pin_records p WHERE p.unit_id = s.unit_id AND p.context = s.context AND p.cred_nonce = s.record_nonce)`
+
+// UseNonceInSession records a request nonce (as UseNonce) only if the
+// session whose id hashes to idHash is valid at now (verified, unexpired,
+// uses left, its PIN record unchanged), and reads the session's task, uses
+// left and expiry, its unit's state and, when kid is not "", the access
+// record of that key. On PostgreSQL it is one statement (INSERT … SELECT
+// … RETURNING with scalar subqueries); on SQLite, in-process, the
+// conditional insert and one read. A session that is not valid gives
+// [ErrNotFound] and spends no nonce; a replay in a valid session gives
+// [ErrExists].
+func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string) (SessionUse, error) {
+	if len(nonceHash) != HashSize {
+		return SessionUse{}, invalidf("nonce", "hash must be %d bytes", HashSize)
+	}
+	if len(idHash) != HashSize {
+		return SessionUse{}, invalidf("session", "id hash must be %d bytes", HashSize)
+	}
+	if kid != "" {
+		if err := checkID("key", "kid", kid); err != nil {
+			return SessionUse{}, err
+		}
+	}
+	expires, err := toMicros("nonce", "expires at", expiresAt)
+	if err != nil {
+		return SessionUse{}, err
+	}
+	at, err := toMicros("session", "now", now)
+	if err != nil {
+		return SessionUse{}, err
+	}
+	var (
+		u                SessionUse
+		task, us, kc, ks string
+		uses, sExpires   sql.NullInt64
+	)
+	if s.backend == Postgres {
+		err = s.db.QueryRowContext(ctx,
+			`INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE `+sessionValid+`
+			 RETURNING (SELECT task FROM sessions WHERE id_hash = $3),
+			           (SELECT uses_left FROM sessions WHERE id_hash = $3),
+			           (SELECT expires_at FROM sessions WHERE id_hash = $3),
+			           (SELECT u.state FROM sessions s JOIN units u ON u.id = s.unit_id WHERE s.id_hash = $3),
+			           (SELECT k.unit_id FROM keys k WHERE k.kid = $5),
+			           (SELECT k.context FROM keys k WHERE k.kid = $5),
+			           (SELECT k.state FROM keys k WHERE k.kid = $5),
+			           (SELECT u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $5)`,
+			bytes.Clone(nonceHash), expires, idHash, at, kid).
+			Scan(&nullString{&task}, &uses, &sExpires, &nullString{&us}, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc})
+		if errors.Is(err, sql.ErrNoRows) {
+			return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
+		}
+	} else {
+		var res sql.Result
+		res, err = s.db.ExecContext(ctx,
+			`INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE `+sessionValid,
+			bytes.Clone(nonceHash), expires, idHash, at)
+		if err == nil {
+			if n, rerr := res.RowsAffected(); rerr == nil && n == 0 {
+				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
+			}
+			err = s.db.QueryRowContext(ctx,
+				`SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
+				 FROM sessions s JOIN units u ON u.id = s.unit_id
+				 LEFT JOIN keys k ON k.kid = $2 LEFT JOIN units ku ON ku.id = k.unit_id
+				 WHERE s.id_hash = $1`, idHash, kid).
+				Scan(&task, &uses, &sExpires, &us, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc})
+			if errors.Is(err, sql.ErrNoRows) {
+				// Ended between the two statements.
+				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
+			}
+		}
+	}
+	if classify(err) == uniqueViolation {
+		return SessionUse{}, fmt.Errorf("%w: nonce", ErrExists)
+	}
+	if err != nil {
+		return SessionUse{}, fmt.Errorf("store: use nonce in session: %w", err)
+	}
+	if !uses.Valid || !sExpires.Valid || us == "" {
+		// Ended between the insert and the read (PostgreSQL reads in one
+		// snapshot, so only SQLite can get here).
+		return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
+	}
+	u.Task, u.UsesLeft, u.ExpiresAt, u.UnitState = task, int(uses.Int64), fromMicros(sExpires.Int64), UnitState(us)
+	u.Key.KeyState, u.Key.UnitState = KeyState(ks), UnitState(kc)
+	u.KeyFound = kid != "" && u.Key.UnitID != "" && kc != ""
+	if !u.KeyFound {
+		u.Key = KeyAccess{}
+	}
+	return u, nil
+}
+
 // nullString scans a nullable text column into a string ("" for NULL).
 type nullString struct{ s *string }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -44,8 +45,17 @@ type request struct {
 	csk        *ecdsa.PublicKey
 	cskKID     string
 	selfSigned bool
+	// signer is the key the JWS verified with, registered or embedded.
+	signer *ecdsa.PublicKey
 	// session is the verified PIN session of a 2FA request.
 	session *pin.Session
+	// ticket is the opened ticket a strict 2FA request names its session
+	// by (nil: a plain session id); its session is known valid, and
+	// session set, only after fresh.
+	ticket *pin.Ticket
+	// unitState is the unit's state, read with the CSK (1FA, compat), the
+	// session (plain session id) or the nonce (ticket).
+	unitState store.UnitState
 	// cak is the unit's agreement key read with its CSK (1FA), or nil.
 	cak *store.ClientKey
 	// key is the access record of the key a key operation names, read
@@ -114,9 +124,22 @@ type verifier struct {
 	selfSigned bool
 	unitState  store.UnitState
 	cak        *store.ClientKey
+	// ticket is the client signing key sealed into the session ticket
+	// (nil: none); it is then the only key accepted.
+	ticket *ticketCSK
+	// pub is the key the JWS verified with.
+	pub *ecdsa.PublicKey
 }
 
+// key returns the key to verify a request JWS with (for r2ps.VerifyJWS),
+// and remembers it.
 func (v *verifier) key(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error) {
+	pub, err := v.lookup(kid, embedded)
+	v.pub = pub
+	return pub, err
+}
+
+func (v *verifier) lookup(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey, error) {
 	if embedded != nil {
 		pub, ok := embedded.Key.(*ecdsa.PublicKey)
 		if !ok || r2ps.Thumbprint(pub) != kid {
@@ -124,6 +147,9 @@ func (v *verifier) key(kid string, embedded *jose.JSONWebKey) (*ecdsa.PublicKey,
 		}
 		v.selfSigned = true
 		return pub, nil
+	}
+	if v.ticket != nil {
+		return v.ticket.key(kid)
 	}
 	if v.prefetched != nil {
 		if v.prefetched.KID == "" || v.prefetched.KID != kid {
@@ -157,21 +183,37 @@ func (d *Dispatcher) authenticate1FA(ctx context.Context, jwe *r2ps.JWE) (*reque
 		return nil, refuse(err)
 	}
 	r := &request{profile: ProfileStrict, mode: r2ps.Mode1FA, unit: env.ClientID, context: env.Context,
-		cskKID: hdr.KID, selfSigned: v.selfSigned, cak: v.cak}
+		cskKID: hdr.KID, selfSigned: v.selfSigned, cak: v.cak, signer: v.pub, unitState: v.unitState}
 	if hdr.JWK != nil {
 		r.csk, _ = hdr.JWK.Key.(*ecdsa.PublicKey)
 	}
 	if r.req, err = r2ps.DecodeRequest(payload); err != nil {
 		return nil, refuse(err)
 	}
-	return r, d.admit(ctx, r, v.unitState, env.ProtectedHeader)
+	return r, d.admit(ctx, r, env.ProtectedHeader)
 }
 
 // authenticate2FA opens and authenticates a strict 2FA request: the
-// session named in the envelope gives the unit, context and key.
+// session named in the envelope gives the unit, context and key. A
+// session ticket gives them without a store read (a forged or modified one
+// is refused here, before the store is reached), and the session's
+// validity is then checked with the nonce (fresh); a plain session id is
+// read from the store first.
 func (d *Dispatcher) authenticate2FA(ctx context.Context, jwe *r2ps.JWE) (*request, *refusal) {
 	var sa pin.SessionAuth
+	var tk *pin.Ticket
 	env, err := jwe.Open2FA(func(sessionID string) ([]byte, error) {
+		t, err := d.cfg.PIN.OpenTicket(sessionID)
+		if err == nil {
+			tk = &t
+			return t.Key, nil
+		}
+		if !errors.Is(err, pin.ErrNotTicket) {
+			if errors.Is(err, pin.ErrIntegrity) {
+				d.logger(ctx).ErrorContext(ctx, "session ticket opens but does not parse", "err", err)
+			}
+			return nil, r2ps.ErrUnknownSession
+		}
 		s, err := d.cfg.PIN.LookupAuth(ctx, sessionID)
 		if errors.Is(err, pin.ErrNoSession) {
 			return nil, r2ps.ErrUnknownSession
@@ -185,18 +227,30 @@ func (d *Dispatcher) authenticate2FA(ctx context.Context, jwe *r2ps.JWE) (*reque
 	if err != nil {
 		return nil, refuse(err)
 	}
-	se := sa.Session
-	v := &verifier{d: d, ctx: ctx, unit: se.Unit, profile: ProfileStrict, prefetched: &sa.SigningKey, unitState: sa.UnitState}
+	var r *request
+	var v *verifier
+	if tk != nil {
+		csk, err := parseTicketCSK(tk.Binding)
+		if err != nil {
+			d.logger(ctx).ErrorContext(ctx, "session ticket without a client key", "err", err)
+			return nil, refuse(r2ps.ErrUnknownSession)
+		}
+		v = &verifier{d: d, ctx: ctx, unit: tk.Unit, profile: ProfileStrict, ticket: csk}
+		r = &request{profile: ProfileStrict, mode: r2ps.Mode2FA, unit: tk.Unit, context: tk.Context, ticket: tk}
+	} else {
+		se := sa.Session
+		v = &verifier{d: d, ctx: ctx, unit: se.Unit, profile: ProfileStrict, prefetched: &sa.SigningKey, unitState: sa.UnitState}
+		r = &request{profile: ProfileStrict, mode: r2ps.Mode2FA, unit: se.Unit, context: se.Context, session: &se, unitState: sa.UnitState}
+	}
 	payload, hdr, err := r2ps.VerifyJWS(env.JWS, r2ps.TypRequest, v.key)
 	if err != nil {
 		return nil, refuse(err)
 	}
-	r := &request{profile: ProfileStrict, mode: r2ps.Mode2FA, unit: se.Unit, context: se.Context,
-		cskKID: hdr.KID, selfSigned: v.selfSigned, session: &se}
+	r.cskKID, r.selfSigned, r.signer = hdr.KID, v.selfSigned, v.pub
 	if r.req, err = r2ps.DecodeRequest(payload); err != nil {
 		return nil, refuse(err)
 	}
-	return r, d.admit(ctx, r, v.unitState, env.ProtectedHeader)
+	return r, d.admit(ctx, r, env.ProtectedHeader)
 }
 
 // admit applies the policy of the request's type to an opened, verified,
@@ -204,7 +258,7 @@ func (d *Dispatcher) authenticate2FA(ctx context.Context, jwe *r2ps.JWE) (*reque
 // then freshness. Everything up to freshness is refused as a problem;
 // after it, the caller is authenticated and a unit that is not active is
 // told so inside the envelope.
-func (d *Dispatcher) admit(ctx context.Context, r *request, unitState store.UnitState, protectedHeader string) *refusal {
+func (d *Dispatcher) admit(ctx context.Context, r *request, protectedHeader string) *refusal {
 	pol, err := d.policyFor(r.req.Type)
 	if err != nil {
 		return refuse(err)
@@ -235,8 +289,8 @@ func (d *Dispatcher) admit(ctx context.Context, r *request, unitState store.Unit
 	if err := d.fresh(ctx, r); err != nil {
 		return refuse(err)
 	}
-	if !r.selfSigned && unitState != store.UnitActive {
-		return &refusal{err: &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the unit is " + string(unitState)}}
+	if !r.selfSigned && r.unitState != store.UnitActive {
+		return &refusal{err: &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the unit is " + string(r.unitState)}}
 	}
 	return nil
 }
@@ -277,6 +331,9 @@ func (d *Dispatcher) fresh(ctx context.Context, r *request) error {
 		base = iat
 	}
 	expires := base.Add(d.cfg.MaxAge + 2*d.cfg.MaxSkew)
+	if r.ticket != nil {
+		return d.freshInSession(ctx, r, h.Sum(nil), expires)
+	}
 	var err error
 	if kid := keyOperationKID(r); kid != "" {
 		// One round trip for the replay check and the key's ownership.
@@ -297,6 +354,40 @@ func (d *Dispatcher) fresh(ctx context.Context, r *request) error {
 		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "replayed nonce"}
 	}
 	return storeErr(err)
+}
+
+// freshInSession records the nonce of a request naming its session by a
+// ticket, in one store statement with the check that the session is still
+// valid (verified, unexpired, uses left, its PIN record unchanged: a PIN
+// change, logout, re-enrolment or expiry ends it on every instance at
+// once), the read of its task, its unit's state and the access record of
+// the key a key operation names.
+func (d *Dispatcher) freshInSession(ctx context.Context, r *request, nonceHash []byte, expires time.Time) error {
+	kid := keyOperationKID(r)
+	u, err := d.cfg.Store.UseNonceInSession(ctx, nonceHash, expires, r.ticket.IDHash, d.cfg.Now(), kid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return r2ps.ErrUnknownSession
+	case errors.Is(err, store.ErrExists):
+		return &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "replayed nonce"}
+	case err != nil:
+		return storeErr(err)
+	}
+	se, err := r.ticket.Session(u.Task, u.UsesLeft, u.ExpiresAt)
+	if err != nil {
+		d.logger(ctx).ErrorContext(ctx, "session row fails its ticket: the store was changed outside wsca", "unit", r.unit, "context", r.context)
+		return r2ps.ErrUnknownSession
+	}
+	r.session, r.unitState = &se, u.UnitState
+	if kid != "" {
+		r.keyFor = kid
+		if u.KeyFound {
+			r.key = &u.Key
+		} else {
+			r.keyMissing = true
+		}
+	}
+	return nil
 }
 
 // keyOperationKID returns the kid a sign_ecdsa or agree_ecdh request names,

@@ -159,7 +159,8 @@ func (d *Dispatcher) authenticateCompat(ctx context.Context, body []byte, proven
 		}
 		r.session = &se
 	}
-	return r, d.admit(ctx, r, v.unitState, "")
+	r.unitState = v.unitState
+	return r, d.admit(ctx, r, "")
 }
 
 // compatError answers in go-r2ps-service's error shape, with a generic

@@ -128,6 +128,7 @@ type Store interface {
 	CountKeys(ctx context.Context, unitID string) (int, error)
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
 	UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt time.Time, kid string) (store.KeyAccess, error)
+	UseNonceInSession(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string) (store.SessionUse, error)
 	Enrol(ctx context.Context, e store.Enrolment) (store.CodePurpose, error)
 	ReplacePINRecord(ctx context.Context, unitID, pinContext string, r store.PINRecord, now time.Time) error
 	GetPINRecord(ctx context.Context, unitID, pinContext string) (store.PINRecord, error)

@@ -13,6 +13,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -296,6 +297,22 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("baseline registration evaluate refused: %+v", o)
 	}
 
+	// Session tickets (docs/protocol.md §2): one modified, one of a
+	// session that was ended, one of a session whose unit enrolled a new
+	// CSK since (which ends its sessions).
+	tampered := []byte(a.sess.ID)
+	if i := len(tampered) / 2; tampered[i] == 'A' {
+		tampered[i] = 'B'
+	} else {
+		tampered[i] = 'A'
+	}
+	ended := g.enrol("hsm", "")
+	if err := g.pins.End(ctx, ended.sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	replaced := g.enrol("hsm", "")
+	replaceCSK(t, g, replaced)
+
 	replayed := g.send(a, ok2FA(nil))
 	if replayed.enclosed != "" || replayed.status != 200 {
 		t.Fatalf("baseline signature refused: %+v", replayed)
@@ -327,6 +344,9 @@ func TestRefusals(t *testing.T) {
 		{"wrong mode: create_session in 2FA", a, forged{mode: r2ps.Mode2FA, typ: r2ps.TypeCreateSession, data: loginData}, nil, want{problem: r2ps.CodeIllegalState}},
 		{"1FA for another unit (apu)", a, forged{mode: r2ps.Mode1FA, typ: r2ps.TypeCreateSession, data: loginData, clientID: b.unit}, nil, want{problem: r2ps.CodeIllegalRequestData}},
 		{"unknown session", a, ok2FA(func(f *forged) { f.sessionID, f.sessKey = strings.Repeat("A", 43), sha("k") }), nil, want{problem: r2ps.CodeUnauthorized}},
+		{"tampered session ticket", a, ok2FA(func(f *forged) { f.sessionID, f.sessKey = string(tampered), a.sess.Key }), nil, want{problem: r2ps.CodeUnauthorized}},
+		{"ticket of an ended session", ended, ok2FA(func(f *forged) { f.data = r2ps.ListKeysRequest{}; f.typ = r2ps.TypeListKeys }), nil, want{problem: r2ps.CodeUnauthorized}},
+		{"ticket after CSK replacement", replaced, ok2FA(func(f *forged) { f.data = r2ps.ListKeysRequest{}; f.typ = r2ps.TypeListKeys }), nil, want{problem: r2ps.CodeUnauthorized}},
 		{"session of another unit", a, ok2FA(func(f *forged) { f.sessionID, f.sessKey = b.sess.ID, b.sess.Key }), nil, want{problem: r2ps.CodeIllegalRequestData}},
 		{"bad signature", a, ok2FA(func(f *forged) {
 			f.tamper = nil
@@ -446,4 +466,49 @@ func badSignature(t *testing.T, g *rig, w *wallet, f forged) []byte {
 		t.Fatal(err)
 	}
 	return body
+}
+
+// replaceCSK enrols w's unit again in its context with a new CSK and CAK
+// (a PIN reset), as the unit's owner would; w keeps its old keys and
+// session.
+func replaceCSK(t *testing.T, g *rig, w *wallet) {
+	t.Helper()
+	ctx := t.Context()
+	code, err := g.svc.Units.IssueActivationCode(ctx, w.unit, store.PurposePINReset, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
+	c, err := client.New(client.Config{URL: g.url, Unit: w.unit, Context: w.context, SigningKey: csk, AgreementKey: cak, Server: g.server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Enrol(ctx, code.Code, []byte("654321")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTicketRefusedBeforeStore: a modified session ticket is refused
+// without the store (here closed), where an intact one needs it.
+func TestTicketRefusedBeforeStore(t *testing.T) {
+	g := newRig(t)
+	a := g.enrol("hsm", "")
+	raw, err := base64.RawURLEncoding.DecodeString(a.sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 1
+	id := base64.RawURLEncoding.EncodeToString(raw)
+	if err := g.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := forged{mode: r2ps.Mode2FA, typ: r2ps.TypeListKeys, data: r2ps.ListKeysRequest{}}
+	if o := g.send(a, f); o.problem != r2ps.CodeTryLater {
+		t.Fatalf("intact ticket, store closed: %+v, want TRY_LATER", o)
+	}
+	f.sessionID, f.sessKey = id, a.sess.Key
+	if o := g.send(a, f); o.problem != r2ps.CodeUnauthorized {
+		t.Fatalf("modified ticket, store closed: %+v, want UNAUTHORIZED", o)
+	}
 }

@@ -162,6 +162,13 @@ func (d *Dispatcher) createSession(ctx context.Context, r *request, tr r2ps.TFAR
 		if err != nil {
 			return result{err: err}
 		}
+		if r.profile == ProfileStrict {
+			// The session id is a ticket carrying the CSK that opened it
+			// (ticket.go).
+			if opts.Binding, err = ticketBinding(r.signer); err != nil {
+				return result{err: err}
+			}
+		}
 		id, ke2, err := d.cfg.PIN.LoginStart(ctx, r.unit, r.context, tr.PData, opts)
 		if err != nil {
 			return result{err: err}
