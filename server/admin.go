@@ -216,14 +216,24 @@ func (s *Server) adminSetState(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Units.SetState(r.Context(), r.PathValue("unit"), st); err != nil {
 		return adminErr(err)
 	}
+	s.statusesChanged()
 	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "state": req.State})
 	return nil
+}
+
+// statusesChanged tells the status list publisher, if any.
+func (s *Server) statusesChanged() {
+	if s.cfg.Statuses != nil {
+		s.cfg.Statuses.Notify()
+	}
 }
 
 // adminDestroyUnit destroys a unit for good: revoked, device keys
 // destroyed, records erased (wscd.Units.Destroy).
 func (s *Server) adminDestroyUnit(w http.ResponseWriter, r *http.Request) error {
-	if err := s.cfg.Units.Destroy(r.Context(), r.PathValue("unit")); err != nil {
+	err := s.cfg.Units.Destroy(r.Context(), r.PathValue("unit"))
+	s.statusesChanged() // a destroy that failed part way may have revoked
+	if err != nil {
 		return adminErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"unit": r.PathValue("unit"), "state": string(store.UnitDestroyed)})

@@ -8,8 +8,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wsca/wsca/attest"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/dispatch"
@@ -107,6 +110,17 @@ type Config struct {
 	// PIN answers the admin API's attempts query with the policy's view of
 	// the lock; nil leaves that query out.
 	PIN *pin.Server
+	// StatusLists serves GET /statuslists/{id} (the wsca role); nil leaves
+	// it out.
+	StatusLists http.Handler
+	// AttestationKeys is the JWKS of the attestation keys, served at
+	// /.well-known/jwks.json; DevCARoot, when attestations are certified
+	// by a development CA, its root at /.well-known/wsca-dev-ca.pem.
+	AttestationKeys *attest.KeySet
+	DevCARoot       *x509.Certificate
+	// Statuses is told when statuses change (the admin API's state
+	// changes), so that the status lists are republished soon; may be nil.
+	Statuses interface{ Notify() }
 	// R2PSMaxConcurrent bounds the /r2ps requests served at once; more
 	// wait up to R2PSQueueWait, their body unread, then are answered 503
 	// TRY_LATER. 0 means DefaultR2PSMaxConcurrent.
@@ -191,6 +205,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.R2PS != nil {
 		mux.Handle("POST "+r2ps.Path, s.handle(s.serveR2PS))
 		mux.Handle("GET "+r2ps.KeysPath, s.handle(s.r2psKeys))
+	}
+	if cfg.StatusLists != nil {
+		mux.Handle("GET /statuslists/{id}", cfg.StatusLists)
+	}
+	if cfg.AttestationKeys != nil {
+		mux.Handle("GET "+JWKSPath, s.handle(s.jwks))
+	}
+	if cfg.DevCARoot != nil {
+		mux.Handle("GET "+DevCAPath, s.handle(s.devCA))
 	}
 	// /metrics is not on the public listener: it tells anyone what runs
 	// and how busy it is. It is served by ServeMetrics and on the admin API.
@@ -314,6 +337,27 @@ func (s *Server) r2psKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 // healthz answers while the process runs, with the version deployed.
+// Paths of the attestation keys.
+const (
+	JWKSPath  = "/.well-known/jwks.json"
+	DevCAPath = "/.well-known/wsca-dev-ca.pem"
+)
+
+// jwks serves the attestation keys' JWKS.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	return json.NewEncoder(w).Encode(s.cfg.AttestationKeys)
+}
+
+// devCA serves the development CA's root certificate: the trust anchor of
+// attestations in development, never in production.
+func (s *Server) devCA(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, err := w.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.cfg.DevCARoot.Raw}))
+	return err
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
 	return nil

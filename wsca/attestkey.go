@@ -2,6 +2,7 @@ package wsca
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -67,6 +68,8 @@ type AttestationKeyConfig struct {
 // certificate chain.
 type AttestationKey struct {
 	Issuer *attest.Issuer
+	// Signer is the device key, for the status lists the WSCA signs too.
+	Signer crypto.Signer
 	Chain  []*x509.Certificate
 	// DevRoot is the development CA's root (the trust anchor verifiers
 	// need), nil for a configured chain.
@@ -125,6 +128,7 @@ func LoadAttestationKey(ctx context.Context, cfg AttestationKeyConfig) (*Attesta
 	if err != nil || !ecdsa.VerifyASN1(leaf, probe[:], der) {
 		return nil, fmt.Errorf("wsca: the device does not sign with the attestation key %q: %v", cfg.Name, err)
 	}
+	out.Signer = signer
 	if out.Issuer, err = attest.NewIssuer(attest.IssuerConfig{Key: signer, Chain: out.Chain, Now: cfg.Now}); err != nil {
 		return nil, fmt.Errorf("wsca: attestation issuer: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -27,12 +28,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wsca/wsca/attest"
 	"github.com/wsca/wsca/internal/config"
 	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wsca"
 )
 
 // version is set at build time: the Makefile's build passes
@@ -76,6 +79,13 @@ type options struct {
 	compat          dispatch.Compat
 	responseKey     dispatch.ResponseKey
 	keyQuota        int
+	publicURL       string
+	attestChain     string
+	attestDevCA     bool
+	attestKeyName   string
+	wallet          wsca.WalletSolution
+	statusShard     int
+	statusTTL       time.Duration
 }
 
 // enumFlag is a flag whose value a parse function reads (for example
@@ -135,6 +145,17 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.Var(enumFlag[dispatch.ResponseKey]{&o.responseKey, dispatch.ParseResponseKey}, "response-key", "where the R2PS response-signing key lives: sealed (in memory, sealed in the store by the HSM; the default) or hsm (on the HSM: one more HSM signature per request)")
 	fs.Var(enumFlag[dispatch.Compat]{&o.compat, dispatch.ParseCompat}, "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
 	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
+	fs.StringVar(&o.publicURL, "public-url", "", "public base `URL` of this deployment's WSCA role (status list URIs start with it; empty: http://LISTEN)")
+	fs.StringVar(&o.attestChain, "attest-chain", "", "PEM `file` certifying the attestation key: leaf first, no trust anchor (empty: a development CA, if --attest-dev-ca)")
+	fs.BoolVar(&o.attestDevCA, "attest-dev-ca", true, "without --attest-chain, certify the attestation key by a development CA kept in the store (development only)")
+	fs.StringVar(&o.attestKeyName, "attest-key-name", wsca.DefaultAttestationKeyName, "`name` of the attestation key on the device (a rotation names a new one)")
+	fs.StringVar(&o.wallet.Subject, "wallet-subject", stack.DefaultWallet.Subject, "sub of wallet instance attestations: the wallet solution's client_id")
+	fs.StringVar(&o.wallet.Issuer, "wallet-iss", "", "iss of wallet instance attestations (empty: none, as in EUDI TS3 v1.5; some validators still require it)")
+	fs.StringVar(&o.wallet.Name, "wallet-name", stack.DefaultWallet.Name, "wallet_name of wallet instance attestations")
+	fs.StringVar(&o.wallet.Link, "wallet-link", stack.DefaultWallet.Link, "wallet_link (`URL`) of wallet instance attestations")
+	fs.StringVar(&o.wallet.Version, "wallet-version", stack.DefaultWallet.Version, "wallet_version of wallet instance attestations")
+	fs.IntVar(&o.statusShard, "status-shard-size", stack.DefaultShardSize, "entries of each Token Status List (at least 10000)")
+	fs.DurationVar(&o.statusTTL, "status-ttl", stack.DefaultStatusTTL, "ttl of the status lists (and their HTTP max-age)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -169,12 +190,13 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 // wrong in the configuration is found before anything is created or
 // opened.
 type settings struct {
-	roles      server.Roles
-	log        *slog.Logger
-	policy     pin.Policy
-	profile    pin.Profile
-	tasks      []string
-	adminToken []byte
+	roles       server.Roles
+	log         *slog.Logger
+	policy      pin.Policy
+	profile     pin.Profile
+	tasks       []string
+	adminToken  []byte
+	attestChain []byte
 }
 
 // check validates every option. It reads the admin token and the TLS key
@@ -213,6 +235,24 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 	} {
 		if d.v <= 0 {
 			add(fmt.Errorf("--%s must be positive, not %v", d.name, d.v))
+		}
+	}
+	if o.statusShard < 10_000 {
+		add(fmt.Errorf("--status-shard-size must be at least 10000, not %d", o.statusShard))
+	}
+	if o.statusTTL <= 0 {
+		add(fmt.Errorf("--status-ttl must be positive, not %v", o.statusTTL))
+	}
+	if o.attestChain != "" {
+		if s.attestChain, err = os.ReadFile(o.attestChain); err != nil {
+			add(fmt.Errorf("--attest-chain: %w", err))
+		} else if _, err := attest.ParseChainPEM(s.attestChain); err != nil {
+			add(fmt.Errorf("--attest-chain: %w", err))
+		}
+	}
+	if o.publicURL != "" {
+		if u, err := url.Parse(o.publicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add(fmt.Errorf("--public-url %q: want an http(s) URL", o.publicURL))
 		}
 	}
 	if o.keyQuota < 1 {
@@ -325,6 +365,11 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey,
 		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
+		PublicURL: o.publicURL,
+		Attest: stack.AttestOptions{
+			ChainPEM: s.attestChain, NoDevCA: !o.attestDevCA, KeyName: o.attestKeyName, Wallet: o.wallet,
+		},
+		StatusLists: stack.StatusListOptions{ShardSize: o.statusShard, TTL: o.statusTTL},
 	})
 	if err != nil {
 		return err
@@ -371,7 +416,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(lns)+1)
+	errc := make(chan error, len(lns)+2)
 	for _, l := range lns {
 		sch := scheme
 		if l.name == "metrics" || l.name == "pprof" {
@@ -381,9 +426,10 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		go func() { errc <- l.serve(ctx, l.ln) }()
 	}
 	go func() { errc <- purge(ctx, st.Store, log) }()
+	go func() { errc <- stk.Background(ctx) }()
 	// The first listener to stop (on a signal: all of them) stops the others.
 	var first error
-	for range len(lns) + 1 {
+	for range len(lns) + 2 {
 		if err := <-errc; err != nil && first == nil {
 			first = err
 		}

@@ -72,3 +72,38 @@ func (s *Session) RevokeUnit(ctx context.Context, unit, reason string) error {
 	var out r2ps.DoneResponse
 	return s.call(ctx, r2ps.TypeUnitRevoke, r2ps.UnitRevokeRequest{Confirm: unit, Reason: reason}, &out)
 }
+
+// The attestation types are 1FA: signed with the client signing key, no
+// PIN session.
+
+// KeyAttestation asks for a key attestation (key-attestation+jwt) of the
+// unit's keys kids, the first being the one a proof is signed with; nonce
+// is the issuer's c_nonce, if any.
+func (c *Client) KeyAttestation(ctx context.Context, kids []string, nonce string) (string, error) {
+	var out r2ps.KeyAttestationResponse
+	if err := c.call1FA(ctx, r2ps.TypeKeyAttestation, r2ps.KeyAttestationRequest{KIDs: kids, Nonce: nonce}, &out, false); err != nil {
+		return "", err
+	}
+	return out.KeyAttestation, nil
+}
+
+// WalletAttestation asks for a wallet instance attestation
+// (oauth-client-attestation+jwt) whose instance key is the unit's key kid.
+func (c *Client) WalletAttestation(ctx context.Context, kid string) (string, error) {
+	var out r2ps.WalletAttestationResponse
+	if err := c.call1FA(ctx, r2ps.TypeWalletAttestation, r2ps.WalletAttestationRequest{KID: kid}, &out, false); err != nil {
+		return "", err
+	}
+	return out.WalletAttestation, nil
+}
+
+// ProofOfAssociation asks for a proof that the unit's keys kids are held
+// by one WSCA for one unit; audience and nonce are optional.
+func (c *Client) ProofOfAssociation(ctx context.Context, kids []string, audience, nonce string) (string, error) {
+	var out r2ps.ProofOfAssociationResponse
+	req := r2ps.ProofOfAssociationRequest{KIDs: kids, Audience: audience, Nonce: nonce}
+	if err := c.call1FA(ctx, r2ps.TypeProofOfAssociation, req, &out, false); err != nil {
+		return "", err
+	}
+	return out.Proof, nil
+}

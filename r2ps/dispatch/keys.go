@@ -212,6 +212,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 		if err := keys.Destroy(ctx, r.unit, req.KID); err != nil {
 			return result{err: err}
 		}
+		d.statusesChanged() // its attestations are invalid now
 		return result{data: r2ps.DeleteKeyResponse{Success: true}}
 	}
 	return result{err: r2ps.ErrUnsupportedType}

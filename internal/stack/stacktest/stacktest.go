@@ -45,27 +45,34 @@ func Start(t testing.TB, dsn string, dev device.Device, mod func(*stack.Options)
 	if mod != nil {
 		mod(&o)
 	}
+	// The listeners first: the public URL goes into the status lists.
+	lns := make([]net.Listener, 1, 2)
+	if len(o.AdminToken) > 0 {
+		lns = lns[:2]
+	}
+	for i := range lns {
+		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.PublicURL == "" {
+		o.PublicURL = "http://" + lns[0].Addr().String()
+	}
 	s, err := stack.Build(ctx, st, w, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Running{Stack: s, Device: dev}
+	r := &Running{Stack: s, Device: dev, URL: "http://" + lns[0].Addr().String()}
 	serve := []func(context.Context, net.Listener) error{s.Server.Serve}
-	if len(o.AdminToken) > 0 {
+	if len(lns) > 1 {
 		serve = append(serve, s.Server.ServeAdmin)
+		r.AdminURL = "http://" + lns[1].Addr().String()
 	}
+	serve = append(serve, func(ctx context.Context, _ net.Listener) error { return s.Background(ctx) })
+	lns = append(lns, nil)
 	done := make(chan error, len(serve))
 	for i, fn := range serve {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			r.URL = "http://" + ln.Addr().String()
-		} else {
-			r.AdminURL = "http://" + ln.Addr().String()
-		}
-		go func() { done <- fn(ctx, ln) }()
+		go func() { done <- fn(ctx, lns[i]) }()
 	}
 	t.Cleanup(func() {
 		cancel()
