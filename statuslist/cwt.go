@@ -36,7 +36,6 @@ func mustDecMode() cbor.DecMode {
 		MaxNestedLevels:  8,
 		MaxArrayElements: 1024,
 		MaxMapPairs:      1024,
-		IntDec:           cbor.IntDecConvertSigned,
 		UTF8:             cbor.UTF8RejectInvalid,
 	}.DecMode()
 	if err != nil {

@@ -90,7 +90,7 @@ func (v *Verifier) VerifyJWT(token []byte, uri string) (*Verified, error) {
 	}
 	// Every algorithm parses, so that a token in another one is refused
 	// below as ErrAlg rather than as malformed.
-	jws, err := jose.ParseSigned(string(token), anyAlgorithm)
+	jws, err := jose.ParseSignedCompact(string(token), anyAlgorithm)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
