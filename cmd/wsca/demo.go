@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,6 +34,7 @@ type localServer struct {
 	svc    *wscd.Services
 	pins   *pin.Server
 	device device.Info
+	stack  *stack.Stack
 	stop   func() error
 }
 
@@ -53,23 +55,30 @@ func startLocalServer(ctx context.Context, dataDir, backend string, log *slog.Lo
 			err = errors.Join(err, o.Close())
 		}
 	}()
-	stk, err := stack.Build(ctx, o.Store, o.WSCD, stack.Options{Addr: "127.0.0.1:0", Logger: log, Version: version})
+	// The listener first: its URL goes into the status lists.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	srv := stk.Server
-	ln, err := srv.Listen()
+	url := "http://" + ln.Addr().String()
+	stk, err := stack.Build(ctx, o.Store, o.WSCD, stack.Options{
+		Addr: ln.Addr().String(), PublicURL: url, Logger: log, Version: version,
+		// Short, so the demo's status changes show at once.
+		StatusLists: stack.StatusListOptions{ShardSize: 10_000, Pool: 2, Debounce: 10 * time.Millisecond},
+	})
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
+	done := make(chan error, 2)
+	go func() { done <- stk.Server.Serve(sctx, ln) }()
+	go func() { done <- stk.Background(sctx) }()
 	stop := func() error {
 		cancel()
-		return errors.Join(<-done, o.Close())
+		return errors.Join(<-done, <-done, o.Close())
 	}
-	return &localServer{url: "http://" + ln.Addr().String(), svc: o.WSCD, pins: stk.PIN, device: o.Device.Info(), stop: stop}, nil
+	return &localServer{url: url, svc: o.WSCD, pins: stk.PIN, device: o.Device.Info(), stack: stk, stop: stop}, nil
 }
 
 // demoStep is one numbered line of the demo.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -67,5 +68,38 @@ func TestDemoFails(t *testing.T) {
 	code := run(ctx, []string{"demo", "r2ps", "--device-backend", "soft"}, strings.NewReader(""), &out, &errb, func(string) (string, bool) { return "", false })
 	if code != 1 || !strings.Contains(errb.String(), "wsca: error: demo step ") || strings.Contains(out.String(), "OK") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+	}
+}
+
+// TestDemoAttest runs wsca demo attest on the soft device (SoftHSM is
+// TestDemo's in this process): every step, each status as a verifier
+// reads it, and the final OK.
+func TestDemoAttest(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	out := cli{t: t, dir: t.TempDir()}.ok("demo", "attest", "--device-backend", "soft")
+	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
+		t.Fatalf("the demo left %v in its temporary directory (%v)", left, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{"server", "operator", "enrol", "login", "keys", "trust", "key attestation", "wallet instance attestation",
+		"proof of association", "status: valid", "suspend", "status: suspended", "unsuspend", "status: valid again",
+		"revoke", "status: revoked", "refused"}
+	if len(lines) != len(want)+1 || !strings.HasPrefix(lines[len(lines)-1], "OK: attestation demo finished (17 steps)") {
+		t.Fatalf("demo output:\n%s", out)
+	}
+	for i, w := range want {
+		if prefix := fmt.Sprintf("%d. %s: ", i+1, w); !strings.HasPrefix(lines[i], prefix) {
+			t.Errorf("line %d: %q, want prefix %q", i+1, lines[i], prefix)
+		}
+	}
+	// The soft device claims software storage, never a certified level.
+	if !strings.Contains(lines[6], "key_storage claims software") || strings.Contains(out, "iso_18045") {
+		t.Errorf("key attestation step: %q", lines[6])
+	}
+	for i, s := range map[int]string{9: "VALID", 11: "SUSPENDED", 13: "VALID", 15: "INVALID"} {
+		if !strings.HasSuffix(lines[i], "entries are "+s) {
+			t.Errorf("line %d: %q, want %s", i+1, lines[i], s)
+		}
 	}
 }

@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto"
+	"errors"
+	"io"
 	"time"
 
 	"github.com/wsca/wsca/r2ps"
@@ -106,4 +109,28 @@ func (c *Client) ProofOfAssociation(ctx context.Context, kids []string, audience
 		return "", err
 	}
 	return out.Proof, nil
+}
+
+// Signer returns a crypto.Signer over the unit's key k that signs through
+// the session (sign_ecdsa), for JOSE libraries: for example to sign the
+// OAuth client attestation PoP with the wallet instance key. Its Sign
+// takes a SHA-256 digest and returns an ASN.1 DER signature. ctx bounds
+// every signature it makes.
+func (s *Session) Signer(ctx context.Context, k Key) crypto.Signer {
+	return &sessionSigner{ctx: ctx, s: s, k: k}
+}
+
+type sessionSigner struct {
+	ctx context.Context
+	s   *Session
+	k   Key
+}
+
+func (g *sessionSigner) Public() crypto.PublicKey { return g.k.Public }
+
+func (g *sessionSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts != nil && opts.HashFunc() != crypto.SHA256 {
+		return nil, errors.New("client: the session signs SHA-256 digests only")
+	}
+	return g.s.Sign(g.ctx, g.k.KID, digest)
 }
