@@ -144,6 +144,9 @@ func TestKeyAttestationInputRefused(t *testing.T) {
 		{"status before exp", func(in *KeyAttestationInput) { in.StatusExpiry = testNow.Add(40 * day); in.Lifetime = 41 * day }, ErrLifetime},
 		{"lifetime past default status", func(in *KeyAttestationInput) { in.Lifetime = 32 * day }, ErrLifetime},
 		{"status uri http", func(in *KeyAttestationInput) { in.Status.URI = "http://wp.example/1" }, ErrStatus},
+		{"status uri fragment", func(in *KeyAttestationInput) { in.Status.URI = "https://wp.example/1#x" }, ErrStatus},
+		{"status uri userinfo", func(in *KeyAttestationInput) { in.Status.URI = "https://u:p@wp.example/1" }, ErrStatus},
+		{"status uri opaque", func(in *KeyAttestationInput) { in.Status.URI = "https:wp.example/1" }, ErrStatus},
 		{"status uri relative", func(in *KeyAttestationInput) { in.Status.URI = "/statuslists/1" }, ErrStatus},
 		{"certification not a URL", func(in *KeyAttestationInput) { in.Certification = "cc-eal4" }, ErrInput},
 	} {

@@ -2,9 +2,16 @@ package attest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
@@ -28,6 +35,22 @@ func TestDevCA(t *testing.T) {
 	}
 	if _, err := f.ca.Issue(&f.key.PublicKey, "", testNow, time.Hour); !errors.Is(err, ErrInput) {
 		t.Errorf("no name: %v", err)
+	}
+	if _, err := NewDevCA("", testNow); !errors.Is(err, ErrInput) {
+		t.Errorf("CA without name: %v", err)
+	}
+	if _, err := f.ca.Issue(&f.key.PublicKey, "x", testNow, 0); !errors.Is(err, ErrInput) {
+		t.Errorf("no lifetime: %v", err)
+	}
+	if _, err := NewKeySet(f.selfSigned); !errors.Is(err, ErrSelfSigned) {
+		t.Errorf("key set of a self-signed chain: %v", err)
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ca.Issue(&p384.PublicKey, "x", testNow, time.Hour); !errors.Is(err, ErrKey) {
+		t.Errorf("P-384 key: %v", err)
 	}
 	if _, err := f.ca.Issue("not a key", "x", testNow, time.Hour); !errors.Is(err, ErrKey) {
 		t.Errorf("not a key: %v", err)
@@ -77,12 +100,13 @@ func TestChainPEM(t *testing.T) {
 	}
 	key := []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")
 	for name, in := range map[string][]byte{
-		"empty":       nil,
-		"garbage":     []byte("not pem"),
-		"trailing":    append(append([]byte(nil), pemBytes...), "junk"...),
-		"private key": append(append([]byte(nil), pemBytes...), key...),
-		"bad DER":     []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
-		"too many":    bytes.Repeat(EncodeChainPEM(f.chain[:1]), maxChainLen+1),
+		"empty":            nil,
+		"garbage":          []byte("not pem"),
+		"trailing":         append(append([]byte(nil), pemBytes...), "junk"...),
+		"private key":      append(append([]byte(nil), pemBytes...), key...),
+		"wrong block type": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: f.chain[0].Raw}),
+		"bad DER":          []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+		"too many":         bytes.Repeat(EncodeChainPEM(f.chain[:1]), maxChainLen+1),
 	} {
 		if _, err := ParseChainPEM(in); !errors.Is(err, ErrInput) {
 			t.Errorf("%s: err = %v", name, err)
@@ -184,7 +208,71 @@ func TestParseKeySetRefuses(t *testing.T) {
 			t.Errorf("%s accepted", name)
 		}
 	}
+	if _, err := ParseKeySet(append([]byte(`{"keys":[],"x":"`), append(bytes.Repeat([]byte("A"), MaxTokenSize), `"}`...)...)); err == nil {
+		t.Error("oversize key set accepted")
+	}
 	if _, err := ParseKeySet([]byte(`{"keys":[],"keys":[]}`)); err == nil {
 		t.Error("duplicate member accepted")
 	}
+}
+
+// TestCheckShapeLeaf: the leaf must be a P-256 end-entity signing key.
+func TestCheckShapeLeaf(t *testing.T) {
+	f := newFixture(t)
+	rsaLeaf := issueRaw(t, f, func(c *x509.Certificate) {}, "rsa")
+	noSig := issueRaw(t, f, func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyEncipherment }, "")
+	p384 := issueRaw(t, f, func(c *x509.Certificate) {}, "p384")
+	caLeaf := issueRaw(t, f, func(c *x509.Certificate) {
+		c.IsCA, c.KeyUsage = true, x509.KeyUsageDigitalSignature|x509.KeyUsageCertSign
+	}, "")
+	for name, tc := range map[string]struct {
+		chain []*x509.Certificate
+		want  error
+	}{
+		"RSA leaf":          {rsaLeaf, ErrChain},
+		"not for signature": {noSig, ErrChain},
+		"P-384 leaf":        {p384, ErrChain},
+		"CA leaf":           {caLeaf, ErrChain},
+	} {
+		if _, err := checkShape(tc.chain); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+// issueRaw issues a leaf from the fixture's intermediate with an edited
+// template; kind "rsa" makes it for an RSA key.
+func issueRaw(t *testing.T, f *fixture, edit func(*x509.Certificate), kind string) []*x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		Subject:   pkix.Name{CommonName: "raw leaf"},
+		NotBefore: testNow.Add(-time.Minute), NotAfter: testNow.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, BasicConstraintsValid: true,
+	}
+	edit(tmpl)
+	var pub any = &f.key.PublicKey
+	if kind == "p384" {
+		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub = &k.PublicKey
+	}
+	if kind == "rsa" {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub = &k.PublicKey
+	}
+	tmpl.SerialNumber = big.NewInt(7)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.ca.Intermediate, pub, f.ca.interKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []*x509.Certificate{c, f.ca.Intermediate}
 }

@@ -66,6 +66,10 @@ func keyAttestationRows() []mutation {
 		{name: "ValidateKeyAttestationX5cCertificateChain/out of order", edit: func(f *fixture, h, _ map[string]any) {
 			h["x5c"] = []string{encodeX5C(f.chain)[1], encodeX5C(f.chain)[0]}
 		}, want: ErrChain},
+		{name: "ValidateKeyAttestationX5cCertificateChain/foreign certificate between leaf and issuer", edit: func(f *fixture, h, _ map[string]any) {
+			x := encodeX5C(f.chain)
+			h["x5c"] = []string{x[0], encodeX5C(f.otherChain)[1], x[1]}
+		}, want: ErrChain},
 		{name: "ValidateKeyAttestationX5cCertificateChain/other CA", edit: func(f *fixture, h, _ map[string]any) {
 			h["x5c"] = encodeX5C(f.otherChain)
 		}, want: ErrChain},
@@ -73,9 +77,13 @@ func keyAttestationRows() []mutation {
 		{name: "ValidateKeyAttestationX5cCertificateChain/signed by another key", key: func(f *fixture) *ecdsa.PrivateKey { return f.wallet[0] }, want: ErrSignature},
 		// EnsureKeyAttestationExpIsPresentForJwtProof
 		{name: "EnsureKeyAttestationExpIsPresentForJwtProof/missing", edit: func(_ *fixture, _, c map[string]any) { delete(c, "exp") }, want: ErrTime},
-		{name: "exp/past", edit: func(_ *fixture, _, c map[string]any) { c["exp"] = testNow.Unix() - 3600 }, want: ErrTime},
+		{name: "exp/past", edit: func(_ *fixture, _, c map[string]any) {
+			c["iat"] = testNow.Unix() - 7200
+			c["exp"] = testNow.Unix() - 3600
+		}, want: ErrTime},
 		{name: "iat/missing", edit: func(_ *fixture, _, c map[string]any) { delete(c, "iat") }, want: ErrTime},
 		{name: "iat/future", edit: func(_ *fixture, _, c map[string]any) { c["iat"] = testNow.Unix() + 3600 }, want: ErrTime},
+		{name: "exp/not after iat", edit: func(_ *fixture, _, c map[string]any) { c["iat"] = testNow.Unix() - 10; c["exp"] = testNow.Unix() - 10 }, want: ErrTime},
 		{name: "iat/string", edit: func(_ *fixture, _, c map[string]any) { c["iat"] = "1" }, want: ErrMalformed},
 		// ValidateKeyAttestationNonce
 		{name: "ValidateKeyAttestationNonce/missing", edit: func(_ *fixture, _, c map[string]any) { delete(c, "nonce"); delete(c, "c_nonce") }, opts: KeyAttestationOptions{Nonce: "n-0S6_WzA2Mj"}, want: ErrNonce},

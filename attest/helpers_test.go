@@ -193,3 +193,12 @@ func (m *memSeen) Add(_ context.Context, id string, until time.Time) (bool, erro
 }
 
 var _ SeenSet = (*memSeen)(nil)
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

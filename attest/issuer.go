@@ -126,10 +126,7 @@ func (v *Verifier) verifySigned(token string, now time.Time, typs ...string) (*s
 	if c.header.Alg != algES256 {
 		return nil, fmt.Errorf("%w: %q", ErrAlg, c.header.Alg)
 	}
-	if len(c.header.X5C) == 0 {
-		return nil, ErrNoX5C
-	}
-	chain, err := parseX5C(c.header.X5C)
+	chain, err := parseX5C(c.header.X5C) // ErrNoX5C when absent or empty
 	if err != nil {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ func (d *NumericDate) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate || strings.HasPrefix(s, "\"") {
+	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
 		return errors.New("NumericDate is not a number in range")
 	}
 	*d = NumericDate(int64(f))

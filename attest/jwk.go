@@ -89,7 +89,7 @@ func (j JWK) publicKey() (*ecdsa.PublicKey, error) {
 	}
 	x, errX := b64.DecodeString(j.X)
 	y, errY := b64.DecodeString(j.Y)
-	if errX != nil || errY != nil || len(x) != coordSize || len(y) != coordSize {
+	if errX != nil || errY != nil {
 		return nil, fmt.Errorf("%w: bad coordinates", ErrKey)
 	}
 	raw := make([]byte, 0, 1+2*coordSize)

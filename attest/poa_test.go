@@ -45,6 +45,7 @@ func TestProofOfAssociation(t *testing.T) {
 		{name: "aud mismatch", opts: ProofOfAssociationOptions{Audience: "https://other.example"}, want: ErrAudience},
 		{name: "nonce mismatch", opts: ProofOfAssociationOptions{Nonce: "other"}, want: ErrNonce},
 		{name: "exp missing", edit: func(_, c map[string]any) { delete(c, "exp") }, want: ErrTime},
+		{name: "exp past", edit: func(_, c map[string]any) { c["iat"] = testNow.Unix() - 7200; c["exp"] = testNow.Unix() - 3600 }, want: ErrTime},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, c := decodeToken(t, good)

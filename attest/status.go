@@ -73,7 +73,7 @@ func (s *statusClaim) check() (StatusRef, time.Time, error) {
 // host, for development), without fragment.
 func checkStatusURI(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil {
+	if err != nil || u.Host == "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("%w: status list uri is not an absolute URL", ErrStatus)
 	}
 	switch u.Scheme {

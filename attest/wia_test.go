@@ -1,9 +1,11 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"errors"
+	"io"
 	"testing"
 	"time"
 )
@@ -39,7 +41,10 @@ func TestWalletAttestationConformance(t *testing.T) {
 		{name: "ValidateClientAttestationNotBefore/future", edit: func(_ *fixture, _, c map[string]any) { c["nbf"] = testNow.Unix() + 3600 }, want: ErrTime},
 		{name: "ValidateClientAttestationNotBefore/past", edit: func(_ *fixture, _, c map[string]any) { c["nbf"] = testNow.Unix() - 60 }},
 		{name: "exp missing", edit: func(_ *fixture, _, c map[string]any) { delete(c, "exp") }, want: ErrTime},
-		{name: "exp past", edit: func(_ *fixture, _, c map[string]any) { c["exp"] = testNow.Unix() - 3600 }, want: ErrTime},
+		{name: "exp past", edit: func(_ *fixture, _, c map[string]any) {
+			c["iat"] = testNow.Unix() - 7200
+			c["exp"] = testNow.Unix() - 3600
+		}, want: ErrTime},
 		{name: "lifetime over 24h", edit: func(_ *fixture, _, c map[string]any) {
 			c["iat"] = testNow.Unix() - 60
 			c["exp"] = testNow.Unix() - 60 + 24*3600 + 1
@@ -108,7 +113,8 @@ func TestClientAttestationPoP(t *testing.T) {
 		{name: "valid/challenge", opts: PoPOptions{Challenge: "ch-1"}},
 		{name: "valid/aud array", edit: func(c map[string]any) { c["aud"] = []string{"https://x.example", testAS} }},
 		{name: "valid/no iss (ABCA -11)", edit: func(c map[string]any) { delete(c, "iss") }},
-		{name: "typ", edit: nil, want: ErrTyp, popKey: nil, opts: PoPOptions{}},
+		{name: "typ", want: ErrTyp},
+		{name: "alg", want: ErrAlg},
 		{name: "cnf binding: signed by another key", popKey: func(f *fixture) *ecdsa.PrivateKey { return f.wallet[0] }, want: ErrSignature},
 		{name: "ValidateClientAttestationSubject: PoP iss is not sub", edit: func(c map[string]any) { c["iss"] = "other" }, want: ErrSubject},
 		{name: "aud mismatch", edit: func(c map[string]any) { c["aud"] = "https://other.example" }, want: ErrAudience},
@@ -122,8 +128,11 @@ func TestClientAttestationPoP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, c := decodeToken(t, good)
-			if tc.name == "typ" {
+			switch tc.name {
+			case "typ":
 				h["typ"] = TypClientAttestation
+			case "alg":
+				h["alg"] = "HS256"
 			}
 			if tc.edit != nil {
 				tc.edit(c)
@@ -208,6 +217,64 @@ func TestPoPSeenSetError(t *testing.T) {
 	}
 }
 
+// TestPoPNeedsAudience: a verifier without its own identifier cannot
+// check aud and refuses to verify, even a PoP whose aud is empty.
+func TestPoPNeedsAudience(t *testing.T) {
+	f := newFixture(t)
+	wiaTok, err := f.issuer.WalletAttestation(f.wiaInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wa, err := f.ver.VerifyWalletAttestation(wiaTok, WalletAttestationOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop, err := NewClientAttestationPoP(f.wallet[2], PoPInput{Audience: testAS, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, c := decodeToken(t, pop)
+	c["aud"] = ""
+	_, err = f.ver.VerifyClientAttestationPoP(t.Context(), resign(t, f.wallet[2], h, c), wa, PoPOptions{Seen: &memSeen{}})
+	if !errors.Is(err, ErrInput) {
+		t.Fatalf("err = %v, want ErrInput", err)
+	}
+}
+
 type failingSeen struct{ err error }
 
 func (s failingSeen) Add(context.Context, string, time.Time) (bool, error) { return false, s.err }
+
+func TestNewClientAttestationPoPRefuses(t *testing.T) {
+	f := newFixture(t)
+	for name, tc := range map[string]struct {
+		key  *ecdsa.PrivateKey
+		in   PoPInput
+		want error
+	}{
+		"no key":          {nil, PoPInput{Audience: testAS}, ErrInput},
+		"no aud":          {f.wallet[2], PoPInput{}, ErrInput},
+		"negative expiry": {f.wallet[2], PoPInput{Audience: testAS, Lifetime: -time.Second}, ErrLifetime},
+		"random failure":  {f.wallet[2], PoPInput{Audience: testAS, Rand: bytes.NewReader(nil)}, io.EOF},
+	} {
+		var err error
+		if tc.key == nil {
+			_, err = NewClientAttestationPoP(nil, tc.in)
+		} else {
+			_, err = NewClientAttestationPoP(tc.key, tc.in)
+		}
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
+		}
+	}
+	// Without Lifetime there is no exp; with it, exp = iat + Lifetime.
+	for lifetime, want := range map[time.Duration]any{0: nil, time.Minute: float64(testNow.Unix() + 60)} {
+		pop, err := NewClientAttestationPoP(f.wallet[2], PoPInput{Audience: testAS, Lifetime: lifetime, Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, c := decodeToken(t, pop); c["exp"] != want || c["aud"] != testAS || len(c["jti"].(string)) != 22 {
+			t.Errorf("lifetime %v: claims %v", lifetime, c)
+		}
+	}
+}
