@@ -251,8 +251,14 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 		}
 	}
 	if o.publicURL != "" {
-		if u, err := url.Parse(o.publicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			add(fmt.Errorf("--public-url %q: want an http(s) URL", o.publicURL))
+		u, err := url.Parse(o.publicURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			add(fmt.Errorf("--public-url %q: want an https URL", o.publicURL))
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+			// Status references must be https (draft -21 §6.1, HAIP); plain
+			// http only for a loopback development server.
+			add(fmt.Errorf("--public-url %q: status lists must be served over https (http only on loopback)", o.publicURL))
 		}
 	}
 	if o.keyQuota < 1 {
@@ -300,6 +306,12 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {

@@ -212,6 +212,11 @@ func TestBadConfig(t *testing.T) {
 		{"bad response key env", nil, map[string]string{"WSCA_RESPONSE_KEY": "memory"}, "WSCA_RESPONSE_KEY"},
 		{"bad compat env", nil, map[string]string{"WSCA_COMPAT": "lenient"}, "WSCA_COMPAT"},
 		{"zero key quota", []string{"--key-quota", "0"}, nil, "--key-quota must be at least 1"},
+		{"small status shard", []string{"--status-shard-size", "9999"}, nil, "--status-shard-size must be at least 10000"},
+		{"zero status ttl", []string{"--status-ttl", "0s"}, nil, "--status-ttl must be positive"},
+		{"public URL over http", []string{"--public-url", "http://wsca.example"}, nil, "must be served over https"},
+		{"public URL not a URL", []string{"--public-url", "wsca.example"}, nil, "want an https URL"},
+		{"missing attestation chain", []string{"--attest-chain", "/nonexistent.pem"}, nil, "--attest-chain"},
 		{"negative key quota env", nil, map[string]string{"WSCA_KEY_QUOTA": "-5"}, "--key-quota must be at least 1"},
 		{"bad key quota", []string{"--key-quota", "many"}, nil, "key-quota"},
 	} {
