@@ -2,9 +2,10 @@ package publish
 
 import (
 	"context"
-	"crypto/ecdsa"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	mathrand "math/rand/v2"
@@ -16,10 +17,13 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for the bulk load
 	_ "modernc.org/sqlite"             // the "sqlite" driver, for the bulk load
 
+	"github.com/wsca/wsca/attest"
+	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/statuslist"
 	"github.com/wsca/wsca/statuslist/statuslisttest"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 // benchSize and benchRevoked: a 1 000 000-entry list, 1 % revoked.
@@ -70,13 +74,40 @@ func BenchmarkEncodedSize(b *testing.B) {
 // CWT signed, both stored). Interleaved with the floor, one zlib
 // compression of that list plus one ECDSA P-256 signature, it reports the
 // median of each and x-floor = republish ÷ floor.
+//
+// The signer is a software key, or (softhsm) a SoftHSM key through the
+// device layer, in the publisher and in the floor alike.
 func BenchmarkFlipRepublish(b *testing.B) {
 	for _, be := range testenv.StoreBackends() {
-		b.Run(be.Name, func(b *testing.B) { benchFlip(b, be.DSN(b)) })
+		for _, signer := range []string{"soft", "softhsm"} {
+			b.Run(be.Name+"/"+signer, func(b *testing.B) { benchFlip(b, be.DSN(b), signer == "softhsm") })
+		}
 	}
 }
 
-func benchFlip(b *testing.B, dsn string) {
+// hsmSigner is a SoftHSM key as a crypto.Signer, with a chain for it.
+func hsmSigner(b *testing.B, st *store.Store) (crypto.Signer, []*x509.Certificate) {
+	b.Helper()
+	w, err := wscd.New(wscd.Config{Device: testdevice.PKCS11(b), Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k, err := w.ServerKeys.Key(b.Context(), "statuslist-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca, err := attest.NewDevCA("bench", time.Now().Add(-time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain, err := ca.Issue(k.Public, "bench", time.Now().Add(-time.Hour), 24*time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w.ServerKeys.Signer(b.Context(), k), chain
+}
+
+func benchFlip(b *testing.B, dsn string, hsm bool) {
 	ctx := b.Context()
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -84,9 +115,14 @@ func benchFlip(b *testing.B, dsn string) {
 	}
 	defer st.Close()
 	pki := statuslisttest.NewPKI(b)
+	var signer crypto.Signer = pki.Key
+	chain := pki.Chain
+	if hsm {
+		signer, chain = hsmSigner(b, st)
+	}
 	cfg := Config{
 		BaseURI: "https://wsca.example", ShardSize: benchSize, Pool: 1,
-		Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: pki.Key, Chain: pki.Chain,
+		Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: signer, Chain: chain,
 		IndexKey: make([]byte, 32),
 	}
 	p, err := New(st, cfg)
@@ -115,7 +151,7 @@ func benchFlip(b *testing.B, dsn string) {
 			return err
 		}
 		h := sha256.Sum256(lst)
-		_, err = ecdsa.SignASN1(rand.Reader, pki.Key, h[:])
+		_, err = signer.Sign(rand.Reader, h[:], crypto.SHA256)
 		return err
 	}
 	n := 0
