@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
+	"time"
 
 	wscastack "github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
@@ -12,13 +13,20 @@ import (
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 	"github.com/wsca/wsca/server"
+	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
 )
 
-// rigWithRoles is a rig whose stack serves only the given roles.
-func rigWithRoles(t *testing.T, roles server.Roles) *rig {
+// rigWithRoles is a rig whose stack serves only the given roles; mod, if
+// set, changes its options further.
+func rigWithRoles(t *testing.T, roles server.Roles, mod ...func(*wscastack.Options)) *rig {
 	t.Helper()
-	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Roles = roles })
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) {
+		o.Roles = roles
+		for _, m := range mod {
+			m(o)
+		}
+	})
 	keys, err := client.FetchServerKeys(t.Context(), nil, r.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +101,87 @@ func TestRoleRefusals(t *testing.T) {
 			o := g.send(w, forged{mode: r2ps.Mode2FA, typ: r.typ, data: r.data})
 			if o.problem != r2ps.CodeUnsupportedRequestType {
 				t.Fatalf("got problem %q enclosed %q (HTTP %d); want %s", o.problem, o.enclosed, o.status, r2ps.CodeUnsupportedRequestType)
+			}
+		})
+	}
+}
+
+// TestStateRefusalsByRole: on a wscd-only and on a wsca-only instance, a
+// suspended or revoked unit, an expired session and a foreign kid are
+// refused with the right code, for a 2FA type and a 1FA type of the role.
+func TestStateRefusalsByRole(t *testing.T) {
+	type op struct {
+		mode r2ps.Mode
+		typ  string
+		data func(own, foreign string) any
+	}
+	roles := []struct {
+		name  string
+		roles server.Roles
+		ops   []op
+	}{
+		{"wscd", server.Roles{WSCD: true}, []op{
+			{r2ps.Mode2FA, r2ps.TypeSignECDSA, func(kid, _ string) any { return r2ps.SignRequest{KID: kid, TBSHash: sha("m")} }},
+		}},
+		{"wsca", server.Roles{WSCA: true}, []op{
+			{r2ps.Mode2FA, r2ps.TypePseudonymList, func(string, string) any { return r2ps.EmptyRequest{} }},
+			{r2ps.Mode1FA, r2ps.TypeKeyAttestation, func(kid, _ string) any { return r2ps.KeyAttestationRequest{KIDs: []string{kid}} }},
+		}},
+	}
+	for _, rl := range roles {
+		t.Run(rl.name, func(t *testing.T) {
+			g := rigWithRoles(t, rl.roles, func(o *wscastack.Options) { o.SessionDuration = 2 * time.Second })
+			ctx := t.Context()
+			// Keys are made by the operator: a wsca instance makes none.
+			key := func(w *wallet) string {
+				k, err := g.svc.Keys.Generate(ctx, w.unit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(k.KID)
+			}
+			other := g.enrol("hsm", "")
+			foreign := key(other)
+			for _, o := range rl.ops {
+				t.Run(o.typ, func(t *testing.T) {
+					w := g.enrol("hsm", "")
+					own := key(w)
+					send := func(data any) outcome { return g.send(w, forged{mode: o.mode, typ: o.typ, data: data}) }
+					if got := send(o.data(own, foreign)); got.problem != "" || got.enclosed != "" {
+						t.Fatalf("baseline refused: %+v", got)
+					}
+					if o.typ != r2ps.TypePseudonymList {
+						if got := send(o.data(foreign, own)); got.enclosed != r2ps.CodeIllegalRequestData {
+							t.Errorf("foreign kid: %+v, want enclosed %s", got, r2ps.CodeIllegalRequestData)
+						}
+					}
+					// Suspended: the 2FA session ended with the suspension; a
+					// 1FA request reaches the unit check.
+					wantState := func(step string) {
+						t.Helper()
+						got := send(o.data(own, foreign))
+						if o.mode == r2ps.Mode2FA && got.problem != r2ps.CodeUnauthorized ||
+							o.mode == r2ps.Mode1FA && got.enclosed != r2ps.CodeAccessDenied {
+							t.Errorf("%s: %+v", step, got)
+						}
+					}
+					if err := g.svc.Units.SetState(ctx, w.unit, store.UnitSuspended); err != nil {
+						t.Fatal(err)
+					}
+					wantState("suspended")
+					if err := g.svc.Units.SetState(ctx, w.unit, store.UnitRevoked); err != nil {
+						t.Fatal(err)
+					}
+					wantState("revoked")
+				})
+			}
+			// An expired session, for the role's 2FA type.
+			w := g.enrol("hsm", "")
+			own := key(w)
+			o := rl.ops[0]
+			time.Sleep(2100 * time.Millisecond)
+			if got := g.send(w, forged{mode: o.mode, typ: o.typ, data: o.data(own, foreign)}); got.problem != r2ps.CodeUnauthorized {
+				t.Errorf("expired session: %+v, want problem %s", got, r2ps.CodeUnauthorized)
 			}
 		})
 	}
