@@ -109,7 +109,7 @@ func LoadAttestationKey(ctx context.Context, cfg AttestationKeyConfig) (*Attesta
 			return nil, fmt.Errorf("wsca: attestation chain: %w", err)
 		}
 	case cfg.DevCA:
-		if out.Chain, out.DevRoot, err = devChain(ctx, cfg, k.Public); err != nil {
+		if out.Chain, out.DevRoot, err = devChain(ctx, cfg, k.Purpose, k.Public); err != nil {
 			return nil, err
 		}
 		log.WarnContext(ctx, "attestations are certified by a development CA: verifiers must trust its root; configure --attest-chain in production", "key", cfg.Name)
@@ -146,8 +146,10 @@ func LoadAttestationKey(ctx context.Context, cfg AttestationKeyConfig) (*Attesta
 
 // devChain returns the development CA's chain for the key, making it the
 // first time; of two instances making it at once, the first stored wins.
-func devChain(ctx context.Context, cfg AttestationKeyConfig, pub *ecdsa.PublicKey) ([]*x509.Certificate, *x509.Certificate, error) {
-	chainName, rootName := secretDevChain+cfg.Name, secretDevRoot+cfg.Name
+// The secrets are named by the key's stored purpose (with its role's
+// prefix), so a key on another device never meets another key's chain.
+func devChain(ctx context.Context, cfg AttestationKeyConfig, purpose string, pub *ecdsa.PublicKey) ([]*x509.Certificate, *x509.Certificate, error) {
+	chainName, rootName := secretDevChain+purpose, secretDevRoot+purpose
 	for range 2 {
 		chainPEM, err1 := cfg.Store.GetServerSecret(ctx, chainName)
 		rootPEM, err2 := cfg.Store.GetServerSecret(ctx, rootName)

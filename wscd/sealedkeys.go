@@ -27,6 +27,7 @@ func (s *ServerKeys) SealedSigningKey(ctx context.Context, purpose string) (*ecd
 	if err != nil {
 		return nil, err
 	}
+	purpose = s.prefix + purpose
 	for range 2 {
 		sealed, err := s.st.GetServerSecret(ctx, purpose)
 		if err == nil {

@@ -63,7 +63,15 @@ type ServerKeysConfig struct {
 	Now func() time.Time
 	// Logger receives security-relevant events and causes; default discards.
 	Logger *slog.Logger
+	// Prefix namespaces this role's server keys and secrets in the store,
+	// so that two roles with devices of their own can share one store:
+	// empty for the WSCD (and a process with both roles), WSCAPrefix for a
+	// WSCA instance with a device of its own.
+	Prefix string
 }
+
+// WSCAPrefix is the store namespace of a WSCA-only instance's server keys.
+const WSCAPrefix = "wsca/"
 
 // ServerKeys holds the server's own keys: device keys by purpose (owned by
 // ServerOwner), the Sealer derived from one of them, software keys sealed
@@ -74,6 +82,8 @@ type ServerKeys struct {
 	dev device.Device
 	st  ServerKeyStore
 
+	prefix string
+
 	sealMu sync.Mutex
 	sealer *Sealer // derived on first use
 }
@@ -83,7 +93,7 @@ func NewServerKeys(cfg ServerKeysConfig) (*ServerKeys, error) {
 	if cfg.Device == nil || cfg.Store == nil {
 		return nil, errors.New("wscd: device and store are required")
 	}
-	return &ServerKeys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store}, nil
+	return &ServerKeys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store, prefix: cfg.Prefix}, nil
 }
 
 // ServerKey is one of the server's device keys.
@@ -97,6 +107,7 @@ type ServerKey struct {
 // the first time. Instances sharing a store agree on one key: if
 // another instance records its key first, ours is destroyed and theirs used.
 func (s *ServerKeys) Key(ctx context.Context, purpose string) (ServerKey, error) {
+	purpose = s.prefix + purpose
 	rec, err := s.st.GetServerKey(ctx, purpose)
 	if err == nil {
 		return serverKeyFromRecord(rec)
@@ -257,7 +268,7 @@ func (s *ServerKeys) deriveSealer(ctx context.Context) (*Sealer, error) {
 // the agreed secret can be computed only with the HSM's sealing key.
 func (s *ServerKeys) sealPeer(ctx context.Context) (*ecdh.PublicKey, error) {
 	for range 2 {
-		b, err := s.st.GetServerSecret(ctx, sealPeerSecret)
+		b, err := s.st.GetServerSecret(ctx, s.prefix+sealPeerSecret)
 		if err == nil {
 			p, err := device.ParsePoint(b)
 			if err != nil {
@@ -272,7 +283,7 @@ func (s *ServerKeys) sealPeer(ctx context.Context) (*ecdh.PublicKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = s.st.PutServerSecret(ctx, sealPeerSecret, priv.PublicKey().Bytes(), s.now().UTC())
+		err = s.st.PutServerSecret(ctx, s.prefix+sealPeerSecret, priv.PublicKey().Bytes(), s.now().UTC())
 		if err != nil && !errors.Is(err, store.ErrExists) {
 			return nil, storeErr(err)
 		}

@@ -1,0 +1,99 @@
+package wscd
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/store"
+)
+
+// PurposeShare names the device key each role agrees the share key with.
+const PurposeShare = "share"
+
+// shareLabel starts the HKDF info of the share keys.
+const shareLabel = "wsca-share-v1"
+
+// ErrNoPeer means the other role's share key is not in the store yet: no
+// instance of it has started.
+var ErrNoPeer = errors.New("wscd: the other role's share key is not in the store yet")
+
+// ShareSealer derives the sealer the WSCD and WSCA roles share when they
+// run in processes with devices of their own: static ECDH between this
+// role's share key (on its own device) and the other role's (its public
+// key from the store), HKDF-SHA256 with both public keys in the info.
+// Each role computes it inside its own HSM; the store holds only public
+// keys, so neither the database nor a role without its device can derive
+// it. peerPrefix is the other role's Prefix ("" for the WSCD, WSCAPrefix
+// for the WSCA). The WSCD seals what a WSCA instance must read under it
+// (session keys, client-key MACs); the WSCA never writes under it what
+// the WSCD relies on.
+func (s *ServerKeys) ShareSealer(ctx context.Context, peerPrefix string) (*Sealer, error) {
+	if peerPrefix == s.prefix {
+		return nil, errors.New("wscd: a share key is agreed with the other role")
+	}
+	own, err := s.Key(ctx, PurposeShare)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.st.GetServerKey(ctx, peerPrefix+PurposeShare)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoPeer
+	}
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	peerKey, err := serverKeyFromRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := peerKey.Public.ECDH()
+	if err != nil {
+		return nil, fmt.Errorf("%w: peer share key: %v", ErrUnavailable, err)
+	}
+	z, err := s.ECDH(ctx, own, peer)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(z)
+	// The info names both keys in a fixed order, so both sides derive the
+	// same key and no other pair does.
+	a, err := own.Public.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	b, err := peerKey.Public.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Compare(a, b) > 0 {
+		a, b = b, a
+	}
+	info := append(append([]byte(shareLabel), a...), b...)
+	key, err := hkdf.Key(sha256.New, z, nil, string(append(bytes.Clone(info), "-aead"...)), 32)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: share key: %w", err)
+	}
+	defer clear(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: share key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: share key: %w", err)
+	}
+	macKey, err := hkdf.Key(sha256.New, z, nil, string(append(info, "-mac"...)), 32)
+	if err != nil {
+		return nil, fmt.Errorf("wscd: share MAC key: %w", err)
+	}
+	s.log.InfoContext(ctx, "share key agreed with the other role", "own", own.KID, "peer", device.KID(rec.KID))
+	return &Sealer{aead: aead, macKey: macKey, rand: rand.Reader}, nil
+}
