@@ -120,7 +120,11 @@ type ClientKey struct {
 	// MAC binds the row (kid, unit, usage, point, profile) under a key
 	// derived from an HSM key; the caller computes and checks it, so a row
 	// planted by someone who can write the database does not verify.
-	MAC       []byte
+	MAC []byte
+	// ShareMAC is the same MAC under the share key of split WSCD/WSCA roles
+	// (docs/wsca.md), or empty; a WSCA instance reads it as MAC
+	// (ShareView).
+	ShareMAC  []byte
 	CreatedAt time.Time
 	// UnitState is the state of the owning unit at the time of the read
 	// (filled by the reads, ignored on writes).
@@ -241,8 +245,8 @@ func (s *Store) PutClientKey(ctx context.Context, k ClientKey) error {
 			return err
 		}
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			k.KID, k.UnitID, string(k.Usage), bytes.Clone(k.PublicKey), k.Profile, bytes.Clone(k.MAC), created)
+			`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, share_mac, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			k.KID, k.UnitID, string(k.Usage), bytes.Clone(k.PublicKey), k.Profile, bytes.Clone(k.MAC), nonNil(k.ShareMAC), created)
 		switch classify(err) {
 		case foreignKeyViolation:
 			return fmt.Errorf("%w: %q", ErrUnitNotFound, k.UnitID)
@@ -381,10 +385,10 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 			args []any
 		}{
 			{`DELETE FROM client_keys WHERE unit_id = $1`, []any{e.UnitID}},
-			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				[]any{e.SigningKey.KID, e.UnitID, string(UsageSign), bytes.Clone(e.SigningKey.PublicKey), e.SigningKey.Profile, bytes.Clone(e.SigningKey.MAC), now}},
-			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, created_at) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE $8`,
-				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), e.AgreementKey.Profile, bytes.Clone(e.AgreementKey.MAC), now, hasCAK}},
+			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, share_mac, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				[]any{e.SigningKey.KID, e.UnitID, string(UsageSign), bytes.Clone(e.SigningKey.PublicKey), e.SigningKey.Profile, bytes.Clone(e.SigningKey.MAC), nonNil(e.SigningKey.ShareMAC), now}},
+			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, share_mac, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $9`,
+				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), e.AgreementKey.Profile, bytes.Clone(e.AgreementKey.MAC), nonNil(e.AgreementKey.ShareMAC), now, hasCAK}},
 			{`INSERT INTO pin_records (unit_id, context, record, cred_nonce, mac, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
 			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, cred_nonce = excluded.cred_nonce, mac = excluded.mac, updated_at = excluded.updated_at`,
 				[]any{e.UnitID, e.Context, bytes.Clone(e.Record.Record), bytes.Clone(e.Record.CredNonce), bytes.Clone(e.Record.MAC), now}},
