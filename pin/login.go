@@ -302,6 +302,7 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 	if err != nil {
 		return Session{}, fmt.Errorf("pin: verify session: %w", err)
 	}
+	s.shareSession(ctx, idHash, key, se)
 	s.log.Debug("pin: session verified", "unit", unit, "context", pinContext, "task", se.Task)
 	return Session{
 		ID:        sessionID,
@@ -312,4 +313,23 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 		UsesLeft:  se.UsesLeft,
 		ExpiresAt: se.ExpiresAt,
 	}, nil
+}
+
+// shareSession seals a verified session's key under the share key of
+// split roles, when there is one, so that WSCA instances can open the
+// session. A failure is logged: the session still works on the WSCD.
+func (s *Server) shareSession(ctx context.Context, idHash, key []byte, se store.Session) {
+	if s.share == nil {
+		return
+	}
+	sl, err := s.share(ctx)
+	if err == nil && sl != nil {
+		var sealed []byte
+		if sealed, err = sl.Seal(key, sessionAD(idHash, se.UnitID, se.Context, se.Task)); err == nil {
+			err = s.st.SetSessionShare(ctx, idHash, sealed)
+		}
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "pin: session not shared with the WSCA role", "unit", se.UnitID, "err", err)
+	}
 }

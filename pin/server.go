@@ -42,6 +42,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer, if set, receives the attempt metrics.
 	Registerer prometheus.Registerer
+	// Share, if set, returns the share sealer of split WSCD/WSCA roles, or
+	// nil while there is none yet: each verified session's key is then also
+	// sealed under it, for WSCA instances (docs/wsca.md).
+	Share func(context.Context) (Sealer, error)
 }
 
 // LogValue implements slog.LogValuer: the policy, profile and session
@@ -71,6 +75,7 @@ type Server struct {
 	now    func() time.Time
 	rand   io.Reader
 	log    *slog.Logger
+	share  func(context.Context) (Sealer, error)
 
 	// tickets seals session tickets (session.go) under a key derived
 	// from the sealer.
@@ -107,6 +112,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 		log:    cfg.Logger,
+		share:  cfg.Share,
 	}
 	if s.tickets, err = newTicketAEAD(cfg.Sealer); err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ type Store interface {
 	GetSession(ctx context.Context, idHash []byte, now time.Time) (store.Session, error)
 	GetSessionAuth(ctx context.Context, idHash []byte, now time.Time) (store.SessionAuth, error)
 	VerifySession(ctx context.Context, idHash, secret []byte, expiresAt, now time.Time) error
+	SetSessionShare(ctx context.Context, idHash, sealed []byte) error
 	UseSession(ctx context.Context, idHash []byte, now time.Time) error
 	DeleteSession(ctx context.Context, idHash []byte) error
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error

@@ -48,14 +48,14 @@ func (s *Store) SetClientKeyShareMAC(ctx context.Context, kid string, publicKey,
 	return oneRow(res, "client key", kid)
 }
 
-// ClientKeysWithoutShareMAC returns up to limit client keys that have no
-// share MAC yet (enrolled before a WSCA instance existed), for the WSCD
-// to MAC them.
-func (s *Store) ClientKeysWithoutShareMAC(ctx context.Context, limit int) ([]ClientKey, error) {
+// ClientKeysWithoutShareMAC returns up to limit client keys with a kid
+// after after (bytewise) that have no share MAC yet (enrolled before a WSCA
+// instance existed), for the WSCD to MAC them.
+func (s *Store) ClientKeysWithoutShareMAC(ctx context.Context, after string, limit int) ([]ClientKey, error) {
 	if limit <= 0 {
 		return nil, invalidf("client key", "limit %d", limit)
 	}
-	rows, err := s.db.QueryContext(ctx, selectClientKey+` WHERE length(c.share_mac) = 0 ORDER BY c.kid LIMIT $1`, limit)
+	rows, err := s.db.QueryContext(ctx, selectClientKey+` WHERE length(c.share_mac) = 0 AND c.kid > $1 ORDER BY c.kid LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: client keys without share MAC: %w", err)
 	}

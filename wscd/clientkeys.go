@@ -35,6 +35,19 @@ type MACer interface {
 	MAC(domain string, parts ...[]byte) []byte
 }
 
+// ShareMAC returns a client key's MAC under the share key of split roles,
+// or nil while there is none (share may be nil).
+func ShareMAC(ctx context.Context, share *Share, k store.ClientKey) ([]byte, error) {
+	if share == nil {
+		return nil, nil
+	}
+	sl, err := share.Sealer(ctx)
+	if err != nil || sl == nil {
+		return nil, err
+	}
+	return ClientKeyMAC(sl, k), nil
+}
+
 // ClientKeyMAC returns the MAC that binds a client key row (kid, unit,
 // usage, point, profile) under the HSM-derived MAC key, so someone who can
 // write the database cannot plant a client key.
@@ -178,6 +191,9 @@ func (s *Units) ProvisionClientKey(ctx context.Context, unit string, pub *ecdsa.
 	ck := store.ClientKey{KID: kid, UnitID: unit, Usage: store.UsageSign, PublicKey: point,
 		Profile: ProfileCompat, CreatedAt: s.now().UTC()}
 	ck.MAC = ClientKeyMAC(sl, ck)
+	if ck.ShareMAC, err = s.shareMAC(ctx, ck); err != nil {
+		return store.ClientKey{}, err
+	}
 	err = s.st.PutClientKey(ctx, ck)
 	switch {
 	case errors.Is(err, store.ErrExists):

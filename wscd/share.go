@@ -6,10 +6,13 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/store"
@@ -96,4 +99,88 @@ func (s *ServerKeys) ShareSealer(ctx context.Context, peerPrefix string) (*Seale
 	}
 	s.log.InfoContext(ctx, "share key agreed with the other role", "own", own.KID, "peer", device.KID(rec.KID))
 	return &Sealer{aead: aead, macKey: macKey, rand: rand.Reader}, nil
+}
+
+// shareRetry is how often Share looks for the other role's key again.
+const shareRetry = 10 * time.Second
+
+// Share is the share key as one role holds it: derived when first needed
+// and the other role's key is in the store, looked for again at most every
+// shareRetry until then. It is safe for concurrent use.
+type Share struct {
+	keys       *ServerKeys
+	peerPrefix string
+
+	mu     sync.Mutex
+	sealer *Sealer
+	next   time.Time
+}
+
+// NewShare returns the share key of keys' role with the role whose prefix
+// is peerPrefix.
+func NewShare(keys *ServerKeys, peerPrefix string) *Share {
+	return &Share{keys: keys, peerPrefix: peerPrefix}
+}
+
+// Sealer returns the share sealer, or nil without an error while the other
+// role has no share key in the store yet.
+func (s *Share) Sealer(ctx context.Context) (*Sealer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sealer != nil {
+		return s.sealer, nil
+	}
+	now := s.keys.now()
+	if now.Before(s.next) {
+		return nil, nil
+	}
+	sl, err := s.keys.ShareSealer(ctx, s.peerPrefix)
+	if errors.Is(err, ErrNoPeer) {
+		s.next = now.Add(shareRetry)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.sealer = sl
+	return sl, nil
+}
+
+// BackfillStore is what Backfill needs of the store.
+type BackfillStore interface {
+	ClientKeysWithoutShareMAC(ctx context.Context, after string, limit int) ([]store.ClientKey, error)
+	SetClientKeyShareMAC(ctx context.Context, kid string, publicKey, mac []byte) error
+}
+
+// Backfill gives the client keys enrolled before the share key existed
+// their share MAC, after checking their own MAC under own (the WSCD's
+// sealer): a row planted in the database gets none. It returns how many
+// it MACed; with no share key yet, none.
+func (s *Share) Backfill(ctx context.Context, st BackfillStore, own MACer) (int, error) {
+	sl, err := s.Sealer(ctx)
+	if err != nil || sl == nil {
+		return 0, err
+	}
+	n, after := 0, ""
+	for {
+		ks, err := st.ClientKeysWithoutShareMAC(ctx, after, 100)
+		if err != nil {
+			return n, storeErr(err)
+		}
+		if len(ks) == 0 {
+			return n, nil
+		}
+		for _, k := range ks {
+			after = k.KID
+			if !hmac.Equal(k.MAC, ClientKeyMAC(own, k)) {
+				s.keys.log.ErrorContext(ctx, "client key fails its MAC: no share MAC given", "unit", k.UnitID, "kid", k.KID)
+				continue
+			}
+			err := st.SetClientKeyShareMAC(ctx, k.KID, k.PublicKey, ClientKeyMAC(sl, k))
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return n, storeErr(err)
+			}
+			n++
+		}
+	}
 }

@@ -63,6 +63,7 @@ type Units struct {
 	st     UnitStore
 	server *ServerKeys
 	keys   *Keys
+	share  *Share // SetShare
 }
 
 // NewUnits returns a Units over cfg's store and server keys.
@@ -218,6 +219,14 @@ func (s *Units) SetState(ctx context.Context, unit string, state store.UnitState
 	}
 	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "to", state)
 	return nil
+}
+
+// SetShare makes provisioned client keys carry their share MAC too (split
+// roles); call it before serving.
+func (s *Units) SetShare(share *Share) { s.share = share }
+
+func (s *Units) shareMAC(ctx context.Context, k store.ClientKey) ([]byte, error) {
+	return ShareMAC(ctx, s.share, k)
 }
 
 // ErrNoDevice means an operation needs the wallet-key device, which this

@@ -151,6 +151,9 @@ type Config struct {
 	// Attestations issues key and wallet instance attestations and proofs
 	// of association; nil leaves those types unserved.
 	Attestations *wsca.Attestations
+	// Share, if set, is the share key of split WSCD/WSCA roles: enrolled
+	// client keys carry their MAC under it too (docs/wsca.md).
+	Share *wscd.Share
 	// Statuses is told when statuses change (a unit suspended or revoked),
 	// so that the status lists are republished soon; may be nil.
 	Statuses interface{ Notify() }

@@ -112,6 +112,9 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		}
 		signing := store.ClientKey{KID: r.cskKID, UnitID: r.unit, Usage: store.UsageSign, PublicKey: cskBytes, Profile: r.profile}
 		signing.MAC = wscd.ClientKeyMAC(d.sealer, signing)
+		if signing.ShareMAC, err = wscd.ShareMAC(ctx, d.cfg.Share, signing); err != nil {
+			return result{err: err}
+		}
 		codeHash, err := d.cfg.ServerKeys.HashActivationCode(ctx, string(tr.Authorization))
 		if err != nil {
 			return result{err: err}
@@ -123,6 +126,9 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		if to != nil {
 			e.AgreementKey = store.ClientKey{KID: to.kid, UnitID: r.unit, Usage: store.UsageAgree, PublicKey: to.pub.Bytes(), Profile: r.profile}
 			e.AgreementKey.MAC = wscd.ClientKeyMAC(d.sealer, e.AgreementKey)
+			if e.AgreementKey.ShareMAC, err = wscd.ShareMAC(ctx, d.cfg.Share, e.AgreementKey); err != nil {
+				return result{err: err}
+			}
 		}
 		purpose, err := d.cfg.Store.Enrol(ctx, e)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnitNotFound) {
