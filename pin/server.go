@@ -42,6 +42,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer, if set, receives the attempt metrics.
 	Registerer prometheus.Registerer
+	// SessionsOnly makes a server that only reads sessions (a WSCA-only
+	// instance, whose Sealer is the share sealer and whose store reads the
+	// sessions' share secrets): no OPAQUE key material is loaded, no ticket
+	// opened (a ticket is looked up by its hash), and registration and
+	// login fail with ErrClosed (CanLogin is false).
+	SessionsOnly bool
 	// Share, if set, returns the share sealer of split WSCD/WSCA roles, or
 	// nil while there is none yet: each verified session's key is then also
 	// sealed under it, for WSCA instances (docs/wsca.md).
@@ -114,8 +120,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		share:  cfg.Share,
 	}
-	if s.tickets, err = newTicketAEAD(cfg.Sealer); err != nil {
-		return nil, err
+	if !cfg.SessionsOnly {
+		if s.tickets, err = newTicketAEAD(cfg.Sealer); err != nil {
+			return nil, err
+		}
 	}
 	if s.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
@@ -136,6 +144,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 
+	if cfg.SessionsOnly {
+		return s, nil
+	}
 	skm, created, err := loadKeyMaterial(ctx, s.st, s.sealer, conf, s.rand, s.now())
 	if err != nil {
 		return nil, err
@@ -173,6 +184,14 @@ func (s *Server) Close() error {
 		s.op = nil
 	}
 	return nil
+}
+
+// CanLogin reports whether the server registers PINs and logs units in:
+// false for a SessionsOnly server and after Close.
+func (s *Server) CanLogin() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.op != nil
 }
 
 // acquire returns the OPAQUE server with the read lock held, and the

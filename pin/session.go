@@ -404,7 +404,9 @@ func decodeTicket(id string) ([]byte, bool) {
 // ticket of this server (forged, modified, of another deployment) gives
 // ErrNoSession.
 func (s *Server) OpenTicket(id string) (Ticket, error) {
-	if len(id) == sessionIDEncoding.EncodedLen(sessionIDLen) {
+	// A SessionsOnly server (a WSCA-only instance) cannot open tickets: it
+	// looks every session up by the hash of its id.
+	if len(id) == sessionIDEncoding.EncodedLen(sessionIDLen) || s.tickets == nil {
 		return Ticket{}, ErrNotTicket
 	}
 	raw, ok := decodeTicket(id)

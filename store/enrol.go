@@ -134,8 +134,11 @@ type ClientKey struct {
 	Agreement *ClientKey
 }
 
-const selectClientKey = `SELECT c.kid, c.unit_id, c.usage, c.public_key, c.profile, c.mac, c.created_at, u.state
+// selectClientKey reads a client key row, its MAC as col says.
+func (s *Store) selectClientKey() string {
+	return `SELECT c.kid, c.unit_id, c.usage, c.public_key, c.profile, ` + s.col("c", "mac") + `, c.created_at, u.state
 	FROM client_keys c JOIN units u ON u.id = c.unit_id`
+}
 
 // GetClientKey returns the client key with that kid, with its unit's state
 // and, for a signing key, the unit's agreement key, in one read, or
@@ -150,8 +153,8 @@ func (s *Store) GetClientKey(ctx context.Context, kid string) (ClientKey, error)
 	var aKID, aUsage, aProfile sql.NullString
 	var aCreated sql.NullInt64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT c.kid, c.unit_id, c.usage, c.public_key, c.profile, c.mac, c.created_at, u.state,
-		        a.kid, a.usage, a.public_key, a.profile, a.mac, a.created_at
+		`SELECT c.kid, c.unit_id, c.usage, c.public_key, c.profile, `+s.col("c", "mac")+`, c.created_at, u.state,
+		        a.kid, a.usage, a.public_key, a.profile, `+s.col("a", "mac")+`, a.created_at
 		 FROM client_keys c JOIN units u ON u.id = c.unit_id
 		 LEFT JOIN client_keys a ON a.unit_id = c.unit_id AND a.usage = $2 AND c.usage = $3
 		 WHERE c.kid = $1`, kid, string(UsageAgree), string(UsageSign)).
@@ -197,8 +200,8 @@ func (s *Store) GetSessionAuth(ctx context.Context, idHash []byte, now time.Time
 	var cKID, cProfile sql.NullString
 	var cCreated sql.NullInt64
 	err = s.db.QueryRowContext(ctx,
-		`SELECT s.unit_id, s.context, s.state, s.secret, s.task, s.uses_left, s.created_at, s.expires_at, s.record_nonce,
-		        u.state, c.kid, c.public_key, c.profile, c.mac, c.created_at
+		`SELECT s.unit_id, s.context, s.state, `+s.col("s", "secret")+`, s.task, s.uses_left, s.created_at, s.expires_at, s.record_nonce,
+		        u.state, c.kid, c.public_key, c.profile, `+s.col("c", "mac")+`, c.created_at
 		 FROM sessions s JOIN units u ON u.id = s.unit_id
 		 LEFT JOIN client_keys c ON c.unit_id = s.unit_id AND c.usage = $3
 		 WHERE s.id_hash = $1 AND s.expires_at > $2`, idHash, at, string(UsageSign)).
@@ -225,7 +228,7 @@ func (s *Store) GetUnitClientKey(ctx context.Context, unitID string, usage KeyUs
 	if err := checkID("client key", "unit id", unitID); err != nil {
 		return ClientKey{}, err
 	}
-	return scanClientKey(s.db.QueryRowContext(ctx, selectClientKey+` WHERE c.unit_id = $1 AND c.usage = $2`,
+	return scanClientKey(s.db.QueryRowContext(ctx, s.selectClientKey()+` WHERE c.unit_id = $1 AND c.usage = $2`,
 		unitID, string(usage)))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ServerSecret is a named value of server_secrets.
@@ -41,4 +42,23 @@ func (s *Store) ServerSecretsWithPrefix(ctx context.Context, prefix string) ([]S
 		return nil, fmt.Errorf("store: server secrets: %w", err)
 	}
 	return out, nil
+}
+
+// SetServerSecret records or replaces a named server value.
+func (s *Store) SetServerSecret(ctx context.Context, name string, value []byte, now time.Time) error {
+	if err := checkID("server secret", "name", name); err != nil {
+		return err
+	}
+	at, err := toMicros("server secret", "time", now)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)
+		 ON CONFLICT (name) DO UPDATE SET value = excluded.value, created_at = excluded.created_at`,
+		name, nonNil(value), at)
+	if err != nil {
+		return fmt.Errorf("store: set server secret: %w", err)
+	}
+	return nil
 }

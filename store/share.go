@@ -55,7 +55,7 @@ func (s *Store) ClientKeysWithoutShareMAC(ctx context.Context, after string, lim
 	if limit <= 0 {
 		return nil, invalidf("client key", "limit %d", limit)
 	}
-	rows, err := s.db.QueryContext(ctx, selectClientKey+` WHERE length(c.share_mac) = 0 AND c.kid > $1 ORDER BY c.kid LIMIT $2`, after, limit)
+	rows, err := s.db.QueryContext(ctx, s.selectClientKey()+` WHERE length(c.share_mac) = 0 AND c.kid > $1 ORDER BY c.kid LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: client keys without share MAC: %w", err)
 	}
@@ -72,4 +72,25 @@ func (s *Store) ClientKeysWithoutShareMAC(ctx context.Context, after string, lim
 		return nil, fmt.Errorf("store: client keys without share MAC: %w", err)
 	}
 	return out, nil
+}
+
+// ShareView returns a view of the store for a WSCA-only instance (split
+// roles, docs/wsca.md): its reads of client keys (GetClientKey,
+// GetUnitClientKey) and of sessions (GetSessionAuth) return each row's
+// share MAC and share secret as MAC and Secret, which that instance checks
+// and opens under the share key. Writes are the store's. Closing the view
+// closes the store.
+func (s *Store) ShareView() *Store {
+	v := *s
+	v.shareView = true
+	return &v
+}
+
+// col names the column a read returns as name: its share_ twin in a
+// ShareView for mac and secret.
+func (s *Store) col(table, name string) string {
+	if s.shareView && (name == "mac" || name == "secret") {
+		return table + ".share_" + name
+	}
+	return table + "." + name
 }

@@ -28,6 +28,9 @@ const (
 type Store struct {
 	db      *sql.DB
 	backend string
+	// shareView: reads of client keys and sessions return the share MAC
+	// and the share secret in place of MAC and secret (ShareView).
+	shareView bool
 }
 
 type config struct {

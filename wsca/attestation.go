@@ -69,6 +69,10 @@ type AttestationsConfig struct {
 	// KeyStorage is the configured assurance of the wallet-key device;
 	// UserAuthentication that of the PIN that gates the keys.
 	KeyStorage, UserAuthentication device.Assurance
+	// Published, if set, replaces both on a WSCA-only instance: the
+	// assurance the WSCD published, read (and its MAC checked) at each
+	// attestation; it claims nothing while there is none.
+	Published func(context.Context) (device.Assurance, error)
 	// Certification is an optional URL describing the certification.
 	Certification string
 	Wallet        WalletSolution
@@ -119,6 +123,22 @@ func NewAttestations(cfg AttestationsConfig) (*Attestations, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	return a, nil
+}
+
+// keyAssurance is what an attestation may claim now.
+func (a *Attestations) keyAssurance(ctx context.Context) (attest.KeyAssurance, error) {
+	if a.cfg.Published == nil {
+		return a.assurance, nil
+	}
+	p, err := a.cfg.Published(ctx)
+	if err != nil {
+		return attest.KeyAssurance{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	as, err := attest.ParseAssurance(string(p))
+	if err != nil {
+		as = attest.AssuranceNotCertified
+	}
+	return attest.KeyAssurance{KeyStorage: as, UserAuthentication: as}, nil
 }
 
 // unitKeys returns the public keys of kids, each an active key of unit, in
@@ -184,8 +204,12 @@ func (a *Attestations) KeyAttestation(ctx context.Context, unit string, kids []s
 	if _, err := a.unitKeys(ctx, unit, kids); err != nil {
 		return "", err
 	}
+	assurance, err := a.keyAssurance(ctx)
+	if err != nil {
+		return "", err
+	}
 	jwt, err := a.cfg.Issuer.KeyAttestation(attest.KeyAttestationInput{
-		Keys: pubs, Assurance: a.assurance, Certification: a.cfg.Certification, Nonce: nonce,
+		Keys: pubs, Assurance: assurance, Certification: a.cfg.Certification, Nonce: nonce,
 		Status: ref(r), Lifetime: a.cfg.KeyAttestationLifetime,
 	})
 	if err != nil {

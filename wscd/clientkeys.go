@@ -155,6 +155,9 @@ func ClientKeyThumbprint(pub *ecdsa.PublicKey) (string, error) {
 // P-256 (ErrBadClientKey) and another unit's key (ErrClientKeyInUse). A
 // suspended unit gets its key; it is served once resumed.
 func (s *Units) ProvisionClientKey(ctx context.Context, unit string, pub *ecdsa.PublicKey) (store.ClientKey, error) {
+	if s.wscaOnly {
+		return store.ClientKey{}, ErrNoDevice
+	}
 	if _, err := device.ParseOwner(unit); err != nil || reservedUnit(unit) {
 		return store.ClientKey{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}

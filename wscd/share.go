@@ -184,3 +184,63 @@ func (s *Share) Backfill(ctx context.Context, st BackfillStore, own MACer) (int,
 		}
 	}
 }
+
+// assuranceSecret names the WSCD's configured device assurance as it
+// publishes it for WSCA instances, MACed under the share key.
+const assuranceSecret = "wscd-device-assurance"
+
+// assuranceMACDomain separates that MAC from others.
+const assuranceMACDomain = "wsca-wscd-assurance-v1"
+
+// AssuranceStore is what PublishAssurance and ReadAssurance need.
+type AssuranceStore interface {
+	GetServerSecret(ctx context.Context, name string) ([]byte, error)
+	SetServerSecret(ctx context.Context, name string, value []byte, now time.Time) error
+}
+
+// PublishAssurance records the wallet-key device's configured assurance
+// for WSCA instances, which put it in key attestations: MACed under the
+// share key, so someone who can write the database cannot raise it. It
+// does nothing while there is no share key.
+func (s *Share) PublishAssurance(ctx context.Context, st AssuranceStore, a device.Assurance) error {
+	sl, err := s.Sealer(ctx)
+	if err != nil || sl == nil {
+		return err
+	}
+	mac := sl.MAC(assuranceMACDomain, []byte(a))
+	v := append(append([]byte(a), 0), mac...)
+	if err := st.SetServerSecret(ctx, assuranceSecret, v, s.keys.now().UTC()); err != nil {
+		return storeErr(err)
+	}
+	return nil
+}
+
+// ReadAssurance returns the assurance the WSCD published, or
+// device.AssuranceNotCertified (claiming nothing) when there is none, no
+// share key yet, or its MAC fails.
+func (s *Share) ReadAssurance(ctx context.Context, st AssuranceStore) (device.Assurance, error) {
+	sl, err := s.Sealer(ctx)
+	if err != nil || sl == nil {
+		return device.AssuranceNotCertified, err
+	}
+	v, err := st.GetServerSecret(ctx, assuranceSecret)
+	if errors.Is(err, store.ErrNotFound) {
+		return device.AssuranceNotCertified, nil
+	}
+	if err != nil {
+		return device.AssuranceNotCertified, storeErr(err)
+	}
+	i := bytes.IndexByte(v, 0)
+	if i < 0 || !hmac.Equal(v[i+1:], sl.MAC(assuranceMACDomain, v[:i])) {
+		s.keys.log.ErrorContext(ctx, "the WSCD's published device assurance fails its MAC: claiming nothing")
+		return device.AssuranceNotCertified, nil
+	}
+	a, err := device.ParseAssurance(string(v[:i]))
+	if err != nil {
+		return device.AssuranceNotCertified, nil
+	}
+	return a, nil
+}
+
+// Prefix returns the namespace of these server keys (ServerKeysConfig).
+func (s *ServerKeys) Prefix() string { return s.prefix }

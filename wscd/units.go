@@ -49,6 +49,9 @@ type UnitsConfig struct {
 	// Keys destroys a unit's device keys (Destroy); nil in a process
 	// without the wallet-key device, which then cannot destroy units.
 	Keys *Keys
+	// WSCAOnly marks a WSCA-only instance, whose ServerKeys are not the
+	// WSCD's: it issues no activation code and provisions no client key.
+	WSCAOnly bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives security-relevant events; default discards.
@@ -64,6 +67,8 @@ type Units struct {
 	server *ServerKeys
 	keys   *Keys
 	share  *Share // SetShare
+	// wscaOnly: codes and client keys need the WSCD's sealing key.
+	wscaOnly bool
 }
 
 // NewUnits returns a Units over cfg's store and server keys.
@@ -71,7 +76,7 @@ func NewUnits(cfg UnitsConfig) (*Units, error) {
 	if cfg.Store == nil || cfg.ServerKeys == nil {
 		return nil, errors.New("wscd: store and server keys are required")
 	}
-	return &Units{base: newBase(cfg.Now, cfg.Logger), st: cfg.Store, server: cfg.ServerKeys, keys: cfg.Keys}, nil
+	return &Units{base: newBase(cfg.Now, cfg.Logger), st: cfg.Store, server: cfg.ServerKeys, keys: cfg.Keys, wscaOnly: cfg.WSCAOnly}, nil
 }
 
 // Create registers an active wallet unit: the operator's path (a wallet
@@ -110,6 +115,9 @@ type ActivationCode struct {
 // revoked unit gets none (ErrUnitRevoked); should it be revoked while its
 // code is being made, the store's enrolment refuses the code.
 func (s *Units) IssueActivationCode(ctx context.Context, unit string, purpose store.CodePurpose, ttl time.Duration) (ActivationCode, error) {
+	if s.wscaOnly {
+		return ActivationCode{}, ErrNoDevice
+	}
 	if _, err := device.ParseOwner(unit); err != nil || reservedUnit(unit) {
 		return ActivationCode{}, fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
@@ -229,8 +237,9 @@ func (s *Units) shareMAC(ctx context.Context, k store.ClientKey) ([]byte, error)
 	return ShareMAC(ctx, s.share, k)
 }
 
-// ErrNoDevice means an operation needs the wallet-key device, which this
-// process does not have (a WSCA-only instance).
+// ErrNoDevice means an operation needs the WSCD's device (its keys, or the
+// key activation codes and client keys are MACed under), which this
+// process does not have: a WSCA-only instance.
 var ErrNoDevice = errors.New("wscd: this instance has no wallet-key device")
 
 // Destroy destroys a wallet unit for good (ARF WIAM_13/21): it is revoked

@@ -60,6 +60,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, counts key operations (see NewMetrics).
 	Metrics *Metrics
+	// Prefix is the server keys' namespace (ServerKeysConfig.Prefix). A
+	// non-empty one (WSCAPrefix) makes a WSCA-only instance over a device
+	// of its own: its Units destroy no unit, issue no activation code and
+	// provision no client key (ErrNoDevice), which need the WSCD's device.
+	Prefix string
 }
 
 // Services are the WSCD's three services over one device and store.
@@ -79,11 +84,15 @@ func New(cfg Config) (*Services, error) {
 	if err != nil {
 		return nil, err
 	}
-	sk, err := NewServerKeys(ServerKeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger})
+	sk, err := NewServerKeys(ServerKeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Prefix: cfg.Prefix})
 	if err != nil {
 		return nil, err
 	}
-	units, err := NewUnits(UnitsConfig{Store: cfg.Store, ServerKeys: sk, Keys: keys, Now: cfg.Now, Logger: cfg.Logger})
+	uc := UnitsConfig{Store: cfg.Store, ServerKeys: sk, Keys: keys, Now: cfg.Now, Logger: cfg.Logger}
+	if cfg.Prefix != "" {
+		uc.Keys, uc.WSCAOnly = nil, true
+	}
+	units, err := NewUnits(uc)
 	if err != nil {
 		return nil, err
 	}

@@ -47,10 +47,17 @@ func buildWscad(t *testing.T) string {
 // startInstance runs wscad on dsn and the test token, with an admin API.
 func startInstance(t *testing.T, bin, dsn, deviceURI, tokenFile string) *instance {
 	t.Helper()
+	return startWith(t, bin, dsn, tokenFile, "--device", deviceURI)
+}
+
+// startWith runs wscad on dsn with an admin API and the extra flags.
+func startWith(t *testing.T, bin, dsn, tokenFile string, extra ...string) *instance {
+	t.Helper()
 	in := &instance{url: "http://" + freeAddr(t), admin: "http://" + freeAddr(t), logs: &syncBuffer{}}
-	in.cmd = exec.Command(bin, "--store", dsn, "--device", deviceURI, "--data-dir", t.TempDir(),
+	args := append([]string{"--store", dsn, "--data-dir", t.TempDir(),
 		"--listen", in.url[len("http://"):], "--admin-listen", in.admin[len("http://"):],
-		"--admin-token-file", tokenFile, "--log-format", "text")
+		"--admin-token-file", tokenFile, "--log-format", "text"}, extra...)
+	in.cmd = exec.Command(bin, args...)
 	in.cmd.Stderr = in.logs
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)

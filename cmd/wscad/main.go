@@ -36,6 +36,7 @@ import (
 	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
+	"github.com/wsca/wsca/wscd"
 )
 
 // version is set at build time: the Makefile's build passes
@@ -123,7 +124,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.configFile, "config", "", "`file` of WSCA_NAME=value lines (flags and environment take precedence)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen `address` of the public API (R2PS, health, readiness)")
-	fs.StringVar(&o.role, "role", "all", "roles to run: wscd, wsca or all")
+	fs.StringVar(&o.role, "role", "all", "roles to run: wscd, wsca or all (a wsca-only instance's device is its own token: never give it the wallet keys' token)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with --tls-key serves HTTPS")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
@@ -344,6 +345,12 @@ func serve(ctx context.Context, o *options, s *settings) error {
 	res, err := o.state.Resolve()
 	if err != nil {
 		return err
+	}
+	if s.roles == (server.Roles{WSCA: true}) {
+		// A WSCA-only instance (docs/wsca.md): its device is its own (the
+		// attestation key, its protocol keys, its share key), never the
+		// wallet keys' token.
+		res.ServerKeyPrefix = wscd.WSCAPrefix
 	}
 	msg := "wscad starting"
 	if res.Defaults != "" {

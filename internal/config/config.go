@@ -169,6 +169,9 @@ type Resolved struct {
 	// Defaults describes the embedded defaults in use, or is "" when both
 	// store and device were given.
 	Defaults string
+	// ServerKeyPrefix is wscd.Config.Prefix: wscd.WSCAPrefix for a
+	// WSCA-only instance, whose device is its own, never the wallet keys'.
+	ServerKeyPrefix string
 }
 
 // Resolve fills in the data directory's defaults for what was not given,
@@ -240,7 +243,7 @@ func Open(ctx context.Context, r Resolved, log *slog.Logger, reg prometheus.Regi
 		st.Close()
 		return nil, err
 	}
-	cfg := wscd.Config{Device: dev, Store: st, Logger: log}
+	cfg := wscd.Config{Device: dev, Store: st, Logger: log, Prefix: r.ServerKeyPrefix}
 	if reg != nil {
 		if cfg.Metrics, err = wscd.NewMetrics(reg, dev); err != nil {
 			dev.Close()

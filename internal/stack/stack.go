@@ -121,11 +121,18 @@ type Stack struct {
 	Attestations   *wsca.Attestations
 	AttestationKey *wsca.AttestationKey
 	Publisher      *publish.Publisher
+
+	share    *wscd.Share
+	wscaOnly bool
+	log      *slog.Logger
 }
 
 // Background runs the stack's background work (status list publication)
 // until ctx ends.
 func (s *Stack) Background(ctx context.Context) error {
+	if !s.wscaOnly {
+		go s.shareLoop(ctx)
+	}
 	if s.Publisher == nil {
 		<-ctx.Done()
 		return nil
@@ -134,6 +141,48 @@ func (s *Stack) Background(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// shareInterval is how often a WSCD instance looks for a WSCA's share key
+// and, once there is one, MACs the client keys enrolled before and
+// publishes its device's assurance.
+const shareInterval = 30 * time.Second
+
+// shareLoop keeps a WSCD instance's share with WSCA instances up to date:
+// client keys enrolled before the share key existed get their share MAC,
+// and the device's configured assurance is published under it.
+func (s *Stack) shareLoop(ctx context.Context) {
+	t := time.NewTicker(shareInterval)
+	defer t.Stop()
+	for {
+		s.ShareNow(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ShareNow runs one round of shareLoop (a WSCD instance): it returns once
+// the backfill and the assurance are written, or there is no share key.
+func (s *Stack) ShareNow(ctx context.Context) {
+	if s.wscaOnly {
+		return
+	}
+	sealer, err := s.ServerKeys.Sealer(ctx)
+	if err != nil {
+		return
+	}
+	log := s.log
+	if n, err := s.share.Backfill(ctx, s.Store, sealer); err != nil {
+		log.ErrorContext(ctx, "share: client keys", "err", err)
+	} else if n > 0 {
+		log.InfoContext(ctx, "share: client keys MACed for the WSCA role", "keys", n)
+	}
+	if err := s.share.PublishAssurance(ctx, s.Store, s.Keys.Device().Info().Assurance); err != nil {
+		log.ErrorContext(ctx, "share: device assurance", "err", err)
+	}
 }
 
 // Build assembles the stack over st and w. It derives the sealing key
@@ -155,7 +204,38 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 	if err != nil {
 		return nil, fmt.Errorf("stack: sealing key: %w", err)
 	}
-	pins, err := pin.New(ctx, pin.Config{Store: st, Sealer: sealer, Policy: o.PIN, Profile: o.Profile, Logger: o.Logger, Registerer: o.Registry})
+	// Split roles (docs/wsca.md): a WSCA-only instance has a device of its
+	// own (server keys under wscd.WSCAPrefix) and reads the WSCD's sessions
+	// and client keys under the share key; a WSCD seals them for it.
+	wscaOnly := w.ServerKeys.Prefix() != ""
+	if wscaOnly && (o.Roles.WSCD || !o.Roles.WSCA) {
+		return nil, errors.New("stack: server keys with a prefix are a WSCA-only instance's")
+	}
+	peer := wscd.WSCAPrefix
+	if wscaOnly {
+		peer = ""
+	}
+	// Both sides make their share key at start, so the other finds it.
+	if _, err := w.ServerKeys.Key(ctx, wscd.PurposeShare); err != nil {
+		return nil, fmt.Errorf("stack: share key: %w", err)
+	}
+	share := wscd.NewShare(w.ServerKeys, peer)
+	pcfg := pin.Config{Store: st, Sealer: sealer, Policy: o.PIN, Profile: o.Profile, Logger: o.Logger, Registerer: o.Registry,
+		Share: func(ctx context.Context) (pin.Sealer, error) {
+			sl, err := share.Sealer(ctx)
+			if sl == nil {
+				return nil, err
+			}
+			return sl, nil
+		}}
+	view := st
+	if wscaOnly {
+		view = st.ShareView()
+		pcfg.Store, pcfg.Sealer, pcfg.Share, pcfg.SessionsOnly = view, lazyShare{share}, nil, true
+	} else {
+		w.Units.SetShare(share)
+	}
+	pins, err := pin.New(ctx, pcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +249,11 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		attests *wsca.Attestations
 	)
 	if o.Roles.WSCA {
-		if ak, pub, attests, err = buildAttestations(ctx, st, w, sealer, o); err != nil {
+		var published func(context.Context) (device.Assurance, error)
+		if wscaOnly {
+			published = func(ctx context.Context) (device.Assurance, error) { return share.ReadAssurance(ctx, st) }
+		}
+		if ak, pub, attests, err = buildAttestations(ctx, st, w, sealer, o, published); err != nil {
 			return nil, err
 		}
 	}
@@ -177,13 +261,21 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 	if pub != nil {
 		statuses = pub
 	}
-	disp, err := dispatch.New(ctx, dispatch.Config{
+	dcfg := dispatch.Config{
 		Attestations: attests, Statuses: statuses,
-		Keys: w.Keys, ServerKeys: w.ServerKeys, PIN: pins, Store: st, WSCD: o.Roles.WSCD, Compat: o.Compat,
-		WSCA: o.Roles.WSCA, Units: w.Units, Pseudonyms: pseudonyms, Assurance: w.Keys.Device().Info().Assurance,
+		Keys: w.Keys, ServerKeys: w.ServerKeys, PIN: pins, Store: view, WSCD: o.Roles.WSCD, Compat: o.Compat,
+		WSCA: o.Roles.WSCA, Units: w.Units, Pseudonyms: pseudonyms, Assurance: w.Keys.Device().Info().Assurance, Share: share,
 		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
 		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, ResponseKey: o.ResponseKey, Registerer: o.Registry, Logger: o.Logger,
-	})
+	}
+	if wscaOnly {
+		// No wallet keys here; client keys are checked under the share
+		// key; the assurance attested is the one the WSCD published.
+		dcfg.Keys, dcfg.Share, dcfg.ClientKeyMAC = nil, nil, lazyShare{share}
+		dcfg.Published = func(ctx context.Context) (device.Assurance, error) { return share.ReadAssurance(ctx, st) }
+		dcfg.Assurance = device.AssuranceNotCertified
+	}
+	disp, err := dispatch.New(ctx, dcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -201,12 +293,56 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		return nil, err
 	}
 	return &Stack{Store: st, Services: w, PIN: pins, R2PS: disp, Server: srv,
-		Attestations: attests, AttestationKey: ak, Publisher: pub}, nil
+		Attestations: attests, AttestationKey: ak, Publisher: pub, share: share, wscaOnly: wscaOnly, log: logger(o.Logger)}, nil
+}
+
+// lazyShare is the share sealer as a pin.Sealer and wscd.MACer on a
+// WSCA-only instance, where the WSCD's share key may appear after the
+// start: until then nothing opens and no MAC matches.
+type lazyShare struct{ s *wscd.Share }
+
+// errNoShare: no WSCD share key in the store yet.
+var errNoShare = errors.New("stack: no share key with the WSCD yet")
+
+func (l lazyShare) sealer() (*wscd.Sealer, error) {
+	sl, err := l.s.Sealer(context.Background())
+	if err == nil && sl == nil {
+		err = errNoShare
+	}
+	return sl, err
+}
+
+func (l lazyShare) Seal(plaintext, ad []byte) ([]byte, error) {
+	sl, err := l.sealer()
+	if err != nil {
+		return nil, err
+	}
+	return sl.Seal(plaintext, ad)
+}
+
+func (l lazyShare) Open(sealed, ad []byte) ([]byte, error) {
+	sl, err := l.sealer()
+	if err != nil {
+		return nil, err
+	}
+	return sl.Open(sealed, ad)
+}
+
+func (l lazyShare) MAC(domain string, parts ...[]byte) []byte {
+	sl, err := l.sealer()
+	if err != nil {
+		return nil
+	}
+	return sl.MAC(domain, parts...)
 }
 
 // buildAttestations loads the attestation key and assembles the status
 // list publisher and the attestation service of the wsca role.
-func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, sealer *wscd.Sealer, o Options) (*wsca.AttestationKey, *publish.Publisher, *wsca.Attestations, error) {
+// On a WSCA-only instance, published gives the wallet-key device's
+// assurance as the WSCD published it; its own device's says nothing of
+// the wallet keys.
+func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, sealer *wscd.Sealer, o Options,
+	published func(context.Context) (device.Assurance, error)) (*wsca.AttestationKey, *publish.Publisher, *wsca.Attestations, error) {
 	ak, err := wsca.LoadAttestationKey(ctx, wsca.AttestationKeyConfig{
 		Keys: w.ServerKeys, Store: st, Name: o.Attest.KeyName, ChainPEM: o.Attest.ChainPEM, DevCA: !o.Attest.NoDevCA, Logger: o.Logger,
 	})
@@ -261,7 +397,7 @@ func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, s
 	}
 	attests, err := wsca.NewAttestations(wsca.AttestationsConfig{
 		Store: st, Statuses: pub, Issuer: ak.Issuer, KeyStorage: assurance, UserAuthentication: ua,
-		Certification: o.Attest.Certification, Wallet: wallet,
+		Certification: o.Attest.Certification, Wallet: wallet, Published: published,
 		KeyAttestationLifetime: o.Attest.KeyAttestationLifetime, WalletAttestationLifetime: o.Attest.WalletAttestationLifetime,
 		Logger: o.Logger,
 	})
@@ -269,4 +405,11 @@ func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, s
 		return nil, nil, nil, err
 	}
 	return ak, pub, attests, nil
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
 }

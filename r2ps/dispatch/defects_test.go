@@ -394,12 +394,19 @@ func (s *syncBuffer) String() string {
 // TestNewRequires: a dispatcher is not built without each part it uses.
 func TestNewRequires(t *testing.T) {
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
-	full := dispatch.Config{Keys: r.Keys, ServerKeys: r.ServerKeys, PIN: r.PIN, Store: r.Store}
+	full := dispatch.Config{Keys: r.Keys, ServerKeys: r.ServerKeys, PIN: r.PIN, Store: r.Store, WSCD: true}
 	if _, err := dispatch.New(t.Context(), full); err != nil {
 		t.Fatalf("full config: %v", err)
 	}
+	// A WSCA-only dispatcher has no wallet keys.
+	noKeys := full
+	noKeys.Keys, noKeys.WSCD = nil, false
+	if _, err := dispatch.New(t.Context(), noKeys); err != nil {
+		t.Fatalf("no keys, no wscd role: %v", err)
+	}
 	for name, mut := range map[string]func(*dispatch.Config){
 		"no keys":        func(c *dispatch.Config) { c.Keys = nil },
+		"wsca, no units": func(c *dispatch.Config) { c.WSCA = true },
 		"no server keys": func(c *dispatch.Config) { c.ServerKeys = nil },
 		"no PIN server":  func(c *dispatch.Config) { c.PIN = nil },
 		"no store":       func(c *dispatch.Config) { c.Store = nil },

@@ -151,6 +151,10 @@ type Config struct {
 	// Attestations issues key and wallet instance attestations and proofs
 	// of association; nil leaves those types unserved.
 	Attestations *wsca.Attestations
+	// ClientKeyMAC, if set, checks client keys' MACs instead of the
+	// ServerKeys' sealer: the share sealer on a WSCA-only instance, whose
+	// store reads the share MACs (docs/wsca.md).
+	ClientKeyMAC wscd.MACer
 	// Share, if set, is the share key of split WSCD/WSCA roles: enrolled
 	// client keys carry their MAC under it too (docs/wsca.md).
 	Share *wscd.Share
@@ -158,8 +162,11 @@ type Config struct {
 	// so that the status lists are republished soon; may be nil.
 	Statuses interface{ Notify() }
 	// Assurance is the wallet-key device's configured assurance, which
-	// wallet_unit_info reports (never more than configured).
+	// wallet_unit_info reports (never more than configured); Published,
+	// if set, replaces it on a WSCA-only instance (the assurance the WSCD
+	// published under the share key).
 	Assurance device.Assurance
+	Published func(context.Context) (device.Assurance, error)
 	// Compat enables the go-r2ps-service profile.
 	Compat Compat
 	// MaxAge and MaxSkew bound a request's iat in the past and the future.
@@ -193,14 +200,17 @@ type Dispatcher struct {
 	sskKID   string         // RFC 7638 thumbprints
 	agreeKID string
 	// sealer MACs client keys (wscd.ClientKeyMAC), under the HSM-derived
-	// key of ServerKeys.
+	// key of ServerKeys, or under the share key on a WSCA-only instance
+	// (Config.ClientKeyMAC).
 	sealer wscd.MACer
+	// canLogin: the PIN server runs OPAQUE (not a WSCA-only instance).
+	canLogin bool
 }
 
 // New loads (or creates) the server's signing and agreement keys.
 func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
-	if cfg.Keys == nil || cfg.ServerKeys == nil || cfg.PIN == nil || cfg.Store == nil {
-		return nil, errors.New("dispatch: keys, server keys, PIN server, store and sealer are required")
+	if cfg.ServerKeys == nil || cfg.PIN == nil || cfg.Store == nil || cfg.WSCD && cfg.Keys == nil {
+		return nil, errors.New("dispatch: server keys, PIN server, store and (for the wscd role) keys are required")
 	}
 	if cfg.WSCA && (cfg.Units == nil || cfg.Pseudonyms == nil) {
 		return nil, errors.New("dispatch: the wsca role needs units and pseudonyms")
@@ -228,9 +238,12 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 	if d.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
-	if d.sealer, err = cfg.ServerKeys.Sealer(ctx); err != nil {
+	if cfg.ClientKeyMAC != nil {
+		d.sealer = cfg.ClientKeyMAC
+	} else if d.sealer, err = cfg.ServerKeys.Sealer(ctx); err != nil {
 		return nil, fmt.Errorf("dispatch: sealer: %w", err)
 	}
+	d.canLogin = cfg.PIN.CanLogin()
 	if cfg.ResponseKey == ResponseKeyHSM {
 		if d.ssk, err = cfg.ServerKeys.Key(ctx, wscd.PurposeR2PSSigning); err != nil {
 			return nil, fmt.Errorf("dispatch: signing key: %w", err)

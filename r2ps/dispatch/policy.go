@@ -58,14 +58,17 @@ type policy struct {
 	// attest marks the attestation types, served only when an attestation
 	// key is configured.
 	attest bool
+	// login marks the types that run OPAQUE, served only where the PIN
+	// server can (not on a WSCA-only instance: pin.Server.CanLogin).
+	login bool
 }
 
 // policies is the table of every request type served. A type missing here
 // is UNSUPPORTED_REQUEST_TYPE.
 var policies = map[string]policy{
-	r2ps.TypeCreateSession:   {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable},
-	r2ps.Type2FARegistration: {mode: r2ps.Mode1FA, signer: signerSelf, unit: unitEnrolling, task: taskNotApplicable},
-	r2ps.Type2FAUpdate:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskUpdate},
+	r2ps.TypeCreateSession:   {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, login: true},
+	r2ps.Type2FARegistration: {mode: r2ps.Mode1FA, signer: signerSelf, unit: unitEnrolling, task: taskNotApplicable, login: true},
+	r2ps.Type2FAUpdate:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskUpdate, login: true},
 	r2ps.TypeP256Generate:    {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
 	r2ps.TypeSignECDSA:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskSign, wscd: true},
 	r2ps.TypeAgreeECDH:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
@@ -90,7 +93,8 @@ var policies = map[string]policy{
 // policyFor returns the policy of a type this dispatcher serves.
 func (d *Dispatcher) policyFor(typ string) (policy, error) {
 	p, ok := policies[typ]
-	if !ok || p.wscd && !d.cfg.WSCD || p.wsca && !d.cfg.WSCA || p.attest && d.cfg.Attestations == nil {
+	if !ok || p.wscd && !d.cfg.WSCD || p.wsca && !d.cfg.WSCA || p.attest && d.cfg.Attestations == nil ||
+		p.login && !d.canLogin {
 		return policy{}, r2ps.ErrUnsupportedType
 	}
 	return p, nil

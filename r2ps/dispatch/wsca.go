@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
@@ -185,9 +186,15 @@ func (d *Dispatcher) unitInfo(ctx context.Context, r *request) result {
 	if err != nil {
 		return result{err: err}
 	}
+	assurance := d.cfg.Assurance
+	if d.cfg.Published != nil {
+		if assurance, err = d.cfg.Published(ctx); err != nil {
+			return result{err: storeErr(err)}
+		}
+	}
 	out := r2ps.UnitInfoResponse{
 		Success: true, Unit: u.ID, State: string(u.State), CreatedAt: u.CreatedAt.Unix(),
-		Capabilities: d.capabilities(), AMR: r.amr(),
+		Capabilities: d.capabilities(assurance), AMR: r.amr(),
 	}
 	if ck, err := d.cfg.Store.GetUnitClientKey(ctx, r.unit, store.UsageSign); err == nil {
 		out.ActivatedAt = ck.CreatedAt.Unix()
@@ -206,14 +213,14 @@ func (d *Dispatcher) unitInfo(ctx context.Context, r *request) result {
 
 // capabilities describes what this instance's device gives keys, from its
 // configured assurance.
-func (d *Dispatcher) capabilities() r2ps.Capabilities {
+func (d *Dispatcher) capabilities(a device.Assurance) r2ps.Capabilities {
 	c := r2ps.Capabilities{
 		KeyStorage: []string{}, UserAuthentication: []string{},
-		DeviceAssurance: string(d.cfg.Assurance), Curves: []string{r2ps.CurveP256},
+		DeviceAssurance: string(a), Curves: []string{r2ps.CurveP256},
 	}
-	if d.cfg.Assurance.Certified() {
-		c.KeyStorage = []string{string(d.cfg.Assurance)}
-		c.UserAuthentication = []string{string(d.cfg.Assurance)}
+	if a.Certified() {
+		c.KeyStorage = []string{string(a)}
+		c.UserAuthentication = []string{string(a)}
 	}
 	types := slices.Sorted(maps.Keys(policies))
 	for _, t := range types {

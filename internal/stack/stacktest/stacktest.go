@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/internal/stack"
+	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -28,6 +29,24 @@ type Running struct {
 // WSCA_TEST_LOG is set.
 func Start(t testing.TB, dsn string, dev device.Device, mod func(*stack.Options)) *Running {
 	t.Helper()
+	return start(t, dsn, dev, "", mod)
+}
+
+// StartWSCA starts a WSCA-only instance (split roles, docs/wsca.md): dev is
+// its own device, never a wallet-key device; its server keys live under
+// wscd.WSCAPrefix, and it serves the wsca role only.
+func StartWSCA(t testing.TB, dsn string, dev device.Device, mod func(*stack.Options)) *Running {
+	t.Helper()
+	return start(t, dsn, dev, wscd.WSCAPrefix, func(o *stack.Options) {
+		o.Roles = server.Roles{WSCA: true}
+		if mod != nil {
+			mod(o)
+		}
+	})
+}
+
+func start(t testing.TB, dsn string, dev device.Device, prefix string, mod func(*stack.Options)) *Running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -37,7 +56,7 @@ func Start(t testing.TB, dsn string, dev device.Device, mod func(*stack.Options)
 	if os.Getenv("WSCA_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	w, err := wscd.New(wscd.Config{Device: dev, Store: st, Logger: log})
+	w, err := wscd.New(wscd.Config{Device: dev, Store: st, Logger: log, Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
