@@ -25,6 +25,10 @@ import (
 	"github.com/wsca/wsca/r2ps/client"
 )
 
+// softhsmConf is SOFTHSM2_CONF when the tests start: in-process runs of
+// wscad on a data directory's SoftHSM token change it for the process.
+var softhsmConf = os.Getenv("SOFTHSM2_CONF")
+
 // instance is a wscad process.
 type instance struct {
 	cmd   *exec.Cmd
@@ -58,6 +62,15 @@ func startWith(t *testing.T, bin, dsn, tokenFile string, extra ...string) *insta
 		"--listen", in.url[len("http://"):], "--admin-listen", in.admin[len("http://"):],
 		"--admin-token-file", tokenFile, "--log-format", "text"}, extra...)
 	in.cmd = exec.Command(bin, args...)
+	// The test environment's SoftHSM configuration, as it was before any
+	// in-process wscad pointed SOFTHSM2_CONF at a data directory's token.
+	env := []string{"SOFTHSM2_CONF=" + softhsmConf}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
+			env = append(env, kv)
+		}
+	}
+	in.cmd.Env = env
 	in.cmd.Stderr = in.logs
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
