@@ -252,13 +252,23 @@ type SessionUse struct {
 const sessionValid = `s.id_hash = $3 AND s.state = 'verified' AND s.expires_at > $4 AND s.uses_left <> 0
 	AND EXISTS (SELECT 1 FROM pin_records p WHERE p.unit_id = s.unit_id AND p.context = s.context AND p.cred_nonce = s.record_nonce)`
 
+// The two statements of UseNonceInSession on SQLite, prepared once
+// (Store.prepared): parsing them cost about as much as running them.
+const (
+	sqliteNonceInSession = `INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid
+	sqliteSessionUse     = `SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
+		FROM sessions s JOIN units u ON u.id = s.unit_id
+		LEFT JOIN keys k ON k.kid = $2 LEFT JOIN units ku ON ku.id = k.unit_id
+		WHERE s.id_hash = $1`
+)
+
 // UseNonceInSession records a request nonce (as UseNonce) only if the
 // session whose id hashes to idHash is valid at now (verified, unexpired,
 // uses left, its PIN record unchanged), and reads the session's task, uses
 // left and expiry, its unit's state and, when kid is not "", the access
 // record of that key. On PostgreSQL it is one statement (INSERT … SELECT
 // … RETURNING with scalar subqueries); on SQLite, in-process, the
-// conditional insert and one read. A session that is not valid gives
+// conditional insert and one read, both prepared once per database. A session that is not valid gives
 // [ErrNotFound] and spends no nonce; a replay in a valid session gives
 // [ErrExists].
 func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string) (SessionUse, error) {
@@ -304,18 +314,12 @@ func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expires
 		}
 	} else {
 		var res sql.Result
-		res, err = s.db.ExecContext(ctx,
-			`INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE `+sessionValid,
-			bytes.Clone(nonceHash), expires, idHash, at)
+		res, err = s.execPrepared(ctx, sqliteNonceInSession, bytes.Clone(nonceHash), expires, idHash, at)
 		if err == nil {
 			if n, rerr := res.RowsAffected(); rerr == nil && n == 0 {
 				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
 			}
-			err = s.db.QueryRowContext(ctx,
-				`SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
-				 FROM sessions s JOIN units u ON u.id = s.unit_id
-				 LEFT JOIN keys k ON k.kid = $2 LEFT JOIN units ku ON ku.id = k.unit_id
-				 WHERE s.id_hash = $1`, idHash, kid).
+			err = s.queryRowPrepared(ctx, sqliteSessionUse, idHash, kid).
 				Scan(&task, &uses, &sExpires, &us, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc})
 			if errors.Is(err, sql.ErrNoRows) {
 				// Ended between the two statements.
