@@ -3,9 +3,12 @@ package r2ps
 import (
 	"bytes"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -140,7 +143,47 @@ func EncodeResponse(r Response) ([]byte, error) {
 	if err := checkCommon(w.Ver, w.Nonce, w.IAT, w.Data); err != nil {
 		return nil, err
 	}
-	return json.Marshal(w)
+	return appendResponse(nil, w.Ver, w.Nonce, iat, w.Data), nil
+}
+
+// appendResponse appends the JSON of a response payload, the bytes
+// json.Marshal(responseWire) gives (members in order, Bytes as padded
+// standard base64, data compacted and HTML-escaped as encoding/json does
+// with a RawMessage), without reflection. data must be valid JSON.
+func appendResponse(dst []byte, ver string, nonce []byte, iat int64, data json.RawMessage) []byte {
+	dst = slices.Grow(dst, len(`{"ver":"","nonce":"","iat":,"data":}`)+len(ver)+
+		base64.StdEncoding.EncodedLen(len(nonce))+20+len(data))
+	dst = append(dst, `{"ver":`...)
+	dst = strconv.AppendQuote(dst, ver) // "1.0": nothing to escape
+	dst = append(dst, `,"nonce":"`...)
+	dst = base64.StdEncoding.AppendEncode(dst, nonce)
+	dst = append(dst, `","iat":`...)
+	dst = strconv.AppendInt(dst, iat, 10)
+	dst = append(dst, `,"data":`...)
+	if plainJSON(data) {
+		dst = append(dst, data...)
+	} else {
+		var c bytes.Buffer
+		_ = json.Compact(&c, data) // valid: checked by the caller
+		b := bytes.NewBuffer(dst)
+		json.HTMLEscape(b, c.Bytes())
+		dst = b.Bytes()
+	}
+	return append(dst, '}')
+}
+
+// plainJSON reports whether valid JSON has nothing that encoding/json
+// would change when it marshals it as a RawMessage: no whitespace to
+// compact away, no <, >, & or U+2028/U+2029 (0xE2 0x80 0xA8/0xA9) to escape.
+// It errs on the side of false (any 0xE2 byte).
+func plainJSON(data []byte) bool {
+	for _, c := range data {
+		switch c {
+		case ' ', '\t', '\n', '\r', '<', '>', '&', 0xE2:
+			return false
+		}
+	}
+	return true
 }
 
 // CheckJWEHash compares the request's jwe_hash with the hash of the
