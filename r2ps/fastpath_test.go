@@ -202,3 +202,166 @@ func FuzzProtectedHeader2FA(f *testing.F) {
 		}
 	})
 }
+
+// The hand-written readers of the request path must accept only what the
+// strict decoder accepts, with the same values; anything else they leave
+// to it.
+
+// sameRequestWire compares two decoded payloads.
+func sameRequestWire(a, b requestWire) bool {
+	return a.Ver == b.Ver && bytes.Equal(a.Nonce, b.Nonce) && (a.IAT == nil) == (b.IAT == nil) &&
+		(a.IAT == nil || *a.IAT == *b.IAT) && a.Type == b.Type && bytes.Equal(a.JWEHash, b.JWEHash) &&
+		bytes.Equal(a.Data, b.Data)
+}
+
+// checkRequestFast fails when readCanonical accepts a payload that the
+// strict decoder refuses or reads differently.
+func checkRequestFast(t *testing.T, p []byte) (fast bool) {
+	t.Helper()
+	var slow requestWire
+	slowErr := decodeStrict(p, &slow, ErrMalformed)
+	var w requestWire
+	if checkJSON(p, requestWireType) != nil || !w.readCanonical(p) {
+		return false
+	}
+	if slowErr != nil {
+		t.Fatalf("%q: read by hand, refused by the strict decoder: %v", p, slowErr)
+	}
+	if !sameRequestWire(w, slow) {
+		t.Fatalf("%q: by hand %+v, strict decoder %+v", p, w, slow)
+	}
+	return true
+}
+
+func canonicalRequest(t testing.TB) []byte {
+	p, err := EncodeRequest(Request{Nonce: bytes.Repeat([]byte{0xfb}, 16), IssuedAt: time.Unix(1767225600, 0),
+		Type: TypeSignECDSA, JWEHash: make([]byte, JWEHashSize), Data: json.RawMessage(`{"kid":"k","tbs":"AA=="}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestReadCanonicalRequest(t *testing.T) {
+	good := string(canonicalRequest(t))
+	if !checkRequestFast(t, []byte(good)) {
+		t.Fatalf("our own payload is not read by hand: %s", good)
+	}
+	r, err := DecodeRequest([]byte(good))
+	if err != nil || r.Type != TypeSignECDSA || string(r.Data) != `{"kid":"k","tbs":"AA=="}` || r.IssuedAt.Unix() != 1767225600 {
+		t.Fatal(r, err)
+	}
+	// Each of these is left to the strict decoder, which reads it the same
+	// or refuses it.
+	for name, p := range map[string]string{
+		"white space":       strings.Replace(good, `"ver":`, `"ver": `, 1),
+		"other order":       strings.Replace(strings.Replace(good, `{"ver":"1.0",`, `{`, 1), `,"data":`, `,"ver":"1.0","data":`, 1),
+		"escaped ver":       strings.Replace(good, `"1.0"`, `"1\u002e0"`, 1),
+		"iat with fraction": strings.Replace(good, `1767225600`, `1767225600.0`, 1),
+		"iat exponent":      strings.Replace(good, `1767225600`, `17672256e2`, 1),
+		"iat negative":      strings.Replace(good, `1767225600`, `-1`, 1),
+		"iat leading zero":  strings.Replace(good, `1767225600`, `01767225600`, 1),
+		"iat too long":      strings.Replace(good, `1767225600`, `12345678901234567890`, 1),
+		"nonce URL base64":  strings.Replace(good, `"+/v7`, `"-_v7`, 1),
+		"nonce null":        strings.Replace(good, `"+/v7+/v7+/v7+/v7+/v7+w=="`, `null`, 1),
+		"data not object":   strings.Replace(good, `{"kid":"k","tbs":"AA=="}`, `[1]`, 1),
+		"data spaced":       strings.Replace(good, `{"kid":"k","tbs":"AA=="}`, `{"kid":"k"} `, 1),
+		"duplicate in data": strings.Replace(good, `"tbs":"AA=="`, `"kid":"x"`, 1),
+		"trailing member":   strings.TrimSuffix(good, "}") + `,"x":1}`,
+		"trailing space":    good + " ",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if checkRequestFast(t, []byte(p)) {
+				t.Fatalf("read by hand: %s", p)
+			}
+		})
+	}
+}
+
+func FuzzDecodeRequestFast(f *testing.F) {
+	good := canonicalRequest(f)
+	f.Add(good)
+	f.Add(bytes.Replace(good, []byte(`"tbs":"AA=="`), []byte(`"kid":"x"`), 1))
+	f.Add(bytes.Replace(good, []byte(`1767225600`), []byte(`0`), 1))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		checkRequestFast(t, p)
+	})
+}
+
+// checkHeadersFlat fails when a flat reader accepts a header that the
+// strict decoder refuses or reads differently.
+func checkHeadersFlat(t *testing.T, raw []byte) {
+	t.Helper()
+	var js, jsSlow jwsHeader
+	slowErr := decodeStrict(raw, &jsSlow, ErrHeader)
+	if js.readFlat(raw) {
+		if slowErr != nil {
+			t.Fatalf("%q: JWS header read flat, refused by the strict decoder: %v", raw, slowErr)
+		}
+		if js.Alg != jsSlow.Alg || js.KID != jsSlow.KID || js.Typ != jsSlow.Typ || jsSlow.JWK != nil {
+			t.Fatalf("%q: flat %+v, strict %+v", raw, js, jsSlow)
+		}
+	}
+	var je, jeSlow jweHeader
+	slowErr = decodeStrict(raw, &jeSlow, ErrHeader)
+	if je.readFlat(raw) {
+		if slowErr != nil {
+			t.Fatalf("%q: JWE header read flat, refused by the strict decoder: %v", raw, slowErr)
+		}
+		if je.Alg != jeSlow.Alg || je.Enc != jeSlow.Enc || je.Typ != jeSlow.Typ || je.Cty != jeSlow.Cty || je.KID != jeSlow.KID ||
+			!bytes.Equal(je.APU, jeSlow.APU) || !bytes.Equal(je.APV, jeSlow.APV) || jeSlow.EPK != nil {
+			t.Fatalf("%q: flat %+v, strict %+v", raw, je, jeSlow)
+		}
+	}
+}
+
+func TestFlatHeaders(t *testing.T) {
+	jws := `{"alg":"ES256","kid":"k1","typ":"r2ps-request+jwt"}`
+	jwe, _ := decodeB64URL([]byte(ProtectedHeader2FA("sid")))
+	for _, tc := range []struct {
+		name, raw string
+		jwsFlat   bool
+		jweFlat   bool
+	}{
+		{"our JWS header", jws, true, true},
+		{"our 2FA header", string(jwe), false, true},
+		{"other order", `{"typ":"r2ps-request+jwt","alg":"ES256","kid":"k1"}`, true, true},
+		{"1FA without epk", `{"alg":"ECDH-ES","enc":"A256GCM","typ":"r2ps-1fa","cty":"JWT","kid":"k","apu":"dQ","apv":"aHNt"}`, false, true},
+		{"empty", `{}`, true, true},
+		{"duplicate kid", `{"alg":"ES256","kid":"a","kid":"b","typ":"r2ps-request+jwt"}`, false, false},
+		{"duplicate typ", `{"alg":"dir","typ":"r2ps-2fa","typ":"x"}`, false, false},
+		{"duplicate apu", `{"apu":"dQ","apu":"dg"}`, false, false},
+		{"unknown member", `{"alg":"ES256","kid":"k","typ":"t","crit":"x"}`, false, false},
+		{"case-folded member", `{"ALG":"ES256"}`, false, false},
+		{"escaped value", `{"alg":"ES\u0032\u00356"}`, false, false},
+		{"non-ASCII value", `{"kid":"é"}`, false, false},
+		{"space", `{"alg": "ES256"}`, false, false},
+		{"number value", `{"alg":1}`, false, false},
+		{"object value", `{"jwk":{}}`, false, false},
+		{"trailing", jws + `{}`, false, false},
+		{"unterminated", `{"alg":"ES256"`, false, false},
+		{"too many members", `{"alg":"a","enc":"b","typ":"c","cty":"d","kid":"e","apu":"f","apv":"g","x":"h"}`, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var js jwsHeader
+			var je jweHeader
+			if got := js.readFlat([]byte(tc.raw)); got != tc.jwsFlat {
+				t.Errorf("JWS header read flat: %v, want %v", got, tc.jwsFlat)
+			}
+			if got := je.readFlat([]byte(tc.raw)); got != tc.jweFlat {
+				t.Errorf("JWE header read flat: %v, want %v", got, tc.jweFlat)
+			}
+			checkHeadersFlat(t, []byte(tc.raw))
+		})
+	}
+}
+
+func FuzzFlatHeaders(f *testing.F) {
+	jwe, _ := decodeB64URL([]byte(ProtectedHeader2FA("sid")))
+	for _, s := range []string{`{"alg":"ES256","kid":"k1","typ":"r2ps-request+jwt"}`, string(jwe), `{}`, `{"apu":"dQ","apu":"dg"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkHeadersFlat(t, raw)
+	})
+}

@@ -103,6 +103,39 @@ func (h FixedJWSHeader) Sign(payload []byte, signer crypto.Signer) ([]byte, erro
 	return enc.AppendEncode(out, sig), nil
 }
 
+// readFlat reads a header of plain string members (flatObject), each
+// member at most once and each one jwsHeader names, without encoding/json;
+// it reports false for any other header, which decodeStrict then reads
+// (and refuses, if it breaks a rule).
+func (w *jwsHeader) readFlat(raw []byte) bool {
+	var m [3]flatMember
+	n, ok := flatObject(raw, m[:])
+	if !ok {
+		return false
+	}
+	var seen [3]bool
+	for _, f := range m[:n] {
+		var i int
+		var dst *string
+		switch string(f.name) {
+		case "alg":
+			i, dst = 0, &w.Alg
+		case "kid":
+			i, dst = 1, &w.KID
+		case "typ":
+			i, dst = 2, &w.Typ
+		default:
+			return false
+		}
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+		*dst = string(f.value)
+	}
+	return true
+}
+
 // SignJWS signs payload as a compact ES256 JWS (§4.2) with the protected
 // header {alg, jwk?, kid, typ}. signer is any crypto.Signer with a P-256
 // public key, an HSM-backed one included. When extraHeaderJWK is not nil
@@ -179,8 +212,11 @@ func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid st
 		return nil, hdr, errorf(ErrMalformed, "JWS protected header: not base64url")
 	}
 	var w jwsHeader
-	if err := decodeStrict(raw, &w, ErrHeader); err != nil {
-		return nil, hdr, err
+	if !w.readFlat(raw) {
+		w = jwsHeader{}
+		if err := decodeStrict(raw, &w, ErrHeader); err != nil {
+			return nil, hdr, err
+		}
 	}
 	if w.Alg != AlgES256 {
 		return nil, hdr, errorf(ErrHeader, "alg %q, want %s", w.Alg, AlgES256)
