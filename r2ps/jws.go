@@ -269,16 +269,23 @@ func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid st
 // §1, §3). It returns "" for nil or any other key; no decoder accepts an
 // empty kid, so "" matches nothing.
 func Thumbprint(pub *ecdsa.PublicKey) string {
-	if pub == nil {
+	if pub == nil || pub.Curve != elliptic.P256() {
 		return ""
 	}
-	k := &jose.JSONWebKey{Key: pub}
-	if _, err := p256Public(k); err != nil {
+	pt, err := pub.Bytes() // 0x04 ‖ X ‖ Y, 32 bytes each; an error for a point off the curve
+	if err != nil || len(pt) != 65 {
 		return ""
 	}
-	tp, err := k.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return ""
-	}
-	return b64url(tp)
+	// The required members in lexicographic order, no white space
+	// (RFC 7638 §3.2), the coordinates at their full length (RFC 7518
+	// §6.2.1.2).
+	enc := base64.RawURLEncoding
+	b := make([]byte, 0, 128)
+	b = append(b, `{"crv":"P-256","kty":"EC","x":"`...)
+	b = enc.AppendEncode(b, pt[1:33])
+	b = append(b, `","y":"`...)
+	b = enc.AppendEncode(b, pt[33:])
+	b = append(b, `"}`...)
+	sum := sha256.Sum256(b)
+	return b64url(sum[:])
 }
