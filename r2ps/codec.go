@@ -209,6 +209,41 @@ func flatObject(raw []byte, out []flatMember) (int, bool) {
 	}
 }
 
+// readFlat reads sign_ecdsa data of plain string members (flatObject),
+// each at most once and each one SignRequest names, with tbs_hash in
+// canonical base64, without encoding/json; it reports false, having set
+// nothing, for anything else, which the strict decoder then reads.
+func (r *SignRequest) readFlat(data []byte) bool {
+	var m [2]flatMember
+	n, ok := flatObject(data, m[:])
+	if !ok {
+		return false
+	}
+	var out SignRequest
+	var seen [2]bool
+	for _, f := range m[:n] {
+		var i int
+		switch string(f.name) {
+		case "kid":
+			i, out.KID = 0, string(f.value)
+		case "tbs_hash":
+			h, err := decodeStd(string(f.value))
+			if err != nil {
+				return false
+			}
+			i, out.TBSHash = 1, h
+		default:
+			return false
+		}
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	*r = out
+	return true
+}
+
 func (w *requestWire) check() error {
 	if err := checkCommon(w.Ver, w.Nonce, w.IAT, w.Data); err != nil {
 		return err
@@ -356,6 +391,10 @@ type validator interface{ validate() error }
 // rules; a response type must have its success member. Errors wrap
 // [ErrMalformed].
 func DecodeData(data json.RawMessage, v any) error {
+	if sr, ok := v.(*SignRequest); ok && len(data) <= MaxMessageSize && sr.readFlat(data) {
+		// The data of every signature, in the layout of our clients.
+		return sr.validate()
+	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
 		return errors.New("r2ps: DecodeData needs a non-nil pointer to a struct")

@@ -365,3 +365,61 @@ func FuzzFlatHeaders(f *testing.F) {
 		checkHeadersFlat(t, raw)
 	})
 }
+
+// checkSignDataFlat fails when SignRequest.readFlat accepts data that the
+// strict decoder refuses or reads differently.
+func checkSignDataFlat(t *testing.T, data []byte) bool {
+	t.Helper()
+	var slow SignRequest
+	slowErr := decodeStrict(data, &slow, ErrMalformed)
+	var r SignRequest
+	if !r.readFlat(data) {
+		return false
+	}
+	if slowErr != nil {
+		t.Fatalf("%q: read flat, refused by the strict decoder: %v", data, slowErr)
+	}
+	if r.KID != slow.KID || !bytes.Equal(r.TBSHash, slow.TBSHash) {
+		t.Fatalf("%q: flat %+v, strict %+v", data, r, slow)
+	}
+	return true
+}
+
+func TestSignDataFlat(t *testing.T) {
+	good := `{"kid":"0123456789abcdef0123456789abcdef","tbs_hash":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}`
+	for _, tc := range []struct {
+		name, data string
+		flat       bool
+	}{
+		{"ours", good, true},
+		{"other order", `{"tbs_hash":"AA==","kid":"k"}`, true},
+		{"duplicate kid", `{"kid":"a","kid":"b"}`, false},
+		{"duplicate tbs_hash", `{"tbs_hash":"AA==","tbs_hash":"AQ=="}`, false},
+		{"unknown member", `{"kid":"k","x":"y"}`, false},
+		{"URL base64", `{"tbs_hash":"-_8="}`, false},
+		{"unpadded", `{"tbs_hash":"AA"}`, false},
+		{"escaped kid", `{"kid":"\u0030"}`, false},
+		{"null", `{"kid":null}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := checkSignDataFlat(t, []byte(tc.data)); got != tc.flat {
+				t.Fatalf("read flat: %v, want %v", got, tc.flat)
+			}
+		})
+	}
+	var r SignRequest
+	if err := DecodeData(json.RawMessage(good), &r); err != nil || r.KID != "0123456789abcdef0123456789abcdef" || len(r.TBSHash) != 32 {
+		t.Fatal(r, err)
+	}
+	if err := DecodeData(json.RawMessage(`{"kid":"k","tbs_hash":"AA=="}`), &r); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("invalid data read flat is still validated: %v", err)
+	}
+}
+
+func FuzzSignDataFlat(f *testing.F) {
+	f.Add([]byte(`{"kid":"k","tbs_hash":"AA=="}`))
+	f.Add([]byte(`{"kid":"a","kid":"b"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkSignDataFlat(t, data)
+	})
+}
