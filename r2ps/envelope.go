@@ -184,6 +184,11 @@ func partyInfo(what string, raw json.RawMessage) ([]byte, error) {
 // sessionID. It has no random part, so a client can compute the request's
 // jwe_hash before it signs (§4.2.1).
 func ProtectedHeader2FA(sessionID string) string {
+	if plainName(sessionID) {
+		// What json.Marshal gives for a name with nothing to escape.
+		return b64url([]byte(`{"alg":"` + AlgDir + `","enc":"` + EncA256GCM + `","typ":"` + TypJWE2FA +
+			`","cty":"` + CtyJWT + `","kid":"` + sessionID + `"}`))
+	}
 	hdr, err := json.Marshal(header2FA{Alg: AlgDir, Enc: EncA256GCM, Typ: TypJWE2FA, Cty: CtyJWT, KID: sessionID})
 	if err != nil {
 		panic("r2ps: internal error: " + err.Error())
@@ -241,4 +246,17 @@ func (j *JWE) Open2FA(lookup func(sessionID string) ([]byte, error)) (Envelope2F
 func JWEHash(protectedHeaderB64 string) []byte {
 	sum := sha256.Sum256([]byte(protectedHeaderB64))
 	return sum[:]
+}
+
+// plainName reports whether s is printable ASCII that encoding/json writes
+// as it is inside a string: no quote, backslash, control character or
+// HTML-sensitive <, >, &.
+func plainName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }

@@ -162,6 +162,46 @@ type jweHeader struct {
 	APV json.RawMessage `json:"apv"`
 }
 
+// readFlat reads a header of plain string members (flatObject), each at
+// most once and each one jweHeader names, without encoding/json: a 2FA
+// header, or a 1FA one without its epk object (which decodeStrict reads).
+// apu and apv keep their quotes, as encoding/json keeps a RawMessage. It
+// reports false for any other header, which decodeStrict then reads.
+func (h *jweHeader) readFlat(raw []byte) bool {
+	var m [7]flatMember
+	n, ok := flatObject(raw, m[:])
+	if !ok {
+		return false
+	}
+	var seen [7]bool
+	for _, f := range m[:n] {
+		var i int
+		switch string(f.name) {
+		case "alg":
+			i, h.Alg = 0, string(f.value)
+		case "enc":
+			i, h.Enc = 1, string(f.value)
+		case "typ":
+			i, h.Typ = 2, string(f.value)
+		case "cty":
+			i, h.Cty = 3, string(f.value)
+		case "kid":
+			i, h.KID = 4, string(f.value)
+		case "apu":
+			i, h.APU = 5, json.RawMessage(raw[f.start-1:f.end+1])
+		case "apv":
+			i, h.APV = 6, json.RawMessage(raw[f.start-1:f.end+1])
+		default:
+			return false
+		}
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	return true
+}
+
 // JWE is a compact JWE of either mode whose structure and protected header
 // have been parsed, once: [JWE.Mode] and [JWE.KID] route it, and
 // [JWE.Open1FA] or [JWE.Open2FA] open it without parsing it again.
@@ -184,8 +224,11 @@ func ParseJWE(compact []byte) (*JWE, error) {
 		return nil, err
 	}
 	j := &JWE{c: c}
-	if err := decodeStrict(c.header, &j.h, ErrHeader); err != nil {
-		return nil, err
+	if !j.h.readFlat(c.header) {
+		j.h = jweHeader{}
+		if err := decodeStrict(c.header, &j.h, ErrHeader); err != nil {
+			return nil, err
+		}
 	}
 	switch j.h.Typ {
 	case TypJWE1FA:

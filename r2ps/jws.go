@@ -4,7 +4,9 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
+
+	"github.com/wsca/wsca/ecp256"
 )
 
 // es256SigSize is the size of an ES256 signature, R || S (RFC 7518 §3.4).
@@ -38,12 +42,106 @@ type jwsHeader struct {
 	JWK json.RawMessage `json:"jwk"`
 }
 
+// FixedJWSHeader signs compact ES256 JWS under one fixed protected header
+// {alg: ES256, kid, typ}, encoded once: what a server signs all its
+// responses with. Its output is the JWS [SignJWS] makes (the same header
+// bytes, members in go-jose's order), without go-jose and its JSON
+// round trips on every message.
+type FixedJWSHeader struct {
+	prefix string // BASE64URL(UTF8(header)) "."
+}
+
+// NewFixedJWSHeader encodes the protected header {alg: ES256, kid, typ}.
+func NewFixedJWSHeader(typ, kid string) (FixedJWSHeader, error) {
+	if typ == "" {
+		return FixedJWSHeader{}, errors.New("r2ps: JWS typ is empty")
+	}
+	if err := checkName(ErrMalformed, "kid", kid); err != nil {
+		return FixedJWSHeader{}, err
+	}
+	// Members in the order go-jose writes them (sorted), and encoding/json's
+	// escaping, which is go-jose's too.
+	hdr, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		KID string `json:"kid"`
+		Typ string `json:"typ"`
+	}{AlgES256, kid, typ})
+	if err != nil {
+		return FixedJWSHeader{}, fmt.Errorf("r2ps: internal error: %w", err)
+	}
+	return FixedJWSHeader{prefix: b64url(hdr) + "."}, nil
+}
+
+// Sign signs payload as a compact JWS under the header with signer, any
+// crypto.Signer with a P-256 public key (an HSM-backed one included): the
+// SHA-256 of the signing input is signed, and the ASN.1 signature is
+// turned into R || S (RFC 7518 §3.4).
+func (h FixedJWSHeader) Sign(payload []byte, signer crypto.Signer) ([]byte, error) {
+	if h.prefix == "" {
+		return nil, errors.New("r2ps: JWS header not set")
+	}
+	if signer == nil {
+		return nil, errors.New("r2ps: no signer")
+	}
+	if pub, ok := signer.Public().(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		return nil, errors.New("r2ps: signer is not a P-256 ECDSA key")
+	}
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, len(h.prefix)+enc.EncodedLen(len(payload))+1+enc.EncodedLen(es256SigSize))
+	out = append(out, h.prefix...)
+	out = enc.AppendEncode(out, payload)
+	digest := sha256.Sum256(out)
+	der, err := signer.Sign(cryptorand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("r2ps: sign: %w", err)
+	}
+	sig, err := ecp256.DERToRaw(der)
+	if err != nil {
+		return nil, fmt.Errorf("r2ps: sign: %w", err)
+	}
+	out = append(out, '.')
+	return enc.AppendEncode(out, sig), nil
+}
+
+// readFlat reads a header of plain string members (flatObject), each
+// member at most once and each one jwsHeader names, without encoding/json;
+// it reports false for any other header, which decodeStrict then reads
+// (and refuses, if it breaks a rule).
+func (w *jwsHeader) readFlat(raw []byte) bool {
+	var m [3]flatMember
+	n, ok := flatObject(raw, m[:])
+	if !ok {
+		return false
+	}
+	var seen [3]bool
+	for _, f := range m[:n] {
+		var i int
+		var dst *string
+		switch string(f.name) {
+		case "alg":
+			i, dst = 0, &w.Alg
+		case "kid":
+			i, dst = 1, &w.KID
+		case "typ":
+			i, dst = 2, &w.Typ
+		default:
+			return false
+		}
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+		*dst = string(f.value)
+	}
+	return true
+}
+
 // SignJWS signs payload as a compact ES256 JWS (§4.2) with the protected
 // header {alg, jwk?, kid, typ}. signer is any crypto.Signer with a P-256
-// public key, an HSM-backed one included: go-jose's cryptosigner.Opaque
-// hashes, has it sign and turns the ASN.1 signature into R || S. When
-// extraHeaderJWK is not nil its public part is embedded as the jwk member
-// (the self-signed registration requests of docs/protocol.md §5).
+// public key, an HSM-backed one included. When extraHeaderJWK is not nil
+// its public part is embedded as the jwk member (the self-signed
+// registration requests of docs/protocol.md §5), through go-jose;
+// otherwise it is [FixedJWSHeader.Sign].
 func SignJWS(payload []byte, typ, kid string, signer crypto.Signer, extraHeaderJWK *jose.JSONWebKey) ([]byte, error) {
 	if signer == nil {
 		return nil, errors.New("r2ps: no signer")
@@ -57,14 +155,19 @@ func SignJWS(payload []byte, typ, kid string, signer crypto.Signer, extraHeaderJ
 	if err := checkName(ErrMalformed, "kid", kid); err != nil {
 		return nil, err
 	}
-	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid)
-	if extraHeaderJWK != nil {
-		pub, err := p256Public(extraHeaderJWK)
+	if extraHeaderJWK == nil {
+		h, err := NewFixedJWSHeader(typ, kid)
 		if err != nil {
-			return nil, fmt.Errorf("r2ps: jwk header: %w", err)
+			return nil, err
 		}
-		opts = opts.WithHeader("jwk", &jose.JSONWebKey{Key: pub})
+		return h.Sign(payload, signer)
 	}
+	pub, err := p256Public(extraHeaderJWK)
+	if err != nil {
+		return nil, fmt.Errorf("r2ps: jwk header: %w", err)
+	}
+	opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid).
+		WithHeader("jwk", &jose.JSONWebKey{Key: pub})
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: cryptosigner.Opaque(signer)}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("r2ps: %w", err)
@@ -109,8 +212,11 @@ func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid st
 		return nil, hdr, errorf(ErrMalformed, "JWS protected header: not base64url")
 	}
 	var w jwsHeader
-	if err := decodeStrict(raw, &w, ErrHeader); err != nil {
-		return nil, hdr, err
+	if !w.readFlat(raw) {
+		w = jwsHeader{}
+		if err := decodeStrict(raw, &w, ErrHeader); err != nil {
+			return nil, hdr, err
+		}
 	}
 	if w.Alg != AlgES256 {
 		return nil, hdr, errorf(ErrHeader, "alg %q, want %s", w.Alg, AlgES256)
@@ -163,16 +269,23 @@ func verifyJWS(compact []byte, wantTyp string, kidOptional bool, key func(kid st
 // §1, §3). It returns "" for nil or any other key; no decoder accepts an
 // empty kid, so "" matches nothing.
 func Thumbprint(pub *ecdsa.PublicKey) string {
-	if pub == nil {
+	if pub == nil || pub.Curve != elliptic.P256() {
 		return ""
 	}
-	k := &jose.JSONWebKey{Key: pub}
-	if _, err := p256Public(k); err != nil {
+	pt, err := pub.Bytes() // 0x04 ‖ X ‖ Y, 32 bytes each; an error for a point off the curve
+	if err != nil || len(pt) != 65 {
 		return ""
 	}
-	tp, err := k.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return ""
-	}
-	return b64url(tp)
+	// The required members in lexicographic order, no white space
+	// (RFC 7638 §3.2), the coordinates at their full length (RFC 7518
+	// §6.2.1.2).
+	enc := base64.RawURLEncoding
+	b := make([]byte, 0, 128)
+	b = append(b, `{"crv":"P-256","kty":"EC","x":"`...)
+	b = enc.AppendEncode(b, pt[1:33])
+	b = append(b, `","y":"`...)
+	b = enc.AppendEncode(b, pt[33:])
+	b = append(b, `"}`...)
+	sum := sha256.Sum256(b)
+	return b64url(sum[:])
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -236,6 +237,35 @@ func TestThumbprint(t *testing.T) {
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if Thumbprint(nil) != "" || Thumbprint(&p384.PublicKey) != "" {
 		t.Fatal("thumbprint of a non-P-256 key")
+	}
+	//lint:ignore SA1019 a point off the curve can only be made through the raw coordinates
+	off := &ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}
+	if Thumbprint(off) != "" {
+		t.Fatal("thumbprint of a point off the curve")
+	}
+	// go-jose's, for keys with and without leading zero bytes in x or y.
+	var short int
+	for i := 0; i < 4000 && (i < 50 || short < 2); i++ {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, _ := k.PublicKey.Bytes()
+		if pt[1] == 0 || pt[33] == 0 {
+			short++
+		} else if i >= 50 {
+			continue
+		}
+		tp, err := (&jose.JSONWebKey{Key: &k.PublicKey}).Thumbprint(crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := Thumbprint(&k.PublicKey), b64url(tp); got != want {
+			t.Fatalf("%x: %s, go-jose %s", pt, got, want)
+		}
+	}
+	if short < 2 {
+		t.Fatal("no key with a short coordinate in 4000")
 	}
 }
 

@@ -252,13 +252,36 @@ type SessionUse struct {
 const sessionValid = `s.id_hash = $3 AND s.state = 'verified' AND s.expires_at > $4 AND s.uses_left <> 0
 	AND EXISTS (SELECT 1 FROM pin_records p WHERE p.unit_id = s.unit_id AND p.context = s.context AND p.cred_nonce = s.record_nonce)`
 
+// postgresNonceInSession is UseNonceInSession on PostgreSQL: the
+// conditional insert in a data-modifying WITH, joined with one read of the
+// session, its unit and the key (the read sees the statement's snapshot,
+// as scalar subqueries in RETURNING would, at one index lookup per table
+// instead of one per column). No row: the session is not valid.
+const postgresNonceInSession = `WITH ins AS (
+		INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid + `
+		RETURNING 1)
+	SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
+	FROM ins, sessions s JOIN units u ON u.id = s.unit_id
+	LEFT JOIN keys k ON k.kid = $5 LEFT JOIN units ku ON ku.id = k.unit_id
+	WHERE s.id_hash = $3`
+
+// The two statements of UseNonceInSession on SQLite, prepared once
+// (Store.prepared): parsing them cost about as much as running them.
+const (
+	sqliteNonceInSession = `INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid
+	sqliteSessionUse     = `SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
+		FROM sessions s JOIN units u ON u.id = s.unit_id
+		LEFT JOIN keys k ON k.kid = $2 LEFT JOIN units ku ON ku.id = k.unit_id
+		WHERE s.id_hash = $1`
+)
+
 // UseNonceInSession records a request nonce (as UseNonce) only if the
 // session whose id hashes to idHash is valid at now (verified, unexpired,
 // uses left, its PIN record unchanged), and reads the session's task, uses
 // left and expiry, its unit's state and, when kid is not "", the access
 // record of that key. On PostgreSQL it is one statement (INSERT … SELECT
 // … RETURNING with scalar subqueries); on SQLite, in-process, the
-// conditional insert and one read. A session that is not valid gives
+// conditional insert and one read, both prepared once per database. A session that is not valid gives
 // [ErrNotFound] and spends no nonce; a replay in a valid session gives
 // [ErrExists].
 func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string) (SessionUse, error) {
@@ -287,35 +310,19 @@ func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expires
 		uses, sExpires   sql.NullInt64
 	)
 	if s.backend == Postgres {
-		err = s.db.QueryRowContext(ctx,
-			`INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE `+sessionValid+`
-			 RETURNING (SELECT task FROM sessions WHERE id_hash = $3),
-			           (SELECT uses_left FROM sessions WHERE id_hash = $3),
-			           (SELECT expires_at FROM sessions WHERE id_hash = $3),
-			           (SELECT u.state FROM sessions s JOIN units u ON u.id = s.unit_id WHERE s.id_hash = $3),
-			           (SELECT k.unit_id FROM keys k WHERE k.kid = $5),
-			           (SELECT k.context FROM keys k WHERE k.kid = $5),
-			           (SELECT k.state FROM keys k WHERE k.kid = $5),
-			           (SELECT u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $5)`,
-			bytes.Clone(nonceHash), expires, idHash, at, kid).
+		err = s.db.QueryRowContext(ctx, postgresNonceInSession, bytes.Clone(nonceHash), expires, idHash, at, kid).
 			Scan(&nullString{&task}, &uses, &sExpires, &nullString{&us}, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc})
 		if errors.Is(err, sql.ErrNoRows) {
 			return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
 		}
 	} else {
 		var res sql.Result
-		res, err = s.db.ExecContext(ctx,
-			`INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE `+sessionValid,
-			bytes.Clone(nonceHash), expires, idHash, at)
+		res, err = s.execPrepared(ctx, sqliteNonceInSession, bytes.Clone(nonceHash), expires, idHash, at)
 		if err == nil {
 			if n, rerr := res.RowsAffected(); rerr == nil && n == 0 {
 				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
 			}
-			err = s.db.QueryRowContext(ctx,
-				`SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
-				 FROM sessions s JOIN units u ON u.id = s.unit_id
-				 LEFT JOIN keys k ON k.kid = $2 LEFT JOIN units ku ON ku.id = k.unit_id
-				 WHERE s.id_hash = $1`, idHash, kid).
+			err = s.queryRowPrepared(ctx, sqliteSessionUse, idHash, kid).
 				Scan(&task, &uses, &sExpires, &us, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc})
 			if errors.Is(err, sql.ErrNoRows) {
 				// Ended between the two statements.

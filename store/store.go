@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -31,7 +32,78 @@ type Store struct {
 	// shareView: reads of client keys and sessions return the share MAC
 	// and the share secret in place of MAC and secret (ShareView).
 	shareView bool
+	// stmts holds the statements of the hot paths prepared once per *sql.DB
+	// (SQLite only; see prepared), shared with the store's views.
+	stmts *stmtCache
 }
+
+// stmtCache maps a query to its prepared statement.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// prepared returns query prepared once for the store's *sql.DB, which then
+// prepares it once per connection and keeps it. On SQLite (modernc, which
+// caches nothing) parsing and planning a statement costs about as much as
+// running it; PostgreSQL's driver already caches every statement per
+// connection (pgx QueryExecModeCacheStatement, the default), so there it
+// returns nil and the caller runs the query text. A failed preparation is
+// not kept: the next call tries again.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s.backend != SQLite {
+		return nil, nil
+	}
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	if st, ok := s.stmts.m[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.stmts.m == nil {
+		s.stmts.m = make(map[string]*sql.Stmt)
+	}
+	s.stmts.m[query] = st
+	return st, nil
+}
+
+// execPrepared is ExecContext through the prepared statement of query
+// where there is one (see prepared).
+func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return s.db.ExecContext(ctx, query, args...)
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRowPrepared is QueryRowContext through the prepared statement of
+// query where there is one (see prepared). A failed preparation is
+// returned by Scan.
+func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	if st == nil {
+		return s.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// rowScanner is what *sql.Row and errRow have in common.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// errRow is a row whose Scan fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type config struct {
 	maxOpenConns int
@@ -97,7 +169,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db.SetMaxOpenConns(cfg.maxOpenConns)
 	db.SetMaxIdleConns(cfg.maxOpenConns)
 
-	s := &Store{db: db, backend: t.backend}
+	s := &Store{db: db, backend: t.backend, stmts: &stmtCache{}}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", redactDSN(dsn), err)
@@ -161,6 +233,12 @@ func openPostgres(dsn string) (*sql.DB, error) {
 
 // Close closes the database connections.
 func (s *Store) Close() error {
+	s.stmts.mu.Lock()
+	for q, st := range s.stmts.m {
+		st.Close()
+		delete(s.stmts.m, q)
+	}
+	s.stmts.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

@@ -199,6 +199,9 @@ type Dispatcher struct {
 	agree    wscd.ServerKey // opens 1FA requests
 	sskKID   string         // RFC 7638 thumbprints
 	agreeKID string
+	// respHeader is the protected header of every response JWS, encoded
+	// once for the SSK.
+	respHeader r2ps.FixedJWSHeader
 	// sealer MACs client keys (wscd.ClientKeyMAC), under the HSM-derived
 	// key of ServerKeys, or under the share key on a WSCA-only instance
 	// (Config.ClientKeyMAC).
@@ -259,6 +262,9 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatch: agreement key: %w", err)
 	}
 	d.sskKID, d.agreeKID = r2ps.Thumbprint(d.sskPub), r2ps.Thumbprint(d.agree.Public)
+	if d.respHeader, err = r2ps.NewFixedJWSHeader(r2ps.TypResponse, d.sskKID); err != nil {
+		return nil, fmt.Errorf("dispatch: response header: %w", err)
+	}
 	return d, nil
 }
 
@@ -512,7 +518,7 @@ func (d *Dispatcher) respond(ctx context.Context, r *request, data any) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	return r2ps.SignJWS(payload, r2ps.TypResponse, d.sskKID, d.responseSigner(ctx), nil)
+	return d.respHeader.Sign(payload, d.responseSigner(ctx))
 }
 
 // responseSigner is the SSK as a crypto.Signer.
