@@ -37,7 +37,7 @@ func RequiredMode(serviceType string) Mode {
 		return Mode1FA
 	case Type2FAUpdate, TypeP256Generate, TypeSignECDSA, TypeAgreeECDH, TypeListKeys, TypeDeleteKey,
 		TypePseudonymPut, TypePseudonymGet, TypePseudonymList, TypePseudonymDelete,
-		TypeUnitInfo, TypeUnitSuspend, TypeUnitRevoke:
+		TypeUnitInfo, TypeUnitSuspend, TypeUnitRevoke, TypeUnitUnsuspend:
 		return Mode2FA
 	}
 	return ModeNone

@@ -95,6 +95,9 @@ type GenerateResponse struct {
 	Success   bool             `json:"success"`
 	KID       string           `json:"kid"`        // 32 hex digits (package device)
 	PublicKey *jose.JSONWebKey `json:"public_key"` // the P-256 public key
+	// AMR lists the factors that authorised the operation (RFC 8176:
+	// AMRPossession, AMRPIN); every key operation's answer carries it.
+	AMR []string `json:"amr,omitempty"`
 }
 
 // SignRequest is the data of sign_ecdsa.
@@ -105,8 +108,9 @@ type SignRequest struct {
 
 // SignResponse answers sign_ecdsa.
 type SignResponse struct {
-	Success   bool  `json:"success"`
-	Signature Bytes `json:"signature"` // ASN.1 DER ECDSA-Sig-Value
+	Success   bool     `json:"success"`
+	Signature Bytes    `json:"signature"` // ASN.1 DER ECDSA-Sig-Value
+	AMR       []string `json:"amr,omitempty"`
 }
 
 // ECDHRequest is the data of agree_ecdh.
@@ -117,8 +121,9 @@ type ECDHRequest struct {
 
 // ECDHResponse answers agree_ecdh.
 type ECDHResponse struct {
-	Success      bool  `json:"success"`
-	SharedSecret Bytes `json:"shared_secret"` // the 32-byte x-coordinate
+	Success      bool     `json:"success"`
+	SharedSecret Bytes    `json:"shared_secret"` // the 32-byte x-coordinate
+	AMR          []string `json:"amr,omitempty"`
 }
 
 // ListKeysRequest is the data of hsm_list_keys; no curve means all. After
@@ -139,6 +144,7 @@ type ListKeysResponse struct {
 	Success bool      `json:"success"`
 	KeyInfo []KeyInfo `json:"key_info"`
 	Next    string    `json:"next,omitempty"`
+	AMR     []string  `json:"amr,omitempty"`
 }
 
 // MarshalJSON writes an empty key_info as [], never null.
@@ -165,5 +171,6 @@ type DeleteKeyRequest struct {
 
 // DeleteKeyResponse answers hsm_delete_key.
 type DeleteKeyResponse struct {
-	Success bool `json:"success"`
+	Success bool     `json:"success"`
+	AMR     []string `json:"amr,omitempty"`
 }

@@ -11,7 +11,13 @@ const (
 	TypeUnitInfo        = "wallet_unit_info"    // activation and capability information
 	TypeUnitSuspend     = "wallet_unit_suspend" // the holder suspends the unit
 	TypeUnitRevoke      = "wallet_unit_revoke"  // the holder revokes the unit, for good
+	// TypeUnitUnsuspend lifts a suspension the holder made, in a session
+	// bound to TaskUnsuspend: the only session a suspended unit can open.
+	TypeUnitUnsuspend = "wallet_unit_unsuspend"
 )
+
+// TaskUnsuspend is the task of the session that lifts a suspension.
+const TaskUnsuspend = "wallet_unit_unsuspend"
 
 // Authentication method references (RFC 8176) that a response's amr lists:
 // the factors that authorised the operation.

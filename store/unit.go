@@ -130,15 +130,32 @@ var unitTransitions = map[UnitState][2]UnitState{
 	UnitRevoked:   {UnitActive, UnitSuspended},
 }
 
-// SetUnitState moves a unit to st and sets its UpdatedAt to at, in one
+// Actor says who changes a unit's state.
+type Actor string
+
+const (
+	// ByOperator: the Wallet Provider's operator (admin API).
+	ByOperator Actor = "operator"
+	// ByHolder: the unit's holder, in a PIN session.
+	ByHolder Actor = "holder"
+)
+
+// SetUnitState moves a unit to st as the operator (SetUnitStateBy).
+func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at time.Time) error {
+	return s.SetUnitStateBy(ctx, id, st, ByOperator, at)
+}
+
+// SetUnitStateBy moves a unit to st and sets its UpdatedAt to at, in one
 // transaction: a conditional UPDATE that allows only the changes of
 // unitTransitions, so that concurrent changes serialise on the row and a
 // resume racing a revocation cannot undo it, and the unit's status list
 // entries set to match (UnitStatus: suspended, revoked for good, or
-// valid again), so that no verifier ever sees one without the other.
-// Asking for the state the unit is in changes nothing; a change its state
-// does not allow gives [ErrStateChange]; a missing unit [ErrNotFound].
-func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at time.Time) error {
+// valid again), so that no verifier ever sees one without the other. A
+// suspension records who made it; the holder resumes only a unit the
+// holder suspended (the operator resumes any). Asking for the state the
+// unit is in changes nothing; a change its state does not allow gives
+// [ErrStateChange]; a missing unit [ErrNotFound].
+func (s *Store) SetUnitStateBy(ctx context.Context, id string, st UnitState, by Actor, at time.Time) error {
 	if err := checkID("unit", "id", id); err != nil {
 		return err
 	}
@@ -146,15 +163,29 @@ func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at ti
 	if !ok {
 		return invalidf("unit", "unknown state %q", st)
 	}
+	if by != ByOperator && by != ByHolder {
+		return invalidf("unit", "unknown actor %q", by)
+	}
 	updated, err := toMicros("unit", "updated at", at)
 	if err != nil {
 		return err
 	}
+	suspendedBy := ""
+	if st == UnitSuspended {
+		suspendedBy = string(by)
+	}
+	// The holder lifts only its own suspension: the condition names who
+	// may, so a resume racing an operator's suspension cannot undo it.
+	mayLift := string(ByHolder)
+	if by == ByOperator {
+		mayLift = "%"
+	}
 	var unchanged bool
 	err = s.inTx(ctx, "set unit state", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
-			`UPDATE units SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ($4, $5)`,
-			string(st), updated, id, string(from[0]), string(from[1]))
+			`UPDATE units SET state = $1, updated_at = $2, suspended_by = $6
+			 WHERE id = $3 AND state IN ($4, $5) AND (state <> 'suspended' OR $1 <> 'active' OR suspended_by LIKE $7)`,
+			string(st), updated, id, string(from[0]), string(from[1]), suspendedBy, mayLift)
 		if err != nil {
 			return err
 		}
@@ -179,6 +210,9 @@ func (s *Store) SetUnitState(ctx context.Context, id string, st UnitState, at ti
 	}
 	if u.State == st {
 		return nil
+	}
+	if u.State == UnitSuspended && st == UnitActive {
+		return fmt.Errorf("%w: unit %q was suspended by the operator", ErrStateChange, id)
 	}
 	return fmt.Errorf("%w: unit %q is %s, not %s", ErrStateChange, id, u.State, st)
 }

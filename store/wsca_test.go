@@ -22,6 +22,7 @@ func TestWSCAStore(t *testing.T) {
 		{"EraseUnit", testEraseUnit},
 		{"StateMovesStatuses", testStateMovesStatuses},
 		{"AttestedKeys", testAttestedKeys},
+		{"SuspendedBy", testSuspendedBy},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -227,4 +228,23 @@ func testAttestedKeys(t *testing.T, dsn string) {
 	if got["key:first"] != store.StatusInvalid || got["key:lone"] != store.StatusValid {
 		t.Fatalf("statuses = %v (entries %v, %v)", got, e, other)
 	}
+}
+
+// testSuspendedBy: the holder lifts only its own suspension; the operator
+// lifts any; an unknown actor is refused.
+func testSuspendedBy(t *testing.T, dsn string) {
+	ctx := t.Context()
+	s := open(t, dsn)
+	mustCreateUnit(t, s, "u1")
+	must(t, s.SetUnitStateBy(ctx, "u1", store.UnitSuspended, store.ByOperator, at(time.Minute)))
+	wantErr(t, "holder lifts the operator's suspension", s.SetUnitStateBy(ctx, "u1", store.UnitActive, store.ByHolder, at(time.Hour)), store.ErrStateChange)
+	if u, _ := s.GetUnit(ctx, "u1"); u.State != store.UnitSuspended {
+		t.Fatalf("state after a refused lift: %s", u.State)
+	}
+	must(t, s.SetUnitStateBy(ctx, "u1", store.UnitActive, store.ByOperator, at(time.Hour)))
+	must(t, s.SetUnitStateBy(ctx, "u1", store.UnitSuspended, store.ByHolder, at(2*time.Hour)))
+	must(t, s.SetUnitStateBy(ctx, "u1", store.UnitActive, store.ByHolder, at(3*time.Hour)))
+	must(t, s.SetUnitStateBy(ctx, "u1", store.UnitSuspended, store.ByHolder, at(4*time.Hour)))
+	must(t, s.SetUnitState(ctx, "u1", store.UnitActive, at(5*time.Hour))) // the operator lifts the holder's too
+	wantErr(t, "unknown actor", s.SetUnitStateBy(ctx, "u1", store.UnitSuspended, "someone", at(6*time.Hour)), store.ErrInvalid)
 }

@@ -31,6 +31,7 @@ type UnitStore interface {
 	GetUnit(ctx context.Context, id string) (store.Unit, error)
 	ListUnits(ctx context.Context) ([]store.Unit, error)
 	SetUnitState(ctx context.Context, id string, st store.UnitState, at time.Time) error
+	SetUnitStateBy(ctx context.Context, id string, st store.UnitState, by store.Actor, at time.Time) error
 	PutActivationCode(ctx context.Context, c store.ActivationCode) error
 	DeleteUnitSessions(ctx context.Context, unitID string) error
 	ClearAttempts(ctx context.Context, unitID, pinContext string, now time.Time) error
@@ -203,16 +204,30 @@ func (s *Units) List(ctx context.Context) ([]store.Unit, error) {
 // other change the state does not allow is ErrInvalidInput. Suspension and
 // revocation end the unit's sessions.
 func (s *Units) SetState(ctx context.Context, unit string, state store.UnitState) error {
+	return s.SetStateBy(ctx, unit, state, store.ByOperator)
+}
+
+// ErrOperatorSuspended means the holder asked to lift a suspension the
+// operator made: only the operator lifts it.
+var ErrOperatorSuspended = errors.New("wscd: the unit was suspended by the operator")
+
+// SetStateBy is SetState as by says: the holder (in a PIN session) lifts
+// only a suspension the holder made (ErrOperatorSuspended otherwise).
+func (s *Units) SetStateBy(ctx context.Context, unit string, state store.UnitState, by store.Actor) error {
 	if _, err := device.ParseOwner(unit); err != nil {
 		return fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
-	err := s.st.SetUnitState(ctx, unit, state, s.now().UTC())
+	err := s.st.SetUnitStateBy(ctx, unit, state, by, s.now().UTC())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return ErrUnitNotActive
 	case errors.Is(err, store.ErrStateChange):
-		if u, gerr := s.st.GetUnit(ctx, unit); gerr == nil && u.State.Final() {
+		u, gerr := s.st.GetUnit(ctx, unit)
+		switch {
+		case gerr == nil && u.State.Final():
 			return fmt.Errorf("%w: %v", ErrUnitRevoked, err)
+		case gerr == nil && u.State == store.UnitSuspended && state == store.UnitActive && by == store.ByHolder:
+			return fmt.Errorf("%w: %v", ErrOperatorSuspended, err)
 		}
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	case errors.Is(err, store.ErrInvalid):
@@ -225,7 +240,7 @@ func (s *Units) SetState(ctx context.Context, unit string, state store.UnitState
 			return storeErr(err)
 		}
 	}
-	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "to", state)
+	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "to", state, "by", by)
 	return nil
 }
 

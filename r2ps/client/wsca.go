@@ -70,6 +70,14 @@ func (s *Session) SuspendUnit(ctx context.Context) error {
 	return s.call(ctx, r2ps.TypeUnitSuspend, r2ps.EmptyRequest{}, &out)
 }
 
+// UnsuspendUnit lifts a suspension the holder made. The session must be
+// bound to r2ps.TaskUnsuspend (LoginOptions.Task): the only session a
+// suspended unit can open; it ends with the request.
+func (s *Session) UnsuspendUnit(ctx context.Context) error {
+	var out r2ps.DoneResponse
+	return s.call(ctx, r2ps.TypeUnitUnsuspend, r2ps.EmptyRequest{}, &out)
+}
+
 // RevokeUnit revokes the unit for good; unit must be its id.
 func (s *Session) RevokeUnit(ctx context.Context, unit, reason string) error {
 	var out r2ps.DoneResponse

@@ -78,11 +78,40 @@ func TestWSCATypes(t *testing.T) {
 		err = as.RevokeUnit(ctx, bobUnit, "not mine")
 		wantCode(t, "revoke naming another unit", err, r2ps.CodeIllegalRequestData)
 
+		// The holder suspends, and lifts its own suspension with the PIN in
+		// the one session a suspended unit can open.
+		_, err = bob.Login(ctx, []byte("654321"), client.LoginOptions{Task: r2ps.TaskUnsuspend})
+		wantCode(t, "an unsuspend session of an active unit", err, r2ps.CodeAccessDenied)
 		if err := bs.SuspendUnit(ctx); err != nil {
 			t.Fatal(err)
 		}
 		_, err = bob.Login(ctx, []byte("654321"), client.LoginOptions{})
 		wantCode(t, "login of a suspended unit", err, r2ps.CodeAccessDenied)
+		us, err := bob.Login(ctx, []byte("654321"), client.LoginOptions{Task: r2ps.TaskUnsuspend})
+		if err != nil {
+			t.Fatalf("unsuspend session: %v", err)
+		}
+		_, err = us.UnitInfo(ctx)
+		wantCode(t, "another type in the unsuspend session", err, r2ps.CodeAccessDenied)
+		if err := us.UnsuspendUnit(ctx); err != nil {
+			t.Fatalf("unsuspend by the holder: %v", err)
+		}
+		err = us.UnsuspendUnit(ctx)
+		wantCode(t, "the unsuspend session after use", err, r2ps.CodeUnauthorized)
+		bs, err = bob.Login(ctx, []byte("654321"), client.LoginOptions{})
+		if err != nil {
+			t.Fatalf("login after the holder unsuspended: %v", err)
+		}
+		// An operator's suspension is the operator's to lift.
+		if err := w.svc.Units.SetState(ctx, bobUnit, "suspended"); err != nil {
+			t.Fatal(err)
+		}
+		us, err = bob.Login(ctx, []byte("654321"), client.LoginOptions{Task: r2ps.TaskUnsuspend})
+		if err != nil {
+			t.Fatalf("unsuspend session after the operator's suspension: %v", err)
+		}
+		err = us.UnsuspendUnit(ctx)
+		wantCode(t, "the holder lifting the operator's suspension", err, r2ps.CodeAccessDenied)
 		if err := w.svc.Units.SetState(ctx, bobUnit, "active"); err != nil {
 			t.Fatal(err)
 		}

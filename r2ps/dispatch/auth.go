@@ -289,7 +289,7 @@ func (d *Dispatcher) admit(ctx context.Context, r *request, protectedHeader stri
 	if err := d.fresh(ctx, r); err != nil {
 		return refuse(err)
 	}
-	if !r.selfSigned && r.unitState != store.UnitActive {
+	if !r.selfSigned && !r.pol.unit.admits(r.unitState) {
 		return &refusal{err: &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the unit is " + string(r.unitState)}}
 	}
 	return nil

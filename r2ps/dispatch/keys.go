@@ -60,6 +60,10 @@ func (d *Dispatcher) checkTask(r *request) error {
 		if task != "" && !isSign {
 			return errTask
 		}
+	case taskUnsuspend:
+		if task != r2ps.TaskUnsuspend {
+			return errTask
+		}
 	case taskSign:
 		if task != "" && !isSign {
 			return errTask
@@ -95,7 +99,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 		if err != nil {
 			return result{err: err}
 		}
-		return result{data: r2ps.GenerateResponse{Success: true, KID: string(k.KID), PublicKey: &jose.JSONWebKey{Key: k.Public, KeyID: string(k.KID)}}}
+		return result{data: r2ps.GenerateResponse{Success: true, KID: string(k.KID), PublicKey: &jose.JSONWebKey{Key: k.Public, KeyID: string(k.KID)}, AMR: r.amr()}}
 
 	case r2ps.TypeSignECDSA:
 		var req r2ps.SignRequest
@@ -128,7 +132,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 		if err != nil {
 			return result{err: err}
 		}
-		return result{data: r2ps.SignResponse{Success: true, Signature: der}}
+		return result{data: r2ps.SignResponse{Success: true, Signature: der, AMR: r.amr()}}
 
 	case r2ps.TypeAgreeECDH:
 		var req r2ps.ECDHRequest
@@ -152,7 +156,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 		if err != nil {
 			return result{err: err}
 		}
-		return result{data: r2ps.ECDHResponse{Success: true, SharedSecret: z}}
+		return result{data: r2ps.ECDHResponse{Success: true, SharedSecret: z, AMR: r.amr()}}
 
 	case r2ps.TypeListKeys:
 		var req r2ps.ListKeysRequest
@@ -163,7 +167,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 			return result{err: err}
 		}
 		if len(req.Curve) > 0 && !slices.Contains(req.Curve, r2ps.CurveP256) {
-			return result{data: r2ps.ListKeysResponse{Success: true}}
+			return result{data: r2ps.ListKeysResponse{Success: true, AMR: r.amr()}}
 		}
 		recs, err := keys.List(ctx, r.unit)
 		if err != nil {
@@ -184,7 +188,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 			limit = listPageSize
 		}
 		recs = recs[start:]
-		out := r2ps.ListKeysResponse{Success: true}
+		out := r2ps.ListKeysResponse{Success: true, AMR: r.amr()}
 		if len(recs) > limit {
 			recs = recs[:limit]
 			out.Next = recs[limit-1].KID
@@ -213,7 +217,7 @@ func (d *Dispatcher) keyOperation(ctx context.Context, r *request) result {
 			return result{err: err}
 		}
 		d.statusesChanged() // its attestations are invalid now
-		return result{data: r2ps.DeleteKeyResponse{Success: true}}
+		return result{data: r2ps.DeleteKeyResponse{Success: true, AMR: r.amr()}}
 	}
 	return result{err: r2ps.ErrUnsupportedType}
 }

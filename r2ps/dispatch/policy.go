@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/store"
 )
 
 // signerRule says which key a request's JWS may be verified with.
@@ -26,7 +27,24 @@ const (
 	// self-signed registration is checked this way, before anything is
 	// written for it (no nonce, no pending registration).
 	unitEnrolling
+	// unitActiveOrSuspended: create_session, which a suspended unit may
+	// run only for a session bound to TaskUnsuspend (tfa.go).
+	unitActiveOrSuspended
+	// unitSuspended: wallet_unit_unsuspend.
+	unitSuspended
 )
+
+// admits reports whether a unit in state st passes the rule (a self-signed
+// registration is checked by unitEnrolling's own path).
+func (u unitRule) admits(st store.UnitState) bool {
+	switch u {
+	case unitActiveOrSuspended:
+		return st == store.UnitActive || st == store.UnitSuspended
+	case unitSuspended:
+		return st == store.UnitSuspended
+	}
+	return st == store.UnitActive
+}
 
 // taskRule says how a session's task limits a request.
 type taskRule uint8
@@ -43,6 +61,8 @@ const (
 	taskUpdate
 	// taskNotApplicable: 1FA types, which have no session.
 	taskNotApplicable
+	// taskUnsuspend: only in a session bound to TaskUnsuspend.
+	taskUnsuspend
 )
 
 // policy is what a request type demands, checked by authenticate (mode,
@@ -66,7 +86,7 @@ type policy struct {
 // policies is the table of every request type served. A type missing here
 // is UNSUPPORTED_REQUEST_TYPE.
 var policies = map[string]policy{
-	r2ps.TypeCreateSession:   {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, login: true},
+	r2ps.TypeCreateSession:   {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActiveOrSuspended, task: taskNotApplicable, login: true},
 	r2ps.Type2FARegistration: {mode: r2ps.Mode1FA, signer: signerSelf, unit: unitEnrolling, task: taskNotApplicable, login: true},
 	r2ps.Type2FAUpdate:       {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskUpdate, login: true},
 	r2ps.TypeP256Generate:    {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wscd: true},
@@ -82,6 +102,7 @@ var policies = map[string]policy{
 	r2ps.TypeUnitInfo:        {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
 	r2ps.TypeUnitSuspend:     {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
 	r2ps.TypeUnitRevoke:      {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitActive, task: taskNone, wsca: true},
+	r2ps.TypeUnitUnsuspend:   {mode: r2ps.Mode2FA, signer: signerRegistered, unit: unitSuspended, task: taskUnsuspend, wsca: true},
 
 	r2ps.TypeKeyAttestation:     {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
 	r2ps.TypeWalletAttestation:  {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},

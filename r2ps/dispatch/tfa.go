@@ -168,6 +168,11 @@ func (d *Dispatcher) createSession(ctx context.Context, r *request, tr r2ps.TFAR
 		if err != nil {
 			return result{err: err}
 		}
+		// A suspended unit opens only the session that lifts the
+		// suspension; an active one never opens that session.
+		if (r.unitState == store.UnitSuspended) != (tr.Task == r2ps.TaskUnsuspend) {
+			return result{err: &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the unit is " + string(r.unitState) + "; task " + tr.Task}}
+		}
 		if r.profile == ProfileStrict {
 			// The session id is a ticket carrying the CSK that opened it
 			// (ticket.go).
@@ -184,6 +189,12 @@ func (d *Dispatcher) createSession(ctx context.Context, r *request, tr r2ps.TFAR
 		se, err := d.cfg.PIN.LoginFinish(ctx, tr.SessionID, r.unit, r.context, tr.PData)
 		if err != nil {
 			return result{err: err}
+		}
+		if (r.unitState == store.UnitSuspended) != (se.Task == r2ps.TaskUnsuspend) {
+			if eerr := d.cfg.PIN.End(ctx, se.ID); eerr != nil {
+				d.logger(ctx).ErrorContext(ctx, "ending a session of a suspended unit", "unit", r.unit, "err", eerr)
+			}
+			return result{err: &r2ps.Error{Code: r2ps.CodeAccessDenied, Msg: "the unit is " + string(r.unitState)}}
 		}
 		return result{data: r2ps.TFAResponse{Success: true, SessionID: se.ID, Task: se.Task, SessionExpirationTime: se.ExpiresAt.Unix()}}
 	}
@@ -209,7 +220,7 @@ func (d *Dispatcher) sessionOptions(tr r2ps.TFARequest) (pin.LoginOptions, error
 	opts := pin.LoginOptions{Task: tr.Task, Uses: store.Unlimited, TTL: dur, RequireRecord: true}
 	switch {
 	case tr.Task == "":
-	case tr.Task == r2ps.Task2FAUpdate:
+	case tr.Task == r2ps.Task2FAUpdate, tr.Task == r2ps.TaskUnsuspend:
 		opts.Uses = 1
 	case len(tr.Task) > len(r2ps.TaskSignPrefix) && tr.Task[:len(r2ps.TaskSignPrefix)] == r2ps.TaskSignPrefix:
 		n, err := checkSignTask(tr.Task[len(r2ps.TaskSignPrefix):])

@@ -10,12 +10,14 @@ import (
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
+	"github.com/wsca/wsca/wscd"
 )
 
 // amr lists the factors that authorised an authenticated request: the
-// client signing key always, the PIN in a 2FA session.
+// client signing key always, the PIN in a 2FA request (every one runs in a
+// session opened with the PIN).
 func (r *request) amr() []string {
-	if r.mode == r2ps.Mode2FA && r.session != nil {
+	if r.mode == r2ps.Mode2FA {
 		return []string{r2ps.AMRPossession, r2ps.AMRPIN}
 	}
 	return []string{r2ps.AMRPossession}
@@ -90,11 +92,27 @@ func (d *Dispatcher) wscaOperation(ctx context.Context, r *request) result {
 		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
 			return result{err: err}
 		}
-		if err := d.cfg.Units.SetState(ctx, r.unit, store.UnitSuspended); err != nil {
+		if err := d.cfg.Units.SetStateBy(ctx, r.unit, store.UnitSuspended, store.ByHolder); err != nil {
 			return result{err: err}
 		}
 		d.statusesChanged()
 		d.logger(ctx).InfoContext(ctx, "unit suspended by its holder", "unit", r.unit)
+		return result{data: r2ps.DoneResponse{Success: true, AMR: r.amr()}}
+
+	case r2ps.TypeUnitUnsuspend:
+		var req r2ps.EmptyRequest
+		if err := r2ps.DecodeData(r.req.Data, &req); err != nil {
+			return result{err: err}
+		}
+		if err := d.cfg.Units.SetStateBy(ctx, r.unit, store.UnitActive, store.ByHolder); err != nil {
+			return result{err: err}
+		}
+		d.statusesChanged()
+		// The session served its one purpose.
+		if err := d.cfg.PIN.End(ctx, r.session.ID); err != nil {
+			d.logger(ctx).ErrorContext(ctx, "ending the unsuspend session", "unit", r.unit, "err", err)
+		}
+		d.logger(ctx).InfoContext(ctx, "unit unsuspended by its holder", "unit", r.unit)
 		return result{data: r2ps.DoneResponse{Success: true, AMR: r.amr()}}
 
 	case r2ps.TypeUnitRevoke:
@@ -105,7 +123,7 @@ func (d *Dispatcher) wscaOperation(ctx context.Context, r *request) result {
 		if req.Confirm != r.unit {
 			return result{err: &r2ps.Error{Code: r2ps.CodeIllegalRequestData, Msg: "confirm must be the unit's id"}}
 		}
-		if err := d.cfg.Units.SetState(ctx, r.unit, store.UnitRevoked); err != nil {
+		if err := d.cfg.Units.SetStateBy(ctx, r.unit, store.UnitRevoked, store.ByHolder); err != nil {
 			return result{err: err}
 		}
 		d.statusesChanged()
@@ -236,7 +254,7 @@ func wscaCode(err error) (string, bool) {
 	switch {
 	case errors.Is(err, wsca.ErrInvalidInput), errors.Is(err, wsca.ErrNotFound), errors.Is(err, wsca.ErrForeignKey):
 		return r2ps.CodeIllegalRequestData, true
-	case errors.Is(err, wsca.ErrQuota):
+	case errors.Is(err, wsca.ErrQuota), errors.Is(err, wscd.ErrOperatorSuspended):
 		return r2ps.CodeAccessDenied, true
 	case errors.Is(err, wsca.ErrUnavailable):
 		return r2ps.CodeTryLater, true

@@ -1,7 +1,10 @@
 package dispatch_test
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +188,49 @@ func TestStateRefusalsByRole(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAMR: every key operation's and WSCA type's answer names the factors
+// that authorised it: the client key and the PIN in a session, the client
+// key alone in 1FA.
+func TestAMR(t *testing.T) {
+	g := newRig(t)
+	w := g.enrol("hsm", "")
+	key, err := w.sess.Generate(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinAndKey := []string{r2ps.AMRPossession, r2ps.AMRPIN}
+	for _, c := range []struct {
+		f    forged
+		want []string
+	}{
+		{forged{mode: r2ps.Mode2FA, typ: r2ps.TypeSignECDSA, data: r2ps.SignRequest{KID: key.KID, TBSHash: sha("m")}}, pinAndKey},
+		{forged{mode: r2ps.Mode2FA, typ: r2ps.TypeAgreeECDH, data: r2ps.ECDHRequest{KID: key.KID, PublicKey: mustPoint(t)}}, pinAndKey},
+		{forged{mode: r2ps.Mode2FA, typ: r2ps.TypeP256Generate, data: r2ps.GenerateRequest{Curve: r2ps.CurveP256}}, pinAndKey},
+		{forged{mode: r2ps.Mode2FA, typ: r2ps.TypeListKeys, data: r2ps.ListKeysRequest{}}, pinAndKey},
+		{forged{mode: r2ps.Mode2FA, typ: r2ps.TypePseudonymList, data: r2ps.EmptyRequest{}}, pinAndKey},
+		{forged{mode: r2ps.Mode1FA, typ: r2ps.TypeKeyAttestation, data: r2ps.KeyAttestationRequest{KIDs: []string{key.KID}}}, []string{r2ps.AMRPossession}},
+		{forged{mode: r2ps.Mode2FA, typ: r2ps.TypeDeleteKey, data: r2ps.DeleteKeyRequest{KID: key.KID}}, pinAndKey},
+	} {
+		o := g.send(w, c.f)
+		if o.problem != "" || o.enclosed != "" {
+			t.Fatalf("%s refused: %+v", c.f.typ, o)
+		}
+		var got struct {
+			AMR []string `json:"amr"`
+		}
+		if err := json.Unmarshal(o.data, &got); err != nil || strings.Join(got.AMR, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s: amr %v (%v), want %v", c.f.typ, got.AMR, err, c.want)
+		}
+	}
+}
+
+func mustPoint(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.PublicKey().Bytes()
 }
