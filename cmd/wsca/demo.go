@@ -123,7 +123,16 @@ var (
 )
 
 func demoR2PS(ctx context.Context, e env, args []string) error {
-	fs := flag.NewFlagSet("wsca demo r2ps", flag.ContinueOnError)
+	d := &demo{}
+	return runDemo(ctx, e, args, "r2ps", "R2PS", d, d.run)
+}
+
+// runDemo is the frame of a demo command: its flags, a temporary data
+// directory removed afterwards, the steps printed as they run (or as JSON)
+// and the final OK line.
+func runDemo(ctx context.Context, e env, args []string, cmd, title string, d *demo,
+	run func(ctx context.Context, dir, backend string, log *slog.Logger) error) error {
+	fs := flag.NewFlagSet("wsca demo "+cmd, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	backend := fs.String("device-backend", datadir.Auto, "device of the temporary data directory: auto (SoftHSM if installed, else soft), softhsm or soft")
 	logLevel := fs.String("log-level", "error", "server log level on stderr: debug, info, warn or error")
@@ -139,18 +148,17 @@ func demoR2PS(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{}
 	if !*asJSON {
 		d.out = e.stdout
 	}
-	err = d.run(ctx, dir, *backend, log)
+	err = run(ctx, dir, *backend, log)
 	if rerr := os.RemoveAll(dir); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("removing the demo's directory: %w", rerr))
 	}
 	if err != nil {
 		return err
 	}
-	final := fmt.Sprintf("OK: R2PS demo finished (%d steps)", len(d.steps))
+	final := fmt.Sprintf("OK: %s demo finished (%d steps)", title, len(d.steps))
 	return printResult(e, *asJSON, map[string]any{"ok": true, "steps": d.steps, "result": final}, func(o io.Writer) {
 		fmt.Fprintln(o, final)
 	})

@@ -5,20 +5,16 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/wsca/wsca/attest"
-	"github.com/wsca/wsca/internal/config"
-	"github.com/wsca/wsca/internal/datadir"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 	"github.com/wsca/wsca/server"
@@ -39,37 +35,8 @@ type attestDemo struct {
 }
 
 func demoAttest(ctx context.Context, e env, args []string) error {
-	fs := flag.NewFlagSet("wsca demo attest", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	backend := fs.String("device-backend", datadir.Auto, "device of the temporary data directory: auto (SoftHSM if installed, else soft), softhsm or soft")
-	logLevel := fs.String("log-level", "error", "server log level on stderr: debug, info, warn or error")
-	asJSON := fs.Bool("json", false, "print the steps as JSON")
-	if _, err := parseArgs(e, fs, args, 0, nil); err != nil {
-		return err
-	}
-	log, err := config.Logger(e.stderr, "text", *logLevel)
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "wsca-demo-")
-	if err != nil {
-		return err
-	}
 	d := &attestDemo{demo: &demo{}}
-	if !*asJSON {
-		d.out = e.stdout
-	}
-	err = d.run(ctx, dir, *backend, log)
-	if rerr := os.RemoveAll(dir); rerr != nil {
-		err = errors.Join(err, fmt.Errorf("removing the demo's directory: %w", rerr))
-	}
-	if err != nil {
-		return err
-	}
-	final := fmt.Sprintf("OK: attestation demo finished (%d steps)", len(d.steps))
-	return printResult(e, *asJSON, map[string]any{"ok": true, "steps": d.steps, "result": final}, func(o io.Writer) {
-		fmt.Fprintln(o, final)
-	})
+	return runDemo(ctx, e, args, "attest", "attestation", d.demo, d.run)
 }
 
 func (d *attestDemo) run(ctx context.Context, dir, backend string, log *slog.Logger) (err error) {
