@@ -19,10 +19,10 @@ import (
 )
 
 // TestSplitProcesses: one `wscad --role wscd` process (the wallet keys on
-// the SoftHSM token) and one `wscad --role wsca` process with no device
-// configured (its data directory's soft keystore holds its own keys only)
-// on one PostgreSQL run enrolment, key generation, attestation and
-// revocation end to end.
+// the test's SoftHSM token) and one `wscad --role wsca` process with no
+// device configured (its own data directory's default device holds its own
+// keys only) on one PostgreSQL run enrolment, key generation, attestation
+// and revocation end to end.
 func TestSplitProcesses(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	deviceURI := testenv.PKCS11URI(t)
@@ -31,13 +31,10 @@ func TestSplitProcesses(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(token), 0o600)
 
-	wscaIn := startWith(t, bin, dsn, tokenFile, "--role", "wsca", "--device-backend", "soft")
+	wscaIn := startWith(t, bin, dsn, tokenFile, "--role", "wsca")
 	defer wscaIn.stop(t)
 	wscdIn := startWith(t, bin, dsn, tokenFile, "--role", "wscd", "--device", deviceURI)
 	defer wscdIn.stop(t)
-	if strings.Contains(wscaIn.logs.String(), "pkcs11") {
-		t.Fatalf("the WSCA process opened a PKCS#11 device:\n%s", wscaIn.logs)
-	}
 
 	var created struct {
 		Unit string `json:"unit"`
@@ -87,6 +84,12 @@ func TestSplitProcesses(t *testing.T) {
 	}
 	resp.Body.Close()
 	sa := atWSCA.Resume(s.ID, s.Key, s.Task, s.ExpiresAt)
+	if _, err := sa.Generate(ctx); !client.IsCode(err, r2ps.CodeUnsupportedRequestType) {
+		t.Fatalf("key generation at the WSCA process: %v", err)
+	}
+	if _, err := sa.UnitInfo(ctx); err != nil {
+		t.Fatalf("the WSCD's session at the WSCA process: %v", err)
+	}
 	if err := sa.RevokeUnit(ctx, created.Unit, "test"); err != nil {
 		t.Fatalf("revoke at the WSCA process: %v", err)
 	}
