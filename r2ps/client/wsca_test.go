@@ -98,8 +98,7 @@ func TestWSCATypes(t *testing.T) {
 		}
 		err = us.UnsuspendUnit(ctx)
 		wantCode(t, "the unsuspend session after use", err, r2ps.CodeUnauthorized)
-		bs, err = bob.Login(ctx, []byte("654321"), client.LoginOptions{})
-		if err != nil {
+		if _, err = bob.Login(ctx, []byte("654321"), client.LoginOptions{}); err != nil {
 			t.Fatalf("login after the holder unsuspended: %v", err)
 		}
 		// An operator's suspension is the operator's to lift.
