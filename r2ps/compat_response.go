@@ -127,6 +127,11 @@ func compatData(data any) (json.RawMessage, error) {
 		out = l
 	case DeleteKeyResponse:
 		out = d
+	case WKAResponse:
+		// go-r2ps-service answers {"wka": "<JWT>"} and {"wia": "<JWT>"}.
+		out = map[string]string{"wka": d.WKA}
+	case WIAResponse:
+		out = map[string]string{"wia": d.WIA}
 	case json.RawMessage:
 		return EncodeData(d)
 	default:

@@ -327,6 +327,12 @@ func (w *Wallet) Call(ctx context.Context, typ string, data, out any) error {
 	return w.call(ctx, typ, w.session, data, out, w.jwe)
 }
 
+// Call1FA sends a request of type typ without a session, as pkg/client
+// sends the WSCA types (eudiw_wka_etsi, eudiw_wia_etsi).
+func (w *Wallet) Call1FA(ctx context.Context, typ string, data, out any) error {
+	return w.call(ctx, typ, nil, data, out, false)
+}
+
 // tfa sends an OPAQUE round: in the session for 2fa_change, without one
 // otherwise.
 func (w *Wallet) tfa(ctx context.Context, typ string, data tfaData, out any) error {

@@ -5,10 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/wsca/wsca/attest"
 	"github.com/wsca/wsca/internal/gor2pswire"
 	wscastack "github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
@@ -75,6 +78,25 @@ func TestGoR2PSServiceWire(t *testing.T) {
 			peer, _ := ecdh.P256().GenerateKey(rand.Reader)
 			if _, err := w.ECDH(ctx, k.KID, peer.PublicKey()); err != nil {
 				t.Fatalf("ECDH: %v", err)
+			}
+			// The WSCA types as pkg/client sends them (1FA), in its answers' shape.
+			var wka struct {
+				WKA string `json:"wka"`
+			}
+			if err := w.Call1FA(ctx, r2ps.TypeWKA, map[string]any{"keys_to_attest": []string{k.KID}, "ver": "draft-008"}, &wka); err != nil {
+				t.Fatalf("eudiw_wka_etsi: %v", err)
+			}
+			var wia struct {
+				WIA string `json:"wia"`
+			}
+			if err := w.Call1FA(ctx, r2ps.TypeWIA, map[string]any{"keys_to_attest": []string{k.KID}}, &wia); err != nil {
+				t.Fatalf("eudiw_wia_etsi: %v", err)
+			}
+			for name, jwt := range map[string]string{attest.TypKeyAttestation: wka.WKA, attest.TypClientAttestation: wia.WIA} {
+				hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[0])
+				if !strings.Contains(string(hdr), `"typ":"`+name+`"`) {
+					t.Errorf("%s: header %s", name, hdr)
+				}
 			}
 			if err := w.ChangePIN(ctx, []byte("4321")); err != nil {
 				t.Fatalf("ChangePIN: %v", err)
