@@ -138,6 +138,28 @@ func TestSplitRoles(t *testing.T) {
 	if _, err := atWSCA.KeyAttestation(ctx, []string{"00112233445566778899aabbccddeeff"}, ""); !client.IsCode(err, r2ps.CodeIllegalRequestData) {
 		t.Fatalf("unknown kid at the WSCA: %v", err)
 	}
+	// Someone who can write the database cannot plant a client key for the
+	// WSCA: a share MAC that is not the share key's is refused there, and
+	// the WSCD, which never reads it, is not affected.
+	ck, err := wscdR.Store.ShareView().GetUnitClientKey(ctx, unit, store.UsageSign) // MAC is the share MAC here
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wscdR.Store.SetClientKeyShareMAC(ctx, ck.KID, ck.PublicKey, make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = atWSCA.KeyAttestation(ctx, []string{k1.KID}, "")
+	wantCode(t, "a client key with a planted share MAC at the WSCA", err, r2ps.CodeIllegalRequestData)
+	if _, err := s.Sign(ctx, k1.KID, digest("still the WSCD")); err != nil {
+		t.Fatalf("the WSCD after the planted share MAC: %v", err)
+	}
+	wscdR.ShareNow(ctx) // the backfill does not bless a row whose share MAC is set
+	_, err = atWSCA.KeyAttestation(ctx, []string{k1.KID}, "")
+	wantCode(t, "the planted share MAC after a backfill", err, r2ps.CodeIllegalRequestData)
+	if err := wscdR.Store.SetClientKeyShareMAC(ctx, ck.KID, ck.PublicKey, ck.MAC); err != nil {
+		t.Fatal(err)
+	}
+
 	// The WSCA holds no wallet key: its device has nothing of the unit.
 	if keys, err := wsca.Device.List(ctx, device.Owner(unit)); err != nil || len(keys) != 0 {
 		t.Fatalf("the WSCA's device holds %v (%v)", keys, err)
