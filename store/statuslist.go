@@ -81,6 +81,10 @@ type StatusAllocation struct {
 	Unit string
 	Kind StatusKind
 	KID  string // for StatusKindKey; empty for StatusKindWIA
+	// Attested, for a key attestation's entry, are all the keys it names
+	// (KID among them), recorded with the entry in its transaction (see
+	// RecordAttestedKeys).
+	Attested []string
 	// Pool is the number of lists kept active (K); Size and Bits are those
 	// of a list created when fewer than Pool are active.
 	Pool int
@@ -138,12 +142,17 @@ func (a *StatusAllocation) check() error {
 	}
 	switch a.Kind {
 	case StatusKindWIA:
-		if a.KID != "" {
+		if a.KID != "" || len(a.Attested) > 0 {
 			return invalidf("status entry", "a wia entry has no kid")
 		}
 	case StatusKindKey:
 		if err := checkID("status entry", "kid", a.KID); err != nil {
 			return err
+		}
+		for _, k := range a.Attested {
+			if err := checkID("attested keys", "kid", k); err != nil {
+				return err
+			}
 		}
 	default:
 		return invalidf("status entry", "unknown kind %q", a.Kind)
@@ -220,6 +229,9 @@ func (s *Store) tryAllocate(ctx context.Context, a StatusAllocation, rnd io.Read
 		return StatusEntry{}, false, fmt.Errorf("%w: index %d of list %q", ErrExists, e.Index, e.ListID)
 	}
 	if err != nil {
+		return StatusEntry{}, false, fmt.Errorf("store: allocate status: %w", err)
+	}
+	if err := recordAttested(ctx, tx, e.ListID, e.Index, a.Attested); err != nil {
 		return StatusEntry{}, false, fmt.Errorf("store: allocate status: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -423,19 +435,26 @@ func (s *Store) RecordAttestedKeys(ctx context.Context, listID string, idx int64
 	if len(kids) == 0 {
 		return invalidf("attested keys", "no kid")
 	}
-	return s.inTx(ctx, "record attested keys", func(tx *sql.Tx) error {
-		for _, kid := range kids {
-			if err := checkID("attested keys", "kid", kid); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO attested_keys (list_id, idx, kid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-				listID, idx, kid); err != nil {
-				return err
-			}
+	for _, kid := range kids {
+		if err := checkID("attested keys", "kid", kid); err != nil {
+			return err
 		}
-		return nil
+	}
+	return s.inTx(ctx, "record attested keys", func(tx *sql.Tx) error {
+		return recordAttested(ctx, tx, listID, idx, kids)
 	})
+}
+
+// recordAttested inserts the attested keys of an entry in tx.
+func recordAttested(ctx context.Context, tx *sql.Tx, listID string, idx int64, kids []string) error {
+	for _, kid := range kids {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO attested_keys (list_id, idx, kid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			listID, idx, kid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // UnitStatusEntries returns the entries of a unit, for attestations that

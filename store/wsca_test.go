@@ -228,6 +228,22 @@ func testAttestedKeys(t *testing.T, dsn string) {
 	if got["key:first"] != store.StatusInvalid || got["key:lone"] != store.StatusValid {
 		t.Fatalf("statuses = %v (entries %v, %v)", got, e, other)
 	}
+	// Recorded with the entry, in its transaction.
+	a := alloc("u1", store.StatusKindKey, "head", 1, 10000)
+	a.Attested = []string{"head", "tail"}
+	if _, err := s.AllocateStatus(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.SetKeyStatus(ctx, "u1", "tail", store.StatusInvalid, at(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("destroy tail: %d entries, %v; want 1", n, err)
+	}
+	if got := statuses(t, s, "u1"); got["key:head"] != store.StatusInvalid {
+		t.Fatalf("the entry naming tail: %v", got)
+	}
+	w := alloc("u1", store.StatusKindWIA, "", 1, 10000)
+	w.Attested = []string{"x"}
+	_, err = s.AllocateStatus(ctx, w)
+	wantErr(t, "a WIA entry with attested keys", err, store.ErrInvalid)
 }
 
 // testSuspendedBy: the holder lifts only its own suspension; the operator

@@ -37,13 +37,13 @@ var ErrForeignKey = errors.New("wsca: key is not the unit's")
 // AttestStore is what Attestations needs of the store.
 type AttestStore interface {
 	GetKey(ctx context.Context, kid string) (store.Key, error)
-	RecordAttestedKeys(ctx context.Context, listID string, idx int64, kids []string) error
 }
 
 // StatusAllocator gives out Token Status List entries
-// (statuslist/publish.Publisher).
+// (statuslist/publish.Publisher); for a key attestation, attested are the
+// keys it names, recorded with the entry.
 type StatusAllocator interface {
-	Allocate(ctx context.Context, unit string, kind store.StatusKind, kid string) (statuslist.Reference, error)
+	Allocate(ctx context.Context, unit string, kind store.StatusKind, kid string, attested ...string) (statuslist.Reference, error)
 }
 
 // WalletSolution is what a wallet instance attestation says of the wallet
@@ -191,12 +191,9 @@ func (a *Attestations) KeyAttestation(ctx context.Context, unit string, kids []s
 	if err != nil {
 		return "", err
 	}
-	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindKey, kids[0])
+	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindKey, kids[0], kids...)
 	if err != nil {
 		return "", fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
-	}
-	if err := a.cfg.Store.RecordAttestedKeys(ctx, listID(r.URI), int64(r.Index), kids); err != nil {
-		return "", storeErr(err)
 	}
 	// Checked again now that the entry names the keys: a key destroyed
 	// since the first check is refused here, and one destroyed from now on
@@ -261,15 +258,4 @@ func (a *Attestations) ProofOfAssociation(ctx context.Context, unit string, kids
 	}
 	a.log.InfoContext(ctx, "proof of association issued", "unit", unit, "keys", len(kids))
 	return jwt, nil
-}
-
-// listID is the list id at the end of a status list URI
-// (…/statuslists/{id}).
-func listID(uri string) string {
-	for i := len(uri) - 1; i >= 0; i-- {
-		if uri[i] == '/' {
-			return uri[i+1:]
-		}
-	}
-	return uri
 }

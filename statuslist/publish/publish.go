@@ -164,10 +164,12 @@ func New(st Store, cfg Config) (*Publisher, error) {
 func (p *Publisher) URI(listID string) string { return p.base + listID }
 
 // Allocate hands out a status entry for a unit's WIA (kind wia, kid "") or
-// one of its keys, and returns the reference the attestation carries.
-func (p *Publisher) Allocate(ctx context.Context, unit string, kind store.StatusKind, kid string) (statuslist.Reference, error) {
+// one of its keys, and returns the reference the attestation carries. For
+// a key attestation, attested are all the keys it names, recorded with the
+// entry so that destroying any of them invalidates it.
+func (p *Publisher) Allocate(ctx context.Context, unit string, kind store.StatusKind, kid string, attested ...string) (statuslist.Reference, error) {
 	e, err := p.st.AllocateStatus(ctx, store.StatusAllocation{
-		Unit: unit, Kind: kind, KID: kid,
+		Unit: unit, Kind: kind, KID: kid, Attested: attested,
 		Pool: p.cfg.Pool, Size: int64(p.cfg.ShardSize), Bits: Bits,
 		Index: p.index,
 		At:    p.cfg.Now(),
