@@ -82,7 +82,8 @@ cpu="$(LC_ALL=C lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | hea
 
 # perf_summary SIGN_TXT GOBENCH_TXT CONC: the HTTP load's server + db CPU per signature against the
 # medians of the PostgreSQL floor at concurrency CONC (BenchmarkSign/postgres/cpu-cCONC,
-# floor-cCONC-cpu-ns/op) and sequential (BenchmarkSign/postgres/cpu, floor-cpu-ns/op).
+# floor-cCONC-cpu-ns/op, each step in a pass of its own; floor-cCONC-mixed-cpu-ns/op, the steps in a
+# request's order) and sequential (BenchmarkSign/postgres/cpu, floor-cpu-ns/op).
 perf_summary() {
 	awk -v conc="$3" '
 		function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i + 1) == name) return $i; return "" }
@@ -98,6 +99,7 @@ perf_summary() {
 			}
 		}
 		file == 2 && $1 ~ ("^BenchmarkSign/postgres/cpu-c" conc "(-[0-9]+)?$") { v = metric("floor-c" conc "-cpu-ns/op"); if (v != "") c[++nc] = v }
+		file == 2 && $1 ~ ("^BenchmarkSign/postgres/cpu-c" conc "(-[0-9]+)?$") { v = metric("floor-c" conc "-mixed-cpu-ns/op"); if (v != "") x[++nx] = v }
 		file == 2 && $1 ~ "^BenchmarkSign/postgres/cpu(-[0-9]+)?$" { v = metric("floor-cpu-ns/op"); if (v != "") s[++ns] = v }
 		END {
 			print "## Summary: the HTTP signature load against the floor of this run (PostgreSQL)"
@@ -106,10 +108,11 @@ perf_summary() {
 				print "(incomplete: wsca bench server/db CPU or the Go floors are missing)"
 				exit
 			}
-			fc = median(c, nc) / 1e6; fs = median(s, ns) / 1e6
+			fc = median(c, nc) / 1e6; fs = median(s, ns) / 1e6; fx = nx ? median(x, nx) / 1e6 : 0
 			printf "wsca bench --op sign --concurrency %d: wscad %.3f ms + db %.3f ms = %.3f ms per signature\n", conc, srv, db, srv + db
-			printf "floor at concurrency %d (median of %d): %.3f ms  -> x-floor %.2f\n", conc, nc, fc, (srv + db) / fc
-			printf "floor sequential (median of %d):        %.3f ms  -> x-floor %.2f\n", ns, fs, (srv + db) / fs
+			printf "floor at concurrency %d, steps apart (median of %d): %.3f ms  -> x-floor %.2f\n", conc, nc, fc, (srv + db) / fc
+			if (nx) printf "floor at concurrency %d, steps mixed (median of %d): %.3f ms  -> x-floor %.2f\n", conc, nx, fx, (srv + db) / fx
+			printf "floor sequential (median of %d): %.3f ms  -> x-floor %.2f\n", ns, fs, (srv + db) / fs
 		}' "$1" "$2"
 }
 

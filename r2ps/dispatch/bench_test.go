@@ -912,6 +912,31 @@ func runSpread(conc, n int, run func(worker int) error) error {
 	return errors.Join(errs...)
 }
 
+// runFloorMixed runs the steps one after the other, as a request runs
+// them, b.N times from conc goroutines, and reports their CPU per
+// operation as floor-c<conc>-mixed-cpu-ns/op: the same work as runFloor's
+// passes, but each step's code and data no longer stay warm in a loop of
+// their own.
+func runFloorMixed(b *testing.B, m *dbMeter, conc int, steps []floorStep) time.Duration {
+	s0 := m.sample(b)
+	err := runSpread(conc, b.N, func(w int) error {
+		for _, st := range steps {
+			for range st.n {
+				if err := st.run(w); err != nil {
+					return fmt.Errorf("%s: %w", st.name, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("floor: %v", err)
+	}
+	self, db := m.since(b, s0)
+	perOp(b, self+db, fmt.Sprintf("floor-c%d-mixed-cpu-ns/op", conc))
+	return self + db
+}
+
 // benchConcurrency is how many callers the concurrent cpu benchmark and
 // its floor use: WSCA_BENCH_CONCURRENCY, 8 by default, as
 // `wsca bench --concurrency 8` in scripts/perf.sh.
@@ -1015,9 +1040,10 @@ func benchSignCPU(b *testing.B, f *signFixture, dsn string) {
 // conc` loads wscad: one session per caller (wsca bench has a unit per
 // worker), b.N requests built beforehand and served from conc goroutines,
 // then the floor's steps, each from conc goroutines (one PKCS#11 session
-// per goroutine), then the sequential floor again for comparison. x-floor
-// divides by the floor at the same concurrency, x-floor-seq by the
-// sequential one.
+// per goroutine), then the same steps in a request's order from conc
+// goroutines (runFloorMixed), then the sequential floor again for
+// comparison. x-floor divides by the floor at the same concurrency,
+// x-floor-mixed by the mixed one, x-floor-seq by the sequential one.
 func benchSignCPUConcurrent(b *testing.B, f *signFixture, dsn string, conc int) {
 	ctx := context.Background()
 	m := newDBMeter(b, dsn)
@@ -1067,9 +1093,11 @@ func benchSignCPUConcurrent(b *testing.B, f *signFixture, dsn string, conc int) 
 	server := perOp(b, self, "server-cpu-ns/op")
 	dbv := perOp(b, db, "db-cpu-ns/op")
 	fl := runFloor(b, m, conc, floor)
+	mixed := runFloorMixed(b, m, conc, floor)
 	seq := runFloor(b, m, 1, floor)
 	perN := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
 	b.ReportMetric((server+dbv)/perN(fl), "x-floor")
+	b.ReportMetric((server+dbv)/perN(mixed), "x-floor-mixed")
 	b.ReportMetric((server+dbv)/perN(seq), "x-floor-seq")
 }
 
