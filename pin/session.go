@@ -293,8 +293,9 @@ const (
 	// (docs/protocol.md §1): a ticket that would be longer (a very long
 	// unit id or context) is replaced by a plain random id.
 	MaxSessionIDLen = 256
-	// MaxTicketBinding bounds LoginOptions.Binding.
-	MaxTicketBinding = 64
+	// MaxTicketBinding bounds LoginOptions.Binding (dispatch binds an
+	// uncompressed P-256 point: 65 bytes).
+	MaxTicketBinding = 65
 )
 
 // ticketOverhead is what a ticket adds to its variable parts.

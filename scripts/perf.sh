@@ -9,7 +9,10 @@
 # Steps: a throwaway SoftHSM token and PostgreSQL cluster (scripts/lib.sh), wscad built from this
 # checkout with --pprof-listen on loopback, then for each of sign and login `wsca bench
 # --concurrency 8` for DURATION while /debug/pprof/profile records wscad for the middle of the run
-# (`go tool pprof -top`, 15 entries), then `go test -bench '(Sign|Login)/.*/cpu'` in r2ps/dispatch.
+# (`go tool pprof -top`, 15 entries), then `go test -bench '(Sign|Login)/.*/cpu'` in r2ps/dispatch
+# with WSCA_BENCH_CONCURRENCY=CONCURRENCY, so that BenchmarkSign/*/cpu-c<CONCURRENCY> measures the
+# floor from as many goroutines as the load has workers. Last, a summary divides the HTTP load's
+# wscad + db CPU per signature by the PostgreSQL floor measured both ways in this run (medians).
 # wsca bench finds wscad and the cluster's postmaster through /proc and reports their CPU per op.
 #
 # Environment: DURATION (default 20s), CONCURRENCY (default 8), OUT (default perf.txt),
@@ -77,6 +80,42 @@ cpu="$(LC_ALL=C lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | hea
 	echo
 } >"$out"
 
+# perf_summary SIGN_TXT GOBENCH_TXT CONC: the HTTP load's server + db CPU per signature against the
+# medians of the PostgreSQL floor at concurrency CONC (BenchmarkSign/postgres/cpu-cCONC,
+# floor-cCONC-cpu-ns/op, each step in a pass of its own; floor-cCONC-mixed-cpu-ns/op, the steps in a
+# request's order) and sequential (BenchmarkSign/postgres/cpu, floor-cpu-ns/op).
+perf_summary() {
+	awk -v conc="$3" '
+		function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i + 1) == name) return $i; return "" }
+		function median(a, n,   i, j, t) {
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+		}
+		FNR == 1 { file++ }
+		file == 1 && /^CPU:/ {
+			for (i = 1; i < NF; i++) {
+				if ($i == "server" && $(i + 1) == "CPU/op") { srv = $(i + 2); sub(/ms$/, "", srv) }
+				if ($i == "db" && $(i + 1) == "CPU/op") { db = $(i + 2); sub(/ms$/, "", db) }
+			}
+		}
+		file == 2 && $1 ~ ("^BenchmarkSign/postgres/cpu-c" conc "(-[0-9]+)?$") { v = metric("floor-c" conc "-cpu-ns/op"); if (v != "") c[++nc] = v }
+		file == 2 && $1 ~ ("^BenchmarkSign/postgres/cpu-c" conc "(-[0-9]+)?$") { v = metric("floor-c" conc "-mixed-cpu-ns/op"); if (v != "") x[++nx] = v }
+		file == 2 && $1 ~ "^BenchmarkSign/postgres/cpu(-[0-9]+)?$" { v = metric("floor-cpu-ns/op"); if (v != "") s[++ns] = v }
+		END {
+			print "## Summary: the HTTP signature load against the floor of this run (PostgreSQL)"
+			print ""
+			if (srv == "" || db == "" || srv == "n/a" || db == "n/a" || nc == 0 || ns == 0) {
+				print "(incomplete: wsca bench server/db CPU or the Go floors are missing)"
+				exit
+			}
+			fc = median(c, nc) / 1e6; fs = median(s, ns) / 1e6; fx = nx ? median(x, nx) / 1e6 : 0
+			printf "wsca bench --op sign --concurrency %d: wscad %.3f ms + db %.3f ms = %.3f ms per signature\n", conc, srv, db, srv + db
+			printf "floor at concurrency %d, steps apart (median of %d): %.3f ms  -> x-floor %.2f\n", conc, nc, fc, (srv + db) / fc
+			if (nx) printf "floor at concurrency %d, steps mixed (median of %d): %.3f ms  -> x-floor %.2f\n", conc, nx, fx, (srv + db) / fx
+			printf "floor sequential (median of %d): %.3f ms  -> x-floor %.2f\n", ns, fs, (srv + db) / fs
+		}' "$1" "$2"
+}
+
 rc=0
 for op in sign login; do
 	wsca_log "wsca bench --op $op --concurrency $conc --duration $duration, profiling ${prof_secs}s"
@@ -116,10 +155,12 @@ if [ "${GOBENCH:-1}" != "0" ]; then
 		echo
 	} >>"$out"
 	set +e
-	go test -run '^$' -bench '(Sign|Login)/.*/cpu' -benchtime "${BENCHTIME:-3s}" -count "${COUNT:-3}" ./r2ps/dispatch/ 2>&1 | tee -a "$out"
+	WSCA_BENCH_CONCURRENCY="$conc" go test -run '^$' -bench '(Sign|Login)/.*/cpu' -benchtime "${BENCHTIME:-3s}" \
+		-count "${COUNT:-3}" ./r2ps/dispatch/ 2>&1 | tee -a "$out" "$work/gobench.txt"
 	grc=${PIPESTATUS[0]}
 	set -e
 	[ "$grc" -eq 0 ] || rc=$grc
+	perf_summary "$work/sign.txt" "$work/gobench.txt" "$conc" >>"$out"
 fi
 
 if [ "$rc" -eq 0 ]; then

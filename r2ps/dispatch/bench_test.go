@@ -16,8 +16,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,7 +345,10 @@ func newSignFixture(b *testing.B, dsn string) *signFixture {
 //   - x-raw divides raw-C_Sign's ns/op by the sub-benchmark's ns/op,
 //     server-x-raw by its wire-ns/op or server-ns/op (throughput ratios);
 //   - cpu is the CPU of Serve with requests built beforehand, and of the
-//     database, against the unavoidable work (benchSignCPU, issue 6);
+//     database, against the unavoidable work, both run one after the
+//     other (benchSignCPU, issue 6); cpu-c<N> the same from N goroutines
+//     at once, N = WSCA_BENCH_CONCURRENCY (default 8), as wsca bench loads
+//     wscad (benchSignCPUConcurrent);
 //   - interleaved-* alternate a raw signature and a protocol one, swapping
 //     the order every iteration, and report medians and their ratios.
 func BenchmarkSign(b *testing.B) {
@@ -351,6 +358,8 @@ func BenchmarkSign(b *testing.B) {
 			f := newSignFixture(b, dsn)
 			ctx := context.Background()
 			b.Run("cpu", func(b *testing.B) { benchSignCPU(b, f, dsn) })
+			conc := benchConcurrency(b)
+			b.Run(fmt.Sprintf("cpu-c%d", conc), func(b *testing.B) { benchSignCPUConcurrent(b, f, dsn, conc) })
 			var rawNs float64
 			b.Run("raw-C_Sign", func(b *testing.B) {
 				b.ReportAllocs()
@@ -793,14 +802,22 @@ func (f *aeadFloor) gcm(b *testing.B) cipher.AEAD {
 	return g
 }
 
-func (f *aeadFloor) run(b *testing.B) {
-	g := f.gcm(b)
+func (f *aeadFloor) run() error {
+	blk, err := aes.NewCipher(f.key)
+	if err != nil {
+		return err
+	}
+	g, err := cipher.NewGCM(blk)
+	if err != nil {
+		return err
+	}
 	if _, err := g.Open(nil, f.nonce, f.sealed, nil); err != nil {
-		b.Fatal(err)
+		return err
 	}
 	var nonce [12]byte
 	rand.Read(nonce[:])
 	g.Seal(nil, nonce[:], f.plain, nil)
+	return nil
 }
 
 // verifyFloor is one ECDSA P-256 verification of a fixed signature.
@@ -823,65 +840,164 @@ func newVerifyFloor(b *testing.B) *verifyFloor {
 	return &verifyFloor{pub: &k.PublicKey, digest: d[:], sig: sig}
 }
 
-func (f *verifyFloor) run(b *testing.B) {
+func (f *verifyFloor) run() error {
 	if !ecdsa.VerifyASN1(f.pub, f.digest, f.sig) {
-		b.Fatal("the floor's signature does not verify")
+		return errors.New("the floor's signature does not verify")
 	}
+	return nil
 }
 
-// floorStep is one part of the unavoidable work, run n times.
+// floorStep is one part of the unavoidable work, run n times. run gets
+// the index of the worker that calls it (0 when sequential), so that a
+// step with state of its own (a PKCS#11 session, a nonce buffer) keeps
+// one per worker.
 type floorStep struct {
 	name string
 	n    int
-	run  func()
+	run  func(worker int) error
 }
 
-// runFloor runs each step b.N×n times in a pass of its own and reports its
-// CPU per operation; it returns the sum.
-func runFloor(b *testing.B, m *dbMeter, steps []floorStep) time.Duration {
+// runFloor runs each step b.N×n times in a pass of its own, from conc
+// goroutines at once (1: in this goroutine, one after the other), and
+// reports its CPU per operation as floor-<step>-cpu-ns/op (sequential) or
+// floor-c<conc>-<step>-cpu-ns/op; it returns the sum.
+func runFloor(b *testing.B, m *dbMeter, conc int, steps []floorStep) time.Duration {
+	prefix := "floor-"
+	if conc > 1 {
+		prefix = fmt.Sprintf("floor-c%d-", conc)
+	}
 	var total time.Duration
 	for _, st := range steps {
 		s0 := m.sample(b)
-		for range b.N * st.n {
-			st.run()
+		if err := runSpread(conc, b.N*st.n, st.run); err != nil {
+			b.Fatalf("floor step %s: %v", st.name, err)
 		}
 		self, db := m.since(b, s0)
-		perOp(b, self+db, "floor-"+st.name+"-cpu-ns/op")
+		perOp(b, self+db, prefix+st.name+"-cpu-ns/op")
 		total += self + db
 	}
-	perOp(b, total, "floor-cpu-ns/op")
+	perOp(b, total, prefix+"cpu-ns/op")
 	return total
 }
 
-// benchSignCPU is BenchmarkSign/<store>/cpu: b.N sign_ecdsa requests,
-// built beforehand, through Dispatcher.Serve, then the floor.
-func benchSignCPU(b *testing.B, f *signFixture, dsn string) {
+// runSpread makes n calls of run, shared out among conc goroutines that
+// take the next call as they finish one (as a load's workers do); it
+// returns the first error, after every goroutine has stopped.
+func runSpread(conc, n int, run func(worker int) error) error {
+	if conc <= 1 {
+		for range n {
+			if err := run(0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, conc)
+	)
+	for w := range conc {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := run(w); err != nil {
+					errs[w] = err
+					next.Store(int64(n)) // the others stop at their next call
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// runFloorMixed runs the steps one after the other, as a request runs
+// them, b.N times from conc goroutines, and reports their CPU per
+// operation as floor-c<conc>-mixed-cpu-ns/op: the same work as runFloor's
+// passes, but each step's code and data no longer stay warm in a loop of
+// their own.
+func runFloorMixed(b *testing.B, m *dbMeter, conc int, steps []floorStep) time.Duration {
+	s0 := m.sample(b)
+	err := runSpread(conc, b.N, func(w int) error {
+		for _, st := range steps {
+			for range st.n {
+				if err := st.run(w); err != nil {
+					return fmt.Errorf("%s: %w", st.name, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("floor: %v", err)
+	}
+	self, db := m.since(b, s0)
+	perOp(b, self+db, fmt.Sprintf("floor-c%d-mixed-cpu-ns/op", conc))
+	return self + db
+}
+
+// benchConcurrency is how many callers the concurrent cpu benchmark and
+// its floor use: WSCA_BENCH_CONCURRENCY, 8 by default, as
+// `wsca bench --concurrency 8` in scripts/perf.sh.
+func benchConcurrency(b *testing.B) int {
+	v := os.Getenv("WSCA_BENCH_CONCURRENCY")
+	if v == "" {
+		return 8
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 2 || n > 256 {
+		b.Fatalf("WSCA_BENCH_CONCURRENCY=%q: want a whole number from 2 to 256", v)
+	}
+	return n
+}
+
+// signFloor is the floor of one signature (benchSignCPU's comment), with
+// conc workers' worth of per-worker state: a PKCS#11 session on the key
+// and a nonce buffer each. Worker 0's session is the fixture's.
+func signFloor(b *testing.B, f *signFixture, size, conc int) []floorStep {
+	b.Helper()
 	ctx := context.Background()
-	m := newDBMeter(b, dsn)
-	// Build the requests (the client's work) before any counting.
-	b.StopTimer()
+	verify := newVerifyFloor(b)
+	aead := newAEADFloor(b, size)
+	raws := []*rawSigner{f.raw}
+	for len(raws) < conc {
+		raws = append(raws, newRawSigner(b, device.KID(f.kid)))
+	}
+	hs := make([][]byte, conc)
+	for i := range hs {
+		hs[i] = make([]byte, store.HashSize)
+	}
+	return []floorStep{
+		{"ecdsa-verify", 1, func(int) error { return verify.run() }},
+		{"hsm-sign", 1, func(w int) error { return raws[w].sign(f.digest) }},
+		{"aead", 1, func(int) error { return aead.run() }},
+		{"nonce-insert", 1, func(w int) error {
+			rand.Read(hs[w])
+			return f.w.st.UseNonce(ctx, hs[w], time.Now().Add(time.Hour))
+		}},
+	}
+}
+
+// buildSignRequests makes n sign_ecdsa request bodies in session s of
+// f's client (the client's work, done before any counting).
+func buildSignRequests(b *testing.B, f *signFixture, s *client.Session, n int) [][]byte {
+	b.Helper()
 	capture := &captureTransport{}
-	cc := withTransport(b, f.c, capture)
-	s := cc.Resume(f.inProcess.ID, f.inProcess.Key, f.inProcess.Task, f.inProcess.ExpiresAt)
-	for range b.N {
-		if _, err := s.Sign(ctx, f.kid, f.digest); !errors.Is(err, errCaptured) {
+	cs := withTransport(b, f.c, capture).Resume(s.ID, s.Key, s.Task, s.ExpiresAt)
+	for range n {
+		if _, err := cs.Sign(context.Background(), f.kid, f.digest); !errors.Is(err, errCaptured) {
 			b.Fatalf("building a request: %v", err)
 		}
 	}
-	replies := make([]dispatch.Reply, b.N)
-	verify := newVerifyFloor(b)
-	aead := newAEADFloor(b, len(capture.bodies[0]))
-	h := make([]byte, store.HashSize)
-	runtime.GC()
-	b.StartTimer()
+	return capture.bodies
+}
 
-	s0 := m.sample(b)
-	for i, body := range capture.bodies {
-		replies[i] = f.w.disp.Serve(ctx, body)
-	}
-	self, db := m.since(b, s0)
-	b.StopTimer()
-	for _, i := range []int{0, b.N - 1} {
+// checkSignReplies checks the first and last reply fully and every
+// status.
+func checkSignReplies(b *testing.B, f *signFixture, s *client.Session, replies []dispatch.Reply) {
+	b.Helper()
+	for _, i := range []int{0, len(replies) - 1} {
 		checkSignReply(b, f.c, s, replies[i])
 	}
 	for _, r := range replies {
@@ -889,25 +1005,100 @@ func benchSignCPU(b *testing.B, f *signFixture, dsn string) {
 			b.Fatalf("reply %d", r.Status)
 		}
 	}
+}
+
+// benchSignCPU is BenchmarkSign/<store>/cpu: b.N sign_ecdsa requests,
+// built beforehand, through Dispatcher.Serve one after the other, then
+// the floor, its steps one after the other too.
+func benchSignCPU(b *testing.B, f *signFixture, dsn string) {
+	ctx := context.Background()
+	m := newDBMeter(b, dsn)
+	// Build the requests (the client's work) before any counting.
+	b.StopTimer()
+	bodies := buildSignRequests(b, f, f.inProcess, b.N)
+	replies := make([]dispatch.Reply, b.N)
+	floor := signFloor(b, f, len(bodies[0]), 1)
+	runtime.GC()
+	b.StartTimer()
+
+	s0 := m.sample(b)
+	for i, body := range bodies {
+		replies[i] = f.w.disp.Serve(ctx, body)
+	}
+	self, db := m.since(b, s0)
+	b.StopTimer()
+	checkSignReplies(b, f, f.inProcess, replies)
 	b.StartTimer()
 	server := perOp(b, self, "server-cpu-ns/op")
 	dbv := perOp(b, db, "db-cpu-ns/op")
-	floor := runFloor(b, m, []floorStep{
-		{"ecdsa-verify", 1, func() { verify.run(b) }},
-		{"hsm-sign", 1, func() {
-			if err := f.raw.sign(f.digest); err != nil {
-				b.Fatal(err)
+	fl := runFloor(b, m, 1, floor)
+	b.ReportMetric((server+dbv)/(float64(fl.Nanoseconds())/float64(b.N)), "x-floor")
+}
+
+// benchSignCPUConcurrent is BenchmarkSign/<store>/cpu-c<conc>: the same
+// as benchSignCPU with conc callers at once, as `wsca bench --concurrency
+// conc` loads wscad: one session per caller (wsca bench has a unit per
+// worker), b.N requests built beforehand and served from conc goroutines,
+// then the floor's steps, each from conc goroutines (one PKCS#11 session
+// per goroutine), then the same steps in a request's order from conc
+// goroutines (runFloorMixed), then the sequential floor again for
+// comparison. x-floor divides by the floor at the same concurrency,
+// x-floor-mixed by the mixed one, x-floor-seq by the sequential one.
+func benchSignCPUConcurrent(b *testing.B, f *signFixture, dsn string, conc int) {
+	ctx := context.Background()
+	m := newDBMeter(b, dsn)
+	b.StopTimer()
+	sessions := make([]*client.Session, conc)
+	bodies := make([][][]byte, conc)
+	for w := range conc {
+		sessions[w] = login(b, withTransport(b, f.c, f.serve))
+		// b.N shared out: the first b.N%conc workers make one more.
+		n := b.N / conc
+		if w < b.N%conc {
+			n++
+		}
+		bodies[w] = buildSignRequests(b, f, sessions[w], n)
+	}
+	defer func() {
+		for _, s := range sessions {
+			f.w.pins.End(context.Background(), s.ID)
+		}
+	}()
+	replies := make([][]dispatch.Reply, conc)
+	for w := range replies {
+		replies[w] = make([]dispatch.Reply, len(bodies[w]))
+	}
+	floor := signFloor(b, f, len(bodies[0][0]), conc) // b.N ≥ 1: worker 0 has a request
+	runtime.GC()
+	b.StartTimer()
+
+	s0 := m.sample(b)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Go(func() {
+			for i, body := range bodies[w] {
+				replies[w][i] = f.w.disp.Serve(ctx, body)
 			}
-		}},
-		{"aead", 1, func() { aead.run(b) }},
-		{"nonce-insert", 1, func() {
-			rand.Read(h)
-			if err := f.w.st.UseNonce(ctx, h, time.Now().Add(time.Hour)); err != nil {
-				b.Fatal(err)
-			}
-		}},
-	})
-	b.ReportMetric((server+dbv)/(float64(floor.Nanoseconds())/float64(b.N)), "x-floor")
+		})
+	}
+	wg.Wait()
+	self, db := m.since(b, s0)
+	b.StopTimer()
+	for w := range conc {
+		if len(replies[w]) > 0 {
+			checkSignReplies(b, f, sessions[w], replies[w])
+		}
+	}
+	b.StartTimer()
+	server := perOp(b, self, "server-cpu-ns/op")
+	dbv := perOp(b, db, "db-cpu-ns/op")
+	fl := runFloor(b, m, conc, floor)
+	mixed := runFloorMixed(b, m, conc, floor)
+	seq := runFloor(b, m, 1, floor)
+	perN := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+	b.ReportMetric((server+dbv)/perN(fl), "x-floor")
+	b.ReportMetric((server+dbv)/perN(mixed), "x-floor-mixed")
+	b.ReportMetric((server+dbv)/perN(seq), "x-floor-seq")
 }
 
 // derive is the floor's HSM ECDH: C_DeriveKey (CKM_ECDH1_DERIVE) into a
@@ -996,38 +1187,25 @@ func benchLoginCPU(b *testing.B, w *benchWorld, c *client.Client, unit, dsn stri
 	server := perOp(b, t.cpu, "server-cpu-ns/op")
 	dbv := perOp(b, db, "db-cpu-ns/op")
 	now := time.Now()
-	floor := runFloor(b, m, []floorStep{
-		{"GenerateKE2", 1, func() {
-			if _, _, err := op.GenerateKE2(ke1, rec); err != nil {
-				b.Fatal(err)
-			}
+	floor := runFloor(b, m, 1, []floorStep{
+		{"GenerateKE2", 1, func(int) error {
+			_, _, err := op.GenerateKE2(ke1, rec)
+			return err
 		}},
-		{"hsm-ecdh", 2, func() {
-			if err := raw.derive(point); err != nil {
-				b.Fatal(err)
-			}
-		}},
-		{"hsm-sign", 2, func() {
-			if err := raw.sign(digest[:]); err != nil {
-				b.Fatal(err)
-			}
-		}},
-		{"ecdsa-verify", 2, func() { verify.run(b) }},
-		{"attempt-writes", 1, func() {
+		{"hsm-ecdh", 2, func(int) error { return raw.derive(point) }},
+		{"hsm-sign", 2, func(int) error { return raw.sign(digest[:]) }},
+		{"ecdsa-verify", 2, func(int) error { return verify.run() }},
+		{"attempt-writes", 1, func(int) error {
 			if _, ok, err := w.st.TakeAttempt(ctx, unit, "hsm", 1<<30, now); err != nil || !ok {
-				b.Fatalf("TakeAttempt: %v %v", ok, err)
+				return fmt.Errorf("TakeAttempt: %v %w", ok, err)
 			}
-			if err := w.st.ClearAttempts(ctx, unit, "hsm", now); err != nil {
-				b.Fatal(err)
-			}
+			return w.st.ClearAttempts(ctx, unit, "hsm", now)
 		}},
-		{"session-insert", 1, func() {
+		{"session-insert", 1, func(int) error {
 			id := make([]byte, store.HashSize)
 			rand.Read(id)
-			if err := w.st.CreateSession(ctx, store.Session{IDHash: id, UnitID: unit, Context: "hsm", State: store.SessionVerified,
-				Secret: id, UsesLeft: store.Unlimited, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
-				b.Fatal(err)
-			}
+			return w.st.CreateSession(ctx, store.Session{IDHash: id, UnitID: unit, Context: "hsm", State: store.SessionVerified,
+				Secret: id, UsesLeft: store.Unlimited, CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
 		}},
 	})
 	b.ReportMetric((server+dbv)/(float64(floor.Nanoseconds())/float64(b.N)), "x-floor")
