@@ -38,6 +38,36 @@ var (
 	// operation may succeed if retried later.
 	ErrUnavailable = errors.New("device: unavailable")
 	ErrClosed      = errors.New("device: closed")
+	// ErrWrappedUnsupported means a [Ref] carries a key blob for a device
+	// that does not run in [StorageWrapped] (the soft keystore never
+	// does; a PKCS#11 token only when configured so).
+	ErrWrappedUnsupported = errors.New("device: wrapped keys not supported by this device")
+	// ErrInvalidBlob means a [Ref]'s key blob cannot be used: malformed,
+	// truncated, altered, made under a wrapping key this device does not
+	// hold, or holding another key than the one the kid names. The device
+	// refuses it before any signature or derivation with it.
+	ErrInvalidBlob = errors.New("device: invalid key blob")
+)
+
+// Storage is where a device keeps the private keys it generates.
+type Storage string
+
+const (
+	// StorageToken: every key is an object on the device, addressed by
+	// owner and kid; [Key.Wrapped] is nil. The default, and the only mode
+	// of the soft keystore.
+	StorageToken Storage = "token"
+	// StorageWrapped: [Device.Generate] returns the private key wrapped
+	// under a key that never leaves the device ([Key.Wrapped], an opaque
+	// blob) and keeps no object of it. The caller stores the blob and
+	// passes it back in [Ref.Wrapped] on every use; the device unwraps it
+	// (or finds it in a bounded cache of unwrapped objects) and refuses a
+	// blob that does not hold the key the kid names. The device cannot
+	// tell owners apart for such a key: binding the blob to its owner is
+	// the caller's (an authenticated record). A Ref without a blob still
+	// addresses a token object, so keys made before the switch keep
+	// working.
+	StorageWrapped Storage = "wrapped"
 )
 
 // DigestSize is the only digest length a device signs: SHA-256 for ES256.
@@ -50,6 +80,9 @@ const SignatureSize = ecp256.SignatureSize
 type Ref struct {
 	Owner Owner
 	KID   KID
+	// Wrapped is the key's blob ([Key.Wrapped]) for a key generated in
+	// [StorageWrapped]; nil for a token object. The device only reads it.
+	Wrapped []byte
 }
 
 // Key describes a key held by a device.
@@ -57,7 +90,14 @@ type Key struct {
 	KID    KID
 	Owner  Owner
 	Public *ecdsa.PublicKey
+	// Wrapped is the private key wrapped by the device, for a key made in
+	// [StorageWrapped]: opaque to the caller, who stores it and passes it
+	// in [Ref.Wrapped]. Nil for a token object.
+	Wrapped []byte
 }
+
+// Ref returns the reference that addresses k.
+func (k Key) Ref() Ref { return Ref{Owner: k.Owner, KID: k.KID, Wrapped: k.Wrapped} }
 
 // Info describes a device for logs, metrics, readiness and attestations.
 type Info struct {
@@ -70,6 +110,8 @@ type Info struct {
 	Assurance Assurance
 	// Description names the token or keystore, without secrets.
 	Description string
+	// Storage is where generated keys live; empty means StorageToken.
+	Storage Storage
 }
 
 // SoftwareOnly reports whether keys are known to be protected by software
@@ -80,7 +122,8 @@ func (i Info) SoftwareOnly() bool { return i.Assurance == AssuranceSoftware }
 type Device interface {
 	Info() Info
 	// Generate creates a new P-256 key owned by owner. The private key is
-	// sensitive and cannot be extracted.
+	// sensitive and cannot be extracted, except wrapped under the device's
+	// own wrapping key in [StorageWrapped] (then Key.Wrapped is set).
 	Generate(ctx context.Context, owner Owner) (Key, error)
 	// PublicKey returns the key's public half.
 	PublicKey(ctx context.Context, ref Ref) (Key, error)
@@ -88,9 +131,12 @@ type Device interface {
 	Sign(ctx context.Context, ref Ref, digest []byte) ([]byte, error)
 	// ECDH returns the 32-byte x-coordinate of d·peer.
 	ECDH(ctx context.Context, ref Ref, peer *ecdh.PublicKey) ([]byte, error)
-	// List returns the owner's keys, ordered by kid.
+	// List returns the owner's keys that are objects on the device,
+	// ordered by kid. Wrapped keys are not objects and are never listed:
+	// their list is the caller's record.
 	List(ctx context.Context, owner Owner) ([]Key, error)
-	// Destroy erases the key from the device.
+	// Destroy erases the key from the device. For a wrapped key it drops
+	// any unwrapped copy; erasing the blob is the caller's.
 	Destroy(ctx context.Context, ref Ref) error
 	// Ping checks that the device answers; readiness probes call it.
 	Ping(ctx context.Context) error

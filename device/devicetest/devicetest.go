@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -31,13 +32,29 @@ func NewOwner(t testing.TB, prefix string) device.Owner {
 	return o
 }
 
-// Run runs the whole suite on dev.
+// Run runs the whole suite on dev, in the storage its Info reports: in
+// device.StorageWrapped every generated key must come with a blob, every
+// use passes it, wrapped keys are not listed, and a bad blob is refused;
+// in device.StorageToken no key has a blob and a ref with one is refused.
 func Run(t *testing.T, dev device.Device) {
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, dev) })
 	t.Run("CrossUnit", func(t *testing.T) { testCrossUnit(t, dev) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, dev) })
 	t.Run("WycheproofECDH", func(t *testing.T) { testWycheproofECDH(t, dev) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, dev) })
+	if wrapped(dev) {
+		t.Run("Blobs", func(t *testing.T) { testBlobs(t, dev) })
+	}
+}
+
+func wrapped(dev device.Device) bool { return dev.Info().Storage == device.StorageWrapped }
+
+// checkStorage fails unless k has a blob exactly when dev is wrapped.
+func checkStorage(t testing.TB, dev device.Device, k device.Key) {
+	t.Helper()
+	if wrapped(dev) != (k.Wrapped != nil) {
+		t.Fatalf("storage %q, key with a %d-byte blob", dev.Info().Storage, len(k.Wrapped))
+	}
 }
 
 func digestOf(s string) []byte {
@@ -62,7 +79,8 @@ func testLifecycle(t *testing.T, dev device.Device) {
 	if kid, err := device.KIDOf(k1.Public); err != nil || kid != k1.KID {
 		t.Fatalf("kid %s is not the kid of its public key (%s, %v)", k1.KID, kid, err)
 	}
-	ref := device.Ref{Owner: owner, KID: k1.KID}
+	checkStorage(t, dev, k1)
+	ref := k1.Ref()
 
 	pk, err := dev.PublicKey(ctx, ref)
 	if err != nil {
@@ -112,18 +130,28 @@ func testLifecycle(t *testing.T, dev device.Device) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 2 || keys[0].KID > keys[1].KID {
-		t.Fatalf("List = %v, want the two keys ordered by kid", kids(keys))
-	}
-	for _, k := range keys {
-		if k.Owner != owner || (k.KID != k1.KID && k.KID != k2.KID) {
-			t.Fatalf("List returned %v", k)
+	if wrapped(dev) {
+		// Wrapped keys are no objects on the device: the caller lists them.
+		if len(keys) != 0 {
+			t.Fatalf("List = %v, want no wrapped keys", kids(keys))
+		}
+	} else {
+		if len(keys) != 2 || keys[0].KID > keys[1].KID {
+			t.Fatalf("List = %v, want the two keys ordered by kid", kids(keys))
+		}
+		for _, k := range keys {
+			if k.Owner != owner || (k.KID != k1.KID && k.KID != k2.KID) {
+				t.Fatalf("List returned %v", k)
+			}
 		}
 	}
 
 	if err := dev.Destroy(ctx, ref); err != nil {
 		t.Fatal(err)
 	}
+	// A wrapped key's blob is erased by the caller with the Destroy: what
+	// is left to name it is a ref without one.
+	ref.Wrapped = nil
 	if _, err := dev.Sign(ctx, ref, d); !errors.Is(err, device.ErrKeyNotFound) {
 		t.Fatalf("Sign after Destroy = %v, want ErrKeyNotFound", err)
 	}
@@ -134,10 +162,14 @@ func testLifecycle(t *testing.T, dev device.Device) {
 		t.Fatalf("second Destroy = %v", err)
 	}
 	keys, err = dev.List(ctx, owner)
-	if err != nil || len(keys) != 1 || keys[0].KID != k2.KID {
+	if wrapped(dev) {
+		if err != nil || len(keys) != 0 {
+			t.Fatalf("List after Destroy = %v, %v", kids(keys), err)
+		}
+	} else if err != nil || len(keys) != 1 || keys[0].KID != k2.KID {
 		t.Fatalf("List after Destroy = %v, %v", kids(keys), err)
 	}
-	if err := dev.Destroy(ctx, device.Ref{Owner: owner, KID: k2.KID}); err != nil {
+	if err := dev.Destroy(ctx, k2.Ref()); err != nil {
 		t.Fatal(err)
 	}
 	if err := dev.Ping(ctx); err != nil {
@@ -171,7 +203,7 @@ func testCrossUnit(t *testing.T, dev device.Device) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dev.Destroy(ctx, device.Ref{Owner: a, KID: ka.KID})
+	defer dev.Destroy(ctx, ka.Ref())
 	asB := device.Ref{Owner: b, KID: ka.KID}
 	peer, _ := ecdh.P256().GenerateKey(rand.Reader)
 
@@ -191,13 +223,30 @@ func testCrossUnit(t *testing.T, dev device.Device) {
 	if err != nil || len(keys) != 0 {
 		t.Errorf("B lists %v, %v", kids(keys), err)
 	}
+	if wrapped(dev) {
+		// B names A's kid with the blob of a key of its own: the device
+		// finds that the blob holds another key and signs nothing.
+		kb, err := dev.Generate(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dev.Destroy(ctx, kb.Ref())
+		foreign := device.Ref{Owner: b, KID: ka.KID, Wrapped: kb.Wrapped}
+		if _, err := dev.Sign(ctx, foreign, digestOf("x")); !errors.Is(err, device.ErrInvalidBlob) {
+			t.Errorf("B signs for A's kid with its own blob: %v", err)
+		}
+	}
 	// A's key is untouched and still A's.
-	sig, err := dev.Sign(ctx, device.Ref{Owner: a, KID: ka.KID}, digestOf("x"))
+	sig, err := dev.Sign(ctx, ka.Ref(), digestOf("x"))
 	if err != nil || !device.VerifyRaw(ka.Public, digestOf("x"), sig) {
 		t.Fatalf("A's key after B's attempts: %v", err)
 	}
 	keys, err = dev.List(ctx, a)
-	if err != nil || len(keys) != 1 || keys[0].KID != ka.KID {
+	if wrapped(dev) {
+		if err != nil || len(keys) != 0 {
+			t.Fatalf("A lists %v, %v", kids(keys), err)
+		}
+	} else if err != nil || len(keys) != 1 || keys[0].KID != ka.KID {
 		t.Fatalf("A lists %v, %v", kids(keys), err)
 	}
 }
@@ -210,8 +259,8 @@ func testBadInput(t *testing.T, dev device.Device) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dev.Destroy(ctx, device.Ref{Owner: owner, KID: k.KID})
-	ref := device.Ref{Owner: owner, KID: k.KID}
+	defer dev.Destroy(ctx, k.Ref())
+	ref := k.Ref()
 	cases := []struct {
 		name string
 		op   func() error
@@ -236,6 +285,38 @@ func testBadInput(t *testing.T, dev device.Device) {
 			return err
 		}, device.ErrInvalidPoint},
 		{"bad owner list", func() error { _, err := dev.List(ctx, "x/y"); return err }, device.ErrInvalidOwner},
+	}
+	if wrapped(dev) {
+		short := device.Ref{Owner: owner, KID: k.KID, Wrapped: k.Wrapped[:len(k.Wrapped)/2]}
+		cases = append(cases, []struct {
+			name string
+			op   func() error
+			want error
+		}{
+			{"short blob sign", func() error { _, err := dev.Sign(ctx, short, digestOf("x")); return err }, device.ErrInvalidBlob},
+			{"short blob public key", func() error { _, err := dev.PublicKey(ctx, short); return err }, device.ErrInvalidBlob},
+			{"short blob destroy", func() error { return dev.Destroy(ctx, short) }, device.ErrInvalidBlob},
+			{"empty blob", func() error {
+				_, err := dev.Sign(ctx, device.Ref{Owner: owner, KID: k.KID, Wrapped: []byte{}}, digestOf("x"))
+				return err
+			}, device.ErrInvalidBlob},
+		}...)
+	} else {
+		blob := device.Ref{Owner: owner, KID: k.KID, Wrapped: []byte{1, 2, 3}}
+		cases = append(cases, []struct {
+			name string
+			op   func() error
+			want error
+		}{
+			{"blob sign", func() error { _, err := dev.Sign(ctx, blob, digestOf("x")); return err }, device.ErrWrappedUnsupported},
+			{"blob ecdh", func() error {
+				p, _ := ecdh.P256().GenerateKey(rand.Reader)
+				_, err := dev.ECDH(ctx, blob, p.PublicKey())
+				return err
+			}, device.ErrWrappedUnsupported},
+			{"blob public key", func() error { _, err := dev.PublicKey(ctx, blob); return err }, device.ErrWrappedUnsupported},
+			{"blob destroy", func() error { return dev.Destroy(ctx, blob) }, device.ErrWrappedUnsupported},
+		}...)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -301,7 +382,8 @@ func testWycheproofECDH(t *testing.T, dev device.Device) {
 			if err != nil {
 				t.Fatalf("%s: import: %v", name, err)
 			}
-			ref = device.Ref{Owner: owner, KID: k.KID}
+			checkStorage(t, dev, k)
+			ref = k.Ref()
 			imported[hex.EncodeToString(v.Private)] = ref
 		}
 		z, err := dev.ECDH(ctx, ref, peer)
@@ -340,7 +422,7 @@ func testConcurrent(t *testing.T, dev device.Device) {
 			t.Fatal(err)
 		}
 		keys = append(keys, k)
-		defer dev.Destroy(ctx, device.Ref{Owner: owner, KID: k.KID})
+		defer dev.Destroy(ctx, k.Ref())
 	}
 	const workers, ops = 16, 25
 	var wg sync.WaitGroup
@@ -350,7 +432,7 @@ func testConcurrent(t *testing.T, dev device.Device) {
 		go func() {
 			defer wg.Done()
 			k := keys[w%len(keys)]
-			ref := device.Ref{Owner: owner, KID: k.KID}
+			ref := k.Ref()
 			devPub, err := device.ParsePoint(mustBytesNoT(k.Public))
 			if err != nil {
 				errs <- err
@@ -391,4 +473,65 @@ func testConcurrent(t *testing.T, dev device.Device) {
 func mustBytesNoT(k interface{ Bytes() ([]byte, error) }) []byte {
 	b, _ := k.Bytes()
 	return b
+}
+
+// testBlobs (wrapped storage): a blob that is truncated, altered anywhere,
+// or another key's is refused with ErrInvalidBlob by every operation, and
+// the key's own blob still works afterwards.
+func testBlobs(t *testing.T, dev device.Device) {
+	ctx := context.Background()
+	owner := NewOwner(t, "blobs")
+	k, err := dev.Generate(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := dev.Generate(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Destroy(ctx, k.Ref())
+	defer dev.Destroy(ctx, other.Ref())
+	flip := func(i int) []byte {
+		b := slices.Clone(k.Wrapped)
+		b[i] ^= 0x01
+		return b
+	}
+	n := len(k.Wrapped)
+	cases := []struct {
+		name string
+		blob []byte
+	}{
+		{"truncated by one", k.Wrapped[:n-1]},
+		{"truncated by a block", k.Wrapped[:n-8]},
+		{"extended", append(slices.Clone(k.Wrapped), make([]byte, 8)...)},
+		{"version", flip(0)},
+		{"wrapping key id", flip(1)},
+		{"mechanism", flip(17)},
+		{"first wrapped byte", flip(18)},
+		{"middle", flip(n / 2)},
+		{"last byte", flip(n - 1)},
+		{"another key's", other.Wrapped},
+	}
+	peer, _ := ecdh.P256().GenerateKey(rand.Reader)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := device.Ref{Owner: owner, KID: k.KID, Wrapped: tc.blob}
+			if _, err := dev.Sign(ctx, ref, digestOf("blob")); !errors.Is(err, device.ErrInvalidBlob) {
+				t.Errorf("Sign = %v, want ErrInvalidBlob", err)
+			}
+			if _, err := dev.ECDH(ctx, ref, peer.PublicKey()); !errors.Is(err, device.ErrInvalidBlob) {
+				t.Errorf("ECDH = %v, want ErrInvalidBlob", err)
+			}
+			if _, err := dev.PublicKey(ctx, ref); !errors.Is(err, device.ErrInvalidBlob) {
+				t.Errorf("PublicKey = %v, want ErrInvalidBlob", err)
+			}
+		})
+	}
+	sig, err := dev.Sign(ctx, k.Ref(), digestOf("blob"))
+	if err != nil || !device.VerifyRaw(k.Public, digestOf("blob"), sig) {
+		t.Fatalf("the key's own blob after the refusals: %v", err)
+	}
+	if err := dev.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

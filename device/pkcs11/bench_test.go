@@ -292,3 +292,62 @@ func BenchmarkGenerate(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkWrappedSign (docs/wrapped-keys.md): in one run, a signature
+// with a token object (token storage) against a signature with a wrapped
+// key whose unwrapped session object is cached (hit), and against one
+// that misses the cache every time (C_UnwrapKey, the kid check by ECDH
+// with G, then the signature: two keys through a cache of one). The
+// interleaved sub-benchmarks report the throughput ratio wrapped/token.
+func BenchmarkWrappedSign(b *testing.B) {
+	ctx := context.Background()
+	tok := openTest(b)
+	owner := devicetest.NewOwner(b, "bench-wrap")
+	tk, err := tok.Generate(ctx, owner)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tok.Destroy(context.Background(), tk.Ref()) })
+	hit := openWith(b, wrappedConfig(b, "", 0))
+	wk, err := hit.Generate(ctx, owner)
+	if err != nil {
+		b.Fatal(err)
+	}
+	missCfg := wrappedConfig(b, "", 1)
+	miss := openWith(b, missCfg)
+	var mk [2]device.Key
+	for i := range mk {
+		if mk[i], err = miss.Generate(ctx, owner); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(wk.Wrapped)), "blob-bytes")
+	digest := sha256.Sum256([]byte("benchmark"))
+	token := func() error { _, err := tok.Sign(ctx, tk.Ref(), digest[:]); return err }
+	cached := func() error { _, err := hit.Sign(ctx, wk.Ref(), digest[:]); return err }
+	var i int
+	missed := func() error {
+		i++
+		_, err := miss.Sign(ctx, mk[i%2].Ref(), digest[:])
+		return err
+	}
+	for _, bm := range []struct {
+		name string
+		fn   func() error
+	}{{"token", token}, {"wrapped-hit", cached}, {"wrapped-miss", missed}} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bm.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("interleaved-hit", func(b *testing.B) { testenv.Interleave(b, token, cached) })
+	unwraps := miss.Calls()[CallUnwrapKey]
+	b.Run("interleaved-miss", func(b *testing.B) { testenv.Interleave(b, token, missed) })
+	if miss.Calls()[CallUnwrapKey] == unwraps {
+		b.Error("the miss benchmark never unwrapped")
+	}
+}

@@ -59,6 +59,10 @@ const (
 	CallSign              = "C_Sign"
 	CallDeriveKey         = "C_DeriveKey"
 	CallGenerateRandom    = "C_GenerateRandom"
+	CallGetMechanismInfo  = "C_GetMechanismInfo"
+	CallGenerateKey       = "C_GenerateKey"
+	CallWrapKey           = "C_WrapKey"
+	CallUnwrapKey         = "C_UnwrapKey"
 )
 
 var callNames = []string{
@@ -66,7 +70,7 @@ var callNames = []string{
 	CallCloseSession, CallGetSessionInfo, CallLogin, CallFindObjectsInit, CallFindObjects,
 	CallFindObjectsFinal, CallGenerateKeyPair, CallCreateObject, CallGetAttributeValue,
 	CallSetAttributeValue, CallDestroyObject, CallSignInit, CallSign, CallDeriveKey,
-	CallGenerateRandom,
+	CallGenerateRandom, CallGetMechanismInfo, CallGenerateKey, CallWrapKey, CallUnwrapKey,
 }
 
 // p256OID is the DER encoding of the prime256v1 OID, the CKA_EC_PARAMS of
@@ -85,6 +89,9 @@ type Device struct {
 	lib    *p11.Ctx
 	g      *generation
 	closed bool
+	// wrapID is the CKA_ID of the wrapping key in use (wrapped storage),
+	// kept across re-initialisations; written only by start, under mu.
+	wrapID []byte
 }
 
 var (
@@ -102,7 +109,7 @@ func (d *Device) Info() device.Info {
 	if d.g != nil {
 		desc = d.g.description
 	}
-	return device.Info{Backend: Backend, Assurance: d.cfg.assurance(), Description: desc}
+	return device.Info{Backend: Backend, Assurance: d.cfg.assurance(), Description: desc, Storage: d.cfg.storage()}
 }
 
 // Calls implements device.Device.
@@ -133,6 +140,16 @@ func (d *Device) Close() error {
 	}
 	d.closed = true
 	if d.g != nil {
+		if d.g.w != nil {
+			// Closing the sessions destroys their session objects too;
+			// destroying them first does not rely on it.
+			select {
+			case s := <-d.g.pool:
+				d.destroyAll(s, d.g.w.cache.drain())
+				d.g.pool <- s
+			default:
+			}
+		}
 		d.closeSessions(d.g)
 		d.g = nil
 	}
@@ -149,6 +166,11 @@ func (d *Device) Generate(ctx context.Context, owner device.Owner) (device.Key, 
 	}
 	var key device.Key
 	err := d.do(ctx, func(g *generation, s p11.SessionHandle) error {
+		if g.w != nil {
+			var err error
+			key, err = d.generateWrapped(g, s, owner)
+			return err
+		}
 		d.calls.Inc(CallGenerateRandom)
 		tmpID, err := d.lib.GenerateRandom(s, device.KIDSize)
 		if err != nil {
@@ -180,8 +202,17 @@ func (d *Device) Import(ctx context.Context, owner device.Owner, priv *ecdh.Priv
 	scalar := priv.Bytes()
 	defer clear(scalar)
 	point := priv.PublicKey().Bytes()
+	pub, err := device.PublicKeyFromBytes(point)
+	if err != nil {
+		return device.Key{}, err
+	}
 	var key device.Key
-	err := d.do(ctx, func(g *generation, s p11.SessionHandle) error {
+	err = d.do(ctx, func(g *generation, s p11.SessionHandle) error {
+		if g.w != nil {
+			var err error
+			key, err = d.importWrapped(g, s, owner, scalar, pub)
+			return err
+		}
 		d.calls.Inc(CallGenerateRandom)
 		tmpID, err := d.lib.GenerateRandom(s, device.KIDSize)
 		if err != nil {
@@ -317,14 +348,16 @@ func refTemplate(ref device.Ref) []*p11.Attribute {
 	}
 }
 
-func validRef(ref device.Ref) error {
+// validRef checks a ref before any device call: kid, owner, and a blob
+// only in wrapped storage and only if well-formed.
+func (d *Device) validRef(ref device.Ref) error {
 	if _, err := device.ParseKID(string(ref.KID)); err != nil {
 		return err
 	}
 	if _, err := device.ParseOwner(string(ref.Owner)); err != nil {
 		return err
 	}
-	return nil
+	return d.checkWrappedRef(ref)
 }
 
 // privateHandle returns the cached handle of the key's private object, or
@@ -365,8 +398,13 @@ func (g *generation) forget(kid device.KID) {
 // withKey runs fn with the key's private handle; if the cached handle has
 // gone stale it drops it and looks the key up once more.
 func (d *Device) withKey(ctx context.Context, ref device.Ref, fn func(s p11.SessionHandle, h p11.ObjectHandle) error) error {
-	if err := validRef(ref); err != nil {
+	if err := d.validRef(ref); err != nil {
 		return err
+	}
+	if ref.Wrapped != nil {
+		return d.withWrapped(ctx, ref, func(s p11.SessionHandle, e *cacheEntry) error {
+			return fn(s, p11.ObjectHandle(e.h))
+		})
 	}
 	return d.do(ctx, func(g *generation, s p11.SessionHandle) error {
 		for range 2 {
@@ -419,29 +457,9 @@ func (d *Device) ECDH(ctx context.Context, ref device.Ref, peer *ecdh.PublicKey)
 	point := peer.Bytes()
 	var z []byte
 	err := d.withKey(ctx, ref, func(s p11.SessionHandle, h p11.ObjectHandle) error {
-		mech := p11.NewMechanism(p11.CKM_ECDH1_DERIVE, p11.NewECDH1DeriveParams(p11.CKD_NULL, nil, point))
-		d.calls.Inc(CallDeriveKey)
-		secret, err := d.lib.DeriveKey(s, []*p11.Mechanism{mech}, h, []*p11.Attribute{
-			p11.NewAttribute(p11.CKA_CLASS, p11.CKO_SECRET_KEY),
-			p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_GENERIC_SECRET),
-			p11.NewAttribute(p11.CKA_TOKEN, false),
-			p11.NewAttribute(p11.CKA_SENSITIVE, false),
-			p11.NewAttribute(p11.CKA_EXTRACTABLE, true),
-			p11.NewAttribute(p11.CKA_VALUE_LEN, 32),
-		})
-		if err != nil {
-			return err
-		}
-		d.calls.Inc(CallGetAttributeValue)
-		attrs, err := d.lib.GetAttributeValue(s, secret, []*p11.Attribute{p11.NewAttribute(p11.CKA_VALUE, nil)})
-		if derr := d.destroy(s, secret); err == nil && derr != nil {
-			return derr
-		}
-		if err != nil {
-			return err
-		}
-		z = attrs[0].Value
-		return nil
+		var err error
+		z, err = d.derive(s, h, point)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -455,10 +473,17 @@ func (d *Device) ECDH(ctx context.Context, ref device.Ref, peer *ecdh.PublicKey)
 
 // PublicKey implements device.Device.
 func (d *Device) PublicKey(ctx context.Context, ref device.Ref) (device.Key, error) {
-	if err := validRef(ref); err != nil {
+	if err := d.validRef(ref); err != nil {
 		return device.Key{}, err
 	}
 	var key device.Key
+	if ref.Wrapped != nil {
+		err := d.withWrapped(ctx, ref, func(_ p11.SessionHandle, e *cacheEntry) error {
+			key = device.Key{KID: ref.KID, Owner: ref.Owner, Public: e.pub, Wrapped: ref.Wrapped}
+			return nil
+		})
+		return key, err
+	}
 	err := d.do(ctx, func(g *generation, s p11.SessionHandle) error {
 		if _, err := d.privateHandle(g, s, ref); err != nil {
 			return err
@@ -547,10 +572,15 @@ func (d *Device) List(ctx context.Context, owner device.Owner) ([]device.Key, er
 	return keys, nil
 }
 
-// Destroy implements device.Device: both objects of the pair go.
+// Destroy implements device.Device: both objects of the pair go. For a
+// ref with a blob it destroys the cached unwrapped object, if any; the
+// blob itself is the caller's to erase.
 func (d *Device) Destroy(ctx context.Context, ref device.Ref) error {
-	if err := validRef(ref); err != nil {
+	if err := d.validRef(ref); err != nil {
 		return err
+	}
+	if ref.Wrapped != nil {
+		return d.destroyWrapped(ctx, ref)
 	}
 	err := d.do(ctx, func(g *generation, s p11.SessionHandle) error {
 		g.forget(ref.KID)

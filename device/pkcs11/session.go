@@ -26,6 +26,12 @@ type generation struct {
 
 	hmu     sync.RWMutex
 	handles map[device.KID]cachedKey
+
+	// w is the wrapped storage state (wrapping key, cache of unwrapped
+	// keys); nil in token storage. It dies with the generation: a
+	// re-initialisation drops the cache, whose objects died with the
+	// sessions.
+	w *wrapState
 }
 
 type cachedKey struct {
@@ -105,6 +111,16 @@ func (d *Device) start(ctx context.Context) (*generation, error) {
 			}
 		}
 		g.pool <- s
+	}
+	if d.cfg.storage() == device.StorageWrapped {
+		s := <-g.pool
+		w, err := d.openWrapped(ctx, slot, s)
+		g.pool <- s
+		if err != nil {
+			d.closeSessions(g)
+			return nil, err
+		}
+		g.w = w
 	}
 	return g, nil
 }

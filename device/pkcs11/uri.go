@@ -45,6 +45,48 @@ type Config struct {
 	// its operator declared (x-wsca-assurance); empty means
 	// device.AssuranceNotCertified. The token itself is never asked.
 	Assurance device.Assurance
+	// Storage is device.StorageToken (empty means so) or
+	// device.StorageWrapped (x-wsca-storage); the three fields below
+	// apply to wrapped storage only and must be empty otherwise.
+	Storage device.Storage
+	// WrapLabel is the CKA_LABEL of the AES wrapping key
+	// (x-wsca-wrap-label); empty means DefaultWrapLabel.
+	WrapLabel string
+	// WrapMech wraps new keys (x-wsca-wrap-mech); empty means
+	// WrapAESKeyWrapPad. A blob is always unwrapped with the mechanism it
+	// names.
+	WrapMech WrapMech
+	// Cache bounds the unwrapped keys kept as session objects
+	// (x-wsca-cache); 0 means DefaultCache.
+	Cache int
+}
+
+func (c Config) storage() device.Storage {
+	if c.Storage == "" {
+		return device.StorageToken
+	}
+	return c.Storage
+}
+
+func (c Config) wrapLabel() string {
+	if c.WrapLabel == "" {
+		return DefaultWrapLabel
+	}
+	return c.WrapLabel
+}
+
+func (c Config) wrapMech() WrapMech {
+	if c.WrapMech == "" {
+		return WrapAESKeyWrapPad
+	}
+	return c.WrapMech
+}
+
+func (c Config) cache() int {
+	if c.Cache <= 0 {
+		return DefaultCache
+	}
+	return c.Cache
 }
 
 // assurance returns the configured assurance or its default.
@@ -67,7 +109,12 @@ func (c Config) LogValue() slog.Value {
 		attrs = append(attrs, slog.Uint64("slot_id", uint64(*c.SlotID)))
 	}
 	attrs = append(attrs, slog.Int("sessions", c.sessions()), slog.String("assurance", string(c.assurance())),
-		slog.Bool("pin_set", c.PIN != ""))
+		slog.String("storage", string(c.storage())))
+	if c.storage() == device.StorageWrapped {
+		attrs = append(attrs, slog.String("wrap_label", c.wrapLabel()), slog.String("wrap_mech", string(c.wrapMech())),
+			slog.Int("cache", c.cache()))
+	}
+	attrs = append(attrs, slog.Bool("pin_set", c.PIN != ""))
 	return slog.GroupValue(attrs...)
 }
 
@@ -79,6 +126,9 @@ func (c Config) String() string {
 		sel = "serial=" + c.Serial
 	case c.SlotID != nil:
 		sel = "slot-id=" + strconv.FormatUint(uint64(*c.SlotID), 10)
+	}
+	if c.storage() == device.StorageWrapped {
+		sel += ", wrapped under " + strconv.Quote(c.wrapLabel())
 	}
 	return fmt.Sprintf("pkcs11 %s (%s)", sel, c.Module)
 }
@@ -118,6 +168,26 @@ func (c Config) validate() error {
 			return fmt.Errorf("%w: x-wsca-assurance: %w", ErrURI, err)
 		}
 	}
+	switch c.Storage {
+	case "", device.StorageToken:
+		if c.WrapLabel != "" || c.WrapMech != "" || c.Cache != 0 {
+			return fmt.Errorf("%w: x-wsca-wrap-label, x-wsca-wrap-mech and x-wsca-cache need x-wsca-storage=wrapped", ErrURI)
+		}
+	case device.StorageWrapped:
+		if c.WrapMech != "" {
+			if _, err := ParseWrapMech(string(c.WrapMech)); err != nil {
+				return err
+			}
+		}
+		if c.Cache < 0 || c.Cache > MaxCache {
+			return fmt.Errorf("%w: x-wsca-cache must be 1..%d", ErrURI, MaxCache)
+		}
+		if len(c.WrapLabel) > 64 {
+			return fmt.Errorf("%w: x-wsca-wrap-label is longer than 64 bytes", ErrURI)
+		}
+	default:
+		return fmt.Errorf("%w: x-wsca-storage must be token or wrapped", ErrURI)
+	}
 	return nil
 }
 
@@ -128,7 +198,11 @@ func (c Config) validate() error {
 // Path attributes (';'-separated): token, serial or slot-id (exactly one),
 // and the vendor attributes x-sessions and x-wsca-assurance (what the
 // token's key protection may be claimed to be: software, not-certified,
-// the default, or an iso_18045_* level; see device.Assurance). Query attributes ('&'-separated):
+// the default, or an iso_18045_* level; see device.Assurance), and the
+// storage of generated keys: x-wsca-storage (token, the default, or
+// wrapped), with, for wrapped only, x-wsca-wrap-label (default
+// DefaultWrapLabel), x-wsca-wrap-mech (aes-key-wrap-pad, the default, or
+// aes-key-wrap) and x-wsca-cache (default DefaultCache). Query attributes ('&'-separated):
 // module-path (required), and pin-value or pin-source (one of them;
 // pin-source is a file path or file: URI, read once, trailing newline
 // removed). Other RFC 7512 attributes that narrow a token (manufacturer,
@@ -172,6 +246,30 @@ func ParseURI(uri string) (Config, error) {
 				return fmt.Errorf("%w: x-wsca-assurance must be software, not-certified or an iso_18045_* level", ErrURI)
 			}
 			c.Assurance = a
+		case "x-wsca-storage":
+			switch st := device.Storage(v); st {
+			case device.StorageToken, device.StorageWrapped:
+				c.Storage = st
+			default:
+				return fmt.Errorf("%w: x-wsca-storage must be token or wrapped", ErrURI)
+			}
+		case "x-wsca-wrap-label":
+			if v == "" {
+				return fmt.Errorf("%w: x-wsca-wrap-label is empty", ErrURI)
+			}
+			c.WrapLabel = v
+		case "x-wsca-wrap-mech":
+			m, err := ParseWrapMech(v)
+			if err != nil {
+				return err
+			}
+			c.WrapMech = m
+		case "x-wsca-cache":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxCache {
+				return fmt.Errorf("%w: x-wsca-cache must be 1..%d", ErrURI, MaxCache)
+			}
+			c.Cache = n
 		case "module-path":
 			c.Module = v
 		case "pin-value":

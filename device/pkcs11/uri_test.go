@@ -48,6 +48,20 @@ func TestParseURI(t *testing.T) {
 		{"pkcs11:token=a;x-wsca-assurance=?module-path=/m.so&pin-value=1", nil},
 		{"pkcs11:token=a?module-path=/m.so&pin-value=1&x-wsca-assurance=software", nil}, // in the query
 		{"pkcs12:token=a?module-path=/m.so&pin-value=1", nil},
+		{"pkcs11:token=a;x-wsca-storage=wrapped?module-path=/m.so&pin-value=1",
+			&Config{Module: "/m.so", TokenLabel: "a", PIN: "1", Storage: device.StorageWrapped}},
+		{"pkcs11:token=a;x-wsca-storage=token?module-path=/m.so&pin-value=1",
+			&Config{Module: "/m.so", TokenLabel: "a", PIN: "1"}},
+		{"pkcs11:token=a;x-wsca-storage=wrapped;x-wsca-wrap-label=w2;x-wsca-wrap-mech=aes-key-wrap;x-wsca-cache=64?module-path=/m.so&pin-value=1",
+			&Config{Module: "/m.so", TokenLabel: "a", PIN: "1", Storage: device.StorageWrapped, WrapLabel: "w2",
+				WrapMech: WrapAESKeyWrap, Cache: 64}},
+		{"pkcs11:token=a;x-wsca-storage=object?module-path=/m.so&pin-value=1", nil},
+		{"pkcs11:token=a;x-wsca-wrap-label=w?module-path=/m.so&pin-value=1", nil},                                 // wrap attribute, token storage
+		{"pkcs11:token=a;x-wsca-storage=token;x-wsca-cache=8?module-path=/m.so&pin-value=1", nil},                 // same
+		{"pkcs11:token=a;x-wsca-storage=wrapped;x-wsca-wrap-mech=aes-cbc-pad?module-path=/m.so&pin-value=1", nil}, // not offered
+		{"pkcs11:token=a;x-wsca-storage=wrapped;x-wsca-cache=0?module-path=/m.so&pin-value=1", nil},
+		{"pkcs11:token=a;x-wsca-storage=wrapped;x-wsca-cache=1048577?module-path=/m.so&pin-value=1", nil},
+		{"pkcs11:token=a;x-wsca-storage=wrapped;x-wsca-wrap-label=?module-path=/m.so&pin-value=1", nil},
 	} {
 		t.Run(tc.uri, func(t *testing.T) {
 			got, err := ParseURI(tc.uri)

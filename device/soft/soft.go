@@ -5,7 +5,9 @@
 // itself as software ([device.AssuranceSoftware]), so nothing it backs may claim
 // an HSM's assurance level. Keys are held in process memory while in use;
 // Go cannot promise that a parsed private key is erased, so plaintext key
-// bytes are zeroed where the code owns them and nowhere else.
+// bytes are zeroed where the code owns them and nowhere else. It has no
+// wrapped storage ([device.StorageToken] only): a [device.Ref] carrying a
+// blob is refused with [device.ErrWrappedUnsupported].
 //
 // On-disk format (version 1), one JSON file per key named <kid>.key:
 //
@@ -181,7 +183,8 @@ func randOr(r io.Reader) io.Reader {
 
 // Info implements device.Device.
 func (d *Device) Info() device.Info {
-	return device.Info{Backend: Backend, Assurance: device.AssuranceSoftware, Description: "software keystore " + d.dir}
+	return device.Info{Backend: Backend, Assurance: device.AssuranceSoftware, Description: "software keystore " + d.dir,
+		Storage: device.StorageToken}
 }
 
 // Calls implements device.Device.
@@ -357,6 +360,10 @@ func (d *Device) lookup(ctx context.Context, ref device.Ref) (*entry, error) {
 	}
 	if _, err := device.ParseOwner(string(ref.Owner)); err != nil {
 		return nil, err
+	}
+	if ref.Wrapped != nil {
+		// The keystore has no wrapped mode (device.StorageToken only).
+		return nil, device.ErrWrappedUnsupported
 	}
 	path := d.path(ref.KID)
 	if _, err := os.Stat(path); err != nil {
