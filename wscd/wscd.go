@@ -67,6 +67,11 @@ type Config struct {
 	Prefix string
 }
 
+// ErrWrappedNotYet refuses a device in wrapped storage: the device layer
+// supports it (docs/wrapped-keys.md), the key service and the store do not
+// keep the blobs yet.
+var ErrWrappedNotYet = errors.New("wscd: a device in wrapped storage (x-wsca-storage=wrapped) is not supported by the key service yet")
+
 // Services are the WSCD's three services over one device and store.
 type Services struct {
 	Keys       *Keys
@@ -79,6 +84,11 @@ type Services struct {
 func New(cfg Config) (*Services, error) {
 	if cfg.Device == nil || cfg.Store == nil {
 		return nil, errors.New("wscd: device and store are required")
+	}
+	// The key service does not keep wrapped blobs yet (issue 12): a device
+	// in wrapped storage would hand out keys nobody could use again.
+	if cfg.Device.Info().Storage == device.StorageWrapped {
+		return nil, ErrWrappedNotYet
 	}
 	keys, err := NewKeys(KeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics})
 	if err != nil {
