@@ -13,11 +13,11 @@ import (
 // Labels (domain separation). Every hash input and every encoded structure
 // starts with one of them.
 const (
-	labelInstruction = "wsca-secdsa-v1 instruction"     // SECDSA-signed message M
-	labelChallenge   = "wsca-secdsa-v1 challenge"       // NCH-signed challenge digest c (also GCM AAD)
+	labelInstruction = "wsca-secdsa-v1 instruction"      // SECDSA-signed message M
+	labelChallenge   = "wsca-secdsa-v1 challenge"        // NCH-signed challenge digest c (also GCM AAD)
 	labelScalar      = "wsca-secdsa-v1 challenge scalar" // HKDF info prefix for d_i
-	labelH1          = "wsca-secdsa-v1 challenge H1"    // H1 = SHA-256(label‖0‖d1‖d2)
-	labelKey         = "wsca-secdsa-v1 instruction key" // HKDF info for the GCM key
+	labelH1          = "wsca-secdsa-v1 challenge H1"     // H1 = SHA-256(label‖0‖d1‖d2)
+	labelKey         = "wsca-secdsa-v1 instruction key"  // HKDF info for the GCM key
 	labelPlaintext   = "wsca-secdsa-v1 plaintext"
 	labelEnvelope    = "wsca-secdsa-v1 encrypted signed instruction"
 	labelDLEQBlind   = "wsca-secdsa-v1 dleq blinding"

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"math/big"
 	"sync/atomic"
 	"testing"
@@ -55,11 +54,10 @@ func newFixedDevice(t testing.TB, d *big.Int, nonces ...*big.Int) *fixedDevice {
 func (f *fixedDevice) Public() *ecdsa.PublicKey { return f.pub }
 
 func (f *fixedDevice) SignDigest(dg []byte) ([]byte, error) {
-	if len(f.nonces) == 0 {
-		return nil, errors.New("fixedDevice: out of nonces")
+	k := reduceNonZero(digest([]byte("fixedDevice nonce"), dg, scalarBytes(f.d), make([]byte, 16))) // after the listed ones
+	if len(f.nonces) > 0 {
+		k, f.nonces = f.nonces[0], f.nonces[1:]
 	}
-	k := f.nonces[0]
-	f.nonces = f.nonces[1:]
 	rp, err := mulG(k)
 	if err != nil {
 		return nil, err
@@ -168,3 +166,7 @@ func softUnit(t testing.TB) *unit {
 	prov := newProvider(t, labelScalarOf("test-aU"), labelScalarOf("test-provider"))
 	return activate(t, newDetReader("activation"), binder, dev, prov, "unit-1")
 }
+
+type bigInt = big.Int
+
+func newBig(b []byte) *big.Int { return new(big.Int).SetBytes(b) }

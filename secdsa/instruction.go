@@ -24,7 +24,7 @@ const (
 // (reference §3.3): in the clear the account, the serial number, the nonce
 // point R, R' = aU·R, the challenge (E, H2, SigChal) and the GCM IV; the
 // ciphertext carries the seed, the instruction I, the additional data A,
-// G'', Y'' and the blinding proof π.
+// G”, Y” and the blinding proof π.
 type EncSignedInstruction struct {
 	AccountID  []byte
 	SN         uint64
@@ -307,7 +307,7 @@ func ExecESInstruction(ic *InternalCert, x *EncSignedInstruction, lastSN uint64,
 }
 
 // checkSignature is the blinded SECDSA verification (reference §2.5): π
-// shows G'' and Y'' are one multiple w of G' and Y', and R' = e·G'' + r·Y''
+// shows G” and Y” are one multiple w of G' and Y', and R' = e·G” + r·Y”
 // (with R' = aU·R, shown by the challenge, this holds exactly when the
 // wallet held a valid ECDSA signature (r, w⁻¹) on M under Y).
 func checkSignature(gp, yp *point, accountID []byte, sn uint64, ins, ad []byte, rPoint, rp *point, gppB, yppB, proof []byte) error {

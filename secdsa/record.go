@@ -89,7 +89,7 @@ func NewTRecord(ic *InternalCert, ex *Executed, result []byte, at uint64, signer
 
 // VerifyTRecord checks a transaction record with no secret (reference
 // §3.5): the certificate and the record under the provider's key, that the
-// record names the certificate, the blinding proof and R' = e·G'' + r·Y''
+// record names the certificate, the blinding proof and R' = e·G” + r·Y”
 // (a valid SECDSA signature on the instruction under the certified, never
 // revealed Y), the device's challenge signature, and H1 as the HSM's answer
 // to that challenge (R' = aU·R).
