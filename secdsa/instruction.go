@@ -313,11 +313,11 @@ func ExecESInstruction(ic *InternalCert, x *EncSignedInstruction, lastSN uint64,
 func checkSignature(gp, yp *point, accountID []byte, sn uint64, ins, ad []byte, rPoint, rp *point, gppB, yppB, proof []byte) error {
 	gpp, err := ParsePoint(gppB)
 	if err != nil {
-		return fmt.Errorf("G'': %w", err)
+		return fmt.Errorf("blinded G'': %w", err)
 	}
 	ypp, err := ParsePoint(yppB)
 	if err != nil {
-		return fmt.Errorf("Y'': %w", err)
+		return fmt.Errorf("blinded Y'': %w", err)
 	}
 	md := digest(message(accountID, sn, ins, ad))
 	if err := dleqVerify(labelDLEQBlind, []*point{gp, yp}, []*point{gpp, ypp}, md, proof); err != nil {
