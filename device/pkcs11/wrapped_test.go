@@ -69,9 +69,21 @@ func removeWrappingKeys(t testing.TB, cfg Config, label string) {
 // holds (every PKCS#11 context of this process sees the same ones).
 func sessionKeys(t testing.TB, d *Device) int {
 	t.Helper()
+	return sessionKeysOf(t, d, "")
+}
+
+// sessionKeysOf counts the session private keys labelled with owner (all
+// of them when owner is empty): session objects are visible to every
+// PKCS#11 context of the process, so a test counts its own.
+func sessionKeysOf(t testing.TB, d *Device, owner device.Owner) int {
+	t.Helper()
+	attrs := []*p11.Attribute{p11.NewAttribute(p11.CKA_TOKEN, false)}
+	if owner != "" {
+		attrs = append(attrs, p11.NewAttribute(p11.CKA_LABEL, string(owner)))
+	}
 	var n int
 	err := d.do(context.Background(), func(g *generation, s p11.SessionHandle) error {
-		hs, err := d.find(s, p11.CKO_PRIVATE_KEY, p11.NewAttribute(p11.CKA_TOKEN, false))
+		hs, err := d.find(s, p11.CKO_PRIVATE_KEY, attrs...)
 		n = len(hs)
 		return err
 	})
@@ -364,8 +376,8 @@ func TestWrappedCacheBound(t *testing.T) {
 	ctx := context.Background()
 	cfg := wrappedConfig(t, "", size)
 	d := openWith(t, cfg)
-	base := sessionKeys(t, d)
 	owner := devicetest.NewOwner(t, "wbound")
+	base := sessionKeysOf(t, d, owner)
 	digest := sha256.Sum256([]byte("bound"))
 	var first device.Key
 	maxSeen := 0
@@ -383,7 +395,7 @@ func TestWrappedCacheBound(t *testing.T) {
 			}
 		}
 		if i%100 == 99 {
-			n := sessionKeys(t, d) - base
+			n := sessionKeysOf(t, d, owner) - base
 			maxSeen = max(maxSeen, n)
 			if n > size || d.CachedKeys() > size {
 				t.Fatalf("after %d keys: %d session objects, %d cached (bound %d)", i+1, n, d.CachedKeys(), size)
