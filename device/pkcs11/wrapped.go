@@ -265,11 +265,13 @@ func vanished(err error) bool {
 }
 
 // transient reports whether err, while instances settle on the wrapping
-// key, may be a concurrent destroy: SoftHSM 2.6.1 also answers
-// CKR_GENERAL_ERROR to a search or read racing one. Such errors are
-// retried a bounded number of times.
+// key, may be a concurrent create or destroy: SoftHSM 2.6.1 also answers
+// CKR_GENERAL_ERROR to a search or read racing one, and (rarely, seen in a
+// full test run) CKR_TEMPLATE_INCONSISTENT to a C_GenerateKey racing
+// another in the same process with a template that is otherwise accepted.
+// Such errors are retried a bounded number of times.
 func transient(err error) bool {
-	return vanished(err) || isCode(err, p11.CKR_GENERAL_ERROR)
+	return vanished(err) || isCode(err, p11.CKR_GENERAL_ERROR) || isCode(err, p11.CKR_TEMPLATE_INCONSISTENT)
 }
 
 func bytesToUint(b []byte) uint64 {
