@@ -41,6 +41,10 @@ type Key struct {
 	Context   string
 	State     KeyState
 	CreatedAt time.Time
+	// Wrapped is the key's blob when its device keeps keys wrapped
+	// (docs/wrapped-keys.md), and WrappedMAC the caller's MAC binding the
+	// blob to the owner and kid; both empty for a token object.
+	Wrapped, WrappedMAC []byte
 }
 
 // InsertKey records a key. It fails with [ErrExists] if the kid is taken
@@ -69,10 +73,10 @@ func (s *Store) InsertKeyLimited(ctx context.Context, k Key, maxPerUnit int) err
 		return err
 	}
 	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context)
-		 SELECT $1, $2, $3, $4, $5, $6, $7
+		`INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context, wrapped, wrapped_mac)
+		 SELECT $1, $2, $3, $4, $5, $6, $7, $9, $10
 		 WHERE $8 = 0 OR (SELECT count(*) FROM keys WHERE unit_id = $2) < $8`,
-		k.KID, k.UnitID, k.PublicKey, k.Backend, string(k.State), created, k.Context, maxPerUnit)
+		k.KID, k.UnitID, k.PublicKey, k.Backend, string(k.State), created, k.Context, maxPerUnit, nonNil(k.Wrapped), nonNil(k.WrappedMAC))
 	if err == nil {
 		if n, rerr := res.RowsAffected(); rerr == nil && n == 0 {
 			return fmt.Errorf("%w: unit %q has %d keys", ErrQuota, k.UnitID, maxPerUnit)
@@ -112,7 +116,7 @@ func (k *Key) check() (int64, error) {
 	return toMicros("key", "created at", k.CreatedAt)
 }
 
-const selectKey = `SELECT kid, unit_id, public_key, backend, state, created_at, context FROM keys`
+const selectKey = `SELECT kid, unit_id, public_key, backend, state, created_at, context, wrapped, wrapped_mac FROM keys`
 
 // GetKey returns the key with that kid, or [ErrNotFound]. The caller checks
 // that its UnitID is the unit asking.
@@ -137,6 +141,10 @@ type KeyAccess struct {
 	Context   string
 	KeyState  KeyState
 	UnitState UnitState
+	// Wrapped and WrappedMAC are the key's blob and its MAC (Key), empty
+	// for a token object; the caller checks the MAC before the device sees
+	// the blob.
+	Wrapped, WrappedMAC []byte
 }
 
 // GetKeyAccess returns the owner and states of the key with that kid, or
@@ -149,8 +157,8 @@ func (s *Store) GetKeyAccess(ctx context.Context, kid string) (KeyAccess, error)
 	var a KeyAccess
 	var ks, us string
 	err := s.db.QueryRowContext(ctx,
-		`SELECT k.unit_id, k.context, k.state, u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $1`,
-		kid).Scan(&a.UnitID, &a.Context, &ks, &us)
+		`SELECT k.unit_id, k.context, k.state, u.state, k.wrapped, k.wrapped_mac FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $1`,
+		kid).Scan(&a.UnitID, &a.Context, &ks, &us, &a.Wrapped, &a.WrappedMAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KeyAccess{}, fmt.Errorf("%w: key %q", ErrNotFound, kid)
 	}
@@ -158,6 +166,7 @@ func (s *Store) GetKeyAccess(ctx context.Context, kid string) (KeyAccess, error)
 		return KeyAccess{}, fmt.Errorf("store: get key access: %w", err)
 	}
 	a.KeyState, a.UnitState = KeyState(ks), UnitState(us)
+	a.Wrapped, a.WrappedMAC = emptyNil(a.Wrapped), emptyNil(a.WrappedMAC)
 	return a, nil
 }
 
@@ -234,10 +243,20 @@ func scanKey(row scanner) (Key, error) {
 	)
 	// database/sql copies into a []byte destination, so the slice is the
 	// caller's own.
-	if err := row.Scan(&k.KID, &k.UnitID, &k.PublicKey, &k.Backend, &state, &created, &k.Context); err != nil {
+	if err := row.Scan(&k.KID, &k.UnitID, &k.PublicKey, &k.Backend, &state, &created, &k.Context, &k.Wrapped, &k.WrappedMAC); err != nil {
 		return Key{}, err
 	}
 	k.State = KeyState(state)
 	k.CreatedAt = fromMicros(created)
+	k.Wrapped, k.WrappedMAC = emptyNil(k.Wrapped), emptyNil(k.WrappedMAC)
 	return k, nil
+}
+
+// emptyNil is b, or nil when b is empty: a token object's record reads
+// back no blob, not an empty one.
+func emptyNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -535,7 +536,7 @@ func testUseNonceInSession(t *testing.T, dsn string) {
 	}
 	_, err = s.UseNonceInSession(ctx, n1, at(time.Hour), hash("s"), at(0), k.KID)
 	wantErr(t, "replay", err, store.ErrExists)
-	if u, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("s"), at(0), ""); err != nil || u.KeyFound || u.Key != (store.KeyAccess{}) {
+	if u, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("s"), at(0), ""); err != nil || u.KeyFound || !reflect.DeepEqual(u.Key, store.KeyAccess{}) {
 		t.Fatalf("no key named: %+v %v", u, err)
 	}
 	if u, err := s.UseNonceInSession(ctx, nonce(), at(time.Hour), hash("s"), at(0), "ffffffffffffffffffffffffffffffff"); err != nil || u.KeyFound {

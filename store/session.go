@@ -217,8 +217,11 @@ func (s *Store) UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt 
 		 RETURNING (SELECT k.unit_id FROM keys k WHERE k.kid = $3),
 		           (SELECT k.context FROM keys k WHERE k.kid = $3),
 		           (SELECT k.state FROM keys k WHERE k.kid = $3),
-		           (SELECT u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $3)`,
-		bytes.Clone(nonceHash), expires, kid).Scan(&nullString{&a.UnitID}, &nullString{&a.Context}, &nullString{&ks}, &nullString{&us})
+		           (SELECT u.state FROM keys k JOIN units u ON u.id = k.unit_id WHERE k.kid = $3),
+		           (SELECT k.wrapped FROM keys k WHERE k.kid = $3),
+		           (SELECT k.wrapped_mac FROM keys k WHERE k.kid = $3)`,
+		bytes.Clone(nonceHash), expires, kid).Scan(&nullString{&a.UnitID}, &nullString{&a.Context}, &nullString{&ks}, &nullString{&us},
+		&a.Wrapped, &a.WrappedMAC)
 	if classify(err) == uniqueViolation {
 		return KeyAccess{}, fmt.Errorf("%w: nonce", ErrExists)
 	}
@@ -229,6 +232,7 @@ func (s *Store) UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt 
 		return KeyAccess{}, fmt.Errorf("%w: key %q", ErrNotFound, kid)
 	}
 	a.KeyState, a.UnitState = KeyState(ks), UnitState(us)
+	a.Wrapped, a.WrappedMAC = emptyNil(a.Wrapped), emptyNil(a.WrappedMAC)
 	return a, nil
 }
 
@@ -260,7 +264,7 @@ const sessionValid = `s.id_hash = $3 AND s.state = 'verified' AND s.expires_at >
 const postgresNonceInSession = `WITH ins AS (
 		INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid + `
 		RETURNING 1)
-	SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
+	SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state, k.wrapped, k.wrapped_mac
 	FROM ins, sessions s JOIN units u ON u.id = s.unit_id
 	LEFT JOIN keys k ON k.kid = $5 LEFT JOIN units ku ON ku.id = k.unit_id
 	WHERE s.id_hash = $3`
@@ -269,7 +273,7 @@ const postgresNonceInSession = `WITH ins AS (
 // (Store.prepared): parsing them cost about as much as running them.
 const (
 	sqliteNonceInSession = `INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid
-	sqliteSessionUse     = `SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state
+	sqliteSessionUse     = `SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state, k.wrapped, k.wrapped_mac
 		FROM sessions s JOIN units u ON u.id = s.unit_id
 		LEFT JOIN keys k ON k.kid = $2 LEFT JOIN units ku ON ku.id = k.unit_id
 		WHERE s.id_hash = $1`
@@ -311,7 +315,8 @@ func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expires
 	)
 	if s.backend == Postgres {
 		err = s.db.QueryRowContext(ctx, postgresNonceInSession, bytes.Clone(nonceHash), expires, idHash, at, kid).
-			Scan(&nullString{&task}, &uses, &sExpires, &nullString{&us}, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc})
+			Scan(&nullString{&task}, &uses, &sExpires, &nullString{&us}, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc},
+				&u.Key.Wrapped, &u.Key.WrappedMAC)
 		if errors.Is(err, sql.ErrNoRows) {
 			return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
 		}
@@ -323,7 +328,8 @@ func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expires
 				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
 			}
 			err = s.queryRowPrepared(ctx, sqliteSessionUse, idHash, kid).
-				Scan(&task, &uses, &sExpires, &us, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc})
+				Scan(&task, &uses, &sExpires, &us, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc},
+					&u.Key.Wrapped, &u.Key.WrappedMAC)
 			if errors.Is(err, sql.ErrNoRows) {
 				// Ended between the two statements.
 				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
@@ -343,6 +349,7 @@ func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expires
 	}
 	u.Task, u.UsesLeft, u.ExpiresAt, u.UnitState = task, int(uses.Int64), fromMicros(sExpires.Int64), UnitState(us)
 	u.Key.KeyState, u.Key.UnitState = KeyState(ks), UnitState(kc)
+	u.Key.Wrapped, u.Key.WrappedMAC = emptyNil(u.Key.Wrapped), emptyNil(u.Key.WrappedMAC)
 	u.KeyFound = kid != "" && u.Key.UnitID != "" && kc != ""
 	if !u.KeyFound {
 		u.Key = KeyAccess{}
@@ -395,6 +402,9 @@ type ServerKey struct {
 	Purpose   string
 	KID       string
 	PublicKey []byte
+	// Wrapped is the key's blob when the device keeps keys wrapped
+	// (docs/wrapped-keys.md); empty for a token object.
+	Wrapped   []byte
 	CreatedAt time.Time
 }
 
@@ -406,8 +416,8 @@ func (s *Store) GetServerKey(ctx context.Context, purpose string) (ServerKey, er
 	k := ServerKey{Purpose: purpose}
 	var created int64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT kid, public_key, created_at FROM server_keys WHERE purpose = $1`, purpose).
-		Scan(&k.KID, &k.PublicKey, &created)
+		`SELECT kid, public_key, wrapped, created_at FROM server_keys WHERE purpose = $1`, purpose).
+		Scan(&k.KID, &k.PublicKey, &k.Wrapped, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ServerKey{}, fmt.Errorf("%w: server key %q", ErrNotFound, purpose)
 	}
@@ -415,6 +425,7 @@ func (s *Store) GetServerKey(ctx context.Context, purpose string) (ServerKey, er
 		return ServerKey{}, fmt.Errorf("store: get server key: %w", err)
 	}
 	k.CreatedAt = fromMicros(created)
+	k.Wrapped = emptyNil(k.Wrapped)
 	return k, nil
 }
 
@@ -433,8 +444,8 @@ func (s *Store) PutServerKey(ctx context.Context, k ServerKey) error {
 		return err
 	}
 	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO server_keys (purpose, kid, public_key, created_at) VALUES ($1, $2, $3, $4)`,
-		k.Purpose, k.KID, bytes.Clone(k.PublicKey), created)
+		`INSERT INTO server_keys (purpose, kid, public_key, wrapped, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		k.Purpose, k.KID, bytes.Clone(k.PublicKey), nonNil(k.Wrapped), created)
 	if classify(err) == uniqueViolation {
 		return fmt.Errorf("%w: server key %q", ErrExists, k.Purpose)
 	}

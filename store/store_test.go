@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -665,7 +666,7 @@ func testKeyAccess(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	a, err := s.GetKeyAccess(ctx, "k")
-	if err != nil || a != (store.KeyAccess{UnitID: "u", KeyState: store.KeyActive, UnitState: store.UnitActive}) {
+	if err != nil || !reflect.DeepEqual(a, store.KeyAccess{UnitID: "u", KeyState: store.KeyActive, UnitState: store.UnitActive}) {
 		t.Fatalf("%+v %v", a, err)
 	}
 	s.SetUnitState(ctx, "u", store.UnitSuspended, now)

@@ -101,6 +101,15 @@ type ServerKey struct {
 	Purpose string
 	KID     device.KID
 	Public  *ecdsa.PublicKey
+	// Wrapped is the key's blob on a device in wrapped storage. A server
+	// key's blob needs no MAC: its owner is fixed (ServerOwner) and the
+	// device checks that the blob is the kid's key.
+	Wrapped []byte
+}
+
+// ref is the key's device reference.
+func (k ServerKey) ref() device.Ref {
+	return device.Ref{Owner: ServerOwner, KID: k.KID, Wrapped: k.Wrapped}
 }
 
 // Key returns the server's key for a purpose, generating it on the device
@@ -123,9 +132,9 @@ func (s *ServerKeys) Key(ctx context.Context, purpose string) (ServerKey, error)
 	if err != nil {
 		return ServerKey{}, s.deviceErr(ctx, err)
 	}
-	err = s.st.PutServerKey(ctx, store.ServerKey{Purpose: purpose, KID: string(k.KID), PublicKey: pub, CreatedAt: s.now().UTC()})
+	err = s.st.PutServerKey(ctx, store.ServerKey{Purpose: purpose, KID: string(k.KID), PublicKey: pub, Wrapped: k.Wrapped, CreatedAt: s.now().UTC()})
 	if errors.Is(err, store.ErrExists) {
-		if derr := s.dev.Destroy(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}); derr != nil {
+		if derr := s.dev.Destroy(ctx, k.Ref()); derr != nil {
 			s.log.WarnContext(ctx, "lost server key race; destroying ours failed", "purpose", purpose, "kid", k.KID, "err", derr)
 		}
 		rec, err := s.st.GetServerKey(ctx, purpose)
@@ -138,7 +147,7 @@ func (s *ServerKeys) Key(ctx context.Context, purpose string) (ServerKey, error)
 		return ServerKey{}, storeErr(err)
 	}
 	s.log.InfoContext(ctx, "server key generated", "purpose", purpose, "kid", k.KID)
-	return ServerKey{Purpose: purpose, KID: k.KID, Public: k.Public}, nil
+	return ServerKey{Purpose: purpose, KID: k.KID, Public: k.Public, Wrapped: k.Wrapped}, nil
 }
 
 func serverKeyFromRecord(rec store.ServerKey) (ServerKey, error) {
@@ -150,12 +159,16 @@ func serverKeyFromRecord(rec store.ServerKey) (ServerKey, error) {
 	if err != nil {
 		return ServerKey{}, fmt.Errorf("%w: server key record: %v", ErrUnavailable, err)
 	}
-	return ServerKey{Purpose: rec.Purpose, KID: kid, Public: pub}, nil
+	var wrapped []byte
+	if len(rec.Wrapped) > 0 {
+		wrapped = rec.Wrapped
+	}
+	return ServerKey{Purpose: rec.Purpose, KID: kid, Public: pub, Wrapped: wrapped}, nil
 }
 
 // Sign signs a digest with a server key (raw r‖s).
 func (s *ServerKeys) Sign(ctx context.Context, k ServerKey, digest []byte) ([]byte, error) {
-	sig, err := s.dev.Sign(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}, digest)
+	sig, err := s.dev.Sign(ctx, k.ref(), digest)
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
 	}
@@ -164,7 +177,7 @@ func (s *ServerKeys) Sign(ctx context.Context, k ServerKey, digest []byte) ([]by
 
 // ECDH agrees a secret between a server key and a validated peer.
 func (s *ServerKeys) ECDH(ctx context.Context, k ServerKey, peer *ecdh.PublicKey) ([]byte, error) {
-	z, err := s.dev.ECDH(ctx, device.Ref{Owner: ServerOwner, KID: k.KID}, peer)
+	z, err := s.dev.ECDH(ctx, k.ref(), peer)
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
 	}

@@ -79,25 +79,3 @@ func TestShareSealer(t *testing.T) {
 		t.Fatal("a device without the WSCA's share key derived the share key")
 	}
 }
-
-// TestWrappedNotYet: until the key service keeps wrapped blobs, a device
-// in wrapped storage is refused rather than handing out unusable keys.
-func TestWrappedNotYet(t *testing.T) {
-	st, err := store.Open(t.Context(), testenv.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := wscd.New(wscd.Config{Device: wrappedInfo{testdevice.Soft(t)}, Store: st}); !errors.Is(err, wscd.ErrWrappedNotYet) {
-		t.Fatalf("wrapped device: %v, want ErrWrappedNotYet", err)
-	}
-}
-
-// wrappedInfo is a device that says it stores keys wrapped.
-type wrappedInfo struct{ device.Device }
-
-func (w wrappedInfo) Info() device.Info {
-	i := w.Device.Info()
-	i.Storage = device.StorageWrapped
-	return i
-}

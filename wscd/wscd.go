@@ -24,6 +24,7 @@ package wscd
 import (
 	"context"
 	"crypto/ecdh"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,11 +68,6 @@ type Config struct {
 	Prefix string
 }
 
-// ErrWrappedNotYet refuses a device in wrapped storage: the device layer
-// supports it (docs/wrapped-keys.md), the key service and the store do not
-// keep the blobs yet.
-var ErrWrappedNotYet = errors.New("wscd: a device in wrapped storage (x-wsca-storage=wrapped) is not supported by the key service yet")
-
 // Services are the WSCD's three services over one device and store.
 type Services struct {
 	Keys       *Keys
@@ -85,16 +81,11 @@ func New(cfg Config) (*Services, error) {
 	if cfg.Device == nil || cfg.Store == nil {
 		return nil, errors.New("wscd: device and store are required")
 	}
-	// The key service does not keep wrapped blobs yet (issue 12): a device
-	// in wrapped storage would hand out keys nobody could use again.
-	if cfg.Device.Info().Storage == device.StorageWrapped {
-		return nil, ErrWrappedNotYet
-	}
-	keys, err := NewKeys(KeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	sk, err := NewServerKeys(ServerKeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Prefix: cfg.Prefix})
 	if err != nil {
 		return nil, err
 	}
-	sk, err := NewServerKeys(ServerKeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Prefix: cfg.Prefix})
+	keys, err := NewKeys(KeysConfig{Device: cfg.Device, Store: cfg.Store, Now: cfg.Now, Logger: cfg.Logger, Metrics: cfg.Metrics, ServerKeys: sk})
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +126,9 @@ type KeysConfig struct {
 	Logger *slog.Logger
 	// Metrics, if set, counts operations (see NewMetrics).
 	Metrics *Metrics
+	// ServerKeys MACs the blobs of wrapped keys (a device in wrapped
+	// storage); required then.
+	ServerKeys *ServerKeys
 }
 
 // Keys is the wallet-unit key service: keys on the device, used only by
@@ -144,6 +138,7 @@ type Keys struct {
 	dev     device.Device
 	st      KeyStore
 	metrics *Metrics
+	server  *ServerKeys
 }
 
 // NewKeys returns a Keys over cfg's device and store.
@@ -151,7 +146,46 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Device == nil || cfg.Store == nil {
 		return nil, errors.New("wscd: device and store are required")
 	}
-	return &Keys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store, metrics: cfg.Metrics}, nil
+	if cfg.Device.Info().Storage == device.StorageWrapped && cfg.ServerKeys == nil {
+		return nil, errors.New("wscd: a device in wrapped storage needs server keys to MAC the blobs")
+	}
+	return &Keys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store, metrics: cfg.Metrics, server: cfg.ServerKeys}, nil
+}
+
+// wrappedMACDomain separates the MAC of a wrapped key's blob.
+const wrappedMACDomain = "wsca-wrapped-key-v1"
+
+// wrappedMAC binds a wrapped key's blob to its owner and kid under the
+// HSM-derived MAC key: the blob names no owner, so without it someone who
+// can write the database could move a key to another unit.
+func (s *Keys) wrappedMAC(ctx context.Context, owner device.Owner, kid device.KID, blob []byte) ([]byte, error) {
+	sl, err := s.server.Sealer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sl.MAC(wrappedMACDomain, []byte(owner), []byte(kid), blob), nil
+}
+
+// wrappedRef returns the device reference of a key whose record carries a
+// blob, after checking the blob's MAC; a token object's record has none.
+func (s *Keys) wrappedRef(ctx context.Context, owner device.Owner, kid device.KID, blob, mac []byte) (device.Ref, error) {
+	ref := device.Ref{Owner: owner, KID: kid}
+	if len(blob) == 0 {
+		return ref, nil
+	}
+	if s.server == nil {
+		return device.Ref{}, fmt.Errorf("%w: a wrapped key without server keys", ErrUnavailable)
+	}
+	want, err := s.wrappedMAC(ctx, owner, kid, blob)
+	if err != nil {
+		return device.Ref{}, err
+	}
+	if !hmac.Equal(mac, want) {
+		s.log.ErrorContext(ctx, "wrapped key fails its MAC: the store was changed outside wsca", "unit", owner, "kid", kid)
+		return device.Ref{}, ErrKeyNotFound
+	}
+	ref.Wrapped = blob
+	return ref, nil
 }
 
 // Device returns the underlying device (for its Info and call counts).
@@ -227,7 +261,7 @@ func (s *Keys) checkAccess(ctx context.Context, owner device.Owner, k device.KID
 		s.log.WarnContext(ctx, "key of another context refused", "unit", unit, "kid", kid, "context", pinContext)
 		return device.Ref{}, ErrKeyNotFound
 	}
-	return device.Ref{Owner: owner, KID: k}, nil
+	return s.wrappedRef(ctx, owner, k, a.Wrapped, a.WrappedMAC)
 }
 
 // owned is ownedKey on a given access record, or on a fresh read when a is
@@ -281,12 +315,22 @@ func (s *Keys) generate(ctx context.Context, unit, pinContext string, quota int)
 	if err != nil {
 		return device.Key{}, s.deviceErr(ctx, err)
 	}
-	err = s.st.InsertKeyLimited(ctx, store.Key{
+	rec := store.Key{
 		KID: string(k.KID), UnitID: unit, PublicKey: pub, Context: pinContext,
 		Backend: s.dev.Info().Backend, State: store.KeyActive, CreatedAt: s.now().UTC(),
-	}, quota)
+	}
+	if len(k.Wrapped) > 0 {
+		if s.server == nil {
+			return device.Key{}, fmt.Errorf("%w: a wrapped key without server keys", ErrUnavailable)
+		}
+		if rec.WrappedMAC, err = s.wrappedMAC(ctx, owner, k.KID, k.Wrapped); err != nil {
+			return device.Key{}, err
+		}
+		rec.Wrapped = k.Wrapped
+	}
+	err = s.st.InsertKeyLimited(ctx, rec, quota)
 	if err != nil {
-		if derr := s.dev.Destroy(context.WithoutCancel(ctx), device.Ref{Owner: owner, KID: k.KID}); derr != nil {
+		if derr := s.dev.Destroy(context.WithoutCancel(ctx), k.Ref()); derr != nil {
 			s.log.ErrorContext(ctx, "orphaned device key: record failed and destroy failed",
 				"unit", unit, "kid", k.KID, "err", derr)
 		}
@@ -420,7 +464,9 @@ func (s *Keys) destroy(ctx context.Context, unit, pinContext, kid string) (err e
 	if _, err := s.st.SetKeyStatus(ctx, unit, kid, store.StatusInvalid, s.now().UTC()); err != nil {
 		return storeErr(err)
 	}
-	err = s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k})
+	// The blob goes with the record; this instance's cached copy, if
+	// any, now (other instances' caches are refused by the state check).
+	err = s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k, Wrapped: rec.Wrapped})
 	if err != nil && !errors.Is(err, device.ErrKeyNotFound) {
 		return s.deviceErr(ctx, err)
 	}
@@ -452,7 +498,7 @@ func (s *Keys) destroyAll(ctx context.Context, unit string) (int, error) {
 		if err := s.st.SetKeyState(ctx, rec.KID, store.KeyDestroying); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return 0, storeErr(err)
 		}
-		if err := s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k}); err != nil && !errors.Is(err, device.ErrKeyNotFound) {
+		if err := s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k, Wrapped: rec.Wrapped}); err != nil && !errors.Is(err, device.ErrKeyNotFound) {
 			return 0, s.deviceErr(ctx, err)
 		}
 	}

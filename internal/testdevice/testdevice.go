@@ -5,6 +5,7 @@ package testdevice
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/wsca/wsca/device"
@@ -27,7 +28,30 @@ func Backends() []Backend {
 	return []Backend{
 		{Name: soft.Backend, Open: Soft},
 		{Name: pkcs11.Backend, Open: PKCS11},
+		{Name: pkcs11.Backend + "-wrapped", Open: PKCS11Wrapped},
 	}
+}
+
+// PKCS11Wrapped opens the test token in wrapped storage
+// (docs/wrapped-keys.md): keys come back as blobs under the token's
+// wrapping key for tests, made on first use.
+func PKCS11Wrapped(t testing.TB) device.Device {
+	t.Helper()
+	if !pkcs11.Available {
+		testenv.Unavailable(t, "pkcs11", pkcs11.ErrNotCompiled.Error())
+	}
+	uri := testenv.PKCS11URI(t)
+	path, query, _ := strings.Cut(uri, "?")
+	cfg, err := pkcs11.ParseURI(path + ";x-wsca-storage=wrapped;x-wsca-wrap-label=wsca-test-wrap;x-wsca-cache=64?" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := pkcs11.Open(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
 
 // Soft opens a new soft keystore in the test's temporary directory.
