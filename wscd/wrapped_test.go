@@ -3,6 +3,8 @@ package wscd_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/wsca/wsca/device"
@@ -115,4 +117,90 @@ func TestWrappedDestroyAcrossInstances(t *testing.T) {
 	if _, err := b.Keys.Sign(ctx, "unit-x", string(k.KID), digest("after")); !errors.Is(err, wscd.ErrKeyNotFound) {
 		t.Fatalf("sign on the other instance after destroy: %v, want ErrKeyNotFound", err)
 	}
+}
+
+// TestWrappedUnitsBounded: 10 000 units on PostgreSQL each generate a
+// wrapped key and sign with it through the key service. The HSM gains no
+// token object for them, the cache of unwrapped keys never holds more than
+// its size (64 for the test device), and every key is in the store with
+// its blob and MAC.
+func TestWrappedUnitsBounded(t *testing.T) {
+	const units, workers = 10_000, 4
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := wrappedServices(t, st)
+	dev := svc.Keys.Device()
+	cached, ok := dev.(interface{ CachedKeys() int })
+	if !ok {
+		t.Fatal("the wrapped test device does not report its cache")
+	}
+	tokenBefore := countTokenKeys(t, dev)
+	var (
+		mu      sync.Mutex
+		maxSeen int
+		wg      sync.WaitGroup
+		errs    = make(chan error, workers)
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < units; i += workers {
+				u := fmt.Sprintf("bound-%05d", i)
+				if err := svc.Units.Create(ctx, u); err != nil {
+					errs <- err
+					return
+				}
+				k, err := svc.Keys.Generate(ctx, u)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if _, err := svc.Keys.Sign(ctx, u, string(k.KID), digest(u)); err != nil {
+					errs <- err
+					return
+				}
+				if i%500 == 0 {
+					mu.Lock()
+					maxSeen = max(maxSeen, cached.CachedKeys())
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := cached.CachedKeys(); n > 64 || maxSeen > 64 {
+		t.Fatalf("cache held %d keys (peak seen %d), bound 64", n, maxSeen)
+	}
+	if n := countTokenKeys(t, dev); n != tokenBefore {
+		t.Fatalf("token keys: %d before, %d after 10 000 wrapped keys", tokenBefore, n)
+	}
+	for _, u := range []string{"bound-00000", "bound-04999", "bound-09999"} {
+		keys, err := st.ListKeys(ctx, u)
+		if err != nil || len(keys) != 1 || len(keys[0].Wrapped) == 0 || len(keys[0].WrappedMAC) == 0 {
+			t.Fatalf("%s: %d keys (%v)", u, len(keys), err)
+		}
+		if onToken, err := dev.List(ctx, device.Owner(u)); err != nil || len(onToken) != 0 {
+			t.Fatalf("%s has %d token objects (%v)", u, len(onToken), err)
+		}
+	}
+}
+
+// countTokenKeys counts the token's private keys of wsca's owners through
+// the device (List lists token objects: the server's here, no unit's).
+func countTokenKeys(t *testing.T, dev device.Device) int {
+	t.Helper()
+	keys, err := dev.List(context.Background(), wscd.ServerOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }
