@@ -2,6 +2,7 @@ package wscd_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -203,4 +204,86 @@ func countTokenKeys(t *testing.T, dev device.Device) int {
 		t.Fatal(err)
 	}
 	return len(keys)
+}
+
+// BenchmarkWrappedFootprint: 1 000 units with one key each, wrapped or a
+// token object, on PostgreSQL: the bytes the keys table grows by
+// (pg_total_relation_size: rows, TOAST and indexes) and the token objects
+// the HSM gains, per 1 000 units.
+func BenchmarkWrappedFootprint(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		open func(testing.TB) device.Device
+	}{{"token", testdevice.PKCS11}, {"wrapped", testdevice.PKCS11Wrapped}} {
+		b.Run(mode.name, func(b *testing.B) {
+			ctx := context.Background()
+			dsn := testenv.Postgres(b)
+			st, err := store.Open(ctx, dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			db, err := sql.Open("pgx", dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			dev := mode.open(b)
+			svc, err := wscd.New(wscd.Config{Device: dev, Store: st})
+			if err != nil {
+				b.Fatal(err)
+			}
+			size := func() int64 {
+				var n int64
+				if err := db.QueryRowContext(ctx, `SELECT pg_total_relation_size('keys')`).Scan(&n); err != nil {
+					b.Fatal(err)
+				}
+				return n
+			}
+			for i := 0; b.Loop(); i++ {
+				before, tokenBefore := size(), len(listAll(b, dev))
+				var made []string
+				for j := range 1000 {
+					u := fmt.Sprintf("fp-%s-%d-%04d", mode.name, i, j)
+					if err := svc.Units.Create(ctx, u); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := svc.Keys.Generate(ctx, u); err != nil {
+						b.Fatal(err)
+					}
+					made = append(made, u)
+				}
+				b.ReportMetric(float64(size()-before), "db-bytes/1000-units")
+				b.ReportMetric(float64(len(listAll(b, dev))-tokenBefore+tokenObjects(b, dev, made)), "token-keys/1000-units")
+				for _, u := range made {
+					if err := svc.Units.Destroy(ctx, u); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func listAll(b *testing.B, dev device.Device) []device.Key {
+	b.Helper()
+	keys, err := dev.List(context.Background(), wscd.ServerOwner)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return keys
+}
+
+// tokenObjects counts the token keys of the units.
+func tokenObjects(b *testing.B, dev device.Device, units []string) int {
+	b.Helper()
+	n := 0
+	for _, u := range units {
+		keys, err := dev.List(context.Background(), device.Owner(u))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(keys)
+	}
+	return n
 }
