@@ -164,8 +164,15 @@ func runDemo(ctx context.Context, e env, args []string, cmd, title string, d *de
 	})
 }
 
-// run plays the demo against a server in dir and stops the server.
-func (d *demo) run(ctx context.Context, dir, backend string, log *slog.Logger) (err error) {
+// demoStepFunc is one named step of a demo after its server started.
+type demoStepFunc struct {
+	name string
+	fn   func(context.Context) (string, error)
+}
+
+// play starts the demo's server in dir (its first step, described by
+// describe), runs the steps in order and stops the server.
+func (d *demo) play(ctx context.Context, dir, backend string, log *slog.Logger, describe func(*localServer) string, steps []demoStepFunc) (err error) {
 	// Loopback only: no proxy, whatever the environment says.
 	d.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	defer d.hc.CloseIdleConnections()
@@ -175,11 +182,7 @@ func (d *demo) run(ctx context.Context, dir, backend string, log *slog.Logger) (
 			return "", err
 		}
 		d.srv = srv
-		what := srv.device.Backend + " device, " + srv.device.Description
-		if srv.device.SoftwareOnly() {
-			what += " (software keys, development only)"
-		}
-		return fmt.Sprintf("in-process wscad at %s on a SQLite store and the %s", srv.url, what), nil
+		return describe(srv), nil
 	})
 	if err != nil {
 		return err
@@ -192,10 +195,24 @@ func (d *demo) run(ctx context.Context, dir, backend string, log *slog.Logger) (
 			clear(d.sess.Key)
 		}
 	}()
-	for _, s := range []struct {
-		name string
-		fn   func(context.Context) (string, error)
-	}{
+	for _, s := range steps {
+		if err := d.step(s.name, func() (string, error) { return s.fn(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run plays the R2PS demo against a server in dir.
+func (d *demo) run(ctx context.Context, dir, backend string, log *slog.Logger) error {
+	describe := func(srv *localServer) string {
+		what := srv.device.Backend + " device, " + srv.device.Description
+		if srv.device.SoftwareOnly() {
+			what += " (software keys, development only)"
+		}
+		return fmt.Sprintf("in-process wscad at %s on a SQLite store and the %s", srv.url, what)
+	}
+	return d.play(ctx, dir, backend, log, describe, []demoStepFunc{
 		{"operator", d.operator},
 		{"enrol", d.enrol},
 		{"login", d.login},
@@ -204,12 +221,7 @@ func (d *demo) run(ctx context.Context, dir, backend string, log *slog.Logger) (
 		{"verify", d.verify},
 		{"wrong PIN", d.wrongPIN},
 		{"right PIN", d.rightPIN},
-	} {
-		if err := d.step(s.name, func() (string, error) { return s.fn(ctx) }); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 func (d *demo) operator(ctx context.Context) (string, error) {

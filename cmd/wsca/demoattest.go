@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -39,32 +38,11 @@ func demoAttest(ctx context.Context, e env, args []string) error {
 	return runDemo(ctx, e, args, "attest", "attestation", d.demo, d.run)
 }
 
-func (d *attestDemo) run(ctx context.Context, dir, backend string, log *slog.Logger) (err error) {
-	d.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	defer d.hc.CloseIdleConnections()
-	err = d.step("server", func() (string, error) {
-		srv, err := startLocalServer(ctx, filepath.Join(dir, "data"), backend, log)
-		if err != nil {
-			return "", err
-		}
-		d.srv = srv
-		return fmt.Sprintf("in-process wscad (roles wscd and wsca) at %s; %s device, assurance %q", srv.url, srv.device.Backend, srv.device.Assurance), nil
-	})
-	if err != nil {
-		return err
+func (d *attestDemo) run(ctx context.Context, dir, backend string, log *slog.Logger) error {
+	describe := func(srv *localServer) string {
+		return fmt.Sprintf("in-process wscad (roles wscd and wsca) at %s; %s device, assurance %q", srv.url, srv.device.Backend, srv.device.Assurance)
 	}
-	defer func() {
-		if serr := d.srv.stop(); serr != nil {
-			err = errors.Join(err, fmt.Errorf("stopping the demo server: %w", serr))
-		}
-		if d.sess != nil {
-			clear(d.sess.Key)
-		}
-	}()
-	for _, s := range []struct {
-		name string
-		fn   func(context.Context) (string, error)
-	}{
+	return d.play(ctx, dir, backend, log, describe, []demoStepFunc{
 		{"operator", d.operator},
 		{"enrol", d.enrol},
 		{"login", d.login},
@@ -81,12 +59,7 @@ func (d *attestDemo) run(ctx context.Context, dir, backend string, log *slog.Log
 		{"revoke", d.revoke},
 		{"status: revoked", d.expect(statuslist.Status(1))},
 		{"refused", d.refused},
-	} {
-		if err := d.step(s.name, func() (string, error) { return s.fn(ctx) }); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 func (d *attestDemo) twoKeys(ctx context.Context) (string, error) {
