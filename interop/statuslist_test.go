@@ -18,9 +18,9 @@ import (
 
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/statuslist"
-	"github.com/wsca/wsca/statuslist/publish"
 	"github.com/wsca/wsca/statuslist/statuslisttest"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wsca/statuslists"
 )
 
 // slView is what statuslist-check.mjs reports of one token.
@@ -70,8 +70,8 @@ func TestStatusListInterop(t *testing.T) {
 	}
 	defer st.Close()
 	pki := statuslisttest.NewPKI(t)
-	p, err := publish.New(st, publish.Config{
-		BaseURI: "https://wsca.example", ShardSize: publish.MinShardSize, Pool: 1,
+	p, err := statuslists.New(st, statuslists.Config{
+		BaseURI: "https://wsca.example", ShardSize: statuslists.MinShardSize, Pool: 1,
 		Lifetime: 24 * time.Hour, TTL: 10 * time.Minute, Debounce: time.Second,
 		Signer: pki.Key, Chain: pki.Chain, KeyID: "sl-1",
 		IndexKey: bytes.Repeat([]byte{5}, statuslist.IndexKeySize),
@@ -135,7 +135,7 @@ func TestStatusListInterop(t *testing.T) {
 		}
 		slices.SortFunc(expect, func(a, b [2]int64) int { return int(a[0] - b[0]) })
 		for name, v := range map[string]slView{"jwt": rep.JWT, "cwt": rep.CWT} {
-			if v.Sub != uri || v.Bits != 2 || v.Len != publish.MinShardSize || v.TTL != 600 || v.Exp-v.Iat != 86400 ||
+			if v.Sub != uri || v.Bits != 2 || v.Len != statuslists.MinShardSize || v.TTL != 600 || v.Exp-v.Iat != 86400 ||
 				v.Kid == nil || *v.Kid != "sl-1" {
 				t.Fatalf("step %d %s: %+v", n, name, v)
 			}

@@ -40,7 +40,7 @@ type AttestStore interface {
 }
 
 // StatusAllocator gives out Token Status List entries
-// (statuslist/publish.Publisher); for a key attestation, attested are the
+// (wsca/statuslists.Publisher); for a key attestation, attested are the
 // keys it names, recorded with the entry.
 type StatusAllocator interface {
 	Allocate(ctx context.Context, unit string, kind store.StatusKind, kid string, attested ...string) (statuslist.Reference, error)

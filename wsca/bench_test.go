@@ -11,9 +11,9 @@ import (
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
-	"github.com/wsca/wsca/statuslist/publish"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
+	"github.com/wsca/wsca/wsca/statuslists"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -23,7 +23,7 @@ type benchWSCA struct {
 	st    *store.Store
 	w     *wscd.Services
 	key   *wsca.AttestationKey
-	pub   *publish.Publisher
+	pub   *statuslists.Publisher
 	att   *wsca.Attestations
 	dev   device.Device
 	akRef wscd.ServerKey
@@ -50,7 +50,7 @@ func newBenchWSCA(b *testing.B, dsn string) *benchWSCA {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub, err := publish.New(st, publish.Config{BaseURI: "https://wsca.example", ShardSize: 10_000, Pool: 4,
+	pub, err := statuslists.New(st, statuslists.Config{BaseURI: "https://wsca.example", ShardSize: 10_000, Pool: 4,
 		Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: ak.Signer, Chain: ak.Chain, IndexKey: make([]byte, 32)})
 	if err != nil {
 		b.Fatal(err)

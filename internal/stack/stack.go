@@ -18,9 +18,9 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/server"
-	"github.com/wsca/wsca/statuslist/publish"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
+	"github.com/wsca/wsca/wsca/statuslists"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -120,7 +120,7 @@ type Stack struct {
 	// The wsca role's: nil in a wscd-only stack.
 	Attestations   *wsca.Attestations
 	AttestationKey *wsca.AttestationKey
-	Publisher      *publish.Publisher
+	Publisher      *statuslists.Publisher
 
 	share    *wscd.Share
 	wscaOnly bool
@@ -245,7 +245,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 	}
 	var (
 		ak      *wsca.AttestationKey
-		pub     *publish.Publisher
+		pub     *statuslists.Publisher
 		attests *wsca.Attestations
 	)
 	if o.Roles.WSCA {
@@ -342,7 +342,7 @@ func (l lazyShare) MAC(domain string, parts ...[]byte) []byte {
 // assurance as the WSCD published it; its own device's says nothing of
 // the wallet keys.
 func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, sealer *wscd.Sealer, o Options,
-	published func(context.Context) (device.Assurance, error)) (*wsca.AttestationKey, *publish.Publisher, *wsca.Attestations, error) {
+	published func(context.Context) (device.Assurance, error)) (*wsca.AttestationKey, *statuslists.Publisher, *wsca.Attestations, error) {
 	ak, err := wsca.LoadAttestationKey(ctx, wsca.AttestationKeyConfig{
 		Keys: w.ServerKeys, Store: st, Name: o.Attest.KeyName, ChainPEM: o.Attest.ChainPEM, DevCA: !o.Attest.NoDevCA, Logger: o.Logger,
 	})
@@ -371,7 +371,7 @@ func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, s
 	// The index permutation's key: derived from the HSM-derived sealing
 	// key, so every instance has the same one and the database does not.
 	indexKey := sealer.MAC(statusListIndexKeyDomain)
-	pub, err := publish.New(st, publish.Config{
+	pub, err := statuslists.New(st, statuslists.Config{
 		BaseURI: strings.TrimRight(base, "/"), ShardSize: sl.ShardSize, Pool: sl.Pool, Lifetime: sl.Lifetime, TTL: sl.TTL,
 		Debounce: sl.Debounce, Signer: ak.Signer, Chain: ak.Chain, IndexKey: indexKey, Logger: o.Logger,
 	})

@@ -1,11 +1,11 @@
-// Package publish is the server side of wsca's Token Status Lists: it
+// Package statuslists is the server side of wsca's Token Status Lists: it
 // allocates status entries (keyed, unpredictable indices over a pool of
 // shards), keeps each list's packed array in memory, applies the store's
 // changes incrementally, republishes signed statuslist+jwt and
 // statuslist+cwt tokens after a debounce, stores them by compare-and-set
 // so that every instance serves the same bytes, and serves
 // GET /statuslists/{id}. docs/status-lists.md describes the profile.
-package publish
+package statuslists
 
 import (
 	"context"
@@ -37,7 +37,7 @@ const MinShardSize = 10000
 const maxShardSize = statuslist.DefaultMaxEntries
 
 // ErrConfig means a bad Config.
-var ErrConfig = errors.New("publish: bad configuration")
+var ErrConfig = errors.New("statuslists: bad configuration")
 
 // Config sets up a Publisher.
 type Config struct {
@@ -175,7 +175,7 @@ func (p *Publisher) Allocate(ctx context.Context, unit string, kind store.Status
 		At:    p.cfg.Now(),
 	})
 	if err != nil {
-		return statuslist.Reference{}, fmt.Errorf("publish: allocate: %w", err)
+		return statuslist.Reference{}, fmt.Errorf("statuslists: allocate: %w", err)
 	}
 	return statuslist.Reference{Index: uint64(e.Index), URI: p.URI(e.ListID)}, nil
 }
@@ -238,7 +238,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 func (p *Publisher) PublishAll(ctx context.Context) error {
 	ls, err := p.st.StatusLists(ctx)
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return fmt.Errorf("statuslists: %w", err)
 	}
 	var first error
 	for _, l := range ls {
@@ -270,7 +270,7 @@ func (p *Publisher) Publish(ctx context.Context, listID string) error {
 	}
 	lst, err := m.list.Encode()
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return fmt.Errorf("statuslists: %w", err)
 	}
 	tok := &statuslist.Token{
 		Subject:  p.URI(listID),
@@ -290,13 +290,13 @@ func (p *Publisher) Publish(ctx context.Context, listID string) error {
 	} {
 		b, err := f.sign(tok, p.cfg.Signer, opts)
 		if err != nil {
-			return fmt.Errorf("publish: list %s: %w", listID, err)
+			return fmt.Errorf("statuslists: list %s: %w", listID, err)
 		}
 		if _, err := p.st.PutStatusToken(ctx, store.StatusToken{
 			ListID: listID, Format: f.name, Version: m.version,
 			IssuedAt: now, ETag: etag(b), Token: b,
 		}); err != nil {
-			return fmt.Errorf("publish: list %s: %w", listID, err)
+			return fmt.Errorf("statuslists: list %s: %w", listID, err)
 		}
 	}
 	if p.cfg.onPublish != nil {
@@ -311,18 +311,18 @@ func (p *Publisher) update(ctx context.Context, listID string) (*memList, error)
 	if m == nil {
 		l, err := p.st.GetStatusList(ctx, listID)
 		if err != nil {
-			return nil, fmt.Errorf("publish: %w", err)
+			return nil, fmt.Errorf("statuslists: %w", err)
 		}
 		list, err := statuslist.New(l.Bits, int(l.Size))
 		if err != nil {
-			return nil, fmt.Errorf("publish: list %s: %w", listID, err)
+			return nil, fmt.Errorf("statuslists: list %s: %w", listID, err)
 		}
 		changes, version, err := p.st.ListStatuses(ctx, listID)
 		if err != nil {
-			return nil, fmt.Errorf("publish: %w", err)
+			return nil, fmt.Errorf("statuslists: %w", err)
 		}
 		if err := apply(list, changes); err != nil {
-			return nil, fmt.Errorf("publish: list %s: %w", listID, err)
+			return nil, fmt.Errorf("statuslists: list %s: %w", listID, err)
 		}
 		m = &memList{list: list, version: version}
 		p.lists[listID] = m
@@ -330,10 +330,10 @@ func (p *Publisher) update(ctx context.Context, listID string) (*memList, error)
 	}
 	changes, err := p.st.StatusChangesSince(ctx, listID, m.version)
 	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
+		return nil, fmt.Errorf("statuslists: %w", err)
 	}
 	if err := apply(m.list, changes); err != nil {
-		return nil, fmt.Errorf("publish: list %s: %w", listID, err)
+		return nil, fmt.Errorf("statuslists: list %s: %w", listID, err)
 	}
 	for _, c := range changes {
 		m.version = max(m.version, c.Seq)
