@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -95,7 +94,7 @@ func BenchmarkKeyAttestation(b *testing.B) {
 				}
 				tSign = append(tSign, time.Since(start))
 			}
-			ka, sign := median(tKA), median(tSign)
+			ka, sign := testenv.Median(tKA), testenv.Median(tSign)
 			b.ReportMetric(float64(time.Second)/float64(ka), "attestations/s")
 			b.ReportMetric(float64(time.Second)/float64(sign), "C_Sign/s")
 			b.ReportMetric(float64(ka)/float64(sign), "x-C_Sign")
@@ -134,7 +133,7 @@ func BenchmarkRevokeUnit(b *testing.B) {
 				}
 				tRevoke = append(tRevoke, time.Since(start))
 			}
-			b.ReportMetric(float64(median(tRevoke).Microseconds()), "revoke-p50-µs")
+			b.ReportMetric(float64(testenv.Median(tRevoke).Microseconds()), "revoke-p50-µs")
 		})
 	}
 }
@@ -157,8 +156,3 @@ func setupUnit(b *testing.B, ctx context.Context, w *benchWSCA, unit string, n i
 	}
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}

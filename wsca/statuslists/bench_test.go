@@ -9,7 +9,6 @@ import (
 	"database/sql"
 	"fmt"
 	mathrand "math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,17 +179,12 @@ func benchFlip(b *testing.B, dsn string, hsm bool) {
 			*t = append(*t, time.Since(start))
 		}
 	}
-	mFloor, mFlip := median(tFloor), median(tFlip)
+	mFloor, mFlip := testenv.Median(tFloor), testenv.Median(tFlip)
 	b.ReportMetric(float64(mFloor.Nanoseconds()), "floor-p50-ns/op")
 	b.ReportMetric(float64(mFlip.Nanoseconds()), "republish-p50-ns/op")
 	b.ReportMetric(float64(mFlip)/float64(mFloor), "x-floor")
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
 
 // bulkRevoke inserts the revoked entries in one transaction, straight into
 // the tables (allocating a million entries one by one would take long),
