@@ -155,4 +155,3 @@ func setupUnit(b *testing.B, ctx context.Context, w *benchWSCA, unit string, n i
 		b.Fatal(err)
 	}
 }
-

@@ -185,7 +185,6 @@ func benchFlip(b *testing.B, dsn string, hsm bool) {
 	b.ReportMetric(float64(mFlip)/float64(mFloor), "x-floor")
 }
 
-
 // bulkRevoke inserts the revoked entries in one transaction, straight into
 // the tables (allocating a million entries one by one would take long),
 // skipping the flipper's index.
