@@ -112,6 +112,20 @@ func (in *instance) stop(t *testing.T) {
 	}
 }
 
+// client is a wallet of unit with the keys csk and cak, talking to in.
+func (in *instance) client(t *testing.T, unit string, csk *ecdsa.PrivateKey, cak *ecdh.PrivateKey) *client.Client {
+	t.Helper()
+	keys, err := client.FetchServerKeys(context.Background(), nil, in.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{URL: in.url, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func (in *instance) adminCall(t *testing.T, token, method, path string, body any, out any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
@@ -156,17 +170,7 @@ func TestLockoutAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	newClient := func(in *instance) *client.Client {
-		keys, err := client.FetchServerKeys(ctx, nil, in.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := client.New(client.Config{URL: in.url, Unit: created.Unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	newClient := func(in *instance) *client.Client { return in.client(t, created.Unit, csk, cak) }
 	ca, cb := newClient(a), newClient(b)
 	if ca.Config().Server.SigningKID != cb.Config().Server.SigningKID {
 		t.Fatal("the instances publish different server keys")

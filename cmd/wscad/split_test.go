@@ -44,17 +44,7 @@ func TestSplitProcesses(t *testing.T) {
 	ctx := context.Background()
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	newClient := func(in *instance) *client.Client {
-		keys, err := client.FetchServerKeys(ctx, nil, in.url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := client.New(client.Config{URL: in.url, Unit: created.Unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	newClient := func(in *instance) *client.Client { return in.client(t, created.Unit, csk, cak) }
 	atWSCD, atWSCA := newClient(wscdIn), newClient(wscaIn)
 	if err := atWSCD.Enrol(ctx, created.Code, []byte("135790")); err != nil {
 		t.Fatalf("enrol: %v", err)
