@@ -241,9 +241,21 @@ func (s *Store) tryAllocate(ctx context.Context, a StatusAllocation, rnd io.Read
 }
 
 func activeLists(ctx context.Context, tx *sql.Tx) ([]StatusList, error) {
-	rows, err := tx.QueryContext(ctx,
+	return queryStatusLists(ctx, tx, `state = $1`, string(StatusListActive))
+}
+
+// rowsQueryer is what *sql.DB and *sql.Tx have in common for reads of
+// several rows.
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryStatusLists returns the lists matching where (its argument is $1),
+// by id.
+func queryStatusLists(ctx context.Context, q rowsQueryer, where string, arg any) ([]StatusList, error) {
+	rows, err := q.QueryContext(ctx,
 		`SELECT id, bits, size, created_at, state, next_counter, version
-		 FROM status_lists WHERE state = $1 ORDER BY id`, string(StatusListActive))
+		 FROM status_lists WHERE `+where+` ORDER BY id`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("store: status lists: %w", err)
 	}
@@ -574,25 +586,7 @@ func (s *Store) GetStatusList(ctx context.Context, id string) (StatusList, error
 // StatusLists returns every list that is not retired, by id: what a
 // publisher keeps published.
 func (s *Store) StatusLists(ctx context.Context) ([]StatusList, error) {
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, bits, size, created_at, state, next_counter, version
-		 FROM status_lists WHERE state <> $1 ORDER BY id`, string(StatusListRetired))
-	if err != nil {
-		return nil, fmt.Errorf("store: status lists: %w", err)
-	}
-	defer rows.Close()
-	var ls []StatusList
-	for rows.Next() {
-		l, err := scanStatusList(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: status lists: %w", err)
-		}
-		ls = append(ls, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: status lists: %w", err)
-	}
-	return ls, nil
+	return queryStatusLists(ctx, s.db, `state <> $1`, string(StatusListRetired))
 }
 
 func scanStatusList(row scanner) (StatusList, error) {
