@@ -208,6 +208,8 @@ type Dispatcher struct {
 	sealer wscd.MACer
 	// canLogin: the PIN server runs OPAQUE (not a WSCA-only instance).
 	canLogin bool
+	// served lists the types served, for wallet_unit_info.
+	served []string
 }
 
 // New loads (or creates) the server's signing and agreement keys.
@@ -247,6 +249,7 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatch: sealer: %w", err)
 	}
 	d.canLogin = cfg.PIN.CanLogin()
+	d.served = d.servedTypes()
 	if cfg.ResponseKey == ResponseKeyHSM {
 		if d.ssk, err = cfg.ServerKeys.Key(ctx, wscd.PurposeR2PSSigning); err != nil {
 			return nil, fmt.Errorf("dispatch: signing key: %w", err)

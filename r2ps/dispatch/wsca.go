@@ -240,13 +240,20 @@ func (d *Dispatcher) capabilities(a device.Assurance) r2ps.Capabilities {
 		c.KeyStorage = []string{string(a)}
 		c.UserAuthentication = []string{string(a)}
 	}
-	types := slices.Sorted(maps.Keys(policies))
-	for _, t := range types {
+	c.Types = d.served
+	return c
+}
+
+// servedTypes lists, sorted, the types this dispatcher serves (its roles
+// and configuration are fixed at New).
+func (d *Dispatcher) servedTypes() []string {
+	var out []string
+	for _, t := range slices.Sorted(maps.Keys(policies)) {
 		if _, err := d.policyFor(t); err == nil {
-			c.Types = append(c.Types, t)
+			out = append(out, t)
 		}
 	}
-	return c
+	return out
 }
 
 // wscaCode maps the WSCA services' errors to R2PS codes.
