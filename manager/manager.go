@@ -269,7 +269,7 @@ func (m *Manager) resolve(ctx context.Context, kid KID, op Op) (target, error) {
 		}
 		return target{}, err
 	}
-	keys, err := p.List(ctx)
+	keys, err := p.List(ctx, m.env())
 	if err != nil {
 		return target{}, &PluginError{Plugin: p.ID(), Op: op, Err: err}
 	}
@@ -334,7 +334,7 @@ func (m *Manager) PublicKey(ctx context.Context, kid KID) (*ecdsa.PublicKey, Res
 	if err != nil {
 		return nil, Result{}, err
 	}
-	pub, err := t.p.PublicKey(ctx, t.handle)
+	pub, err := t.p.PublicKey(ctx, t.handle, m.env())
 	if err != nil {
 		return nil, Result{}, wrap(t.p, OpPublicKey, err)
 	}
@@ -350,7 +350,7 @@ func (m *Manager) Properties(ctx context.Context, kid KID) (Properties, Result, 
 	if err != nil {
 		return Properties{}, Result{}, err
 	}
-	p, err := t.p.Properties(ctx, t.handle)
+	p, err := t.p.Properties(ctx, t.handle, m.env())
 	return p, Result{Plugin: t.p.ID()}, wrap(t.p, OpProperties, err)
 }
 
@@ -426,7 +426,7 @@ func (m *Manager) List(ctx context.Context) ([]Key, error) {
 		if err != nil {
 			continue
 		}
-		keys, err := p.List(ctx)
+		keys, err := p.List(ctx, m.env())
 		if err != nil {
 			failed[id] = wrap(p, "list", err)
 			continue

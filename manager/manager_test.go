@@ -356,7 +356,7 @@ func TestCrashRecovery(t *testing.T) {
 		{"migrate: binding moved, source not deleted", func(t *testing.T, s *state) {
 			claimMigrate(t, s, "M3")
 			importToB(t, s, "M3")
-			pk, _, _ := s.b.Lookup(ctx, "M3")
+			pk, _, _ := s.b.Lookup(ctx, "M3", manager.Env{})
 			if err := s.st.Rebind(ctx, manager.Binding{KID: s.kid, Plugin: "b", Handle: pk.Handle, Label: "M3", Created: now}); err != nil {
 				t.Fatal(err)
 			}
@@ -381,7 +381,7 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("binding %+v (%v), want plugin %s", b, err, row.want.plugin)
 			}
 			has := func(p *softkey.Plugin) bool {
-				keys, err := p.List(ctx)
+				keys, err := p.List(ctx, manager.Env{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -404,7 +404,7 @@ func TestCrashRecovery(t *testing.T) {
 			bs, _ := s.st.Bindings(ctx)
 			n := 0
 			for _, p := range []*softkey.Plugin{s.a, s.b} {
-				keys, _ := p.List(ctx)
+				keys, _ := p.List(ctx, manager.Env{})
 				n += len(keys)
 			}
 			if n != len(bs) {
@@ -462,7 +462,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("after migration: %q, %v", r.Plugin, err)
 	}
 	verify(t, k.Public, digest("m"), sig)
-	if keys, _ := a.List(ctx); len(keys) != 0 {
+	if keys, _ := a.List(ctx, manager.Env{}); len(keys) != 0 {
 		t.Fatalf("a still holds %d keys", len(keys))
 	}
 	// Out of a plugin that cannot export: re-enrolment.
@@ -529,7 +529,7 @@ func TestKIDCollision(t *testing.T) {
 	if err != nil || got.Plugin != "a" || got.Handle != bd.Handle {
 		t.Fatalf("binding after a collision: %+v, %v", got, err)
 	}
-	if keys, _ := b.List(ctx); len(keys) != 0 {
+	if keys, _ := b.List(ctx, manager.Env{}); len(keys) != 0 {
 		t.Fatal("the colliding copy was kept")
 	}
 }

@@ -30,7 +30,7 @@ func (m *Manager) Migrate(ctx context.Context, kid KID, to string) (MigrationRes
 	if !canExport || !canImport {
 		return reenrol, Result{Plugin: dst.ID()}, nil
 	}
-	props, err := t.p.Properties(ctx, t.handle)
+	props, err := t.p.Properties(ctx, t.handle, m.env())
 	if err != nil {
 		return MigrationResult{}, Result{}, wrap(t.p, OpMigrate, err)
 	}
@@ -39,7 +39,7 @@ func (m *Manager) Migrate(ctx context.Context, kid KID, to string) (MigrationRes
 	}
 	if !t.bound {
 		// Bind it first so that the move is recorded like any other.
-		pub, err := t.p.PublicKey(ctx, t.handle)
+		pub, err := t.p.PublicKey(ctx, t.handle, m.env())
 		if err != nil {
 			return MigrationResult{}, Result{}, wrap(t.p, OpMigrate, err)
 		}

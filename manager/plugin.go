@@ -47,16 +47,16 @@ type Plugin interface {
 	// finds it after a crash. It returns the factors that authorised it.
 	Generate(ctx context.Context, label string, env Env) (PluginKey, []string, error)
 	// Lookup finds the key made with label; found is false when none was.
-	Lookup(ctx context.Context, label string) (key PluginKey, found bool, err error)
+	Lookup(ctx context.Context, label string, env Env) (key PluginKey, found bool, err error)
 	// Sign signs a 32-byte SHA-256 digest and returns the raw r‖s
 	// signature (64 bytes) and the factors that authorised it.
 	Sign(ctx context.Context, handle string, digest []byte, env Env) ([]byte, []string, error)
 	// PublicKey returns the key's public half.
-	PublicKey(ctx context.Context, handle string) (*ecdsa.PublicKey, error)
+	PublicKey(ctx context.Context, handle string, env Env) (*ecdsa.PublicKey, error)
 	// Properties returns the key's security properties.
-	Properties(ctx context.Context, handle string) (Properties, error)
+	Properties(ctx context.Context, handle string, env Env) (Properties, error)
 	// List returns the plugin's keys.
-	List(ctx context.Context) ([]PluginKey, error)
+	List(ctx context.Context, env Env) ([]PluginKey, error)
 	// Delete erases the key; a key that does not exist is not an error.
 	Delete(ctx context.Context, handle string, env Env) ([]string, error)
 }

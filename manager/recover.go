@@ -57,7 +57,7 @@ func (m *Manager) settleIntent(ctx context.Context, in Intent) (bool, error) {
 	if err != nil {
 		return false, nil // wait for the plugin to be registered
 	}
-	pk, found, err := p.Lookup(ctx, in.Label)
+	pk, found, err := p.Lookup(ctx, in.Label, m.env())
 	if err != nil {
 		return false, wrap(p, "recover", err)
 	}
@@ -117,7 +117,7 @@ func (m *Manager) settleMigration(ctx context.Context, c Claim) (bool, error) {
 		if err != nil {
 			return false, nil // wait for the plugin
 		}
-		pk, found, err := dst.Lookup(ctx, in.Label)
+		pk, found, err := dst.Lookup(ctx, in.Label, m.env())
 		if err != nil {
 			return false, wrap(dst, "recover", err)
 		}

@@ -19,9 +19,9 @@ import (
 
 // Run runs the suite against the plugin fresh returns (a new, empty
 // plugin each call).
-func Run(t *testing.T, fresh func(t *testing.T) manager.Plugin) {
+// env carries the callbacks the plugin needs (a PIN for a remote WSCD).
+func Run(t *testing.T, env manager.Env, fresh func(t *testing.T) manager.Plugin) {
 	ctx := context.Background()
-	env := manager.Env{}
 
 	t.Run("GenerateSignVerify", func(t *testing.T) {
 		p := fresh(t)
@@ -48,7 +48,7 @@ func Run(t *testing.T, fresh func(t *testing.T) manager.Plugin) {
 		if ecdsa.Verify(k.Public, other[:], r, s) {
 			t.Fatal("signature verifies for another digest")
 		}
-		pub, err := p.PublicKey(ctx, k.Handle)
+		pub, err := p.PublicKey(ctx, k.Handle, env)
 		if err != nil || !pub.Equal(k.Public) {
 			t.Fatalf("PublicKey = %v, %v", pub, err)
 		}
@@ -102,14 +102,14 @@ func Run(t *testing.T, fresh func(t *testing.T) manager.Plugin) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, found, err := p.Lookup(ctx, "label-b")
+		got, found, err := p.Lookup(ctx, "label-b", env)
 		if err != nil || !found || got.Handle != b.Handle || !got.Public.Equal(b.Public) {
 			t.Fatalf("Lookup(label-b) = %+v, %v, %v", got, found, err)
 		}
-		if _, found, err := p.Lookup(ctx, "label-none"); err != nil || found {
+		if _, found, err := p.Lookup(ctx, "label-none", env); err != nil || found {
 			t.Fatalf("Lookup of an unknown label found %v, %v", found, err)
 		}
-		list, err := p.List(ctx)
+		list, err := p.List(ctx, env)
 		if err != nil || len(list) != 2 {
 			t.Fatalf("List = %d keys, %v", len(list), err)
 		}
@@ -123,10 +123,10 @@ func Run(t *testing.T, fresh func(t *testing.T) manager.Plugin) {
 		if _, _, err := p.Sign(ctx, a.Handle, d[:], env); !errors.Is(err, manager.ErrKeyNotFound) {
 			t.Fatalf("sign with a deleted key: %v, want ErrKeyNotFound", err)
 		}
-		if _, err := p.PublicKey(ctx, a.Handle); !errors.Is(err, manager.ErrKeyNotFound) {
+		if _, err := p.PublicKey(ctx, a.Handle, env); !errors.Is(err, manager.ErrKeyNotFound) {
 			t.Fatalf("public key of a deleted key: %v, want ErrKeyNotFound", err)
 		}
-		list, err = p.List(ctx)
+		list, err = p.List(ctx, env)
 		if err != nil || len(list) != 1 || list[0].Handle != b.Handle {
 			t.Fatalf("List after delete = %+v, %v", list, err)
 		}
@@ -139,7 +139,7 @@ func Run(t *testing.T, fresh func(t *testing.T) manager.Plugin) {
 			if _, _, err := p.Sign(ctx, h, d[:], env); !errors.Is(err, manager.ErrKeyNotFound) {
 				t.Errorf("Sign(%q): %v, want ErrKeyNotFound", h, err)
 			}
-			if _, err := p.Properties(ctx, h); !errors.Is(err, manager.ErrKeyNotFound) {
+			if _, err := p.Properties(ctx, h, env); !errors.Is(err, manager.ErrKeyNotFound) {
 				t.Errorf("Properties(%q): %v, want ErrKeyNotFound", h, err)
 			}
 		}
@@ -151,7 +151,7 @@ func Run(t *testing.T, fresh func(t *testing.T) manager.Plugin) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		props, err := p.Properties(ctx, k.Handle)
+		props, err := p.Properties(ctx, k.Handle, env)
 		if err != nil {
 			t.Fatal(err)
 		}

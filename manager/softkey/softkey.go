@@ -304,7 +304,7 @@ func (p *Plugin) Export(_ context.Context, handle string, _ manager.Env) (*manag
 }
 
 // Lookup implements manager.Plugin.
-func (p *Plugin) Lookup(ctx context.Context, label string) (manager.PluginKey, bool, error) {
+func (p *Plugin) Lookup(ctx context.Context, label string, _ manager.Env) (manager.PluginKey, bool, error) {
 	if label == "" {
 		return manager.PluginKey{}, false, nil
 	}
@@ -362,7 +362,7 @@ func (p *Plugin) ECDH(ctx context.Context, handle string, peer *ecdh.PublicKey, 
 }
 
 // PublicKey implements manager.Plugin.
-func (p *Plugin) PublicKey(_ context.Context, handle string) (*ecdsa.PublicKey, error) {
+func (p *Plugin) PublicKey(_ context.Context, handle string, _ manager.Env) (*ecdsa.PublicKey, error) {
 	r, _, err := p.load(handle)
 	if err != nil {
 		return nil, err
@@ -376,7 +376,7 @@ func (p *Plugin) PublicKey(_ context.Context, handle string) (*ecdsa.PublicKey, 
 }
 
 // Properties implements manager.Plugin.
-func (p *Plugin) Properties(ctx context.Context, handle string) (manager.Properties, error) {
+func (p *Plugin) Properties(_ context.Context, handle string, _ manager.Env) (manager.Properties, error) {
 	if _, err := p.read(handle); err != nil {
 		return manager.Properties{}, err
 	}
@@ -384,7 +384,9 @@ func (p *Plugin) Properties(ctx context.Context, handle string) (manager.Propert
 }
 
 // List implements manager.Plugin.
-func (p *Plugin) List(ctx context.Context) ([]manager.PluginKey, error) { return p.list(ctx, "") }
+func (p *Plugin) List(ctx context.Context, _ manager.Env) ([]manager.PluginKey, error) {
+	return p.list(ctx, "")
+}
 
 // list returns the keys, only those made under label when it is set.
 func (p *Plugin) list(ctx context.Context, label string) ([]manager.PluginKey, error) {

@@ -28,7 +28,7 @@ func open(t *testing.T, dir string, k []byte) *softkey.Plugin {
 }
 
 func TestConformance(t *testing.T) {
-	plugintest.Run(t, func(t *testing.T) manager.Plugin { return open(t, t.TempDir(), kek(1)) })
+	plugintest.Run(t, manager.Env{}, func(t *testing.T) manager.Plugin { return open(t, t.TempDir(), kek(1)) })
 }
 
 // Nothing of a key is on disk in the clear: the private scalar never
@@ -82,7 +82,7 @@ func TestKeyFileRefusals(t *testing.T) {
 	if _, _, err := wrong.Sign(ctx, a.Handle, digest[:], manager.Env{}); !errors.Is(err, softkey.ErrDecrypt) {
 		t.Fatalf("sign under the wrong KEK: %v, want ErrDecrypt", err)
 	}
-	if _, err := wrong.List(ctx); !errors.Is(err, softkey.ErrDecrypt) {
+	if _, err := wrong.List(ctx, manager.Env{}); !errors.Is(err, softkey.ErrDecrypt) {
 		t.Fatalf("list under the wrong KEK: %v, want ErrDecrypt", err)
 	}
 

@@ -1,0 +1,268 @@
+package remote_test
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"math/big"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/wsca/wsca/internal/stack/stacktest"
+	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/plugintest"
+	"github.com/wsca/wsca/manager/remote"
+	"github.com/wsca/wsca/manager/softkey"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+var ctx = context.Background()
+
+// host is the wallet app: it answers PIN requests and counts them.
+type host struct {
+	mu     sync.Mutex
+	pin    string
+	asked  []manager.PINRequest
+	cancel bool
+	newPIN string
+}
+
+func (h *host) RequestPIN(_ context.Context, req manager.PINRequest) (*manager.Secret, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.asked = append(h.asked, req)
+	if h.cancel {
+		return nil, manager.ErrAuthCancelled
+	}
+	if req.Reason == manager.ReasonChangeNew {
+		return manager.NewSecret([]byte(h.newPIN)), nil
+	}
+	return manager.NewSecret([]byte(h.pin)), nil
+}
+
+func (h *host) RequestWebAuthnAssertion(context.Context, manager.WebAuthnRequest) ([]byte, error) {
+	return nil, manager.ErrUnsupported
+}
+
+func (h *host) count() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.asked) }
+
+// server is one in-process wscad (SQLite, SoftHSM) shared by a test.
+type server struct {
+	url string
+	svc *wscd.Services
+}
+
+func newServer(t *testing.T) *server {
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.PKCS11(t), nil)
+	return &server{url: r.URL, svc: r.Services}
+}
+
+// unit creates a unit with an activation code and a plugin for it,
+// enrolled with h's PIN.
+func (s *server) unit(t *testing.T, h *host) *remote.Plugin {
+	t.Helper()
+	unit := wscd.NewUnitID()
+	if err := s.svc.Units.Create(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := client.FetchServerKeys(ctx, nil, s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
+	c, err := client.New(client.Config{URL: s.url, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := remote.New(remote.Config{Client: c, Journal: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Enrol(ctx, code.Code, manager.Env{Auth: h}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConformance(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "123456"}
+	plugintest.Run(t, manager.Env{Auth: h}, func(t *testing.T) manager.Plugin { return s.unit(t, h) })
+}
+
+func digest(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
+
+func TestSessionReuseAndFactors(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "246810"}
+	p := s.unit(t, h)
+	enrolAsks := h.count()
+	st, err := manager.OpenDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manager.New(ctx, manager.Config{Store: st, Default: "r2ps", Auth: h}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, res, err := m.Generate(ctx, manager.GenerateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.AMR, r2ps.AMRPIN) || !slices.Contains(res.AMR, r2ps.AMRPossession) {
+		t.Fatalf("generate amr %v, want pin and pop", res.AMR)
+	}
+	for i := range 3 {
+		sig, res, err := m.Sign(ctx, k.KID, digest("m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ecdsa.Verify(k.Public, digest("m"), new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+			t.Fatalf("signature %d does not verify", i)
+		}
+		if !slices.Contains(res.AMR, r2ps.AMRPIN) {
+			t.Fatalf("sign amr %v", res.AMR)
+		}
+	}
+	if n := h.count() - enrolAsks; n != 1 {
+		t.Fatalf("the PIN was asked %d times for one session", n)
+	}
+	for _, req := range h.asked {
+		if req.Plugin != "r2ps" {
+			t.Fatalf("a PIN request named plugin %q", req.Plugin)
+		}
+	}
+
+	// A PIN change ends every session: the next call asks again, once,
+	// with the new PIN.
+	h.newPIN = "135790"
+	if err := p.ChangePIN(ctx, manager.Env{Auth: h}); err != nil {
+		t.Fatal(err)
+	}
+	h.pin = h.newPIN
+	before := h.count()
+	if _, _, err := m.Sign(ctx, k.KID, digest("after change")); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.count() - before; n != 1 {
+		t.Fatalf("after a PIN change the PIN was asked %d times", n)
+	}
+
+	// Attestation of the key, from the WSCA (1FA: possession only).
+	att, res, err := m.Attestation(ctx, []manager.KID{k.KID}, "nonce-1")
+	if err != nil || att.Format != "key-attestation+jwt" || att.JWT == "" {
+		t.Fatalf("attestation %+v, %v", att, err)
+	}
+	if !slices.Equal(res.AMR, []string{r2ps.AMRPossession}) {
+		t.Fatalf("attestation amr %v", res.AMR)
+	}
+}
+
+func TestPINRefusals(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "111111"}
+	p := s.unit(t, h)
+	wrong := &host{pin: "999999"}
+	if _, _, err := p.Generate(ctx, "", manager.Env{Auth: wrong}); !errors.Is(err, manager.ErrAuthRequired) {
+		t.Fatalf("wrong PIN: %v, want ErrAuthRequired", err)
+	}
+	if _, _, err := p.Generate(ctx, "", manager.Env{Auth: &host{cancel: true}}); !errors.Is(err, manager.ErrAuthCancelled) {
+		t.Fatalf("cancelled: %v, want ErrAuthCancelled", err)
+	}
+	if _, _, err := p.Generate(ctx, "", manager.Env{}); !errors.Is(err, manager.ErrAuthRequired) {
+		t.Fatalf("no callback: %v, want ErrAuthRequired", err)
+	}
+}
+
+// A crash after the server made the key and before the journal named it:
+// Lookup still finds the key by what was there before.
+func TestLookupAfterCrash(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "222222"}
+	p := s.unit(t, h)
+	env := manager.Env{Auth: h}
+	old, _, err := p.Generate(ctx, "", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := manager.OpenDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Made and journalled under "L", binding never written.
+	k, _, err := p.Generate(ctx, "L", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutIntent(ctx, manager.Intent{Label: "L", Plugin: "r2ps"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manager.New(ctx, manager.Config{Store: st, Auth: h}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := manager.Thumbprint(k.Public)
+	b, err := st.Binding(ctx, kid)
+	if err != nil || b.Handle != k.Handle {
+		t.Fatalf("recovered binding %+v, %v", b, err)
+	}
+	oldKID, _ := manager.Thumbprint(old.Public)
+	if _, err := st.Binding(ctx, oldKID); !errors.Is(err, manager.ErrNotFound) {
+		t.Fatal("the key made before the intent was bound to it")
+	}
+	if _, _, err := m.Sign(ctx, kid, digest("x")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMigrateToRemoteNeedsReEnrolment(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "333333"}
+	p := s.unit(t, h)
+	sk, err := softkey.Open(t.TempDir(), make([]byte, softkey.KEKSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := manager.OpenDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manager.New(ctx, manager.Config{Store: st, Default: "softkey", Auth: h}, sk, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := m.Generate(ctx, manager.GenerateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := m.Migrate(ctx, k.KID, "r2ps")
+	if err != nil || !res.ReEnrollmentRequired {
+		t.Fatalf("migrate to r2ps: %+v, %v", res, err)
+	}
+	rk, _, err := m.Generate(ctx, manager.GenerateRequest{Plugin: "r2ps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, _, err := m.Migrate(ctx, rk.KID, "softkey"); err != nil || !res.ReEnrollmentRequired {
+		t.Fatalf("migrate out of r2ps: %+v, %v", res, err)
+	}
+	keys, err := m.List(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("List: %d keys, %v", len(keys), err)
+	}
+}
