@@ -234,7 +234,7 @@ func (m *Manager) bind(ctx context.Context, p Plugin, pk PluginKey, label string
 	} else if err != nil {
 		return Key{}, err
 	}
-	return Key{KID: kid, Plugin: p.ID(), Public: pk.Public, Created: b.Created}, nil
+	return Key{KID: kid, Plugin: p.ID(), Handle: b.Handle, Public: pk.Public, Created: b.Created}, nil
 }
 
 // target is a resolved existing key.
@@ -437,7 +437,7 @@ func (m *Manager) List(ctx context.Context) ([]Key, error) {
 				failed[id] = wrap(p, "list", err)
 				continue
 			}
-			out = append(out, Key{KID: kid, Plugin: id, Public: k.Public, Created: k.Created})
+			out = append(out, Key{KID: kid, Plugin: id, Handle: k.Handle, Public: k.Public, Created: k.Created})
 		}
 	}
 	if len(failed) > 0 {

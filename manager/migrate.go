@@ -86,6 +86,6 @@ func (m *Manager) Migrate(ctx context.Context, kid KID, to string) (MigrationRes
 	if _, err := m.settleMigration(ctx, claim); err != nil {
 		return MigrationResult{}, Result{}, err
 	}
-	return MigrationResult{Migrated: true, NewKey: Key{KID: kid, Plugin: dst.ID(), Public: pk.Public, Created: pk.Created}},
+	return MigrationResult{Migrated: true, NewKey: Key{KID: kid, Plugin: dst.ID(), Handle: pk.Handle, Public: pk.Public, Created: pk.Created}},
 		Result{Plugin: dst.ID(), AMR: amr}, nil
 }

@@ -133,8 +133,11 @@ type Result struct {
 
 // Key is a key the manager knows.
 type Key struct {
-	KID     KID
-	Plugin  string
+	KID    KID
+	Plugin string
+	// Handle is the plugin's own name for the key (for R2PS, the server's
+	// kid), for display and for finding a key by that name.
+	Handle  string
 	Public  *ecdsa.PublicKey
 	Created time.Time
 }

@@ -59,7 +59,27 @@ type Config struct {
 	SessionDuration time.Duration
 	// Journal is a directory for the generation journal (required).
 	Journal string
-	Now     func() time.Time
+	// Sessions keeps the PIN session between processes (a CLI runs once
+	// per command); nil keeps it in this process only.
+	Sessions SessionStore
+	Now      func() time.Time
+}
+
+// SavedSession is a PIN session as a SessionStore keeps it. Key is as
+// secret as the unit's device keys.
+type SavedSession struct {
+	ID        string
+	Key       []byte
+	Task      string
+	ExpiresAt time.Time
+}
+
+// SessionStore keeps the plugin's session outside the process. Load
+// returns ok false when none is kept.
+type SessionStore interface {
+	Load(ctx context.Context) (s SavedSession, ok bool, err error)
+	Save(ctx context.Context, s SavedSession) error
+	Forget(ctx context.Context) error
 }
 
 // Plugin is the R2PS plugin.
@@ -100,6 +120,9 @@ func New(cfg Config) (*Plugin, error) {
 	cfg.Properties = p
 	return &Plugin{cfg: cfg}, nil
 }
+
+// Client returns the plugin's R2PS client.
+func (p *Plugin) Client() *client.Client { return p.cfg.Client }
 
 // ID implements manager.Plugin.
 func (p *Plugin) ID() string { return p.cfg.ID }
@@ -156,9 +179,7 @@ func (p *Plugin) ChangePIN(ctx context.Context, env manager.Env) error {
 		return err
 	}
 	defer newPIN.Wipe()
-	p.mu.Lock()
-	p.sess = nil
-	p.mu.Unlock()
+	p.Logout(ctx)
 	return s.ChangePIN(ctx, newPIN.Bytes())
 }
 
@@ -173,28 +194,87 @@ func withProgress(env manager.Env) manager.Env {
 	return env
 }
 
-// session returns the cached session or opens one with the PIN.
+// usable reports whether s is a session not about to expire.
+func (p *Plugin) usable(s *client.Session) bool {
+	return s != nil && p.cfg.Now().Add(5*time.Second).Before(s.ExpiresAt)
+}
+
+// session returns the cached (or saved) session, or opens one with the
+// PIN; fresh forgets both first.
 func (p *Plugin) session(ctx context.Context, env manager.Env, fresh bool) (*client.Session, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !fresh && p.sess != nil && p.cfg.Now().Add(5*time.Second).Before(p.sess.ExpiresAt) {
+	if fresh {
+		p.forget(ctx)
+	}
+	if p.usable(p.sess) {
 		return p.sess, nil
 	}
-	p.sess = nil
+	if !fresh && p.cfg.Sessions != nil {
+		saved, ok, err := p.cfg.Sessions.Load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			s := p.cfg.Client.Resume(saved.ID, saved.Key, saved.Task, saved.ExpiresAt)
+			clear(saved.Key)
+			if p.usable(s) {
+				p.sess = s
+				return s, nil
+			}
+		}
+	}
+	return p.login(ctx, env, client.LoginOptions{Duration: p.cfg.SessionDuration})
+}
+
+// login asks for the PIN and opens a session (p.mu held).
+func (p *Plugin) login(ctx context.Context, env manager.Env, opts client.LoginOptions) (*client.Session, error) {
+	p.forget(ctx)
 	pin, err := p.askPIN(ctx, env, manager.ReasonUnlock)
 	if err != nil {
 		return nil, err
 	}
 	defer pin.Wipe()
-	s, err := p.cfg.Client.Login(ctx, pin.Bytes(), client.LoginOptions{Duration: p.cfg.SessionDuration})
+	s, err := p.cfg.Client.Login(ctx, pin.Bytes(), opts)
 	if err != nil {
 		if client.IsCode(err, r2ps.CodeUnauthorized) {
 			return nil, fmt.Errorf("%w: %v", manager.ErrAuthRequired, err)
 		}
 		return nil, err
 	}
+	if p.cfg.Sessions != nil {
+		if err := p.cfg.Sessions.Save(ctx, SavedSession{ID: s.ID, Key: s.Key, Task: s.Task, ExpiresAt: s.ExpiresAt}); err != nil {
+			return nil, err
+		}
+	}
 	p.sess = s
 	return s, nil
+}
+
+// forget drops the session here and in the store (p.mu held).
+func (p *Plugin) forget(ctx context.Context) {
+	if p.sess != nil {
+		clear(p.sess.Key)
+		p.sess = nil
+	}
+	if p.cfg.Sessions != nil {
+		_ = p.cfg.Sessions.Forget(ctx)
+	}
+}
+
+// Login opens a session now (asking for the PIN), with a task and a
+// duration, replacing any session the plugin holds.
+func (p *Plugin) Login(ctx context.Context, env manager.Env, task string, duration time.Duration) (*client.Session, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.login(ctx, withProgress(env), client.LoginOptions{Task: task, Duration: duration})
+}
+
+// Logout forgets the session (it ends on the server at its expiry).
+func (p *Plugin) Logout(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.forget(ctx)
 }
 
 // call runs fn in a session; when the server no longer knows the session

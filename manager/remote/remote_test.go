@@ -266,3 +266,70 @@ func TestMigrateToRemoteNeedsReEnrolment(t *testing.T) {
 		t.Fatalf("List: %d keys, %v", len(keys), err)
 	}
 }
+
+// memSessions is a host's session storage (a CLI keeps it in its state
+// file).
+type memSessions struct {
+	mu    sync.Mutex
+	saved *remote.SavedSession
+}
+
+func (m *memSessions) Load(context.Context) (remote.SavedSession, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.saved == nil {
+		return remote.SavedSession{}, false, nil
+	}
+	s := *m.saved
+	s.Key = slices.Clone(s.Key)
+	return s, true, nil
+}
+
+func (m *memSessions) Save(_ context.Context, s remote.SavedSession) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s.Key = slices.Clone(s.Key)
+	m.saved = &s
+	return nil
+}
+
+func (m *memSessions) Forget(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.saved = nil
+	return nil
+}
+
+// A session saved by one process is used by the next without the PIN, and
+// a logout forgets it.
+func TestSavedSession(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "444444"}
+	first := s.unit(t, h)
+	sessions := &memSessions{}
+	c := first.Client()
+	mk := func() *remote.Plugin {
+		p, err := remote.New(remote.Config{Client: c, Journal: t.TempDir(), Sessions: sessions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := mk()
+	if _, err := a.Login(ctx, manager.Env{Auth: h}, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	asked := h.count()
+	b := mk()
+	k, _, err := b.Generate(ctx, "", manager.Env{Auth: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.count() != asked {
+		t.Fatal("a second process asked for the PIN despite the saved session")
+	}
+	b.Logout(ctx)
+	if _, _, err := mk().Sign(ctx, k.Handle, digest("m"), manager.Env{}); !errors.Is(err, manager.ErrAuthRequired) {
+		t.Fatalf("after logout, with no PIN callback: %v, want ErrAuthRequired", err)
+	}
+}
