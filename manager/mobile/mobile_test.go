@@ -126,8 +126,7 @@ func TestOnlyGomobileTypes(t *testing.T) {
 		}
 	}
 	basic := map[string]bool{"string": true, "bool": true, "int": true, "int32": true, "int64": true, "float64": true, "error": true, "byte": true}
-	var ok func(e ast.Expr) bool
-	ok = func(e ast.Expr) bool {
+	ok := func(e ast.Expr) bool {
 		switch x := e.(type) {
 		case *ast.Ident:
 			return basic[x.Name] || local[x.Name]
