@@ -59,6 +59,7 @@ func token(t *testing.T, pin string) *pkcs11key.Plugin {
 func TestConformance(t *testing.T) {
 	pin := os.Getenv("WSCA_TEST_PKCS11_PIN")
 	plugintest.Run(t, manager.Env{}, func(t *testing.T) manager.Plugin { return token(t, pin) })
+	plugintest.RunBindings(t, manager.Env{}, func(t *testing.T) manager.Plugin { return token(t, pin) })
 }
 
 func TestPINFromTheHost(t *testing.T) {

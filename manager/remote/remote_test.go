@@ -103,6 +103,7 @@ func TestConformance(t *testing.T) {
 	s := newServer(t)
 	h := &host{pin: "123456"}
 	plugintest.Run(t, manager.Env{Auth: h}, func(t *testing.T) manager.Plugin { return s.unit(t, h) })
+	plugintest.RunBindings(t, manager.Env{Auth: h}, func(t *testing.T) manager.Plugin { return s.unit(t, h) })
 }
 
 func digest(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }

@@ -29,6 +29,7 @@ func open(t *testing.T, dir string, k []byte) *softkey.Plugin {
 
 func TestConformance(t *testing.T) {
 	plugintest.Run(t, manager.Env{}, func(t *testing.T) manager.Plugin { return open(t, t.TempDir(), kek(1)) })
+	plugintest.RunBindings(t, manager.Env{}, func(t *testing.T) manager.Plugin { return open(t, t.TempDir(), kek(1)) })
 }
 
 // Nothing of a key is on disk in the clear: the private scalar never
