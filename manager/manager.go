@@ -38,6 +38,12 @@ type Manager struct {
 	mu      sync.RWMutex
 	plugins map[string]Plugin
 	order   []string
+	// bound caches bindings for the operations that only use a key (sign,
+	// ECDH, public key, properties, attestation). Another process may move
+	// or delete a key: a plugin answering ErrKeyNotFound for a cached
+	// binding makes the manager read the store again and retry once.
+	// Delete and Migrate always read the store.
+	bound sync.Map // KID -> Binding
 }
 
 // New makes a manager with plugins registered in order (order matters for
@@ -234,6 +240,7 @@ func (m *Manager) bind(ctx context.Context, p Plugin, pk PluginKey, label string
 	} else if err != nil {
 		return Key{}, err
 	}
+	m.bound.Store(kid, b)
 	return Key{KID: kid, Plugin: p.ID(), Handle: b.Handle, Public: pk.Public, Created: b.Created}, nil
 }
 
@@ -242,18 +249,55 @@ type target struct {
 	p      Plugin
 	handle string
 	bound  bool
+	cached bool
+}
+
+// use runs fn on the key's plugin; when a cached binding turns out stale
+// (the plugin no longer has the key), it reads the store and runs fn again.
+func (m *Manager) use(ctx context.Context, kid KID, op Op, fn func(t target) error) (target, error) {
+	t, err := m.resolveCached(ctx, kid, op)
+	if err != nil {
+		return t, err
+	}
+	err = fn(t)
+	if err != nil && t.cached && errors.Is(err, ErrKeyNotFound) {
+		m.bound.Delete(kid)
+		if t, err = m.resolve(ctx, kid, op); err != nil {
+			return t, err
+		}
+		err = fn(t)
+	}
+	return t, err
 }
 
 // resolve finds the plugin and handle of an existing key: its binding,
 // else the operation default, else the global default (where the key is
 // looked up by its thumbprint among the plugin's keys).
 func (m *Manager) resolve(ctx context.Context, kid KID, op Op) (target, error) {
+	return m.resolveFrom(ctx, kid, op, false)
+}
+
+// resolveCached is resolve for the operations that only use a key.
+func (m *Manager) resolveCached(ctx context.Context, kid KID, op Op) (target, error) {
+	return m.resolveFrom(ctx, kid, op, true)
+}
+
+func (m *Manager) resolveFrom(ctx context.Context, kid KID, op Op, cached bool) (target, error) {
 	if !kid.Valid() {
 		return target{}, fmt.Errorf("%w: malformed kid", ErrInvalidInput)
+	}
+	if cached {
+		if v, ok := m.bound.Load(kid); ok {
+			b := v.(Binding)
+			if p, err := m.plugin(b.Plugin); err == nil {
+				return target{p: p, handle: b.Handle, bound: true, cached: true}, nil
+			}
+		}
 	}
 	b, err := m.cfg.Store.Binding(ctx, kid)
 	switch {
 	case err == nil:
+		m.bound.Store(kid, b)
 		p, err := m.plugin(b.Plugin)
 		if err != nil {
 			return target{}, err
@@ -281,6 +325,16 @@ func (m *Manager) resolve(ctx context.Context, kid KID, op Op) (target, error) {
 	return target{}, fmt.Errorf("%w: %s", ErrKeyNotFound, kid)
 }
 
+// wrapT wraps a plugin's error; errors from resolving (no plugin) pass.
+func wrapT(t target, op Op, err error) error {
+	var pe *PluginError
+	var ue *UnsupportedError
+	if t.p == nil || errors.As(err, &pe) || errors.As(err, &ue) {
+		return err
+	}
+	return wrap(t.p, op, err)
+}
+
 func wrap(p Plugin, op Op, err error) error {
 	if err == nil {
 		return nil
@@ -293,13 +347,14 @@ func (m *Manager) Sign(ctx context.Context, kid KID, digest []byte) ([]byte, Res
 	if len(digest) != 32 {
 		return nil, Result{}, fmt.Errorf("%w: a digest is 32 bytes", ErrInvalidInput)
 	}
-	t, err := m.resolve(ctx, kid, OpSign)
+	var sig []byte
+	var amr []string
+	t, err := m.use(ctx, kid, OpSign, func(t target) (err error) {
+		sig, amr, err = t.p.Sign(ctx, t.handle, digest, m.env())
+		return err
+	})
 	if err != nil {
-		return nil, Result{}, err
-	}
-	sig, amr, err := t.p.Sign(ctx, t.handle, digest, m.env())
-	if err != nil {
-		return nil, Result{}, wrap(t.p, OpSign, err)
+		return nil, Result{}, wrapT(t, OpSign, err)
 	}
 	if len(sig) != 64 {
 		return nil, Result{}, wrap(t.p, OpSign, errors.New("signature is not 64 bytes"))
@@ -312,17 +367,18 @@ func (m *Manager) ECDH(ctx context.Context, kid KID, peer *ecdh.PublicKey) ([]by
 	if peer == nil || peer.Curve() != ecdh.P256() {
 		return nil, Result{}, fmt.Errorf("%w: the peer is not a P-256 key", ErrInvalidInput)
 	}
-	t, err := m.resolve(ctx, kid, OpECDH)
+	var z []byte
+	var amr []string
+	t, err := m.use(ctx, kid, OpECDH, func(t target) (err error) {
+		e, ok := t.p.(ECDHPlugin)
+		if !ok {
+			return &UnsupportedError{Plugin: t.p.ID(), Op: OpECDH}
+		}
+		z, amr, err = e.ECDH(ctx, t.handle, peer, m.env())
+		return err
+	})
 	if err != nil {
-		return nil, Result{}, err
-	}
-	e, ok := t.p.(ECDHPlugin)
-	if !ok {
-		return nil, Result{}, &UnsupportedError{Plugin: t.p.ID(), Op: OpECDH}
-	}
-	z, amr, err := e.ECDH(ctx, t.handle, peer, m.env())
-	if err != nil {
-		return nil, Result{}, wrap(t.p, OpECDH, err)
+		return nil, Result{}, wrapT(t, OpECDH, err)
 	}
 	return z, Result{Plugin: t.p.ID(), AMR: amr}, nil
 }
@@ -330,13 +386,13 @@ func (m *Manager) ECDH(ctx context.Context, kid KID, peer *ecdh.PublicKey) ([]by
 // PublicKey returns the key's public half; it checks that the plugin's key
 // still has the kid.
 func (m *Manager) PublicKey(ctx context.Context, kid KID) (*ecdsa.PublicKey, Result, error) {
-	t, err := m.resolve(ctx, kid, OpPublicKey)
+	var pub *ecdsa.PublicKey
+	t, err := m.use(ctx, kid, OpPublicKey, func(t target) (err error) {
+		pub, err = t.p.PublicKey(ctx, t.handle, m.env())
+		return err
+	})
 	if err != nil {
-		return nil, Result{}, err
-	}
-	pub, err := t.p.PublicKey(ctx, t.handle, m.env())
-	if err != nil {
-		return nil, Result{}, wrap(t.p, OpPublicKey, err)
+		return nil, Result{}, wrapT(t, OpPublicKey, err)
 	}
 	if got, err := Thumbprint(pub); err != nil || got != kid {
 		return nil, Result{}, wrap(t.p, OpPublicKey, ErrKeyMismatch)
@@ -346,12 +402,15 @@ func (m *Manager) PublicKey(ctx context.Context, kid KID) (*ecdsa.PublicKey, Res
 
 // Properties returns the key's security properties.
 func (m *Manager) Properties(ctx context.Context, kid KID) (Properties, Result, error) {
-	t, err := m.resolve(ctx, kid, OpProperties)
+	var p Properties
+	t, err := m.use(ctx, kid, OpProperties, func(t target) (err error) {
+		p, err = t.p.Properties(ctx, t.handle, m.env())
+		return err
+	})
 	if err != nil {
-		return Properties{}, Result{}, err
+		return Properties{}, Result{}, wrapT(t, OpProperties, err)
 	}
-	p, err := t.p.Properties(ctx, t.handle, m.env())
-	return p, Result{Plugin: t.p.ID()}, wrap(t.p, OpProperties, err)
+	return p, Result{Plugin: t.p.ID()}, nil
 }
 
 // Attestation asks the plugin holding the keys for an attestation of all of
@@ -407,6 +466,7 @@ func (m *Manager) Delete(ctx context.Context, kid KID) (Result, error) {
 		_ = m.cfg.Store.Release(context.WithoutCancel(ctx), kid)
 		return Result{}, wrap(t.p, OpDelete, err)
 	}
+	m.bound.Delete(kid)
 	if err := m.cfg.Store.Unbind(ctx, kid); err != nil && !errors.Is(err, ErrNotFound) {
 		return Result{}, err
 	}

@@ -651,3 +651,32 @@ func FuzzDirStoreRecord(f *testing.F) {
 		_, _ = st.Bindings(ctx)
 	})
 }
+
+// A manager's cached binding goes stale when another process moves or
+// deletes the key: the next use reads the store again.
+func TestStaleCacheAcrossProcesses(t *testing.T) {
+	f := newFixture(t)
+	one := f.manager(manager.Config{}, f.soft("a"), f.soft("b"))
+	two := f.manager(manager.Config{}, f.soft("a"), f.soft("b"))
+	k, _, err := one.Generate(ctx, manager.GenerateRequest{Plugin: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := one.Sign(ctx, k.KID, digest("cached")); err != nil {
+		t.Fatal(err)
+	}
+	if res, _, err := two.Migrate(ctx, k.KID, "b"); err != nil || !res.Migrated {
+		t.Fatalf("migrate: %+v, %v", res, err)
+	}
+	sig, res, err := one.Sign(ctx, k.KID, digest("after move"))
+	if err != nil || res.Plugin != "b" {
+		t.Fatalf("sign after another process moved the key: %q, %v", res.Plugin, err)
+	}
+	verify(t, k.Public, digest("after move"), sig)
+	if _, err := two.Delete(ctx, k.KID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := one.Sign(ctx, k.KID, digest("after delete")); !errors.Is(err, manager.ErrKeyNotFound) {
+		t.Fatalf("sign after another process deleted the key: %v, want ErrKeyNotFound", err)
+	}
+}

@@ -89,6 +89,7 @@ func (m *Manager) settleDelete(ctx context.Context, c Claim) error {
 	if _, err := p.Delete(ctx, b.Handle, m.env()); err != nil {
 		return wrap(p, OpDelete, err)
 	}
+	m.bound.Delete(c.KID)
 	if err := ignoreNotFound(m.cfg.Store.Unbind(ctx, c.KID)); err != nil {
 		return err
 	}
@@ -135,6 +136,7 @@ func (m *Manager) settleMigration(ctx context.Context, c Claim) (bool, error) {
 				if err := m.cfg.Store.Rebind(ctx, nb); err != nil {
 					return false, err
 				}
+				m.bound.Store(c.KID, nb)
 			}
 		}
 		if err := ignoreNotFound(m.cfg.Store.DeleteIntent(ctx, in.Label)); err != nil {

@@ -35,7 +35,7 @@ func (h *pinHost) RequestWebAuthnAssertion(context.Context, manager.WebAuthnRequ
 }
 
 // token returns a plugin on the test token in a namespace of its own.
-func token(t *testing.T, pin string) *pkcs11key.Plugin {
+func token(t testing.TB, pin string) *pkcs11key.Plugin {
 	t.Helper()
 	testenv.PKCS11URI(t)
 	module, label := os.Getenv("WSCA_TEST_PKCS11_MODULE"), os.Getenv("WSCA_TEST_PKCS11_TOKEN")

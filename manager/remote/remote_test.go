@@ -62,14 +62,14 @@ type server struct {
 	svc *wscd.Services
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t testing.TB) *server {
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.PKCS11(t), nil)
 	return &server{url: r.URL, svc: r.Services}
 }
 
 // unit creates a unit with an activation code and a plugin for it,
 // enrolled with h's PIN.
-func (s *server) unit(t *testing.T, h *host) *remote.Plugin {
+func (s *server) unit(t testing.TB, h *host) *remote.Plugin {
 	t.Helper()
 	unit := wscd.NewUnitID()
 	if err := s.svc.Units.Create(ctx, unit); err != nil {
