@@ -192,6 +192,14 @@ func TestRequirementSelection(t *testing.T) {
 	if _, _, err := m.Generate(ctx, named); !errors.Is(err, manager.ErrNoEligiblePlugin) {
 		t.Fatalf("softkey named for a high requirement: %v, want ErrNoEligiblePlugin", err)
 	}
+	// The wallet's own storage policy: no software keys.
+	hw := manager.GenerateRequest{Requirement: manager.Requirement{Storage: []manager.KeyStorage{manager.StorageHardware, manager.StorageRemoteHSM}}}
+	if k, _, err := m.Generate(ctx, hw); err != nil || k.Plugin == "softkey" {
+		t.Fatalf("storage policy: %q, %v", k.Plugin, err)
+	}
+	if _, _, err := m.Generate(ctx, manager.GenerateRequest{Plugin: "softkey", Requirement: hw.Requirement}); !errors.Is(err, manager.ErrNoEligiblePlugin) {
+		t.Fatalf("softkey under a no-software policy: %v", err)
+	}
 	// The remembered plugin no longer qualifies (its declaration changed):
 	// refused, never silently moved elsewhere.
 	m = f.manager(manager.Config{}, soft, hsm, declared{f.soft("se"), manager.Properties{Storage: manager.StorageHardware}})

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -55,7 +56,8 @@ const (
 	OpMigrate     Op = "migrate"
 )
 
-// KeyStorage says where a plugin keeps private keys.
+// KeyStorage says where a plugin keeps private keys (not how well: that is
+// the attack-potential fields of [Properties]).
 type KeyStorage string
 
 // Key storage kinds.
@@ -87,6 +89,10 @@ type Properties struct {
 	// Certification describes the certificate behind the two levels, free
 	// text, empty when none.
 	Certification string `json:"certification,omitempty"`
+	// Assurance is the WSCD's own statement of its protection, when it
+	// makes one (a remote WSCD's configured device assurance: software,
+	// not-certified or an iso_18045 level).
+	Assurance string `json:"assurance,omitempty"`
 }
 
 // Requirement is what an issuer requires of the key that will hold a
@@ -96,13 +102,21 @@ type Properties struct {
 type Requirement struct {
 	KeyStorage         []string `json:"key_storage,omitempty"`
 	UserAuthentication []string `json:"user_authentication,omitempty"`
+	// Storage is the wallet's own policy, not an issuer's: the accepted
+	// kinds of storage (e.g. no software keys for this credential).
+	Storage []KeyStorage `json:"storage,omitempty"`
 }
 
 // IsZero reports whether r requires nothing.
-func (r Requirement) IsZero() bool { return len(r.KeyStorage) == 0 && len(r.UserAuthentication) == 0 }
+func (r Requirement) IsZero() bool {
+	return len(r.KeyStorage) == 0 && len(r.UserAuthentication) == 0 && len(r.Storage) == 0
+}
 
 // Admits reports whether a key with properties p meets r.
 func (r Requirement) Admits(p Properties) bool {
+	if len(r.Storage) > 0 && !slices.Contains(r.Storage, p.Storage) {
+		return false
+	}
 	return accepts(r.KeyStorage, p.KeyStorageAttackPotential) && accepts(r.UserAuthentication, p.UserAuthAttackPotential)
 }
 

@@ -50,9 +50,9 @@ type Config struct {
 	// with Enrol).
 	Client *client.Client
 	// Properties are what the host states of the remote WSCD, from the
-	// Wallet Provider's key attestation or certificate: the plugin adds
-	// nothing of its own beyond storage remote_hsm, not exportable and PIN
-	// user verification.
+	// Wallet Provider's key attestation or certificate, until Refresh
+	// reads the server's statement: the plugin adds nothing of its own
+	// beyond storage remote_hsm, not exportable and PIN user verification.
 	Properties manager.Properties
 	// SessionDuration asks the server for session lengths (0: its
 	// default).
@@ -87,6 +87,9 @@ type Plugin struct {
 	cfg  Config
 	mu   sync.Mutex
 	sess *client.Session
+
+	pmu   sync.RWMutex
+	props manager.Properties
 }
 
 // ErrNotEnrolled: the unit has no PIN on the server yet.
@@ -118,7 +121,30 @@ func New(cfg Config) (*Plugin, error) {
 		p.UserVerification = []string{"pin"}
 	}
 	cfg.Properties = p
-	return &Plugin{cfg: cfg}, nil
+	return &Plugin{cfg: cfg, props: p}, nil
+}
+
+// Refresh replaces the properties with what the server states of its
+// device (wallet_unit_info): its assurance and the attack-potential levels
+// its key attestations carry. Hosts call it after enrolment and at start;
+// until then the configured properties apply.
+func (p *Plugin) Refresh(ctx context.Context, env manager.Env) error {
+	var out r2ps.UnitInfoResponse
+	if err := p.call(ctx, env, r2ps.TypeUnitInfo, r2ps.EmptyRequest{}, &out); err != nil {
+		return err
+	}
+	c := out.Capabilities
+	props := manager.Properties{Storage: manager.StorageRemoteHSM, UserVerification: []string{"pin"}, Assurance: c.DeviceAssurance}
+	if len(c.KeyStorage) > 0 {
+		props.KeyStorageAttackPotential = c.KeyStorage[0]
+	}
+	if len(c.UserAuthentication) > 0 {
+		props.UserAuthAttackPotential = c.UserAuthentication[0]
+	}
+	p.pmu.Lock()
+	p.props = props
+	p.pmu.Unlock()
+	return nil
 }
 
 // Client returns the plugin's R2PS client.
@@ -131,7 +157,11 @@ func (p *Plugin) ID() string { return p.cfg.ID }
 func (p *Plugin) DisplayName() string { return p.cfg.DisplayName }
 
 // NewKeyProperties implements manager.Plugin.
-func (p *Plugin) NewKeyProperties() manager.Properties { return p.cfg.Properties }
+func (p *Plugin) NewKeyProperties() manager.Properties {
+	p.pmu.RLock()
+	defer p.pmu.RUnlock()
+	return p.props
+}
 
 // askPIN asks the host for a PIN naming this plugin.
 func (p *Plugin) askPIN(ctx context.Context, env manager.Env, reason manager.Reason) (*manager.Secret, error) {
@@ -566,7 +596,7 @@ func (p *Plugin) Properties(ctx context.Context, handle string, env manager.Env)
 	if _, err := p.PublicKey(ctx, handle, env); err != nil {
 		return manager.Properties{}, err
 	}
-	return p.cfg.Properties, nil
+	return p.NewKeyProperties(), nil
 }
 
 // List implements manager.Plugin.

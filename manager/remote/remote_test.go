@@ -334,3 +334,24 @@ func TestSavedSession(t *testing.T) {
 		t.Fatalf("after logout, with no PIN callback: %v, want ErrAuthRequired", err)
 	}
 }
+
+// Refresh takes the properties from the server's statement of its device,
+// never from the plugin's hopes.
+func TestRefreshFromServer(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "555555"}
+	p := s.unit(t, h)
+	if err := p.Refresh(ctx, manager.Env{Auth: h}); err != nil {
+		t.Fatal(err)
+	}
+	props := p.NewKeyProperties()
+	want := string(testdevice.PKCS11(t).Info().Assurance)
+	if props.Assurance != want || props.Storage != manager.StorageRemoteHSM || props.Exportable {
+		t.Fatalf("properties %+v, want assurance %q", props, want)
+	}
+	if want == "not-certified" || want == "software" {
+		if props.KeyStorageAttackPotential != "" || props.UserAuthAttackPotential != "" {
+			t.Fatalf("an uncertified device gave attack potentials: %+v", props)
+		}
+	}
+}
