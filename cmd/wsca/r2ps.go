@@ -18,20 +18,20 @@ import (
 // PIN session in the state file; the operator commands are noun–verb pairs
 // acting on a local store and device or on wscad's admin API.
 var walletCommands = map[string]command{
-	"enroll":      {"enrol this wallet: enroll --url URL --unit UNIT [--context hsm] [--code CODE] [--force]", walletEnroll},
-	"login":       {"open a PIN session: login [--task TASK] [--duration D]", walletLogin},
-	"logout":      {"forget the PIN session (it ends on the server at its expiry)", walletLogout},
-	"status":      {"show the state file: server, unit, pinned server keys, session", walletStatus},
-	"keygen":      {"generate a P-256 key on the WSCD", walletKeygen},
-	"sign":        {"sign: sign --kid KID [--digest HEX | --file F | data on stdin] [--verify]", walletSign},
-	"ecdh":        {"agree a secret: ecdh --kid KID --peer HEX|BASE64 (SEC 1 point)", walletECDH},
-	"keylist":     {"list the unit's keys on the WSCD", walletKeylist},
-	"keys":        {"same as keylist (the operator's local commands are key list|generate|destroy)", walletKeylist},
-	"keydelete":   {"delete a key on the WSCD: keydelete KID", walletKeydelete},
-	"pin change":  {"change the PIN (the current PIN, then the new one twice)", walletPINChange},
-	"demo r2ps":   {"enrol, log in, sign and verify against an in-process server: demo r2ps [--device-backend auto|softhsm|soft]", demoR2PS},
+	"enroll":       {"enrol this wallet: enroll --url URL --unit UNIT [--context hsm] [--code CODE] [--force]", walletEnroll},
+	"login":        {"open a PIN session: login [--task TASK] [--duration D]", walletLogin},
+	"logout":       {"forget the PIN session (it ends on the server at its expiry)", walletLogout},
+	"status":       {"show the state file: server, unit, pinned server keys, session", walletStatus},
+	"keygen":       {"generate a P-256 key on the WSCD", walletKeygen},
+	"sign":         {"sign: sign --kid KID [--digest HEX | --file F | data on stdin] [--verify]", walletSign},
+	"ecdh":         {"agree a secret: ecdh --kid KID --peer HEX|BASE64 (SEC 1 point)", walletECDH},
+	"keylist":      {"list the unit's keys on the WSCD", walletKeylist},
+	"keys":         {"same as keylist (the operator's local commands are key list|generate|destroy)", walletKeylist},
+	"keydelete":    {"delete a key on the WSCD: keydelete KID", walletKeydelete},
+	"pin change":   {"change the PIN (the current PIN, then the new one twice)", walletPINChange},
+	"demo r2ps":    {"enrol, log in, sign and verify against an in-process server: demo r2ps [--device-backend auto|softhsm|soft]", demoR2PS},
 	"demo manager": {"the key manager: softkey and r2ps plugins, selection by default and by policy, signatures verified, a refused requirement, migration, a restart with bindings kept: demo manager [--device-backend auto|softhsm|soft]", demoManager},
-	"demo attest": {"key and wallet instance attestations, proof of association, suspend, unsuspend, revoke and the status lists as a verifier sees them: demo attest [--device-backend auto|softhsm|soft]", demoAttest},
+	"demo attest":  {"key and wallet instance attestations, proof of association, suspend, unsuspend, revoke and the status lists as a verifier sees them: demo attest [--device-backend auto|softhsm|soft]", demoAttest},
 }
 
 // Session errors, as the user should read them.
