@@ -3,6 +3,7 @@ module github.com/wsca/wsca
 go 1.26.0
 
 require (
+	filippo.io/bigmod v0.1.0
 	filippo.io/nistec v0.0.4
 	github.com/bytemare/ecc v0.9.0
 	github.com/bytemare/ksf v0.5.0

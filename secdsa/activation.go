@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"fmt"
 	"io"
-	"math/big"
 
 	"filippo.io/nistec"
 )
@@ -93,7 +92,7 @@ func ParseActivationResponse(b []byte) (*ActivationResponse, error) {
 // messages. It holds the secret blinding factor t: keep it in memory only.
 type ActivationState struct {
 	req *ActivationRequest
-	t   *big.Int
+	t   *scalar // wiped by Finish
 	yp  []byte
 	gp  []byte
 }
@@ -124,6 +123,8 @@ func BeginActivation(rand io.Reader, binder PINBinder, dev DeviceKey, pin, accou
 		return nil, nil, err
 	}
 	tp := mulN(t, p)
+	defer wipe(tp)
+	wipe(p)
 	ybl, err := mul(u, tp)
 	if err != nil {
 		return nil, nil, err
@@ -176,7 +177,7 @@ func Activate(req *ActivationRequest, accountID, nonce, gPrime []byte, d DeriveF
 // recoverProduct returns the full point aU·p from two x-only derives:
 // x(aU·p) has the lifts ±Q, and x(aU·(p − G)) = x(Q − G') picks one.
 func recoverProduct(d DeriveFunc, p, gp *point) (*point, error) {
-	shifted, err := lin(big.NewInt(1), p, subN(big.NewInt(0), big.NewInt(1)), generator())
+	shifted, err := sub(p, generator())
 	if err != nil {
 		return nil, fmt.Errorf("%w: Ybl is the generator", ErrActivation)
 	}
@@ -206,6 +207,9 @@ func recoverProduct(d DeriveFunc, p, gp *point) (*point, error) {
 // sends Y' to the provider for the Internal Certificate. The provider cannot
 // check Y' (it never learns Y); the first instruction proves it.
 func (s *ActivationState) Finish(resp *ActivationResponse) ([]byte, error) {
+	if s.t == nil {
+		return nil, fmt.Errorf("%w: activation state already finished", ErrActivation)
+	}
 	if _, err := ParsePoint(resp.GPrime); err != nil {
 		return nil, fmt.Errorf("activation G': %w", err)
 	}
@@ -213,13 +217,16 @@ func (s *ActivationState) Finish(resp *ActivationResponse) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("activation Y'bl: %w", err)
 	}
-	yp, err := mul(yblp, invN(s.t))
+	tInv := invN(s.t)
+	defer wipe(tInv)
+	yp, err := mul(yblp, tInv)
 	if err != nil {
 		return nil, err
 	}
 	s.yp = encodePoint(yp)
 	s.gp = clone(resp.GPrime)
-	s.t.SetInt64(0)
+	wipe(s.t)
+	s.t = nil
 	return clone(s.yp), nil
 }
 

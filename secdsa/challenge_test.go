@@ -2,9 +2,10 @@ package secdsa
 
 import (
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
+
+	"filippo.io/nistec"
 )
 
 // craft builds an instruction as a holder of the phone (device key, and
@@ -17,7 +18,7 @@ type crafted struct {
 	H2          []byte
 }
 
-func craft(t *testing.T, un *unit, sn uint64, f func(c *crafted, d1, d2 *big.Int)) *EncSignedInstruction {
+func craft(t *testing.T, un *unit, sn uint64, f func(c *crafted, d1, d2 *scalar)) *EncSignedInstruction {
 	t.Helper()
 	honest := instruct(t, un, "12345", sn)
 	ex, err := ExecESInstruction(un.ic, honest, 0, un.prov.derive)
@@ -54,16 +55,16 @@ func TestChallengeChecks(t *testing.T) {
 	_, gp, _, _ := un.ic.points()
 	cases := []struct {
 		name, reason string
-		f            func(c *crafted, d1, d2 *big.Int)
+		f            func(c *crafted, d1, d2 *scalar)
 	}{
-		{"honest", "", func(*crafted, *big.Int, *big.Int) {}},
-		{"H2 not SHA-256(H1)", "challenge hash", func(c *crafted, _, _ *big.Int) { c.H2 = digest([]byte("other")) }},
-		{"E not d1·G + d2·R", "challenge key", func(c *crafted, _, _ *big.Int) {
+		{"honest", "", func(*crafted, *scalar, *scalar) {}},
+		{"H2 not SHA-256(H1)", "challenge hash", func(c *crafted, _, _ *scalar) { c.H2 = digest([]byte("other")) }},
+		{"E not d1·G + d2·R", "challenge key", func(c *crafted, _, _ *scalar) {
 			// E + G: the wallet knows aU·(E + G) = Z + G'.
 			c.E = nistecAdd(c.E, generator())
 			c.Z = nistecAdd(c.Z, gp)
 		}},
-		{"R' not aU·R (R with a known nonce)", "challenge response", func(c *crafted, d1, d2 *big.Int) {
+		{"R' not aU·R (R with a known nonce)", "challenge response", func(c *crafted, d1, d2 *scalar) {
 			k := labelScalarOf("known k")
 			c.R, _ = mulG(k)
 			c.E, _ = lin(d1, generator(), d2, c.R)
@@ -89,6 +90,5 @@ func TestChallengeChecks(t *testing.T) {
 }
 
 func nistecAdd(p, q *point) *point {
-	r, _ := lin(big.NewInt(1), p, big.NewInt(1), q)
-	return r
+	return nistec.NewP256Point().Add(p, q)
 }

@@ -1,11 +1,11 @@
 package secdsa
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"io"
-	"math/big"
 )
 
 // ProofSize is the length of an encoded DLEQ proof: r (32 bytes, full
@@ -33,7 +33,7 @@ func dleqChallenge(label string, gens, ks, pubs []*point, n []byte) []byte {
 // dleqProveNonce proves knowledge of d with pubs[i] = d·gens[i] for every i
 // (Chaum–Pedersen made non-interactive by Fiat–Shamir), with nonce k:
 // K_i = k·G_i, r = dleqChallenge(...), s = k + r·d mod n.
-func dleqProveNonce(label string, gens, pubs []*point, d *big.Int, n []byte, k *big.Int) ([]byte, error) {
+func dleqProveNonce(label string, gens, pubs []*point, d *scalar, n []byte, k *scalar) ([]byte, error) {
 	ks := make([]*point, len(gens))
 	for i, g := range gens {
 		var err error
@@ -42,18 +42,21 @@ func dleqProveNonce(label string, gens, pubs []*point, d *big.Int, n []byte, k *
 		}
 	}
 	r := dleqChallenge(label, gens, ks, pubs, n)
-	s := addN(k, mulN(new(big.Int).SetBytes(r), d))
-	if s.Sign() == 0 {
+	rd := mulN(hashToScalar(r), d)
+	s := addN(k, rd)
+	wipe(rd)
+	if isZero(s) {
 		return nil, fmt.Errorf("secdsa: dleq: zero response")
 	}
 	return append(r, scalarBytes(s)...), nil
 }
 
-func dleqProve(rand io.Reader, label string, gens, pubs []*point, d *big.Int, n []byte) ([]byte, error) {
+func dleqProve(rand io.Reader, label string, gens, pubs []*point, d *scalar, n []byte) ([]byte, error) {
 	k, err := randomScalar(rand)
 	if err != nil {
 		return nil, err
 	}
+	defer wipe(k)
 	return dleqProveNonce(label, gens, pubs, d, n, k)
 }
 
@@ -63,15 +66,14 @@ func dleqVerify(label string, gens, pubs []*point, n, proof []byte) error {
 	if len(proof) != ProofSize {
 		return fmt.Errorf("%w: length", ErrProof)
 	}
-	r := new(big.Int).SetBytes(proof[:ScalarSize])
-	if r.Sign() == 0 {
+	if bytes.Equal(proof[:ScalarSize], make([]byte, ScalarSize)) {
 		return fmt.Errorf("%w: zero challenge", ErrProof)
 	}
 	s, err := parseScalar(proof[ScalarSize:])
 	if err != nil {
 		return fmt.Errorf("%w: response out of range", ErrProof)
 	}
-	negR := subN(big.NewInt(0), modN(new(big.Int).Set(r)))
+	negR := negN(hashToScalar(proof[:ScalarSize]))
 	ks := make([]*point, len(gens))
 	for i := range gens {
 		if ks[i], err = lin(s, gens[i], negR, pubs[i]); err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"encoding/binary"
 	"encoding/hex"
-	"math/big"
 	"sync/atomic"
 	"testing"
 )
@@ -33,12 +32,12 @@ func (r *detReader) Read(p []byte) (int, error) {
 // fixedDevice is a DeviceKey whose ECDSA nonces are k_1, k_2, … derived from
 // a label (tests only: fixed vectors need a reproducible device).
 type fixedDevice struct {
-	d      *big.Int
+	d      *scalar
 	pub    *ecdsa.PublicKey
-	nonces []*big.Int
+	nonces []*scalar
 }
 
-func newFixedDevice(t testing.TB, d *big.Int, nonces ...*big.Int) *fixedDevice {
+func newFixedDevice(t testing.TB, d *scalar, nonces ...*scalar) *fixedDevice {
 	t.Helper()
 	u, err := mulG(d)
 	if err != nil {
@@ -68,7 +67,7 @@ func (f *fixedDevice) SignDigest(dg []byte) ([]byte, error) {
 }
 
 // labelScalar is int(SHA-256(label)) mod n, as in reference §4.2.
-func labelScalarOf(label string) *big.Int { return hashToScalar(digest([]byte(label))) }
+func labelScalarOf(label string) *scalar { return hashToScalar(digest([]byte(label))) }
 
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
@@ -88,7 +87,7 @@ type provider struct {
 	signer *ecdsa.PrivateKey
 }
 
-func newProvider(t testing.TB, aU, signer *big.Int) *provider {
+func newProvider(t testing.TB, aU, signer *scalar) *provider {
 	t.Helper()
 	k, err := ecdh.P256().NewPrivateKey(scalarBytes(aU))
 	if err != nil {
@@ -167,6 +166,12 @@ func softUnit(t testing.TB) *unit {
 	return activate(t, newDetReader("activation"), binder, dev, prov, "unit-1")
 }
 
-type bigInt = big.Int
-
-func newBig(b []byte) *big.Int { return new(big.Int).SetBytes(b) }
+// scalarOf decodes a 32-byte test scalar in [1, n-1].
+func scalarOf(t testing.TB, b []byte) *scalar {
+	t.Helper()
+	k, err := parseScalar(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math/big"
 )
 
 const (
@@ -71,21 +70,25 @@ func challengeDigest(accountID []byte, sn uint64, e, r, rp, h2 []byte) []byte {
 
 // challengeScalars derives d_1, d_2 in [1, n-1] from the seed:
 // d_i = 1 + (OS2IP(HKDF-SHA256(seed, salt = "", info = label‖0x00‖i, 48)) mod (n-1)).
-func challengeScalars(seed []byte) (*big.Int, *big.Int, error) {
-	var d [2]*big.Int
+func challengeScalars(seed []byte) (*scalar, *scalar, error) {
+	var d [2]*scalar
 	for i := range d {
 		b, err := hkdf.Key(sha256.New, seed, nil, labelScalar+"\x00"+string(rune('1'+i)), 48)
 		if err != nil {
 			return nil, nil, fmt.Errorf("secdsa: hkdf: %w", err)
 		}
 		d[i] = reduceNonZero(b)
+		clear(b)
 	}
 	return d[0], d[1], nil
 }
 
 // challengeHashes returns H1 = SHA-256(label‖0x00‖d1‖d2) and H2 = SHA-256(H1).
-func challengeHashes(d1, d2 *big.Int) (h1, h2 []byte) {
-	h1 = digest([]byte(labelH1), []byte{0}, scalarBytes(d1), scalarBytes(d2))
+func challengeHashes(d1, d2 *scalar) (h1, h2 []byte) {
+	b1, b2 := scalarBytes(d1), scalarBytes(d2)
+	h1 = digest([]byte(labelH1), []byte{0}, b1, b2)
+	clear(b1)
+	clear(b2)
 	return h1, digest(h1)
 }
 
@@ -132,6 +135,7 @@ func GenESInstruction(rand io.Reader, ic *InternalCert, binder PINBinder, dev De
 	if err != nil {
 		return nil, fmt.Errorf("secdsa: PIN binder output: %w", err)
 	}
+	defer wipe(p)
 	y, err := mul(u, p)
 	if err != nil {
 		return nil, err
@@ -144,12 +148,14 @@ func GenESInstruction(rand io.Reader, ic *InternalCert, binder PINBinder, dev De
 		return nil, err
 	}
 	w := invN(s)
+	wipe(s)
+	defer wipe(w)
 	// Full format: R = (e·w)·G + (r·w)·Y.
 	rPoint, err := lin(mulN(e, w), generator(), mulN(r, w), y)
 	if err != nil {
 		return nil, err
 	}
-	if rOf(rPoint).Cmp(r) != 0 {
+	if !equalScalar(rOf(rPoint), r) {
 		return nil, fmt.Errorf("secdsa: device signature does not verify")
 	}
 	gpp, err := mul(gp, w)
@@ -177,6 +183,8 @@ func GenESInstruction(rand io.Reader, ic *InternalCert, binder PINBinder, dev De
 	if err != nil {
 		return nil, err
 	}
+	defer wipe(d1)
+	defer wipe(d2)
 	ePoint, err := lin(d1, generator(), d2, rPoint)
 	if err != nil {
 		return nil, err
@@ -286,6 +294,8 @@ func ExecESInstruction(ic *InternalCert, x *EncSignedInstruction, lastSN uint64,
 	if err != nil {
 		return nil, err
 	}
+	defer wipe(d1)
+	defer wipe(d2)
 	wantE, err := lin(d1, generator(), d2, rPoint)
 	if err != nil || !equal(wantE, ePoint) {
 		return nil, fail("challenge key")
@@ -324,7 +334,7 @@ func checkSignature(gp, yp *point, accountID []byte, sn uint64, ins, ad []byte, 
 		return err
 	}
 	r := rOf(rPoint)
-	if r.Sign() == 0 {
+	if isZero(r) {
 		return fmt.Errorf("%w: r is zero", ErrProof)
 	}
 	want, err := lin(hashToScalar(md), gpp, r, ypp)

@@ -7,7 +7,6 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/hex"
-	"math/big"
 	"testing"
 )
 
@@ -25,7 +24,7 @@ func TestReferenceConsistencyVector(t *testing.T) {
 		}
 	}
 	h := hex.EncodeToString
-	sc := func(k *big.Int) string { return h(scalarBytes(k)) }
+	sc := func(k *scalar) string { return h(scalarBytes(k)) }
 	xy := func(p *point) string { return h(encodePoint(p)[1:]) }
 
 	// §4.1 PIN binder.
@@ -38,7 +37,7 @@ func TestReferenceConsistencyVector(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("P", h(pb), "2644a352b048ed1bd3a545ed74b576aad576c15ddabd0eda1d9abd849d438cbf")
-	p := new(big.Int).SetBytes(pb)
+	p := scalarOf(t, pb)
 
 	u, tt, aU, k := labelScalarOf("demo-u"), labelScalarOf("demo-t"), labelScalarOf("demo-aU"), labelScalarOf("demo-k")
 	want("u", sc(u), "d0801cbc47b2a232c995d23e2e63341dcd33ce86184497aafdebb9009798f694")
@@ -138,4 +137,4 @@ func TestReferenceConsistencyVector(t *testing.T) {
 }
 
 // reduceNonZeroShort is the §4.2 d_i reduction of a 32-byte hash.
-func reduceNonZeroShort(b []byte) *big.Int { return reduceNonZero(b) }
+func reduceNonZeroShort(b []byte) *scalar { return reduceNonZero(b) }

@@ -224,3 +224,26 @@ func TestAcceptRefusesForeignCertificate(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestFinishOnce: Finish wipes the blinding factor t, and a second Finish
+// is refused rather than computed with a wiped t.
+func TestFinishOnce(t *testing.T) {
+	un := softUnit(t)
+	req, st, err := BeginActivation(newDetReader("c"), un.binder, un.dev, []byte("12345"), []byte("unit-1"), testNonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := Activate(req, []byte("unit-1"), testNonce, un.prov.gp, un.prov.derive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finish(resp); err != nil {
+		t.Fatal(err)
+	}
+	if st.t != nil {
+		t.Fatal("t kept after Finish")
+	}
+	if _, err := st.Finish(resp); !errors.Is(err, ErrActivation) {
+		t.Fatalf("second Finish: err = %v, want ErrActivation", err)
+	}
+}

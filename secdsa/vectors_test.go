@@ -45,7 +45,7 @@ func buildVectors(t *testing.T) (*vectorFile, *unit) {
 		"device_k4": h(scalarBytes(labelScalarOf("vector-k4"))), "sn": "0000000000000001",
 		"instruction": h([]byte("Authorize 1.000 Euro to NL02INGB0123456789")), "additional": h([]byte("session-42")),
 		"issued_at": "0000000069557000", "time": "0000000069557064", "result": h([]byte("OK"))}
-	sc := func(name string) *bigInt { return newBig(unhex(t, in[name])) }
+	sc := func(name string) *scalar { return scalarOf(t, unhex(t, in[name])) }
 	binder, _ := NewSoftwarePINBinder(unhex(t, in["K_P"]))
 	dev := newFixedDevice(t, sc("u"), sc("device_k1"), sc("device_k2"), sc("device_k3"), sc("device_k4"))
 	prov := newProvider(t, sc("aU"), sc("provider"))

@@ -9,7 +9,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/big"
+
+	"github.com/wsca/wsca/ecp256"
 )
 
 // PINBinder is the phone's secure hardware turning a PIN into the PIN key
@@ -65,6 +66,7 @@ func (b *SoftwarePINBinder) PINKey(pin []byte) ([]byte, error) {
 	}
 	p := reduceNonZero(x[:lBits/8])
 	clear(x)
+	defer wipe(p)
 	return scalarBytes(p), nil
 }
 
@@ -98,19 +100,28 @@ func (k *SoftwareDeviceKey) SignDigest(digest []byte) ([]byte, error) {
 	if len(digest) != sha256.Size {
 		return nil, errors.New("secdsa: digest is not 32 bytes")
 	}
-	r, s, err := ecdsa.Sign(rand.Reader, k.priv, digest)
+	der, err := ecdsa.SignASN1(rand.Reader, k.priv, digest)
 	if err != nil {
 		return nil, fmt.Errorf("secdsa: device signature: %w", err)
 	}
-	return append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...), nil
+	raw, err := ecp256.DERToRaw(der)
+	if err != nil {
+		return nil, fmt.Errorf("secdsa: device signature: %w", err)
+	}
+	return raw, nil
 }
 
 // splitSign is SECDSA split signing (reference §2.4): e' = P⁻¹·e, the device
 // signs e' with u giving (r, s₀), s = P·s₀. (r, s) is an ECDSA signature on
 // e under Y = P·U.
-func splitSign(dev DeviceKey, p, e *big.Int) (r, s *big.Int, err error) {
-	ePrime := mulN(invN(p), e)
-	sig, err := dev.SignDigest(scalarBytes(ePrime))
+func splitSign(dev DeviceKey, p, e *scalar) (r, s *scalar, err error) {
+	pInv := invN(p)
+	ePrime := mulN(pInv, e)
+	wipe(pInv)
+	eb := scalarBytes(ePrime)
+	wipe(ePrime)
+	sig, err := dev.SignDigest(eb)
+	clear(eb)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,7 +136,9 @@ func splitSign(dev DeviceKey, p, e *big.Int) (r, s *big.Int, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("secdsa: device signature s: %w", err)
 	}
-	return r, mulN(p, s0), nil
+	s = mulN(p, s0)
+	wipe(s0)
+	return r, s, nil
 }
 
 // devicePoint returns U as a point.
@@ -148,5 +161,5 @@ func verifyDigest(pub *point, digest, sig []byte) bool {
 	if err != nil {
 		return false
 	}
-	return ecdsa.Verify(k, digest, new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+	return ecp256.VerifyRaw(k, digest, sig)
 }

@@ -98,6 +98,7 @@ var commands = map[string]command{
 	"admin unit unlock":   {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
 	"admin unit attempts": {"show a unit's PIN attempt counter", adminUnitAttempts},
 	"admin unit csk":      {"bind a go-r2ps-service wallet's signing key to a unit (compat profile): admin unit csk UNIT --key FILE (PEM or JWK)", adminUnitCSK},
+	"verify-record":       {"check a SECDSA transaction record offline: verify-record --record F --cert F --provider JWKS|PEM [--kid KID]", verifyRecordCmd},
 	"bench":               {"load a wscad over R2PS: bench --url URL [--admin-token-file F | --unit U --code C] [--op sign|ecdh|login|list] [--concurrency C] [--requests N | --duration D]", benchCmd},
 }
 
