@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/bytemare/opaque"
 	"github.com/bytemare/opaque/message"
 
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/store"
 )
 
@@ -280,6 +282,7 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 	if err := op.LoginFinish(msg, mac); err != nil {
 		s.m.count("wrong")
 		s.log.Info("pin: wrong PIN", "unit", unit, "context", pinContext)
+		s.recordFailure(ctx, unit, pinContext, now)
 		if err := s.st.DeleteSession(ctx, idHash); err != nil {
 			return Session{}, fmt.Errorf("%w; end session: %w", ErrWrongPIN, err)
 		}
@@ -313,6 +316,22 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 		UsesLeft:  se.UsesLeft,
 		ExpiresAt: se.ExpiresAt,
 	}, nil
+}
+
+// recordFailure records a wrong PIN in the evidence log with the count it
+// brought the counter to, and the lock when it reached the limit.
+func (s *Server) recordFailure(ctx context.Context, unit, pinContext string, now time.Time) {
+	if s.ev == nil {
+		return
+	}
+	a, err := s.Attempts(ctx, unit, pinContext)
+	if err != nil {
+		s.log.WarnContext(ctx, "pin: attempt counter not read for the evidence log", "unit", unit, "err", err)
+	}
+	s.ev.Record(ctx, event.Event{Type: event.PINFailure, Time: now, Unit: unit, Context: pinContext, Data: []byte(strconv.Itoa(a.Failures))})
+	if err == nil && a.Locked {
+		s.ev.Record(ctx, event.Event{Type: event.PINLocked, Time: now, Unit: unit, Context: pinContext})
+	}
 }
 
 // shareSession seals a verified session's key under the share key of

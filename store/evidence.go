@@ -358,13 +358,15 @@ func (s *Store) LatestEvidenceCheckpoint(ctx context.Context) (EvidenceCheckpoin
 // postgresNonceInSessionEvent is postgresNonceInSession with the evidence
 // event of a key operation appended in the same statement ($6: its leaf):
 // only when the nonce is spent and $5 is an active key of the session's
-// unit. The last column says whether it was.
+// active unit usable in the session's context (the key service's own
+// checks, wscd.Keys). The last column says whether it was.
 const postgresNonceInSessionEvent = `WITH ins AS (
 		INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid + `
 		RETURNING 1),
 	ev AS (
 		INSERT INTO evidence_events (leaf, created_at)
-		SELECT $6, $4 FROM ins, sessions s JOIN keys k ON k.kid = $5 AND k.unit_id = s.unit_id AND k.state = 'active'
+		SELECT $6, $4 FROM ins, sessions s JOIN units u ON u.id = s.unit_id AND u.state = 'active'
+		JOIN keys k ON k.kid = $5 AND k.unit_id = s.unit_id AND k.state = 'active' AND (k.context = '' OR k.context = s.context)
 		WHERE s.id_hash = $3
 		RETURNING 1)
 	SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state, k.wrapped, k.wrapped_mac,
