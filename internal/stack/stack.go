@@ -161,7 +161,9 @@ func (s *Stack) Background(ctx context.Context) error {
 	if !s.wscaOnly {
 		go s.shareLoop(ctx)
 	}
-	go s.Evidence.Run(ctx)
+	evDone := make(chan struct{})
+	go func() { defer close(evDone); s.Evidence.Run(ctx) }()
+	defer func() { <-evDone }()
 	if s.Publisher == nil {
 		<-ctx.Done()
 		return nil
