@@ -208,7 +208,7 @@ func TestUnitLife(t *testing.T) {
 				}
 				got = append(got, s)
 			}
-			want := []string{"unit_created", "enrolled", "pin_failure", "key_generated", "signature",
+			want := []string{"unit_created", "enrolled", "pin_failure", "pin_failure", "key_generated", "signature",
 				"key_destroyed:" + event.DestroyedBlobErased, "suspended", "unsuspended", "revoked", "unit_destroyed"}
 			if strings.Join(got, " ") != strings.Join(want, " ") {
 				t.Fatalf("events\n got %v\nwant %v", got, want)

@@ -169,6 +169,7 @@ func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now t
 		return ErrLocked
 	}
 	s.m.count("admitted")
+	s.recordAttempt(ctx, unit, pinContext, now, a.Failures, a.Failures >= limit)
 	if a.Failures == limit {
 		s.m.count("lock")
 		s.log.Warn("pin: last attempt before lock", "unit", unit, "context", pinContext, "failures", a.Failures)
@@ -282,7 +283,6 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 	if err := op.LoginFinish(msg, mac); err != nil {
 		s.m.count("wrong")
 		s.log.Info("pin: wrong PIN", "unit", unit, "context", pinContext)
-		s.recordFailure(ctx, unit, pinContext, now)
 		if err := s.st.DeleteSession(ctx, idHash); err != nil {
 			return Session{}, fmt.Errorf("%w; end session: %w", ErrWrongPIN, err)
 		}
@@ -318,18 +318,17 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 	}, nil
 }
 
-// recordFailure records a wrong PIN in the evidence log with the count it
-// brought the counter to, and the lock when it reached the limit.
-func (s *Server) recordFailure(ctx context.Context, unit, pinContext string, now time.Time) {
+// recordAttempt records a counted PIN attempt in the evidence log with
+// the count it brought the counter to, and the lock when it reached the
+// limit. An OPAQUE client finds a wrong PIN itself and sends no KE3, so
+// the counted attempt is all the server sees of a failure; a correct KE3
+// clears the counter later, and the event stays.
+func (s *Server) recordAttempt(ctx context.Context, unit, pinContext string, now time.Time, failures int, locked bool) {
 	if s.ev == nil {
 		return
 	}
-	a, err := s.Attempts(ctx, unit, pinContext)
-	if err != nil {
-		s.log.WarnContext(ctx, "pin: attempt counter not read for the evidence log", "unit", unit, "err", err)
-	}
-	s.ev.Record(ctx, event.Event{Type: event.PINFailure, Time: now, Unit: unit, Context: pinContext, Data: []byte(strconv.Itoa(a.Failures))})
-	if err == nil && a.Locked {
+	s.ev.Record(ctx, event.Event{Type: event.PINFailure, Time: now, Unit: unit, Context: pinContext, Data: []byte(strconv.Itoa(failures))})
+	if locked {
 		s.ev.Record(ctx, event.Event{Type: event.PINLocked, Time: now, Unit: unit, Context: pinContext})
 	}
 }

@@ -178,7 +178,7 @@ func (s *Store) writeSequenced(ctx context.Context, tx *sql.Tx, size int64, ids,
 	if s.backend == Postgres {
 		if _, err := tx.ExecContext(ctx, `UPDATE evidence_events e SET leaf_index = v.idx
 			FROM unnest($1::bigint[], $2::bigint[]) AS v(id, idx) WHERE e.id = v.id`, ids, idx); err != nil {
-			return fmt.Errorf("store: sequence evidence: %w", err)
+			return sequenceErr(err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_hashes (hash_index, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, order, hashes); err != nil {
 			return sequenceErr(err)

@@ -241,7 +241,7 @@ func testEvidenceCheckpoints(t *testing.T, dsn string) {
 		t.Fatalf("none yet: %v", err)
 	}
 	for _, n := range []int64{3, 9, 5} {
-		if err := s.PutEvidenceCheckpoint(ctx, store.EvidenceCheckpoint{Size: n, Note: fmt.Appendf(nil, "note %d", n), CreatedAt: at(time.Duration(n))}); err != nil {
+		if err := s.PutEvidenceCheckpoint(ctx, store.EvidenceCheckpoint{Size: n, Note: fmt.Appendf(nil, "note %d", n), CreatedAt: at(time.Duration(n) * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,7 +249,7 @@ func testEvidenceCheckpoints(t *testing.T, dsn string) {
 		t.Fatalf("second checkpoint of a size: %v", err)
 	}
 	c, err := s.LatestEvidenceCheckpoint(ctx)
-	if err != nil || c.Size != 9 || string(c.Note) != "note 9" || !c.CreatedAt.Equal(at(9)) {
+	if err != nil || c.Size != 9 || string(c.Note) != "note 9" || !c.CreatedAt.Equal(at(9*time.Second)) {
 		t.Fatalf("latest = %+v, %v", c, err)
 	}
 }

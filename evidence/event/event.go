@@ -58,10 +58,13 @@ const (
 	// UnitDestroyed: the unit's keys were destroyed and its records
 	// erased; Data is the number of device keys, decimal.
 	UnitDestroyed Type = 7
-	// PINFailure: a wrong PIN was counted; Data is the failure count,
-	// decimal.
+	// PINFailure: a PIN attempt was counted as a failure until a correct
+	// PIN clears the counter (an OPAQUE client finds a wrong PIN itself and
+	// never proves it, so the counted attempt is the server's evidence);
+	// Data is the counter, decimal.
 	PINFailure Type = 8
-	// PINLocked: the unit's PIN is locked in Context.
+	// PINLocked: the counter reached the limit in Context: the PIN is
+	// locked unless that attempt proves it.
 	PINLocked Type = 9
 	// PINUnlocked: an operator lifted the lock in Context.
 	PINUnlocked Type = 10
