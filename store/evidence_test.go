@@ -294,3 +294,40 @@ func testEvidenceInNonce(t *testing.T, dsn string) {
 		t.Fatal("a replay appended an event")
 	}
 }
+
+// BenchmarkEvidence: appends (the hot path, in parallel) and the
+// sequencer (batches of 1000) on each backend.
+func BenchmarkEvidence(b *testing.B) {
+	leaf := make([]byte, 120)
+	for _, be := range testenv.StoreBackends() {
+		b.Run(be.Name+"/append", func(b *testing.B) {
+			s := open(b, be.DSN(b))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.AppendEvent(b.Context(), leaf, at(0)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+		b.Run(be.Name+"/sequence", func(b *testing.B) {
+			s := open(b, be.DSN(b))
+			for range b.N {
+				if err := s.AppendEvent(b.Context(), leaf, at(0)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for {
+				_, n, err := s.SequenceEvidence(b.Context(), 1000)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+			}
+		})
+	}
+}
