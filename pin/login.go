@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/bytemare/opaque"
 	"github.com/bytemare/opaque/message"
 
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/store"
 )
 
@@ -167,6 +169,7 @@ func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now t
 		return ErrLocked
 	}
 	s.m.count("admitted")
+	s.recordAttempt(ctx, unit, pinContext, now, a.Failures, a.Failures >= limit)
 	if a.Failures == limit {
 		s.m.count("lock")
 		s.log.Warn("pin: last attempt before lock", "unit", unit, "context", pinContext, "failures", a.Failures)
@@ -313,6 +316,21 @@ func (s *Server) LoginFinish(ctx context.Context, sessionID, unit, pinContext st
 		UsesLeft:  se.UsesLeft,
 		ExpiresAt: se.ExpiresAt,
 	}, nil
+}
+
+// recordAttempt records a counted PIN attempt in the evidence log with
+// the count it brought the counter to, and the lock when it reached the
+// limit. An OPAQUE client finds a wrong PIN itself and sends no KE3, so
+// the counted attempt is all the server sees of a failure; a correct KE3
+// clears the counter later, and the event stays.
+func (s *Server) recordAttempt(ctx context.Context, unit, pinContext string, now time.Time, failures int, locked bool) {
+	if s.ev == nil {
+		return
+	}
+	s.ev.Record(ctx, event.Event{Type: event.PINFailure, Time: now, Unit: unit, Context: pinContext, Data: []byte(strconv.Itoa(failures))})
+	if locked {
+		s.ev.Record(ctx, event.Event{Type: event.PINLocked, Time: now, Unit: unit, Context: pinContext})
+	}
 }
 
 // shareSession seals a verified session's key under the share key of

@@ -15,6 +15,7 @@ import (
 	"github.com/bytemare/opaque"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/store"
 )
 
@@ -52,6 +53,14 @@ type Config struct {
 	// nil while there is none yet: each verified session's key is then also
 	// sealed under it, for WSCA instances (docs/wsca.md).
 	Share func(context.Context) (Sealer, error)
+	// Evidence, if set, records wrong PINs and locks in the evidence log.
+	Evidence Recorder
+}
+
+// Recorder appends events to the evidence log (evidence.Log); it never
+// fails the caller.
+type Recorder interface {
+	Record(ctx context.Context, e event.Event)
 }
 
 // LogValue implements slog.LogValuer: the policy, profile and session
@@ -82,6 +91,7 @@ type Server struct {
 	rand   io.Reader
 	log    *slog.Logger
 	share  func(context.Context) (Sealer, error)
+	ev     Recorder // nil: none
 
 	// tickets seals session tickets (session.go) under a key derived
 	// from the sealer.
@@ -119,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		rand:   cfg.Rand,
 		log:    cfg.Logger,
 		share:  cfg.Share,
+		ev:     cfg.Evidence,
 	}
 	if !cfg.SessionsOnly {
 		if s.tickets, err = newTicketAEAD(cfg.Sealer); err != nil {

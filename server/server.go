@@ -118,6 +118,9 @@ type Config struct {
 	// by a development CA, its root at /.well-known/wsca-dev-ca.pem.
 	AttestationKeys *attest.KeySet
 	DevCARoot       *x509.Certificate
+	// Evidence serves GET /evidence/... (the evidence log,
+	// evidence.Log.Handler); nil leaves it out.
+	Evidence http.Handler
 	// Statuses is told when statuses change (the admin API's state
 	// changes), so that the status lists are republished soon; may be nil.
 	Statuses interface{ Notify() }
@@ -208,6 +211,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.StatusLists != nil {
 		mux.Handle("GET /statuslists/{id}", cfg.StatusLists)
+	}
+	if cfg.Evidence != nil {
+		mux.Handle("GET /evidence/", cfg.Evidence)
 	}
 	if cfg.AttestationKeys != nil {
 		mux.Handle("GET "+JWKSPath, s.handle(s.jwks))

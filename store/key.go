@@ -145,6 +145,9 @@ type KeyAccess struct {
 	// for a token object; the caller checks the MAC before the device sees
 	// the blob.
 	Wrapped, WrappedMAC []byte
+	// Logged: the read also appended the operation's evidence event
+	// (UseNonceInSessionEvent on PostgreSQL).
+	Logged bool
 }
 
 // GetKeyAccess returns the owner and states of the key with that kid, or

@@ -289,6 +289,18 @@ const (
 // [ErrNotFound] and spends no nonce; a replay in a valid session gives
 // [ErrExists].
 func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string) (SessionUse, error) {
+	return s.UseNonceInSessionEvent(ctx, nonceHash, expiresAt, idHash, now, kid, nil)
+}
+
+// UseNonceInSessionEvent is UseNonceInSession that also appends an
+// evidence event (leaf, AppendEvent) for the key operation on kid: on
+// PostgreSQL in the same statement, only when the nonce is spent and kid
+// is an active key of the session's unit, and then Key.Logged says so; on
+// SQLite, or with a nil leaf, nothing is appended (the caller appends).
+func (s *Store) UseNonceInSessionEvent(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string, leaf []byte) (SessionUse, error) {
+	if len(leaf) > MaxEvidenceLeaf {
+		return SessionUse{}, invalidf("evidence", "leaf of %d bytes", len(leaf))
+	}
 	if len(nonceHash) != HashSize {
 		return SessionUse{}, invalidf("nonce", "hash must be %d bytes", HashSize)
 	}
@@ -313,7 +325,14 @@ func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expires
 		task, us, kc, ks string
 		uses, sExpires   sql.NullInt64
 	)
-	if s.backend == Postgres {
+	if s.backend == Postgres && leaf != nil && kid != "" {
+		err = s.db.QueryRowContext(ctx, postgresNonceInSessionEvent, bytes.Clone(nonceHash), expires, idHash, at, kid, bytes.Clone(leaf)).
+			Scan(&nullString{&task}, &uses, &sExpires, &nullString{&us}, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc},
+				&u.Key.Wrapped, &u.Key.WrappedMAC, &u.Key.Logged)
+		if errors.Is(err, sql.ErrNoRows) {
+			return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
+		}
+	} else if s.backend == Postgres {
 		err = s.db.QueryRowContext(ctx, postgresNonceInSession, bytes.Clone(nonceHash), expires, idHash, at, kid).
 			Scan(&nullString{&task}, &uses, &sExpires, &nullString{&us}, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc},
 				&u.Key.Wrapped, &u.Key.WrappedMAC)

@@ -4,8 +4,21 @@ import (
 	"context"
 	"time"
 
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/store"
 )
+
+// Recorder appends security-relevant events to the evidence log
+// (evidence.Log). Record never fails the caller: the change it records
+// has happened.
+type Recorder interface {
+	Record(ctx context.Context, e event.Event)
+}
+
+// noRecorder records nothing (no evidence log configured).
+type noRecorder struct{}
+
+func (noRecorder) Record(context.Context, event.Event) {}
 
 // The store interfaces live here, where they are used, so each service
 // depends on the methods it calls only: Keys on KeyStore, ServerKeys on

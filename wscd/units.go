@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/store"
 )
 
@@ -70,14 +72,19 @@ type Units struct {
 	share  *Share // SetShare
 	// wscaOnly: codes and client keys need the WSCD's sealing key.
 	wscaOnly bool
+	ev       Recorder
 }
+
+// SetEvidence makes the unit service record its events (unit created,
+// state changes, unit destroyed, PIN unlocked) in r; call it before serving.
+func (s *Units) SetEvidence(r Recorder) { s.ev = r }
 
 // NewUnits returns a Units over cfg's store and server keys.
 func NewUnits(cfg UnitsConfig) (*Units, error) {
 	if cfg.Store == nil || cfg.ServerKeys == nil {
 		return nil, errors.New("wscd: store and server keys are required")
 	}
-	return &Units{base: newBase(cfg.Now, cfg.Logger), st: cfg.Store, server: cfg.ServerKeys, keys: cfg.Keys, wscaOnly: cfg.WSCAOnly}, nil
+	return &Units{base: newBase(cfg.Now, cfg.Logger), st: cfg.Store, server: cfg.ServerKeys, keys: cfg.Keys, wscaOnly: cfg.WSCAOnly, ev: noRecorder{}}, nil
 }
 
 // Create registers an active wallet unit: the operator's path (a wallet
@@ -95,6 +102,7 @@ func (s *Units) Create(ctx context.Context, unit string) error {
 		return storeErr(err)
 	}
 	s.log.InfoContext(ctx, "wallet unit created", "unit", unit)
+	s.ev.Record(ctx, event.Event{Type: event.UnitCreated, Time: now, Unit: unit})
 	return nil
 }
 
@@ -241,7 +249,23 @@ func (s *Units) SetStateBy(ctx context.Context, unit string, state store.UnitSta
 		}
 	}
 	s.log.InfoContext(ctx, "unit state changed", "unit", unit, "to", state, "by", by)
+	if t, ok := stateEvent(state); ok {
+		s.ev.Record(ctx, event.Event{Type: t, Time: s.now(), Unit: unit, Actor: string(by)})
+	}
 	return nil
+}
+
+// stateEvent is the evidence type of a change to a unit state.
+func stateEvent(st store.UnitState) (event.Type, bool) {
+	switch st {
+	case store.UnitRevoked:
+		return event.Revoked, true
+	case store.UnitSuspended:
+		return event.Suspended, true
+	case store.UnitActive:
+		return event.Unsuspended, true
+	}
+	return 0, false
 }
 
 // SetShare makes provisioned client keys carry their share MAC too (split
@@ -287,6 +311,7 @@ func (s *Units) Destroy(ctx context.Context, unit string) error {
 		return storeErr(err)
 	}
 	s.log.InfoContext(ctx, "wallet unit destroyed", "unit", unit, "device_keys", n)
+	s.ev.Record(ctx, event.Event{Type: event.UnitDestroyed, Time: s.now(), Unit: unit, Data: []byte(strconv.Itoa(n))})
 	return nil
 }
 
@@ -300,5 +325,6 @@ func (s *Units) UnlockPIN(ctx context.Context, unit, pinContext string) error {
 		return storeErr(err)
 	}
 	s.log.InfoContext(ctx, "PIN unlocked by operator", "unit", unit, "context", pinContext)
+	s.ev.Record(ctx, event.Event{Type: event.PINUnlocked, Time: s.now(), Unit: unit, Context: pinContext, Actor: string(store.ByOperator)})
 	return nil
 }

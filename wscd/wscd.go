@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/store"
 )
 
@@ -139,7 +140,12 @@ type Keys struct {
 	st      KeyStore
 	metrics *Metrics
 	server  *ServerKeys
+	ev      Recorder
 }
+
+// SetEvidence makes the key service record its events (key generated,
+// signature, ECDH, key destroyed) in r. Call it before serving.
+func (s *Keys) SetEvidence(r Recorder) { s.ev = r }
 
 // NewKeys returns a Keys over cfg's device and store.
 func NewKeys(cfg KeysConfig) (*Keys, error) {
@@ -149,7 +155,7 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Device.Info().Storage == device.StorageWrapped && cfg.ServerKeys == nil {
 		return nil, errors.New("wscd: a device in wrapped storage needs server keys to MAC the blobs")
 	}
-	return &Keys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store, metrics: cfg.Metrics, server: cfg.ServerKeys}, nil
+	return &Keys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store, metrics: cfg.Metrics, server: cfg.ServerKeys, ev: noRecorder{}}, nil
 }
 
 // wrappedMACDomain separates the MAC of a wrapped key's blob.
@@ -340,6 +346,7 @@ func (s *Keys) generate(ctx context.Context, unit, pinContext string, quota int)
 		return device.Key{}, storeErr(err)
 	}
 	s.log.InfoContext(ctx, "key generated", "unit", unit, "kid", k.KID, "context", pinContext)
+	s.ev.Record(ctx, event.Event{Type: event.KeyGenerated, Time: rec.CreatedAt, Unit: unit, Context: pinContext, Kid: string(k.KID)})
 	return k, nil
 }
 
@@ -380,6 +387,9 @@ func (s *Keys) signWith(ctx context.Context, unit, pinContext, kid string, a *st
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
 	}
+	if a == nil || !a.Logged { // else the replay check's statement appended it
+		s.ev.Record(ctx, event.Event{Type: event.Signature, Time: s.now(), Unit: unit, Context: pinContext, Kid: kid})
+	}
 	return sig, nil
 }
 
@@ -406,6 +416,7 @@ func (s *Keys) ecdhWith(ctx context.Context, unit, pinContext, kid string, a *st
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
 	}
+	s.ev.Record(ctx, event.Event{Type: event.ECDH, Time: s.now(), Unit: unit, Context: pinContext, Kid: kid})
 	return z, nil
 }
 
@@ -474,6 +485,7 @@ func (s *Keys) destroy(ctx context.Context, unit, pinContext, kid string) (err e
 		return storeErr(err)
 	}
 	s.log.InfoContext(ctx, "key destroyed", "unit", unit, "kid", kid)
+	s.ev.Record(ctx, destroyedEvent(s.now(), unit, kid, rec.Wrapped))
 	return nil
 }
 
@@ -501,8 +513,19 @@ func (s *Keys) destroyAll(ctx context.Context, unit string) (int, error) {
 		if err := s.dev.Destroy(ctx, device.Ref{Owner: owner, KID: k, Wrapped: rec.Wrapped}); err != nil && !errors.Is(err, device.ErrKeyNotFound) {
 			return 0, s.deviceErr(ctx, err)
 		}
+		s.ev.Record(ctx, destroyedEvent(s.now(), unit, rec.KID, rec.Wrapped))
 	}
 	return len(recs), nil
+}
+
+// destroyedEvent is the evidence of a destroyed key: for a wrapped key
+// (its blob goes with the record), that the blob was erased.
+func destroyedEvent(at time.Time, unit, kid string, wrapped []byte) event.Event {
+	how := event.DestroyedTokenObject
+	if len(wrapped) > 0 {
+		how = event.DestroyedBlobErased
+	}
+	return event.Event{Type: event.KeyDestroyed, Time: at, Unit: unit, Kid: kid, Data: []byte(how)}
 }
 
 // deviceErr maps device errors to service errors and logs causes a client

@@ -81,6 +81,7 @@ type options struct {
 	responseKey     dispatch.ResponseKey
 	keyQuota        int
 	publicURL       string
+	evidenceOrigin  string
 	attestChain     string
 	attestDevCA     bool
 	attestKeyName   string
@@ -146,6 +147,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.Var(enumFlag[dispatch.ResponseKey]{&o.responseKey, dispatch.ParseResponseKey}, "response-key", "where the R2PS response-signing key lives: sealed (in memory, sealed in the store by the HSM; the default) or hsm (on the HSM: one more HSM signature per request)")
 	fs.Var(enumFlag[dispatch.Compat]{&o.compat, dispatch.ParseCompat}, "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
 	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
+	fs.StringVar(&o.evidenceOrigin, "evidence-origin", "", "`name` of the evidence log: its checkpoints' origin and key name (empty: HOST/evidence of --public-url, else of --listen)")
 	fs.StringVar(&o.publicURL, "public-url", "", "public base `URL` of this deployment's WSCA role (status list URIs start with it; empty: http://LISTEN)")
 	fs.StringVar(&o.attestChain, "attest-chain", "", "PEM `file` certifying the attestation key: leaf first, no trust anchor (empty: a development CA, if --attest-dev-ca)")
 	fs.BoolVar(&o.attestDevCA, "attest-dev-ca", true, "without --attest-chain, certify the attestation key by a development CA kept in the store (development only)")
@@ -384,7 +386,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey,
 		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
-		PublicURL: o.publicURL,
+		PublicURL: o.publicURL, EvidenceOrigin: o.evidenceOrigin,
 		Attest: stack.AttestOptions{
 			ChainPEM: s.attestChain, NoDevCA: !o.attestDevCA, KeyName: o.attestKeyName, Wallet: o.wallet,
 		},

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/evidence"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/server"
@@ -62,6 +64,29 @@ type Options struct {
 	Attest AttestOptions
 	// StatusLists configures the Token Status Lists (the wsca role).
 	StatusLists StatusListOptions
+	// EvidenceOrigin names the evidence log (its checkpoints' origin and
+	// key name); empty: DefaultEvidenceOrigin of PublicURL or Addr.
+	EvidenceOrigin string
+	// EvidenceInterval is the most often a checkpoint is signed (0: the
+	// evidence package's default).
+	EvidenceInterval time.Duration
+}
+
+// DefaultEvidenceOrigin is the log's name when none is configured: the
+// host (and port) of the public URL, or of the listen address, and
+// "/evidence".
+func DefaultEvidenceOrigin(publicURL, addr string) string {
+	host := ""
+	if u, err := url.Parse(publicURL); err == nil && publicURL != "" {
+		host = u.Host
+	}
+	if host == "" {
+		host = addr
+		if strings.HasPrefix(host, ":") || host == "" {
+			host = "localhost" + host
+		}
+	}
+	return host + "/evidence"
 }
 
 // AttestOptions configure the Wallet Provider's attestations.
@@ -121,6 +146,9 @@ type Stack struct {
 	Attestations   *wsca.Attestations
 	AttestationKey *wsca.AttestationKey
 	Publisher      *statuslists.Publisher
+	// Evidence is the evidence log: every instance records events; one
+	// with the WSCD's device sequences and signs (Background).
+	Evidence *evidence.Log
 
 	share    *wscd.Share
 	wscaOnly bool
@@ -133,6 +161,9 @@ func (s *Stack) Background(ctx context.Context) error {
 	if !s.wscaOnly {
 		go s.shareLoop(ctx)
 	}
+	evDone := make(chan struct{})
+	go func() { defer close(evDone); s.Evidence.Run(ctx) }()
+	defer func() { <-evDone }()
 	if s.Publisher == nil {
 		<-ctx.Done()
 		return nil
@@ -220,7 +251,23 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		return nil, fmt.Errorf("stack: share key: %w", err)
 	}
 	share := wscd.NewShare(w.ServerKeys, peer)
-	pcfg := pin.Config{Store: st, Sealer: sealer, Policy: o.PIN, Profile: o.Profile, Logger: o.Logger, Registerer: o.Registry,
+	origin := o.EvidenceOrigin
+	if origin == "" {
+		origin = DefaultEvidenceOrigin(o.PublicURL, o.Addr)
+	}
+	ecfg := evidence.Config{Store: st, Keys: w.ServerKeys, Origin: origin, Interval: o.EvidenceInterval, Logger: o.Logger, Registerer: o.Registry}
+	if wscaOnly {
+		// Its device is not the WSCD's: it records and serves, the WSCD
+		// instances sequence and sign with their checkpoint key.
+		ecfg.Keys = nil
+	}
+	ev, err := evidence.New(ctx, ecfg)
+	if err != nil {
+		return nil, err
+	}
+	w.Keys.SetEvidence(ev)
+	w.Units.SetEvidence(ev)
+	pcfg := pin.Config{Store: st, Sealer: sealer, Policy: o.PIN, Profile: o.Profile, Logger: o.Logger, Registerer: o.Registry, Evidence: ev,
 		Share: func(ctx context.Context) (pin.Sealer, error) {
 			sl, err := share.Sealer(ctx)
 			if sl == nil {
@@ -267,6 +314,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		WSCA: o.Roles.WSCA, Units: w.Units, Pseudonyms: pseudonyms, Assurance: w.Keys.Device().Info().Assurance, Share: share,
 		MaxAge: o.MaxAge, SessionDuration: o.SessionDuration, MaxSession: o.MaxSession,
 		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, ResponseKey: o.ResponseKey, Registerer: o.Registry, Logger: o.Logger,
+		Evidence: ev,
 	}
 	if wscaOnly {
 		// No wallet keys here; client keys are checked under the share
@@ -283,7 +331,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Keys: w.Keys, Units: w.Units,
 		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp, PIN: pins,
 		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout, R2PSMaxConcurrent: o.R2PSMaxConcurrent,
-		Statuses: statuses,
+		Statuses: statuses, Evidence: ev.Handler(),
 	}
 	if pub != nil {
 		scfg.StatusLists, scfg.AttestationKeys, scfg.DevCARoot = pub.Handler(), ak.KeySet, ak.DevRoot
@@ -293,7 +341,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		return nil, err
 	}
 	return &Stack{Store: st, Services: w, PIN: pins, R2PS: disp, Server: srv,
-		Attestations: attests, AttestationKey: ak, Publisher: pub, share: share, wscaOnly: wscaOnly, log: logger(o.Logger)}, nil
+		Attestations: attests, AttestationKey: ak, Publisher: pub, Evidence: ev, share: share, wscaOnly: wscaOnly, log: logger(o.Logger)}, nil
 }
 
 // lazyShare is the share sealer as a pin.Sealer and wscd.MACer on a

@@ -15,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
@@ -364,7 +365,13 @@ func (d *Dispatcher) fresh(ctx context.Context, r *request) error {
 // the key a key operation names.
 func (d *Dispatcher) freshInSession(ctx context.Context, r *request, nonceHash []byte, expires time.Time) error {
 	kid := keyOperationKID(r)
-	u, err := d.cfg.Store.UseNonceInSession(ctx, nonceHash, expires, r.ticket.IDHash, d.cfg.Now(), kid)
+	var leaf []byte
+	if d.cfg.Evidence != nil && kid != "" && r.req.Type == r2ps.TypeSignECDSA {
+		// The signature's evidence, appended with the nonce when the key
+		// is the session unit's (store.KeyAccess.Logged).
+		leaf, _ = event.Event{Type: event.Signature, Time: d.cfg.Now(), Unit: r.unit, Context: r.context, Kid: kid}.Marshal()
+	}
+	u, err := d.cfg.Store.UseNonceInSessionEvent(ctx, nonceHash, expires, r.ticket.IDHash, d.cfg.Now(), kid, leaf)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return r2ps.ErrUnknownSession

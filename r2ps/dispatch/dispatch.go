@@ -128,7 +128,7 @@ type Store interface {
 	CountKeys(ctx context.Context, unitID string) (int, error)
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
 	UseNonceForKey(ctx context.Context, nonceHash []byte, expiresAt time.Time, kid string) (store.KeyAccess, error)
-	UseNonceInSession(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string) (store.SessionUse, error)
+	UseNonceInSessionEvent(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string, leaf []byte) (store.SessionUse, error)
 	Enrol(ctx context.Context, e store.Enrolment) (store.CodePurpose, error)
 	ReplacePINRecord(ctx context.Context, unitID, pinContext string, r store.PINRecord, now time.Time) error
 	GetPINRecord(ctx context.Context, unitID, pinContext string) (store.PINRecord, error)
@@ -169,6 +169,10 @@ type Config struct {
 	Published func(context.Context) (device.Assurance, error)
 	// Compat enables the go-r2ps-service profile.
 	Compat Compat
+	// Evidence, if set, records enrolments, and a signature's event is
+	// appended in the statement of its replay check where the store can
+	// (UseNonceInSessionEvent); the key service records the rest.
+	Evidence wscd.Recorder
 	// MaxAge and MaxSkew bound a request's iat in the past and the future.
 	MaxAge, MaxSkew time.Duration
 	// SessionDuration is the default session length; MaxSession caps what

@@ -12,6 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/store"
@@ -141,6 +142,9 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 			return result{err: err}
 		}
 		d.logger(ctx).InfoContext(ctx, "wallet unit enrolled", "unit", r.unit, "context", r.context, "purpose", purpose, "profile", r.profile)
+		if d.cfg.Evidence != nil {
+			d.cfg.Evidence.Record(ctx, event.Event{Type: event.Enrolled, Time: e.Now, Unit: r.unit, Context: r.context, Data: []byte(purpose)})
+		}
 		return result{data: r2ps.TFAResponse{Success: true}}
 	}
 	return result{err: &r2ps.Error{Code: r2ps.CodeIllegalState, Msg: "unknown state"}}

@@ -1,0 +1,333 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/store"
+)
+
+func TestEvidence(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, dsn string)
+	}{
+		{"Sequence", testEvidenceSequence},
+		{"ConcurrentInstances", testEvidenceConcurrent},
+		{"Truncated", testEvidenceTruncated},
+		{"Checkpoints", testEvidenceCheckpoints},
+		{"SignatureInNonceStatement", testEvidenceInNonce},
+	}
+	for _, b := range testenv.StoreBackends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) { c.run(t, b.DSN(t)) })
+			}
+		})
+	}
+}
+
+// memHashes is a tlog kept in memory, the independent reference.
+type memHashes []tlog.Hash
+
+func (m *memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		out[i] = (*m)[x]
+	}
+	return out, nil
+}
+
+// reference returns the root of the tree of leaves computed in memory.
+func reference(t *testing.T, leaves [][]byte) tlog.Hash {
+	t.Helper()
+	var m memHashes
+	for i, l := range leaves {
+		hs, err := tlog.StoredHashes(int64(i), l, &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = append(m, hs...)
+	}
+	root, err := tlog.TreeHash(int64(len(leaves)), &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// sequenced reads every sequenced leaf in index order.
+func sequenced(t *testing.T, s *store.Store, n int64) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := range n {
+		l, err := s.GetEvidenceLeaf(t.Context(), i)
+		if err != nil {
+			t.Fatalf("leaf %d: %v", i, err)
+		}
+		out = append(out, l)
+	}
+	if _, err := s.GetEvidenceLeaf(t.Context(), n); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("leaf past the tree: %v", err)
+	}
+	return out
+}
+
+// testEvidenceSequence: batches give leaves their indices in insert order;
+// the stored tree's root and its proofs check against tlog in memory.
+func testEvidenceSequence(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	var leaves [][]byte
+	for i := range 23 {
+		l := fmt.Appendf(nil, "event %d", i)
+		leaves = append(leaves, l)
+		if err := s.AppendEvent(ctx, l, at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := int64(5); ; want += 5 {
+		tree, n, err := s.SequenceEvidence(ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want > 23 {
+			want = 23
+		}
+		if tree.Size != want || tree.Root != reference(t, leaves[:want]) {
+			t.Fatalf("tree %d after a batch of %d, want %d", tree.Size, n, want)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	got := sequenced(t, s, 23)
+	for i := range got {
+		if string(got[i]) != string(leaves[i]) {
+			t.Fatalf("leaf %d = %q", i, got[i])
+		}
+	}
+	tree, _ := s.GetEvidenceTree(ctx)
+	for i := range int64(23) {
+		p, err := tlog.ProveRecord(23, i, s.EvidenceHashes(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(p, 23, tree.Root, i, tlog.RecordHash(leaves[i])); err != nil {
+			t.Fatalf("inclusion %d: %v", i, err)
+		}
+	}
+	for old := int64(1); old <= 23; old++ {
+		p, err := tlog.ProveTree(23, old, s.EvidenceHashes(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(p, 23, tree.Root, old, reference(t, leaves[:old])); err != nil {
+			t.Fatalf("consistency %d: %v", old, err)
+		}
+	}
+	if err := s.AppendEvent(ctx, nil, at(0)); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("empty leaf: %v", err)
+	}
+	if n, _ := s.CountPendingEvidence(ctx); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+}
+
+// testEvidenceConcurrent: two instances (two stores on one database) append
+// and sequence at once; the tree holds every event exactly once.
+func testEvidenceConcurrent(t *testing.T, dsn string) {
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := t.Context()
+	const writers, per = 4, 40
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := []*store.Store{a, b}[w%2]
+			for i := range per {
+				if err := s.AppendEvent(ctx, fmt.Appendf(nil, "w%d-%d", w, i), at(0)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	var seq sync.WaitGroup
+	for _, s := range []*store.Store{a, b} {
+		seq.Add(1)
+		go func() {
+			defer seq.Done()
+			for {
+				if _, _, err := s.SequenceEvidence(ctx, 7); err != nil {
+					t.Error(err)
+					return
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	seq.Wait()
+	if _, _, err := a.SequenceEvidence(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := b.GetEvidenceTree(ctx)
+	if err != nil || tree.Size != writers*per {
+		t.Fatalf("tree %d, %v", tree.Size, err)
+	}
+	leaves := sequenced(t, a, tree.Size)
+	seen := map[string]bool{}
+	for _, l := range leaves {
+		if seen[string(l)] {
+			t.Fatalf("%q twice", l)
+		}
+		seen[string(l)] = true
+	}
+	if tree.Root != reference(t, leaves) {
+		t.Fatal("root is not the leaves' root")
+	}
+}
+
+// testEvidenceTruncated: a tree record set back (a truncation) is found
+// by the next batch: its indices are taken.
+func testEvidenceTruncated(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	for i := range 4 {
+		if err := s.AppendEvent(ctx, fmt.Appendf(nil, "e%d", i), at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.SequenceEvidence(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RawDB(s).ExecContext(ctx, `UPDATE evidence_tree SET size = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvent(ctx, []byte("next"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SequenceEvidence(ctx, 10); !errors.Is(err, store.ErrEvidenceIntegrity) {
+		t.Fatalf("sequence over a set-back tree: %v", err)
+	}
+	// A missing hash is an integrity failure too.
+	if _, err := store.RawDB(s).ExecContext(ctx, `DELETE FROM evidence_hashes WHERE hash_index = 0`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlog.ProveRecord(4, 1, s.EvidenceHashes(ctx)); !errors.Is(err, store.ErrEvidenceIntegrity) {
+		t.Fatalf("proof over a missing hash: %v", err)
+	}
+}
+
+func testEvidenceCheckpoints(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	if _, err := s.LatestEvidenceCheckpoint(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("none yet: %v", err)
+	}
+	for _, n := range []int64{3, 9, 5} {
+		if err := s.PutEvidenceCheckpoint(ctx, store.EvidenceCheckpoint{Size: n, Note: fmt.Appendf(nil, "note %d", n), CreatedAt: at(time.Duration(n) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutEvidenceCheckpoint(ctx, store.EvidenceCheckpoint{Size: 9, Note: []byte("other"), CreatedAt: at(0)}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second checkpoint of a size: %v", err)
+	}
+	c, err := s.LatestEvidenceCheckpoint(ctx)
+	if err != nil || c.Size != 9 || string(c.Note) != "note 9" || !c.CreatedAt.Equal(at(9*time.Second)) {
+		t.Fatalf("latest = %+v, %v", c, err)
+	}
+}
+
+// testEvidenceInNonce: on PostgreSQL the signature's event is appended in
+// the nonce's statement only for an active key of the session's unit; on
+// SQLite nothing is (the key service appends it).
+func testEvidenceInNonce(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	mustRecord(t, s, "u")
+	mustRecord(t, s, "v")
+	mine := newKey(t, "u", "0123456789abcdef0123456789abcdef", at(0))
+	theirs := newKey(t, "v", "fedcba9876543210fedcba9876543210", at(0))
+	mustInsertKey(t, s, mine)
+	mustInsertKey(t, s, theirs)
+	mustSession(t, s, "u", "s")
+	if err := s.VerifySession(ctx, hash("s"), []byte("k"), at(10*time.Minute), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	pg := s.Backend() == store.Postgres
+	for i, tc := range []struct {
+		kid    string
+		logged bool
+	}{{mine.KID, pg}, {theirs.KID, false}} {
+		before := countRows(t, s, "evidence_events")
+		u, err := s.UseNonceInSessionEvent(ctx, hash(fmt.Sprint("n", i)), at(time.Hour), hash("s"), at(0), tc.kid, []byte("leaf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		added := countRows(t, s, "evidence_events") - before
+		if u.Key.Logged != tc.logged || (added == 1) != tc.logged || added > 1 {
+			t.Fatalf("kid %s: logged %v, %d events appended, want %v", tc.kid, u.Key.Logged, added, tc.logged)
+		}
+	}
+	// A replayed nonce appends nothing.
+	before := countRows(t, s, "evidence_events")
+	if _, err := s.UseNonceInSessionEvent(ctx, hash("n0"), at(time.Hour), hash("s"), at(0), mine.KID, []byte("leaf")); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("replay: %v", err)
+	}
+	if countRows(t, s, "evidence_events") != before {
+		t.Fatal("a replay appended an event")
+	}
+}
+
+// BenchmarkEvidence: appends (the hot path, in parallel) and the
+// sequencer (batches of 1000) on each backend.
+func BenchmarkEvidence(b *testing.B) {
+	leaf := make([]byte, 120)
+	for _, be := range testenv.StoreBackends() {
+		b.Run(be.Name+"/append", func(b *testing.B) {
+			s := open(b, be.DSN(b))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.AppendEvent(b.Context(), leaf, at(0)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+		b.Run(be.Name+"/sequence", func(b *testing.B) {
+			s := open(b, be.DSN(b))
+			for range b.N {
+				if err := s.AppendEvent(b.Context(), leaf, at(0)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for {
+				_, n, err := s.SequenceEvidence(b.Context(), 1000)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+			}
+		})
+	}
+}
