@@ -172,10 +172,13 @@ func testEvidenceConcurrent(t *testing.T, dsn string) {
 					t.Error(err)
 					return
 				}
+				// A sequencer runs every few milliseconds, not in a tight
+				// loop: on SQLite a loop holding the write lock back to
+				// back starves the appends past their busy timeout.
 				select {
 				case <-done:
 					return
-				default:
+				case <-time.After(2 * time.Millisecond):
 				}
 			}
 		}()

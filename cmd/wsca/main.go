@@ -1,18 +1,22 @@
-// Command wsca is the wsca command-line tool. The wallet commands speak
-// R2PS to a remote WSCD, with the wallet's keys, pinned server keys and PIN
-// session in a state file (--state, WSCA_STATE; default
-// $XDG_CONFIG_HOME/wsca/client.json or ~/.config/wsca/client.json, mode
-// 0600: it holds private keys):
+// Command wsca is the wsca command-line tool. The wallet commands run on
+// the key manager (plugins r2ps: a remote WSCD over R2PS, and softkey),
+// with the wallet's keys, pinned server keys and PIN session in a state
+// file (--state, WSCA_STATE; default $XDG_CONFIG_HOME/wsca/client.json or
+// ~/.config/wsca/client.json, mode 0600: it holds private keys) and the
+// manager's bindings and softkey keys in manager/ beside it
+// (docs/manager.md):
 //
 //	wsca enroll --url URL --unit UNIT [--context hsm] [--code CODE] [--force]
 //	wsca login [--task TASK] [--duration D]
 //	wsca logout
 //	wsca status
-//	wsca keygen
+//	wsca keygen [--plugin r2ps|softkey]
 //	wsca sign --kid KID [--digest HEX | --file F | data on stdin] [--verify]
 //	wsca ecdh --kid KID --peer HEX|BASE64
 //	wsca keylist
 //	wsca keydelete KID
+//	wsca migrate --kid KID --to PLUGIN
+//	wsca plugins
 //	wsca pin change
 //	wsca demo r2ps [--device-backend auto|softhsm|soft]
 //	wsca demo attest [--device-backend auto|softhsm|soft]
@@ -159,7 +163,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: wsca COMMAND [flags]")
-	fmt.Fprintln(w, "\nwallet commands (R2PS to a remote WSCD; keys and session in the state file --state,")
+	fmt.Fprintln(w, "\nwallet commands (key manager: r2ps, a remote WSCD, and softkey; session in the state file --state,")
 	fmt.Fprintln(w, "default $XDG_CONFIG_HOME/wsca/client.json or ~/.config/wsca/client.json, which holds private keys):")
 	listCommands(w, walletCommands)
 	fmt.Fprintln(w, "\noperator commands (a local store and device, or wscad's admin API):")

@@ -9,25 +9,30 @@ import (
 	"time"
 
 	"github.com/wsca/wsca/internal/config"
-	"github.com/wsca/wsca/r2ps"
-	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/remote"
 )
 
 // walletCommands are the wallet's commands. Each is a single verb (and
-// "pin change") and acts through R2PS on a remote WSCD, with its keys and
-// PIN session in the state file; the operator commands are noun–verb pairs
-// acting on a local store and device or on wscad's admin API.
+// "pin change"). Enrolment, login and PIN change speak R2PS to the remote
+// WSCD through the r2ps plugin, with the unit's client keys and PIN session
+// in the state file; the key commands run on the key manager
+// (walletmgr.go) with its r2ps and softkey plugins. The operator commands
+// are noun–verb pairs acting on a local store and device or on wscad's
+// admin API.
 var walletCommands = map[string]command{
 	"enroll":       {"enrol this wallet: enroll --url URL --unit UNIT [--context hsm] [--code CODE] [--force]", walletEnroll},
 	"login":        {"open a PIN session: login [--task TASK] [--duration D]", walletLogin},
 	"logout":       {"forget the PIN session (it ends on the server at its expiry)", walletLogout},
 	"status":       {"show the state file: server, unit, pinned server keys, session", walletStatus},
-	"keygen":       {"generate a P-256 key on the WSCD", walletKeygen},
+	"keygen":       {"generate a P-256 key: keygen [--plugin r2ps|softkey] (default r2ps when enrolled, else softkey)", walletKeygen},
 	"sign":         {"sign: sign --kid KID [--digest HEX | --file F | data on stdin] [--verify]", walletSign},
 	"ecdh":         {"agree a secret: ecdh --kid KID --peer HEX|BASE64 (SEC 1 point)", walletECDH},
-	"keylist":      {"list the unit's keys on the WSCD", walletKeylist},
+	"keylist":      {"list the keys of every plugin", walletKeylist},
 	"keys":         {"same as keylist (the operator's local commands are key list|generate|destroy)", walletKeylist},
-	"keydelete":    {"delete a key on the WSCD: keydelete KID", walletKeydelete},
+	"keydelete":    {"delete a key: keydelete KID", walletKeydelete},
+	"migrate":      {"move a key to another plugin: migrate --kid KID --to PLUGIN (or learn that re-enrolment is required)", walletMigrate},
+	"plugins":      {"list the key manager's plugins and the properties of their keys", walletPlugins},
 	"pin change":   {"change the PIN (the current PIN, then the new one twice)", walletPINChange},
 	"demo r2ps":    {"enrol, log in, sign and verify against an in-process server: demo r2ps [--device-backend auto|softhsm|soft]", demoR2PS},
 	"demo manager": {"the key manager: softkey and r2ps plugins, selection by default and by policy, signatures verified, a refused requirement, migration, a restart with bindings kept: demo manager [--device-backend auto|softhsm|soft]", demoManager},
@@ -46,6 +51,7 @@ type walletFlags struct {
 	state    string
 	asJSON   bool
 	pinStdin bool
+	login    bool
 }
 
 func newWalletFlags(e env, name string, readsPIN bool) *walletFlags {
@@ -57,6 +63,23 @@ func newWalletFlags(e env, name string, readsPIN bool) *walletFlags {
 		f.fs.BoolVar(&f.pinStdin, "pin-stdin", false, "read the PIN from stdin even when it is a terminal (one line per PIN)")
 	}
 	return f
+}
+
+// newKeyFlags are the flags of a command on the key manager: the wallet
+// flags, --pin-stdin and --login.
+func newKeyFlags(e env, name string) *walletFlags {
+	f := newWalletFlags(e, name, true)
+	f.fs.BoolVar(&f.login, "login", false, "when a plugin needs a PIN session and has none, ask for the PIN (default: fail with \"no session\")")
+	return f
+}
+
+// pinHint is what a refused PIN means for a command: with --login, the
+// PIN it asked for was wrong.
+func (f *walletFlags) pinHint() string {
+	if f.login {
+		return wrongPIN
+	}
+	return ""
 }
 
 // parse parses args and checks the positional argument count. Of the
@@ -147,11 +170,17 @@ func walletEnroll(ctx context.Context, e env, args []string) error {
 	if err := w.save(); err != nil {
 		return err
 	}
-	if err := w.enrol(ctx, *code, pin); err != nil {
+	if err := enrolR2PS(ctx, w, *code, pin); err != nil {
 		return err
 	}
 	if err := w.save(); err != nil {
 		return fmt.Errorf("enrolled, but %w", err)
+	}
+	if old != nil && old.enrolled {
+		// The replaced unit's keys are lost, and so are their bindings.
+		if err := dropBindings(ctx, managerDir(f.state), remote.DefaultID); err != nil {
+			return fmt.Errorf("enrolled, but the bindings of the replaced unit's keys remain: %w", err)
+		}
 	}
 	csk, cak, err := w.kids()
 	if err != nil {
@@ -180,26 +209,31 @@ func walletLogin(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pin, err := newPrompter(e, f.pinStdin).pin("PIN")
+	p, err := newR2PS(w)
 	if err != nil {
 		return err
 	}
-	defer clear(pin)
-	c, err := w.client()
+	// The plugin forgets the session it replaces before it asks for the
+	// PIN; a login that fails puts the earlier session back, as if it had
+	// never been tried.
+	sessions := stateSessions{path: w.path}
+	before, had, err := sessions.Load(ctx)
 	if err != nil {
 		return err
 	}
-	s, err := c.Login(ctx, pin, client.LoginOptions{Task: *task, Duration: *dur})
+	defer clear(before.Key)
+	auth := &cliAuth{prompt: newPrompter(e, f.pinStdin), login: true}
+	s, err := p.Login(ctx, manager.Env{Auth: auth}, *task, *dur)
 	if err != nil {
+		if had {
+			if serr := sessions.Save(ctx, before); serr != nil {
+				err = errors.Join(err, fmt.Errorf("restoring the earlier session: %w", serr))
+			}
+		}
 		return explain("login", err, wrongPIN)
 	}
-	w.setSession(s)
 	clear(s.Key)
-	defer w.forgetSession() // clears the session key in memory once saved
-	if err := w.save(); err != nil {
-		return err
-	}
-	out := map[string]any{"unit": w.unit, "session_id": s.ID, "task": s.Task, "expires_at": s.ExpiresAt.UTC()}
+	out := map[string]any{"unit": w.unit, "session_id": s.ID, "task": s.Task, "expires_at": s.ExpiresAt.UTC(), "plugin": p.ID()}
 	return printResult(e, f.asJSON, out, func(out io.Writer) {
 		fmt.Fprintf(out, "logged in to unit %s until %s", w.unit, s.ExpiresAt.Format(time.RFC3339))
 		if s.Task != "" {
@@ -219,11 +253,11 @@ func walletLogout(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	had := w.session != nil
-	if had {
-		w.forgetSession()
-		if err := w.save(); err != nil {
-			return err
-		}
+	w.forgetSession()
+	// The r2ps plugin's Logout would forget the session the same way, but
+	// it cannot report a state file it failed to write.
+	if err := (stateSessions{path: w.path}).Forget(ctx); err != nil {
+		return err
 	}
 	return printResult(e, f.asJSON, map[string]bool{"logged_out": had}, func(out io.Writer) {
 		if had {
@@ -247,7 +281,7 @@ func walletStatus(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"state": w.path, "url": w.url, "unit": w.unit, "context": w.context, "enrolled": w.enrolled,
+	out := map[string]any{"state": w.path, "manager_dir": managerDir(w.path), "url": w.url, "unit": w.unit, "context": w.context, "enrolled": w.enrolled,
 		"csk_kid": csk, "cak_kid": cak, "server_signing_kid": w.server.SigningKID, "server_agreement_kid": w.server.AgreementKID}
 	sess := "none"
 	if s := w.session; s != nil {
@@ -264,6 +298,7 @@ func walletStatus(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(o, "state:    %s\nserver:   %s\nunit:     %s\ncontext:  %s\nenrolled: %v\n", w.path, w.url, w.unit, w.context, w.enrolled)
 		fmt.Fprintf(o, "csk:      %s\ncak:      %s\nserver signing key:   %s\nserver agreement key: %s\nsession:  %s\n",
 			csk, cak, w.server.SigningKID, w.server.AgreementKID, sess)
+		fmt.Fprintf(o, "manager:  %s (key bindings, softkey keys and KEK)\n", managerDir(w.path))
 	})
 }
 
@@ -277,28 +312,30 @@ func walletPINChange(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	// Every PIN is read before the server is asked anything, so that a
-	// typo in the new PIN costs no attempt.
+	// typo in the new PIN costs no attempt; the plugin gets them through
+	// the callback.
 	p := newPrompter(e, f.pinStdin)
 	current, err := p.pin("current PIN")
 	if err != nil {
 		return err
 	}
-	defer clear(current)
 	next, err := p.newPIN("new PIN")
 	if err != nil {
+		clear(current)
 		return err
 	}
-	defer clear(next)
-	c, err := w.client()
+	auth := &cliAuth{preset: map[manager.Reason][]byte{manager.ReasonChangeOld: current, manager.ReasonChangeNew: next}}
+	defer auth.wipe()
+	r, err := newR2PS(w)
 	if err != nil {
 		return err
 	}
-	s, err := c.Login(ctx, current, client.LoginOptions{Task: r2ps.Task2FAUpdate})
-	if err != nil {
-		return explain("pin change: login with the current PIN", err, wrongPIN)
-	}
-	defer clear(s.Key)
-	if err := s.ChangePIN(ctx, next); err != nil {
+	if err := r.ChangePIN(ctx, manager.Env{Auth: auth}); err != nil {
+		// The new PIN is asked for once the current one has opened the
+		// PIN-change session.
+		if auth.asked[manager.ReasonChangeNew] == 0 {
+			return explain("pin change: login with the current PIN", err, wrongPIN)
+		}
 		return explain("pin change", err, "the PIN-change session is gone")
 	}
 	return printResult(e, f.asJSON, map[string]any{"unit": w.unit, "pin_changed": true}, func(out io.Writer) {

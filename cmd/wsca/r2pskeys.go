@@ -9,71 +9,81 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/wsca/wsca/device"
-	"github.com/wsca/wsca/r2ps"
-	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/ecp256"
+	"github.com/wsca/wsca/manager"
 )
 
-// sessionGone reports the server's answer to a session it does not know
-// (ended, expired or purged): UNAUTHORIZED outside the envelope.
-func sessionGone(err error) bool {
-	var ce *client.Error
-	return errors.As(err, &ce) && ce.Code == r2ps.CodeUnauthorized && ce.Status == http.StatusUnauthorized
+// walletKeyRow is a key as the key commands print it: the manager's kid
+// (RFC 7638 thumbprint), the plugin that holds it and the plugin's own
+// name for it (for r2ps, the server's kid).
+type walletKeyRow struct {
+	KID     manager.KID `json:"kid"`
+	Plugin  string      `json:"plugin"`
+	Handle  string      `json:"handle"`
+	Created time.Time   `json:"created,omitzero"`
+	JWK     jwk         `json:"public_key"`
 }
 
-// withSession runs fn in the saved PIN session. A session the server no
-// longer knows is forgotten and reported as expired.
-func (f *walletFlags) withSession(ctx context.Context, fn func(*client.Session) error) error {
-	w, err := f.load()
+func keyRowOf(k manager.Key) (walletKeyRow, error) {
+	j, err := toJWK(k.Public, device.KID(k.KID))
 	if err != nil {
-		return err
+		return walletKeyRow{}, err
 	}
-	defer w.forgetSession() // clears the session key in memory; the file keeps it
-	s, err := w.resume(time.Now())
-	if err != nil {
-		return err
+	created := k.Created
+	if !created.IsZero() {
+		created = created.UTC()
 	}
-	defer clear(s.Key)
-	err = fn(s)
-	if !sessionGone(err) {
-		return err
-	}
-	w.forgetSession()
-	if serr := w.save(); serr != nil {
-		return fmt.Errorf("%w (forgetting it: %v)", errSessionExpired, serr)
-	}
-	return errSessionExpired
+	return walletKeyRow{KID: k.KID, Plugin: k.Plugin, Handle: k.Handle, Created: created, JWK: j}, nil
 }
 
 func walletKeygen(ctx context.Context, e env, args []string) error {
-	f := newWalletFlags(e, "keygen", false)
+	f := newKeyFlags(e, "keygen")
+	plugin := f.fs.String("plugin", "", "`plugin` to make the key on: r2ps or softkey (default: r2ps when the state file holds an enrolled wallet, else softkey)")
 	if _, err := f.parse(e, args, 0); err != nil {
 		return err
 	}
-	return f.withSession(ctx, func(s *client.Session) error {
-		k, err := s.Generate(ctx)
-		if err != nil {
-			return explain("keygen", err, "")
-		}
-		j, err := toJWK(k.Public, device.KID(k.KID))
-		if err != nil {
-			return err
-		}
-		return printResult(e, f.asJSON, map[string]any{"kid": k.KID, "public_key": j}, func(out io.Writer) { fmt.Fprintln(out, k.KID) })
-	})
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer wm.close()
+	id := *plugin
+	if id == "" {
+		id = wm.defaultPlugin()
+	}
+	if _, ok := wm.plugin(id); !ok {
+		return fmt.Errorf("keygen: no plugin %q here (wsca plugins lists them; r2ps needs wsca enroll)", id)
+	}
+	if err := wm.needSession(id); err != nil {
+		return err
+	}
+	k, res, err := wm.m.Generate(ctx, manager.GenerateRequest{Plugin: id})
+	if err != nil {
+		return explain("keygen", err, f.pinHint())
+	}
+	row, err := keyRowOf(k)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		walletKeyRow
+		AMR []string `json:"amr"`
+	}{row, amrOf(res)}
+	return printResult(e, f.asJSON, out, func(o io.Writer) { fmt.Fprintf(o, "%s %s %s\n", k.KID, k.Plugin, k.Handle) })
 }
 
 func walletSign(ctx context.Context, e env, args []string) error {
-	f := newWalletFlags(e, "sign", false)
-	kid := f.fs.String("kid", "", "`kid` of the key to sign with")
+	f := newKeyFlags(e, "sign")
+	kid := f.fs.String("kid", "", "`kid` of the key to sign with: the kid (RFC 7638 thumbprint) or the plugin's handle")
 	digestHex := f.fs.String("digest", "", "SHA-256 `digest` to sign, in hex")
 	file := f.fs.String("file", "", "`file` to hash with SHA-256 and sign")
-	verify := f.fs.Bool("verify", false, "verify the signature with the key's public key from the server's key list")
+	verify := f.fs.Bool("verify", false, "verify the signature with the key's public key from the key manager")
 	if _, err := f.parse(e, args, 0); err != nil {
 		return err
 	}
@@ -84,31 +94,55 @@ func walletSign(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stderr, "wsca: sign takes --digest or --file, not both")
 		return errUsage
 	}
+	if _, isTerm := newPrompter(e, f.pinStdin).terminal(); f.login && !isTerm && *digestHex == "" && *file == "" {
+		return errors.New("sign --login reads the PIN from stdin: give --digest or --file")
+	}
 	digest, err := toBeSigned(e, *digestHex, *file)
 	if err != nil {
 		return err
 	}
-	return f.withSession(ctx, func(s *client.Session) error {
-		sig, err := s.Sign(ctx, *kid, digest)
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer wm.close()
+	k, err := wm.find(ctx, *kid)
+	if err != nil {
+		return explain("sign", err, f.pinHint())
+	}
+	if err := wm.ready(k); err != nil {
+		return err
+	}
+	raw, res, err := wm.m.Sign(ctx, k.KID, digest)
+	if err != nil {
+		return explain("sign", err, f.pinHint())
+	}
+	sig, err := ecp256.RawToDER(raw)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	if *verify {
+		pub, _, err := wm.m.PublicKey(ctx, k.KID)
 		if err != nil {
-			return explain("sign", err, "")
+			return explain("sign: the key's public key, to verify", err, f.pinHint())
 		}
+		if !ecdsa.VerifyASN1(pub, digest, sig) {
+			return fmt.Errorf("sign: the signature does not verify with the public key of %s", k.KID)
+		}
+	}
+	out := map[string]any{"kid": k.KID, "plugin": res.Plugin, "digest": hex.EncodeToString(digest),
+		"signature": base64.StdEncoding.EncodeToString(sig), "amr": amrOf(res)}
+	if k.Handle != "" {
+		out["handle"] = k.Handle
+	}
+	if *verify {
+		out["verified"] = true
+	}
+	return printResult(e, f.asJSON, out, func(o io.Writer) {
+		fmt.Fprintln(o, out["signature"])
 		if *verify {
-			if err := verifyWithListed(ctx, s, *kid, digest, sig); err != nil {
-				return err
-			}
+			fmt.Fprintf(e.stderr, "signature verified with the public key of %s\n", k.KID)
 		}
-		out := map[string]any{"kid": *kid, "digest": hex.EncodeToString(digest),
-			"signature": base64.StdEncoding.EncodeToString(sig)}
-		if *verify {
-			out["verified"] = true
-		}
-		return printResult(e, f.asJSON, out, func(o io.Writer) {
-			fmt.Fprintln(o, out["signature"])
-			if *verify {
-				fmt.Fprintf(e.stderr, "signature verified with the public key of %s\n", *kid)
-			}
-		})
 	})
 }
 
@@ -140,27 +174,9 @@ func toBeSigned(e env, digestHex, file string) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// verifyWithListed checks sig with the public key the server lists for
-// kid (its kid is checked to be that key's thumbprint by the client).
-func verifyWithListed(ctx context.Context, s *client.Session, kid string, digest, sig []byte) error {
-	keys, err := s.ListKeys(ctx)
-	if err != nil {
-		return explain("sign: listing keys to verify", err, "")
-	}
-	for _, k := range keys {
-		if k.KID == kid {
-			if !ecdsa.VerifyASN1(k.Public, digest, sig) {
-				return fmt.Errorf("sign: the signature does not verify with the public key of %s", kid)
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("sign: key %s is not in the unit's key list", kid)
-}
-
 func walletECDH(ctx context.Context, e env, args []string) error {
-	f := newWalletFlags(e, "ecdh", false)
-	kid := f.fs.String("kid", "", "`kid` of the key to agree with")
+	f := newKeyFlags(e, "ecdh")
+	kid := f.fs.String("kid", "", "`kid` of the key to agree with: the kid (RFC 7638 thumbprint) or the plugin's handle")
 	peerText := f.fs.String("peer", "", "peer's P-256 public `point` (SEC 1, compressed or not) in hex or base64")
 	if _, err := f.parse(e, args, 0); err != nil {
 		return err
@@ -168,19 +184,37 @@ func walletECDH(ctx context.Context, e env, args []string) error {
 	if err := f.missing(e, "kid", "peer"); err != nil {
 		return err
 	}
-	peer, err := parsePeerPoint(*peerText)
+	b, err := parsePeerPoint(*peerText)
 	if err != nil {
 		return err
 	}
-	return f.withSession(ctx, func(s *client.Session) error {
-		z, err := s.ECDH(ctx, *kid, peer)
-		if err != nil {
-			return explain("ecdh", err, "")
-		}
-		defer clear(z)
-		secret := base64.StdEncoding.EncodeToString(z)
-		return printResult(e, f.asJSON, map[string]string{"kid": *kid, "shared_secret": secret}, func(o io.Writer) { fmt.Fprintln(o, secret) })
-	})
+	peer, err := ecp256.ParsePoint(b)
+	if err != nil {
+		return errors.New("--peer: not a point on P-256")
+	}
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer wm.close()
+	k, err := wm.find(ctx, *kid)
+	if err != nil {
+		return explain("ecdh", err, f.pinHint())
+	}
+	if err := wm.ready(k); err != nil {
+		return err
+	}
+	z, res, err := wm.m.ECDH(ctx, k.KID, peer)
+	if err != nil {
+		return explain("ecdh", err, f.pinHint())
+	}
+	defer clear(z)
+	secret := base64.StdEncoding.EncodeToString(z)
+	out := map[string]any{"kid": k.KID, "plugin": res.Plugin, "shared_secret": secret, "amr": amrOf(res)}
+	if k.Handle != "" {
+		out["handle"] = k.Handle
+	}
+	return printResult(e, f.asJSON, out, func(o io.Writer) { fmt.Fprintln(o, secret) })
 }
 
 // parsePeerPoint reads a SEC 1 point in hex or in any base64 flavour. The
@@ -204,50 +238,170 @@ func parsePeerPoint(s string) ([]byte, error) {
 	return nil, fmt.Errorf("--peer: %d bytes are no SEC 1 P-256 point (want 65 starting 04, or 33 starting 02 or 03)", len(b))
 }
 
-type remoteKeyRow struct {
-	KID     string    `json:"kid"`
-	Created time.Time `json:"created"`
-	JWK     jwk       `json:"public_key"`
-}
-
 func walletKeylist(ctx context.Context, e env, args []string) error {
-	f := newWalletFlags(e, "keylist", false)
+	f := newKeyFlags(e, "keylist")
 	if _, err := f.parse(e, args, 0); err != nil {
 		return err
 	}
-	return f.withSession(ctx, func(s *client.Session) error {
-		keys, err := s.ListKeys(ctx)
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer wm.close()
+	keys, err := wm.m.List(ctx)
+	var le *manager.ListError
+	switch {
+	case errors.As(err, &le):
+		ids := make([]string, 0, len(le.Failed))
+		for id := range le.Failed {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			op := "keylist: plugin " + id
+			msg := explain(op, le.Failed[id], f.pinHint())
+			if u := userError(le.Failed[id]); errors.Is(u, errNoSession) || errors.Is(u, errSessionExpired) {
+				msg = fmt.Errorf("%s: %w", op, u)
+			}
+			fmt.Fprintf(e.stderr, "wsca: warning: %v\n", msg)
+		}
+		if len(le.Failed) == len(wm.plugins()) {
+			return fmt.Errorf("keylist: no plugin could list its keys (%s)", strings.Join(ids, ", "))
+		}
+	case err != nil:
+		return explain("keylist", err, f.pinHint())
+	}
+	rows := []walletKeyRow{}
+	for _, k := range keys {
+		r, err := keyRowOf(k)
 		if err != nil {
-			return explain("keylist", err, "")
+			return err
 		}
-		rows := []remoteKeyRow{}
-		for _, k := range keys {
-			j, err := toJWK(k.Public, device.KID(k.KID))
-			if err != nil {
-				return err
+		rows = append(rows, r)
+	}
+	return printResult(e, f.asJSON, rows, func(o io.Writer) {
+		for _, r := range rows {
+			created := "-"
+			if !r.Created.IsZero() {
+				created = r.Created.Format(time.RFC3339)
 			}
-			rows = append(rows, remoteKeyRow{KID: k.KID, Created: k.Created.UTC(), JWK: j})
+			fmt.Fprintf(o, "%s %s %s %s\n", r.KID, r.Plugin, r.Handle, created)
 		}
-		return printResult(e, f.asJSON, rows, func(o io.Writer) {
-			for _, r := range rows {
-				fmt.Fprintf(o, "%s %s\n", r.KID, r.Created.Format(time.RFC3339))
-			}
-		})
 	})
 }
 
 func walletKeydelete(ctx context.Context, e env, args []string) error {
-	f := newWalletFlags(e, "keydelete", false)
+	f := newKeyFlags(e, "keydelete")
 	pos, err := f.parse(e, args, 1)
 	if err != nil {
 		return err
 	}
-	return f.withSession(ctx, func(s *client.Session) error {
-		if err := s.DeleteKey(ctx, pos[0]); err != nil {
-			return explain("keydelete", err, "")
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer wm.close()
+	k, err := wm.find(ctx, pos[0])
+	if err != nil {
+		return explain("keydelete", err, f.pinHint())
+	}
+	if err := wm.ready(k); err != nil {
+		return err
+	}
+	res, err := wm.m.Delete(ctx, k.KID)
+	if err != nil {
+		return explain("keydelete", err, f.pinHint())
+	}
+	out := map[string]any{"kid": k.KID, "plugin": res.Plugin, "deleted": true, "amr": amrOf(res)}
+	if k.Handle != "" {
+		out["handle"] = k.Handle
+	}
+	return printResult(e, f.asJSON, out, func(o io.Writer) {
+		fmt.Fprintf(o, "key %s deleted\n", pos[0])
+	})
+}
+
+func walletMigrate(ctx context.Context, e env, args []string) error {
+	f := newKeyFlags(e, "migrate")
+	kid := f.fs.String("kid", "", "`kid` of the key to move: the kid (RFC 7638 thumbprint) or the plugin's handle")
+	to := f.fs.String("to", "", "`plugin` to move the key to")
+	if _, err := f.parse(e, args, 0); err != nil {
+		return err
+	}
+	if err := f.missing(e, "kid", "to"); err != nil {
+		return err
+	}
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer wm.close()
+	if _, ok := wm.plugin(*to); !ok {
+		return fmt.Errorf("migrate: no plugin %q here (wsca plugins lists them)", *to)
+	}
+	k, err := wm.find(ctx, *kid)
+	if err != nil {
+		return explain("migrate", err, f.pinHint())
+	}
+	mr, res, err := wm.m.Migrate(ctx, k.KID, *to)
+	if err != nil {
+		return explain("migrate", err, f.pinHint())
+	}
+	out := map[string]any{"kid": k.KID, "to": *to, "migrated": mr.Migrated,
+		"re_enrollment_required": mr.ReEnrollmentRequired, "amr": amrOf(res)}
+	if k.Plugin != "" {
+		out["from"] = k.Plugin
+	}
+	if mr.Migrated {
+		out["handle"] = mr.NewKey.Handle
+	}
+	return printResult(e, f.asJSON, out, func(o io.Writer) {
+		if mr.Migrated {
+			fmt.Fprintf(o, "migrated %s to %s (handle %s)\n", k.KID, *to, mr.NewKey.Handle)
+			return
 		}
-		return printResult(e, f.asJSON, map[string]any{"kid": pos[0], "deleted": true}, func(o io.Writer) {
-			fmt.Fprintf(o, "key %s deleted\n", pos[0])
-		})
+		fmt.Fprintf(o, "re-enrollment required: %s cannot take key %s in; have the credential issued again to a key made there (wsca keygen --plugin %s)\n", *to, k.KID, *to)
+	})
+}
+
+// pluginRow describes a plugin for wsca plugins.
+type pluginRow struct {
+	ID          string             `json:"id"`
+	DisplayName string             `json:"display_name"`
+	Default     bool               `json:"default"`
+	Properties  manager.Properties `json:"properties"`
+}
+
+func walletPlugins(ctx context.Context, e env, args []string) error {
+	f := newKeyFlags(e, "plugins")
+	if _, err := f.parse(e, args, 0); err != nil {
+		return err
+	}
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer wm.close()
+	rows := []pluginRow{}
+	for _, p := range wm.plugins() {
+		rows = append(rows, pluginRow{ID: p.ID(), DisplayName: p.DisplayName(), Default: p.ID() == wm.defaultPlugin(), Properties: p.NewKeyProperties()})
+	}
+	return printResult(e, f.asJSON, rows, func(o io.Writer) {
+		for _, r := range rows {
+			def := ""
+			if r.Default {
+				def = " (default for keygen)"
+			}
+			p := r.Properties
+			uv := strings.Join(p.UserVerification, ",")
+			if uv == "" {
+				uv = "none"
+			}
+			fmt.Fprintf(o, "%s: %s%s\n  key_storage=%s exportable=%v user_verification=%s", r.ID, r.DisplayName, def, p.Storage, p.Exportable, uv)
+			if p.KeyStorageAttackPotential != "" || p.UserAuthAttackPotential != "" {
+				fmt.Fprintf(o, " key_storage_attack_potential=%s user_authentication_attack_potential=%s", p.KeyStorageAttackPotential, p.UserAuthAttackPotential)
+			}
+			fmt.Fprintln(o)
+		}
 	})
 }

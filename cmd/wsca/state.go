@@ -303,12 +303,6 @@ func (w *wallet) file() (*stateFile, error) {
 	return sf, nil
 }
 
-// setSession keeps s as the wallet's session, replacing any other.
-func (w *wallet) setSession(s *client.Session) {
-	w.forgetSession()
-	w.session = &savedSession{id: s.ID, key: bytes.Clone(s.Key), task: s.Task, expiresAt: s.ExpiresAt}
-}
-
 // forgetSession drops the session and clears its key.
 func (w *wallet) forgetSession() {
 	if w.session != nil {

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/manager"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 )
@@ -66,20 +68,40 @@ func (w *wallet) enrol(ctx context.Context, code string, pin []byte) error {
 	return nil
 }
 
-// resume returns the saved session if it has not expired.
-func (w *wallet) resume(now time.Time) (*client.Session, error) {
-	if w.session == nil {
-		return nil, errNoSession
-	}
-	if !now.Before(w.session.expiresAt) {
-		return nil, errSessionExpired
-	}
-	c, err := w.client()
+// enrolR2PS registers the wallet's keys and the PIN (read beforehand)
+// with an activation code, through the r2ps plugin.
+func enrolR2PS(ctx context.Context, w *wallet, code string, pin []byte) error {
+	p, err := newR2PS(w)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := w.session
-	return c.Resume(s.id, s.key, s.task, s.expiresAt), nil
+	auth := &cliAuth{preset: map[manager.Reason][]byte{manager.ReasonRegister: pin}}
+	if err := p.Enrol(ctx, code, manager.Env{Auth: auth}); err != nil {
+		return explain("enrolment", err, "the activation code is wrong, used or expired, or the unit is not active")
+	}
+	w.enrolled = true
+	return nil
+}
+
+// dropBindings removes the manager's bindings of one plugin's keys.
+func dropBindings(ctx context.Context, dir, plugin string) error {
+	st, err := manager.OpenDirStore(filepath.Join(dir, "bindings"))
+	if err != nil {
+		return err
+	}
+	bs, err := st.Bindings(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, b := range bs {
+		if b.Plugin == plugin {
+			if err := st.Unbind(ctx, b.KID); err != nil && !errors.Is(err, manager.ErrNotFound) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // kids returns the RFC 7638 thumbprints of the wallet's own public keys.
@@ -92,11 +114,18 @@ func (w *wallet) kids() (csk, cak string, err error) {
 }
 
 // explain wraps a server's refusal with what it most likely means here;
-// unauthorized is the meaning of UNAUTHORIZED for this step. The server's
-// code stays in the message.
+// unauthorized is the meaning of UNAUTHORIZED for this step (the r2ps
+// plugin reports a refused PIN as manager.ErrAuthRequired). The server's
+// code stays in the message; the session errors are returned as they are.
 func explain(op string, err error, unauthorized string) error {
+	if errors.Is(err, errNoSession) || errors.Is(err, errSessionExpired) {
+		return userError(err)
+	}
 	var ce *client.Error
 	if !errors.As(err, &ce) {
+		if errors.Is(err, manager.ErrAuthRequired) && unauthorized != "" {
+			return fmt.Errorf("%s: %w (%s)", op, err, unauthorized)
+		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	hint := map[string]string{
@@ -108,4 +137,22 @@ func explain(op string, err error, unauthorized string) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return fmt.Errorf("%s: %w (%s)", op, err, hint)
+}
+
+// verifyWithListed checks sig with the public key the server lists for
+// kid (its kid is checked to be that key's thumbprint by the client).
+func verifyWithListed(ctx context.Context, s *client.Session, kid string, digest, sig []byte) error {
+	keys, err := s.ListKeys(ctx)
+	if err != nil {
+		return explain("sign: listing keys to verify", err, "")
+	}
+	for _, k := range keys {
+		if k.KID == kid {
+			if !ecdsa.VerifyASN1(k.Public, digest, sig) {
+				return fmt.Errorf("sign: the signature does not verify with the public key of %s", kid)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("sign: key %s is not in the unit's key list", kid)
 }
