@@ -209,7 +209,9 @@ func (p *Plugin) ChangePIN(ctx context.Context, env manager.Env) error {
 		return err
 	}
 	defer newPIN.Wipe()
-	p.Logout(ctx)
+	if err := p.Logout(ctx); err != nil {
+		return err
+	}
 	return s.ChangePIN(ctx, newPIN.Bytes())
 }
 
@@ -235,7 +237,9 @@ func (p *Plugin) session(ctx context.Context, env manager.Env, fresh bool) (*cli
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if fresh {
-		p.forget(ctx)
+		if err := p.forget(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if p.usable(p.sess) {
 		return p.sess, nil
@@ -257,9 +261,9 @@ func (p *Plugin) session(ctx context.Context, env manager.Env, fresh bool) (*cli
 	return p.login(ctx, env, client.LoginOptions{Duration: p.cfg.SessionDuration})
 }
 
-// login asks for the PIN and opens a session (p.mu held).
+// login asks for the PIN and opens a session (p.mu held). The session it
+// replaces is dropped only when the new one is open.
 func (p *Plugin) login(ctx context.Context, env manager.Env, opts client.LoginOptions) (*client.Session, error) {
-	p.forget(ctx)
 	pin, err := p.askPIN(ctx, env, manager.ReasonUnlock)
 	if err != nil {
 		return nil, err
@@ -268,28 +272,33 @@ func (p *Plugin) login(ctx context.Context, env manager.Env, opts client.LoginOp
 	s, err := p.cfg.Client.Login(ctx, pin.Bytes(), opts)
 	if err != nil {
 		if client.IsCode(err, r2ps.CodeUnauthorized) {
-			return nil, fmt.Errorf("%w: %v", manager.ErrAuthRequired, err)
+			return nil, fmt.Errorf("%w: %w", manager.ErrAuthRequired, err)
 		}
 		return nil, err
 	}
 	if p.cfg.Sessions != nil {
 		if err := p.cfg.Sessions.Save(ctx, SavedSession{ID: s.ID, Key: s.Key, Task: s.Task, ExpiresAt: s.ExpiresAt}); err != nil {
+			clear(s.Key)
 			return nil, err
 		}
+	}
+	if p.sess != nil {
+		clear(p.sess.Key)
 	}
 	p.sess = s
 	return s, nil
 }
 
 // forget drops the session here and in the store (p.mu held).
-func (p *Plugin) forget(ctx context.Context) {
+func (p *Plugin) forget(ctx context.Context) error {
 	if p.sess != nil {
 		clear(p.sess.Key)
 		p.sess = nil
 	}
 	if p.cfg.Sessions != nil {
-		_ = p.cfg.Sessions.Forget(ctx)
+		return p.cfg.Sessions.Forget(ctx)
 	}
+	return nil
 }
 
 // Login opens a session now (asking for the PIN), with a task and a
@@ -301,10 +310,10 @@ func (p *Plugin) Login(ctx context.Context, env manager.Env, task string, durati
 }
 
 // Logout forgets the session (it ends on the server at its expiry).
-func (p *Plugin) Logout(ctx context.Context) {
+func (p *Plugin) Logout(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.forget(ctx)
+	return p.forget(ctx)
 }
 
 // call runs fn in a session; when the server no longer knows the session

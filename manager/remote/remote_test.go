@@ -320,6 +320,16 @@ func TestSavedSession(t *testing.T) {
 	if _, err := a.Login(ctx, manager.Env{Auth: h}, "", 0); err != nil {
 		t.Fatal(err)
 	}
+	// A failed login keeps the session it would have replaced, and the
+	// server's refusal stays readable.
+	_, err := a.Login(ctx, manager.Env{Auth: &host{pin: "000000"}}, "", 0)
+	var ce *client.Error
+	if !errors.Is(err, manager.ErrAuthRequired) || !errors.As(err, &ce) {
+		t.Fatalf("wrong PIN: %v", err)
+	}
+	if _, ok, _ := sessions.Load(ctx); !ok {
+		t.Fatal("a failed login dropped the saved session")
+	}
 	asked := h.count()
 	b := mk()
 	k, _, err := b.Generate(ctx, "", manager.Env{Auth: h})
@@ -329,7 +339,9 @@ func TestSavedSession(t *testing.T) {
 	if h.count() != asked {
 		t.Fatal("a second process asked for the PIN despite the saved session")
 	}
-	b.Logout(ctx)
+	if err := b.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := mk().Sign(ctx, k.Handle, digest("m"), manager.Env{}); !errors.Is(err, manager.ErrAuthRequired) {
 		t.Fatalf("after logout, with no PIN callback: %v, want ErrAuthRequired", err)
 	}
