@@ -302,3 +302,29 @@ func FuzzBlobWrappingKey(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRewrap (docs/benchmarks.md, Issue 12): one re-wrap of a blob
+// under another wrapping key (C_UnwrapKey into a temporary object, the
+// kid check, C_WrapKey, C_DestroyObject), cycling over 64 keys; reports
+// re-wraps per second.
+func BenchmarkRewrap(b *testing.B) {
+	ctx := context.Background()
+	oldDev := openWith(b, wrappedConfig(b, "", 0))
+	owner := devicetest.NewOwner(b, "bench-rw")
+	var keys [64]device.Key
+	for i := range keys {
+		var err error
+		if keys[i], err = oldDev.Generate(ctx, owner); err != nil {
+			b.Fatal(err)
+		}
+	}
+	newDev := openWith(b, wrappedConfig(b, "", 0))
+	i := 0
+	for b.Loop() {
+		if _, err := newDev.Rewrap(ctx, keys[i%len(keys)].Ref()); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rewraps/s")
+}
