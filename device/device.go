@@ -47,6 +47,14 @@ var (
 	// hold, or holding another key than the one the kid names. The device
 	// refuses it before any signature or derivation with it.
 	ErrInvalidBlob = errors.New("device: invalid key blob")
+	// ErrNotExtractable means a token object cannot be wrapped: the token
+	// made it with CKA_EXTRACTABLE false, which PKCS#11 never lets anyone
+	// turn back on, or lets only a trusted key wrap it and the wrapping
+	// key is not trusted. The key keeps working as a token object.
+	ErrNotExtractable = errors.New("device: key cannot be wrapped")
+	// ErrWrappingKeyInUse means the wrapping key to delete is the one the
+	// device wraps new keys under.
+	ErrWrappingKeyInUse = errors.New("device: the wrapping key is the current one")
 )
 
 // Storage is where a device keeps the private keys it generates.
@@ -151,6 +159,48 @@ type Device interface {
 // imported key is marked as not generated on the device.
 type Importer interface {
 	Import(ctx context.Context, owner Owner, priv *ecdh.PrivateKey) (Key, error)
+}
+
+// WrappingKey is a key-wrapping key of a device in [StorageWrapped].
+type WrappingKey struct {
+	// ID is the id blobs name it by (PKCS#11: its CKA_ID).
+	ID    []byte
+	Label string
+	// Current: the device wraps new keys under it.
+	Current bool
+}
+
+// Rewrapper is implemented by devices in [StorageWrapped] that move keys
+// from one wrapping key to another (rotation) and from token objects to
+// wrapped storage (migration). Neither leaves an object of the key on the
+// device, and neither gives the caller anything but blobs.
+type Rewrapper interface {
+	// Rewrap returns ref's key (ref.Wrapped set) wrapped under the
+	// current wrapping key with the current mechanism, after checking
+	// that the blob holds the kid's key; a blob that already is current
+	// comes back unchanged. Errors as for Sign.
+	Rewrap(ctx context.Context, ref Ref) ([]byte, error)
+	// WrapTokenKey returns a blob, under the current wrapping key, of the
+	// token object ref (no blob) names, checked to unwrap to the kid's
+	// key. The token object stays: the caller records the blob and then
+	// destroys it (Destroy with a ref without blob). ErrNotExtractable if
+	// the token does not let it be wrapped.
+	WrapTokenKey(ctx context.Context, ref Ref) ([]byte, error)
+	// CurrentBlobPrefix returns the leading bytes that every blob made
+	// now starts with and that name the wrapping key and mechanism: a
+	// blob that starts otherwise needs Rewrap. Every blob's prefix of
+	// this length names its wrapping key (WrappingKeyOf).
+	CurrentBlobPrefix(ctx context.Context) ([]byte, error)
+	// WrappingKeyOf returns the id of the wrapping key a blob, or its
+	// first len(CurrentBlobPrefix) bytes, names; ErrInvalidBlob if
+	// malformed.
+	WrappingKeyOf(prefix []byte) ([]byte, error)
+	// WrappingKeys lists the wrapping keys on the device, by id.
+	WrappingKeys(ctx context.Context) ([]WrappingKey, error)
+	// DeleteWrappingKey destroys the wrapping key with that id, which
+	// makes every blob under it useless for good: ErrWrappingKeyInUse
+	// for the current one, ErrKeyNotFound if the device has none.
+	DeleteWrappingKey(ctx context.Context, id []byte) error
 }
 
 // CheckDigest returns ErrInvalidDigest unless d is exactly DigestSize bytes.

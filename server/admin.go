@@ -36,6 +36,7 @@ func (s *Server) adminHandler() http.Handler {
 	if s.cfg.PIN != nil {
 		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
 	}
+	s.adminKeyRoutes(mux)
 	mux.Handle("GET /metrics", s.metrics)
 	return s.middleware(s.requireToken(mux))
 }

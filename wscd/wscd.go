@@ -357,6 +357,9 @@ func (s *Keys) PublicKey(ctx context.Context, unit, kid string) (_ device.Key, e
 		return device.Key{}, err
 	}
 	k, err := s.dev.PublicKey(ctx, ref)
+	if again, ok := s.retryMigrated(ctx, unit, "", kid, ref, err); ok {
+		k, err = s.dev.PublicKey(ctx, again)
+	}
 	if err != nil {
 		return device.Key{}, s.deviceErr(ctx, err)
 	}
@@ -384,6 +387,9 @@ func (s *Keys) signWith(ctx context.Context, unit, pinContext, kid string, a *st
 		return nil, err
 	}
 	sig, err := s.dev.Sign(ctx, ref, digest)
+	if again, ok := s.retryMigrated(ctx, unit, pinContext, kid, ref, err); ok {
+		sig, err = s.dev.Sign(ctx, again, digest)
+	}
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
 	}
@@ -413,6 +419,9 @@ func (s *Keys) ecdhWith(ctx context.Context, unit, pinContext, kid string, a *st
 		return nil, err
 	}
 	z, err := s.dev.ECDH(ctx, ref, peer)
+	if again, ok := s.retryMigrated(ctx, unit, pinContext, kid, ref, err); ok {
+		z, err = s.dev.ECDH(ctx, again, peer)
+	}
 	if err != nil {
 		return nil, s.deviceErr(ctx, err)
 	}
@@ -484,6 +493,9 @@ func (s *Keys) destroy(ctx context.Context, unit, pinContext, kid string) (err e
 	if err := s.st.DeleteKey(ctx, kid); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return storeErr(err)
 	}
+	// The evidence entry, after the record is gone: for a wrapped key it
+	// says the blob and MAC were erased with the record and this
+	// instance's unwrapped copy destroyed (TestWrappedDestroyErases).
 	s.log.InfoContext(ctx, "key destroyed", "unit", unit, "kid", kid)
 	s.ev.Record(ctx, destroyedEvent(s.now(), unit, kid, rec.Wrapped))
 	return nil

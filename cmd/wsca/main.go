@@ -35,6 +35,7 @@
 //	wsca key destroy --unit UNIT KID
 //	wsca version
 //	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts|csk  (over wscad's admin API)
+//	wsca admin keys rewrap|migrate|wrapping-keys  (over wscad's admin API)
 //
 // Each takes --data-dir, --store and --device like wscad (and the same
 // WSCA_* variables). Every command takes --json for machine-readable
@@ -92,19 +93,22 @@ var commands = map[string]command{
 	"version":      {"print the version", printVersion},
 	"verify-log":   {"verify the evidence log offline: verify-log --key K --checkpoint F [--leaf F --inclusion F] [--old-checkpoint F --consistency F], or --server URL [--index N]", verifyLog},
 
-	"admin unit create":   {"create a wallet unit and its activation code (admin API)", adminUnitCreate},
-	"admin unit code":     {"issue a new activation or PIN-reset code: admin unit code UNIT [--purpose pin_reset]", adminUnitCode},
-	"admin unit show":     {"show a unit: admin unit show UNIT", adminUnitShow},
-	"admin unit list":     {"list units", adminUnitList},
-	"admin unit suspend":  {"suspend a unit (ends its sessions)", adminUnitState("suspended")},
-	"admin unit resume":   {"make a suspended unit active again", adminUnitState("active")},
-	"admin unit revoke":   {"revoke a unit for good", adminUnitState("revoked")},
-	"admin unit destroy":  {"destroy a unit for good (revoke, destroy its keys, erase its records): admin unit destroy UNIT --yes", adminUnitDestroy},
-	"admin unit unlock":   {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
-	"admin unit attempts": {"show a unit's PIN attempt counter", adminUnitAttempts},
-	"admin unit csk":      {"bind a go-r2ps-service wallet's signing key to a unit (compat profile): admin unit csk UNIT --key FILE (PEM or JWK)", adminUnitCSK},
-	"verify-record":       {"check a SECDSA transaction record offline: verify-record --record F --cert F --provider JWKS|PEM [--kid KID]", verifyRecordCmd},
-	"bench":               {"load a wscad over R2PS: bench --url URL [--admin-token-file F | --unit U --code C] [--op sign|ecdh|login|list] [--concurrency C] [--requests N | --duration D]", benchCmd},
+	"admin unit create":        {"create a wallet unit and its activation code (admin API)", adminUnitCreate},
+	"admin unit code":          {"issue a new activation or PIN-reset code: admin unit code UNIT [--purpose pin_reset]", adminUnitCode},
+	"admin unit show":          {"show a unit: admin unit show UNIT", adminUnitShow},
+	"admin unit list":          {"list units", adminUnitList},
+	"admin unit suspend":       {"suspend a unit (ends its sessions)", adminUnitState("suspended")},
+	"admin unit resume":        {"make a suspended unit active again", adminUnitState("active")},
+	"admin unit revoke":        {"revoke a unit for good", adminUnitState("revoked")},
+	"admin unit destroy":       {"destroy a unit for good (revoke, destroy its keys, erase its records): admin unit destroy UNIT --yes", adminUnitDestroy},
+	"admin unit unlock":        {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
+	"admin unit attempts":      {"show a unit's PIN attempt counter", adminUnitAttempts},
+	"admin unit csk":           {"bind a go-r2ps-service wallet's signing key to a unit (compat profile): admin unit csk UNIT --key FILE (PEM or JWK)", adminUnitCSK},
+	"admin keys rewrap":        {"re-wrap every key under the current wrapping key, batch by batch (admin API): admin keys rewrap [--batch N]", adminKeysRun("rewrap")},
+	"admin keys migrate":       {"move token-object keys the token lets be wrapped into wrapped storage: admin keys migrate [--batch N]", adminKeysRun("migrate")},
+	"admin keys wrapping-keys": {"which wrapping keys blobs name: admin keys wrapping-keys [--delete-unused --yes]", adminWrappingKeys},
+	"verify-record":            {"check a SECDSA transaction record offline: verify-record --record F --cert F --provider JWKS|PEM [--kid KID]", verifyRecordCmd},
+	"bench":                    {"load a wscad over R2PS: bench --url URL [--admin-token-file F | --unit U --code C] [--op sign|ecdh|login|list] [--concurrency C] [--requests N | --duration D]", benchCmd},
 }
 
 // aliases are earlier names of operator commands: local commands now use

@@ -341,8 +341,12 @@ func (d *Device) find(s p11.SessionHandle, class uint, tmpl ...*p11.Attribute) (
 	return out, nil
 }
 
+// refTemplate matches the token objects of ref's key. CKA_TOKEN matters in
+// wrapped storage: unwrapped keys are session objects with the same CKA_ID
+// and CKA_LABEL, visible to every context of the process.
 func refTemplate(ref device.Ref) []*p11.Attribute {
 	return []*p11.Attribute{
+		p11.NewAttribute(p11.CKA_TOKEN, true),
 		p11.NewAttribute(p11.CKA_ID, ref.KID.Bytes()),
 		p11.NewAttribute(p11.CKA_LABEL, string(ref.Owner)),
 	}

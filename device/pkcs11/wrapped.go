@@ -363,23 +363,14 @@ func (d *Device) importWrapped(g *generation, s p11.SessionHandle, owner device.
 }
 
 func (d *Device) wrapAndDestroy(w *wrapState, s p11.SessionHandle, owner device.Owner, privH p11.ObjectHandle, pub *ecdsa.PublicKey) (device.Key, error) {
-	d.calls.Inc(CallWrapKey)
-	wrapped, err := d.lib.WrapKey(s, []*p11.Mechanism{p11.NewMechanism(w.mech.ckm(), nil)}, w.cur.h, privH)
+	k, err := d.wrapWith(w, s, owner, privH, pub)
 	if derr := d.destroy(s, privH); err == nil && derr != nil {
 		err = derr
 	}
 	if err != nil {
 		return device.Key{}, err
 	}
-	kid, err := device.KIDOf(pub)
-	if err != nil {
-		return device.Key{}, err
-	}
-	b := appendBlob(make([]byte, 0, blobHeaderSize+len(wrapped)), w.cur.id, w.mech, wrapped)
-	if _, err := parseBlob(b); err != nil {
-		return device.Key{}, fmt.Errorf("pkcs11: the token wrapped a key this version cannot read back: %w", err)
-	}
-	return device.Key{KID: kid, Owner: owner, Public: pub, Wrapped: b}, nil
+	return k, nil
 }
 
 // withWrapped runs fn with the unwrapped session object of ref's blob,
@@ -560,14 +551,15 @@ func (d *Device) derive(s p11.SessionHandle, h p11.ObjectHandle, point []byte) (
 	return attrs[0].Value, nil
 }
 
-// destroyWrapped drops the owner's unwrapped copy of ref's key, if cached.
+// destroyWrapped drops the owner's unwrapped copy of ref's key, if cached,
+// and any token object of the key a migration left (destroyTokenCopy).
 func (d *Device) destroyWrapped(ctx context.Context, ref device.Ref) error {
 	return d.do(ctx, func(g *generation, s p11.SessionHandle) error {
 		if g.w == nil {
 			return device.ErrWrappedUnsupported
 		}
 		d.destroyAll(s, g.w.cache.remove(ref.KID, ref.Owner))
-		return nil
+		return d.destroyTokenCopy(g, s, ref)
 	})
 }
 

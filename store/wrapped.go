@@ -1,0 +1,244 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+)
+
+// Re-wrapping and migration of wrapped keys (docs/wrapped-keys.md). The
+// store knows nothing of a blob's format: callers name the blobs to work on
+// by a leading byte string (the header that names the wrapping key), and
+// every change is a compare-and-swap on the blob the caller read, so that
+// a concurrent destroy or another re-wrapper wins and the loser's blob is
+// discarded.
+
+// MaxBlobBatch bounds one page of KeyBlobsNotUnder and TokenKeys.
+const MaxBlobBatch = 10_000
+
+// KeyBlob is a wallet key's record as re-wrapping and migration see it.
+type KeyBlob struct {
+	KID, UnitID string
+	// Backend names the device that made the key.
+	Backend string
+	// Wrapped and WrappedMAC are the blob and its MAC; empty for a token
+	// object.
+	Wrapped, WrappedMAC []byte
+}
+
+// BlobCount is how many blobs start with Prefix.
+type BlobCount struct {
+	Prefix []byte
+	// Keys counts wallet keys in any state (a key being destroyed still
+	// names its wrapping key), ServerKeys the server's keys.
+	Keys, ServerKeys int64
+}
+
+func checkPage(after string, limit int) error {
+	if after != "" {
+		if err := checkID("key", "cursor", after); err != nil {
+			return err
+		}
+	}
+	if limit < 1 || limit > MaxBlobBatch {
+		return invalidf("key", "page size %d outside 1..%d", limit, MaxBlobBatch)
+	}
+	return nil
+}
+
+// KeyBlobsNotUnder returns, by kid, up to limit active wallet keys with a
+// kid after after ("" for the first page) whose blob is set and does not
+// start with prefix: the keys still to re-wrap.
+func (s *Store) KeyBlobsNotUnder(ctx context.Context, prefix []byte, after string, limit int) ([]KeyBlob, error) {
+	if len(prefix) == 0 {
+		return nil, invalidf("key", "empty blob prefix")
+	}
+	if err := checkPage(after, limit); err != nil {
+		return nil, err
+	}
+	return s.keyBlobs(ctx,
+		`SELECT kid, unit_id, backend, wrapped, wrapped_mac FROM keys
+		 WHERE kid > $1 AND state = $2 AND length(wrapped) > 0 AND substr(wrapped, 1, $3) <> $4
+		 ORDER BY kid LIMIT $5`,
+		after, string(KeyActive), len(prefix), bytes.Clone(prefix), limit)
+}
+
+// CountKeyBlobsNotUnder counts the keys KeyBlobsNotUnder would return from
+// after on, without a limit.
+func (s *Store) CountKeyBlobsNotUnder(ctx context.Context, prefix []byte, after string) (int64, error) {
+	if len(prefix) == 0 {
+		return 0, invalidf("key", "empty blob prefix")
+	}
+	if err := checkPage(after, 1); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT count(*) FROM keys
+		 WHERE kid > $1 AND state = $2 AND length(wrapped) > 0 AND substr(wrapped, 1, $3) <> $4`,
+		after, string(KeyActive), len(prefix), bytes.Clone(prefix)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count key blobs: %w", err)
+	}
+	return n, nil
+}
+
+// TokenKeys returns, by kid, up to limit active wallet keys of backend
+// with a kid after after ("" for the first page) that have no blob: token
+// objects, to migrate.
+func (s *Store) TokenKeys(ctx context.Context, backend, after string, limit int) ([]KeyBlob, error) {
+	if err := checkID("key", "backend", backend); err != nil {
+		return nil, err
+	}
+	if err := checkPage(after, limit); err != nil {
+		return nil, err
+	}
+	return s.keyBlobs(ctx,
+		`SELECT kid, unit_id, backend, wrapped, wrapped_mac FROM keys
+		 WHERE kid > $1 AND state = $2 AND backend = $3 AND length(wrapped) = 0
+		 ORDER BY kid LIMIT $4`,
+		after, string(KeyActive), backend, limit)
+}
+
+// CountTokenKeys counts the keys TokenKeys would return from after on,
+// without a limit.
+func (s *Store) CountTokenKeys(ctx context.Context, backend, after string) (int64, error) {
+	if err := checkID("key", "backend", backend); err != nil {
+		return 0, err
+	}
+	if err := checkPage(after, 1); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT count(*) FROM keys WHERE kid > $1 AND state = $2 AND backend = $3 AND length(wrapped) = 0`,
+		after, string(KeyActive), backend).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count token keys: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) keyBlobs(ctx context.Context, query string, args ...any) ([]KeyBlob, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list key blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []KeyBlob
+	for rows.Next() {
+		var k KeyBlob
+		if err := rows.Scan(&k.KID, &k.UnitID, &k.Backend, &k.Wrapped, &k.WrappedMAC); err != nil {
+			return nil, fmt.Errorf("store: list key blobs: %w", err)
+		}
+		k.Wrapped, k.WrappedMAC = emptyNil(k.Wrapped), emptyNil(k.WrappedMAC)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list key blobs: %w", err)
+	}
+	return out, nil
+}
+
+// SwapKeyBlob sets the blob and MAC of the active key kid if its blob is
+// still old (nil: a token object's record, no blob), and reports whether
+// it did. A key destroyed, being destroyed or re-wrapped by someone else
+// meanwhile is left alone (false): the caller discards its blob.
+func (s *Store) SwapKeyBlob(ctx context.Context, kid string, old, blob, mac []byte) (bool, error) {
+	if err := checkID("key", "kid", kid); err != nil {
+		return false, err
+	}
+	if len(blob) == 0 || len(mac) == 0 {
+		return false, invalidf("key", "empty blob or MAC")
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE keys SET wrapped = $1, wrapped_mac = $2 WHERE kid = $3 AND state = $4 AND wrapped = $5`,
+		bytes.Clone(blob), bytes.Clone(mac), kid, string(KeyActive), nonNil(old))
+	if err != nil {
+		return false, fmt.Errorf("store: swap key blob: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: swap key blob: %w", err)
+	}
+	return n == 1, nil
+}
+
+// ServerKeyBlobs returns the server keys that have a blob, by purpose.
+func (s *Store) ServerKeyBlobs(ctx context.Context) ([]ServerKey, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT purpose, kid, public_key, wrapped, created_at FROM server_keys WHERE length(wrapped) > 0 ORDER BY purpose`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list server key blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []ServerKey
+	for rows.Next() {
+		var k ServerKey
+		var created int64
+		if err := rows.Scan(&k.Purpose, &k.KID, &k.PublicKey, &k.Wrapped, &created); err != nil {
+			return nil, fmt.Errorf("store: list server key blobs: %w", err)
+		}
+		k.CreatedAt = fromMicros(created)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list server key blobs: %w", err)
+	}
+	return out, nil
+}
+
+// SwapServerKeyBlob sets the blob of the server key for purpose if it is
+// still the key kid with blob old, and reports whether it did.
+func (s *Store) SwapServerKeyBlob(ctx context.Context, purpose, kid string, old, blob []byte) (bool, error) {
+	if err := checkID("server key", "purpose", purpose); err != nil {
+		return false, err
+	}
+	if err := checkID("server key", "kid", kid); err != nil {
+		return false, err
+	}
+	if len(old) == 0 || len(blob) == 0 {
+		return false, invalidf("server key", "empty blob")
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE server_keys SET wrapped = $1 WHERE purpose = $2 AND kid = $3 AND wrapped = $4`,
+		bytes.Clone(blob), purpose, kid, bytes.Clone(old))
+	if err != nil {
+		return false, fmt.Errorf("store: swap server key blob: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: swap server key blob: %w", err)
+	}
+	return n == 1, nil
+}
+
+// BlobCounts groups every blob, of wallet keys in any state and of server
+// keys, by its first n bytes.
+func (s *Store) BlobCounts(ctx context.Context, n int) ([]BlobCount, error) {
+	if n < 1 || n > 64 {
+		return nil, invalidf("key", "prefix length %d outside 1..64", n)
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT p, sum(k), sum(sk) FROM (
+		   SELECT substr(wrapped, 1, $1) AS p, 1 AS k, 0 AS sk FROM keys WHERE length(wrapped) > 0
+		   UNION ALL
+		   SELECT substr(wrapped, 1, $1) AS p, 0 AS k, 1 AS sk FROM server_keys WHERE length(wrapped) > 0
+		 ) b GROUP BY p ORDER BY p`, n)
+	if err != nil {
+		return nil, fmt.Errorf("store: count blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []BlobCount
+	for rows.Next() {
+		var c BlobCount
+		if err := rows.Scan(&c.Prefix, &c.Keys, &c.ServerKeys); err != nil {
+			return nil, fmt.Errorf("store: count blobs: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: count blobs: %w", err)
+	}
+	return out, nil
+}
