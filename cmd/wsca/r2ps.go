@@ -30,7 +30,7 @@ var walletCommands = map[string]command{
 	"ecdh":         {"agree a secret: ecdh --kid KID --peer HEX|BASE64 (SEC 1 point)", walletECDH},
 	"keylist":      {"list the keys of every plugin", walletKeylist},
 	"keys":         {"same as keylist (the operator's local commands are key list|generate|destroy)", walletKeylist},
-	"keydelete":    {"delete a key: keydelete KID", walletKeydelete},
+	"keydelete":    {"delete a key: keydelete --kid KID (or keydelete -- KID)", walletKeydelete},
 	"migrate":      {"move a key to another plugin: migrate --kid KID --to PLUGIN (or learn that re-enrolment is required)", walletMigrate},
 	"plugins":      {"list the key manager's plugins and the properties of their keys", walletPlugins},
 	"pin change":   {"change the PIN (the current PIN, then the new one twice)", walletPINChange},

@@ -211,7 +211,7 @@ func TestWalletFlow(t *testing.T) {
 	if out := c.ok("", "keys"); !strings.Contains(out, gen.KID) {
 		t.Fatalf("wsca keys: %q", out)
 	}
-	c.ok("", "keydelete", gen.KID)
+	c.ok("", "keydelete", "--kid", gen.KID)
 	if out := c.ok("", "keylist"); out != "" {
 		t.Fatalf("keylist after delete: %q", out)
 	}

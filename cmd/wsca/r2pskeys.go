@@ -292,9 +292,19 @@ func walletKeylist(ctx context.Context, e env, args []string) error {
 
 func walletKeydelete(ctx context.Context, e env, args []string) error {
 	f := newKeyFlags(e, "keydelete")
-	pos, err := f.parse(e, args, 1)
+	kid := f.fs.String("kid", "", "`kid` of the key to delete (or as the argument; a kid may begin with '-', so give it with --kid or after --)")
+	nargs := 1
+	for _, a := range args {
+		if a == "--kid" || a == "-kid" || strings.HasPrefix(a, "--kid=") || strings.HasPrefix(a, "-kid=") {
+			nargs = 0
+		}
+	}
+	pos, err := f.parse(e, args, nargs)
 	if err != nil {
 		return err
+	}
+	if nargs == 0 {
+		pos = []string{*kid}
 	}
 	wm, err := f.openManager(ctx, e)
 	if err != nil {

@@ -112,7 +112,7 @@ func TestSoftkeyWithoutServer(t *testing.T) {
 	if _, err := os.Stat(c.state); !os.IsNotExist(err) {
 		t.Fatalf("softkey commands wrote a state file: %v", err)
 	}
-	c.ok("", "keydelete", g.Handle)
+	c.ok("", "keydelete", "--kid", g.Handle)
 	if out := c.ok("", "keylist"); out != "" {
 		t.Fatalf("keylist after delete: %q", out)
 	}
@@ -187,7 +187,7 @@ func TestBothPlugins(t *testing.T) {
 	c.fails(`no plugin "fido2" here (wsca plugins lists them)`, "", "migrate", "--kid", soft.KID, "--to", "fido2")
 
 	for _, g := range []generated{hsm, soft} {
-		del := decodeJSONAs[map[string]any](t, c.ok("", "keydelete", g.Handle, "--json"))
+		del := decodeJSONAs[map[string]any](t, c.ok("", "keydelete", "--kid", g.Handle, "--json"))
 		if del["kid"] != g.KID || del["plugin"] != g.Plugin || del["deleted"] != true || del["amr"] == nil {
 			t.Fatalf("keydelete: %v", del)
 		}
@@ -461,4 +461,23 @@ func FuzzParsePeerPoint(f *testing.F) {
 			t.Fatalf("%q gave %x", s, b)
 		}
 	})
+}
+
+// A kid is base64url and may begin with '-': keydelete takes it with
+// --kid or after --, never as a flag.
+func TestKeydeleteDashKID(t *testing.T) {
+	c := newWalletCLI(t)
+	for range 300 {
+		g := c.keygen()
+		if !strings.HasPrefix(g.KID, "-") {
+			c.ok("", "keydelete", "--kid", g.KID)
+			continue
+		}
+		if code, _, _ := c.run("", "keydelete", g.KID); code != 2 { // an unknown flag: usage
+			t.Fatalf("keydelete %s: exit %d, want 2", g.KID, code)
+		}
+		c.ok("", "keydelete", "--", g.KID)
+		return
+	}
+	t.Skip("no kid beginning with '-' in 300 keys")
 }
