@@ -47,6 +47,9 @@ var (
 	// hold, or holding another key than the one the kid names. The device
 	// refuses it before any signature or derivation with it.
 	ErrInvalidBlob = errors.New("device: invalid key blob")
+	// ErrKeyUsage means the key may not be used for the operation: a
+	// signature with a derive-only key ([DeriveOnlyGenerator]).
+	ErrKeyUsage = errors.New("device: operation not permitted for this key")
 )
 
 // Storage is where a device keeps the private keys it generates.
@@ -151,6 +154,18 @@ type Device interface {
 // imported key is marked as not generated on the device.
 type Importer interface {
 	Import(ctx context.Context, owner Owner, priv *ecdh.PrivateKey) (Key, error)
+}
+
+// DeriveOnlyGenerator is implemented by devices that can generate a key
+// for ECDH only: on a PKCS#11 token CKA_DERIVE without CKA_SIGN,
+// sensitive and not extractable. Sign with such a key fails with
+// [ErrKeyUsage]; ECDH, PublicKey, List and Destroy work as for any key.
+// In [StorageWrapped] the blob records the usage and the key is
+// unwrapped without CKA_SIGN; the blob's header is not authenticated by
+// the token, so, as for its owner, the caller binds it with a MAC
+// (docs/wrapped-keys.md). SECDSA's per-unit blinding key aU is one.
+type DeriveOnlyGenerator interface {
+	GenerateDeriveOnly(ctx context.Context, owner Owner) (Key, error)
 }
 
 // CheckDigest returns ErrInvalidDigest unless d is exactly DigestSize bytes.
