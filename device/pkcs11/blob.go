@@ -25,7 +25,7 @@ import (
 const (
 	blobVersion           = 1
 	blobVersionDeriveOnly = 2
-	blobHeaderSize = 1 + wrapIDSize + 1
+	blobHeaderSize        = 1 + wrapIDSize + 1
 	// wrapIDSize is the length of a wrapping key's CKA_ID.
 	wrapIDSize = 16
 	// minWrapped and maxWrapped bound the wrapped part: a key wrap output
