@@ -470,12 +470,37 @@ func TestSECDSAInvalidPoints(t *testing.T) {
 			n++
 			pt := []byte(tc.Public)
 			for name, call := range map[string]func() error{
-				"R":   func() error { c := *x; c.R = pt; _, err := s.Authenticate(ctx, w.unit, w.dev.Public(), c.Marshal()); return err },
-				"R'":  func() error { c := *x; c.RPrime = pt; _, err := s.Authenticate(ctx, w.unit, w.dev.Public(), c.Marshal()); return err },
-				"E":   func() error { c := *x; c.E = pt; _, err := s.Authenticate(ctx, w.unit, w.dev.Public(), c.Marshal()); return err },
-				"U":   func() error { r := *req; r.U = pt; _, err := s.PINChange(ctx, &wscd.Authenticated{Unit: w.unit}, w.dev.Public(), r.Marshal()); return err },
-				"Ybl": func() error { r := *req; r.YBlind = pt; _, err := s.PINChange(ctx, &wscd.Authenticated{Unit: w.unit}, w.dev.Public(), r.Marshal()); return err },
-				"Y'":  func() error { _, err := s.Finish(ctx, w.unit, w.dev.Public(), pt); return err },
+				"R": func() error {
+					c := *x
+					c.R = pt
+					_, err := s.Authenticate(ctx, w.unit, w.dev.Public(), c.Marshal())
+					return err
+				},
+				"R'": func() error {
+					c := *x
+					c.RPrime = pt
+					_, err := s.Authenticate(ctx, w.unit, w.dev.Public(), c.Marshal())
+					return err
+				},
+				"E": func() error {
+					c := *x
+					c.E = pt
+					_, err := s.Authenticate(ctx, w.unit, w.dev.Public(), c.Marshal())
+					return err
+				},
+				"U": func() error {
+					r := *req
+					r.U = pt
+					_, err := s.PINChange(ctx, &wscd.Authenticated{Unit: w.unit}, w.dev.Public(), r.Marshal())
+					return err
+				},
+				"Ybl": func() error {
+					r := *req
+					r.YBlind = pt
+					_, err := s.PINChange(ctx, &wscd.Authenticated{Unit: w.unit}, w.dev.Public(), r.Marshal())
+					return err
+				},
+				"Y'": func() error { _, err := s.Finish(ctx, w.unit, w.dev.Public(), pt); return err },
 			} {
 				if err := call(); !errors.Is(err, wscd.ErrSECDSARefused) {
 					t.Fatalf("tc %d in %s = %v", tc.TcID, name, err)
