@@ -277,6 +277,13 @@ func (s *SECDSA) activate(ctx context.Context, owner device.Owner, csk *ecdsa.Pu
 	return resp, nil
 }
 
+// errAdmission carries the store's refusal of an admission out of the
+// derive function.
+type errAdmission struct{ err error }
+
+func (e errAdmission) Error() string { return "secdsa admission: " + e.err.Error() }
+func (e errAdmission) Unwrap() error { return e.err }
+
 // sameKey checks that the SEC 1 point u is csk.
 func sameKey(u []byte, csk *ecdsa.PublicKey) error {
 	if csk == nil {
@@ -469,23 +476,38 @@ func (s *SECDSA) Authenticate(ctx context.Context, unit string, csk *ecdsa.Publi
 	if x.SN > store.MaxSN {
 		return nil, fmt.Errorf("%w: %w: serial number above 2^63-1", ErrSECDSARefused, secdsa.ErrMalformed)
 	}
-	if err := secdsa.CheckPerimeter(ic, x, b.LastSN); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSECDSARefused, err)
-	}
+	// ExecESInstruction runs the perimeter (no device call) and then
+	// calls derive once: the admission runs there, between the perimeter
+	// and the HSM, so the perimeter is checked once.
 	now := s.now().UTC()
-	c, err := s.st.AdmitSECDSA(ctx, unit, b.KID, x.SN, s.max, now)
-	switch {
-	case errors.Is(err, store.ErrSNUsed):
-		return nil, fmt.Errorf("%w: %w", ErrSECDSARefused, secdsa.ErrReplay)
-	case errors.Is(err, store.ErrLocked):
-		return nil, ErrSECDSALocked
-	case errors.Is(err, store.ErrNotFound):
-		return nil, ErrSECDSANotActivated
-	case err != nil:
-		return nil, storeErr(err)
+	var c store.SECDSACounter
+	admitted := false
+	hsm := s.derive(ctx, ref)
+	derive := func(peer []byte) ([]byte, error) {
+		var err error
+		if c, err = s.st.AdmitSECDSA(ctx, unit, b.KID, x.SN, s.max, now); err != nil {
+			return nil, errAdmission{err}
+		}
+		admitted = true
+		return hsm(peer)
 	}
-	ex, err := secdsa.ExecESInstruction(ic, x, x.SN-1, s.derive(ctx, ref))
-	if err == nil {
+	ex, err := secdsa.ExecESInstruction(ic, x, b.LastSN, derive)
+	var ae errAdmission
+	switch {
+	case !admitted && errors.As(err, &ae):
+		switch {
+		case errors.Is(ae.err, store.ErrSNUsed):
+			return nil, fmt.Errorf("%w: %w", ErrSECDSARefused, secdsa.ErrReplay)
+		case errors.Is(ae.err, store.ErrLocked):
+			return nil, ErrSECDSALocked
+		case errors.Is(ae.err, store.ErrNotFound):
+			return nil, ErrSECDSANotActivated
+		}
+		return nil, storeErr(ae.err)
+	case !admitted && err != nil:
+		// A perimeter refusal: nothing consumed, nothing counted.
+		return nil, fmt.Errorf("%w: %w", ErrSECDSARefused, err)
+	case err == nil:
 		if err := s.st.SECDSASucceeded(ctx, unit, b.KID, now); err != nil {
 			return nil, storeErr(err)
 		}
