@@ -55,6 +55,9 @@ var (
 	// ErrWrappingKeyInUse means the wrapping key to delete is the one the
 	// device wraps new keys under.
 	ErrWrappingKeyInUse = errors.New("device: the wrapping key is the current one")
+	// ErrKeyUsage means the key may not be used for the operation: a
+	// signature with a derive-only key ([DeriveOnlyGenerator]).
+	ErrKeyUsage = errors.New("device: operation not permitted for this key")
 )
 
 // Storage is where a device keeps the private keys it generates.
@@ -186,14 +189,16 @@ type Rewrapper interface {
 	// destroys it (Destroy with a ref without blob). ErrNotExtractable if
 	// the token does not let it be wrapped.
 	WrapTokenKey(ctx context.Context, ref Ref) ([]byte, error)
-	// CurrentBlobPrefix returns the leading bytes that every blob made
-	// now starts with and that name the wrapping key and mechanism: a
-	// blob that starts otherwise needs Rewrap. Every blob's prefix of
-	// this length names its wrapping key (WrappingKeyOf).
+	// CurrentBlobPrefix returns the bytes that every blob made now has
+	// at offset 1 (after its version byte, which says the key's usage and
+	// which a re-wrap keeps): they name the wrapping key and mechanism. A
+	// blob whose bytes there differ needs Rewrap. Every blob's bytes at
+	// that offset and of that length name its wrapping key
+	// (WrappingKeyOf).
 	CurrentBlobPrefix(ctx context.Context) ([]byte, error)
-	// WrappingKeyOf returns the id of the wrapping key a blob, or its
-	// first len(CurrentBlobPrefix) bytes, names; ErrInvalidBlob if
-	// malformed.
+	// WrappingKeyOf returns the id of the wrapping key that a blob's
+	// bytes from offset 1 (len(CurrentBlobPrefix) of them) name;
+	// ErrInvalidBlob if malformed.
 	WrappingKeyOf(prefix []byte) ([]byte, error)
 	// WrappingKeys lists the wrapping keys on the device, by id.
 	WrappingKeys(ctx context.Context) ([]WrappingKey, error)
@@ -201,6 +206,18 @@ type Rewrapper interface {
 	// makes every blob under it useless for good: ErrWrappingKeyInUse
 	// for the current one, ErrKeyNotFound if the device has none.
 	DeleteWrappingKey(ctx context.Context, id []byte) error
+}
+
+// DeriveOnlyGenerator is implemented by devices that can generate a key
+// for ECDH only: on a PKCS#11 token CKA_DERIVE without CKA_SIGN,
+// sensitive and not extractable. Sign with such a key fails with
+// [ErrKeyUsage]; ECDH, PublicKey, List and Destroy work as for any key.
+// In [StorageWrapped] the blob records the usage and the key is
+// unwrapped without CKA_SIGN; the blob's header is not authenticated by
+// the token, so, as for its owner, the caller binds it with a MAC
+// (docs/wrapped-keys.md). SECDSA's per-unit blinding key aU is one.
+type DeriveOnlyGenerator interface {
+	GenerateDeriveOnly(ctx context.Context, owner Owner) (Key, error)
 }
 
 // CheckDigest returns ErrInvalidDigest unless d is exactly DigestSize bytes.

@@ -33,7 +33,8 @@ func (m Mode) String() string {
 func RequiredMode(serviceType string) Mode {
 	switch serviceType {
 	case TypeCreateSession, Type2FARegistration, TypeWKA, TypeWIA,
-		TypeKeyAttestation, TypeWalletAttestation, TypeProofOfAssociation:
+		TypeKeyAttestation, TypeWalletAttestation, TypeProofOfAssociation,
+		TypeSECDSANonce, TypeSECDSAActivateBegin, TypeSECDSAActivateFinish, TypeSECDSAInstruction:
 		return Mode1FA
 	case Type2FAUpdate, TypeP256Generate, TypeSignECDSA, TypeAgreeECDH, TypeListKeys, TypeDeleteKey,
 		TypePseudonymPut, TypePseudonymGet, TypePseudonymList, TypePseudonymDelete,

@@ -58,7 +58,7 @@ func (s *Store) KeyBlobsNotUnder(ctx context.Context, prefix []byte, after strin
 	}
 	return s.keyBlobs(ctx,
 		`SELECT kid, unit_id, backend, wrapped, wrapped_mac FROM keys
-		 WHERE kid > $1 AND state = $2 AND length(wrapped) > 0 AND substr(wrapped, 1, $3) <> $4
+		 WHERE kid > $1 AND state = $2 AND length(wrapped) > 0 AND substr(wrapped, 2, $3) <> $4
 		 ORDER BY kid LIMIT $5`,
 		after, string(KeyActive), len(prefix), bytes.Clone(prefix), limit)
 }
@@ -75,7 +75,7 @@ func (s *Store) CountKeyBlobsNotUnder(ctx context.Context, prefix []byte, after 
 	var n int64
 	err := s.db.QueryRowContext(ctx,
 		`SELECT count(*) FROM keys
-		 WHERE kid > $1 AND state = $2 AND length(wrapped) > 0 AND substr(wrapped, 1, $3) <> $4`,
+		 WHERE kid > $1 AND state = $2 AND length(wrapped) > 0 AND substr(wrapped, 2, $3) <> $4`,
 		after, string(KeyActive), len(prefix), bytes.Clone(prefix)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("store: count key blobs: %w", err)
@@ -213,17 +213,24 @@ func (s *Store) SwapServerKeyBlob(ctx context.Context, purpose, kid string, old,
 	return n == 1, nil
 }
 
-// BlobCounts groups every blob, of wallet keys in any state and of server
-// keys, by its first n bytes.
+// BlobCounts groups every blob by its n bytes after the version byte (the
+// wrapping key and mechanism): wallet keys in any state, SECDSA keys (bound
+// or in an activation; counted with the wallet keys) and server keys. A
+// wrapping key no group names may be deleted, so every table that holds
+// blobs must be here.
 func (s *Store) BlobCounts(ctx context.Context, n int) ([]BlobCount, error) {
 	if n < 1 || n > 64 {
 		return nil, invalidf("key", "prefix length %d outside 1..64", n)
 	}
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT p, sum(k), sum(sk) FROM (
-		   SELECT substr(wrapped, 1, $1) AS p, 1 AS k, 0 AS sk FROM keys WHERE length(wrapped) > 0
+		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk FROM keys WHERE length(wrapped) > 0
 		   UNION ALL
-		   SELECT substr(wrapped, 1, $1) AS p, 0 AS k, 1 AS sk FROM server_keys WHERE length(wrapped) > 0
+		   SELECT substr(wrapped, 2, $1) AS p, 0 AS k, 1 AS sk FROM server_keys WHERE length(wrapped) > 0
+		   UNION ALL
+		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk FROM secdsa_units WHERE length(wrapped) > 0
+		   UNION ALL
+		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk FROM secdsa_activations WHERE length(wrapped) > 0
 		 ) b GROUP BY p ORDER BY p`, n)
 	if err != nil {
 		return nil, fmt.Errorf("store: count blobs: %w", err)

@@ -239,7 +239,7 @@ func (s *Keys) rewrapServerKeys(ctx context.Context, rw device.Rewrapper, ws Wra
 	for _, rec := range recs {
 		ns := s.server.prefix
 		if ns == "" && strings.HasPrefix(rec.Purpose, WSCAPrefix) || !strings.HasPrefix(rec.Purpose, ns) ||
-			bytes.HasPrefix(rec.Wrapped, prefix) {
+			len(rec.Wrapped) > 0 && bytes.HasPrefix(rec.Wrapped[1:], prefix) {
 			continue
 		}
 		k, err := serverKeyFromRecord(rec)

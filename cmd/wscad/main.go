@@ -79,6 +79,7 @@ type options struct {
 	r2psConcurrent  int
 	compat          dispatch.Compat
 	responseKey     dispatch.ResponseKey
+	secdsaMax       int
 	keyQuota        int
 	publicURL       string
 	evidenceOrigin  string
@@ -148,6 +149,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.Var(enumFlag[dispatch.Compat]{&o.compat, dispatch.ParseCompat}, "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
 	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
 	fs.StringVar(&o.evidenceOrigin, "evidence-origin", "", "`name` of the evidence log: its checkpoints' origin and key name (empty: HOST/evidence of --public-url, else of --listen)")
+	fs.IntVar(&o.secdsaMax, "secdsa-max-failures", wscd.DefaultSECDSAMaxFailures, "SECDSA PIN failures after which a unit's SECDSA binding locks (docs/secdsa.md)")
 	fs.StringVar(&o.publicURL, "public-url", "", "public base `URL` of this deployment's WSCA role (status list URIs start with it; empty: http://LISTEN)")
 	fs.StringVar(&o.attestChain, "attest-chain", "", "PEM `file` certifying the attestation key: leaf first, no trust anchor (empty: a development CA, if --attest-dev-ca)")
 	fs.BoolVar(&o.attestDevCA, "attest-dev-ca", true, "without --attest-chain, certify the attestation key by a development CA kept in the store (development only)")
@@ -267,6 +269,9 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 	if o.keyQuota < 1 {
 		add(fmt.Errorf("--key-quota must be at least 1, not %d", o.keyQuota))
 	}
+	if o.secdsaMax < 1 {
+		add(fmt.Errorf("--secdsa-max-failures must be at least 1, not %d", o.secdsaMax))
+	}
 	if o.sessionDuration > o.maxSession {
 		add(fmt.Errorf("--session-duration %v exceeds --max-session %v", o.sessionDuration, o.maxSession))
 	}
@@ -383,7 +388,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		MaxAge: o.iatMaxAge, SessionDuration: o.sessionDuration, MaxSession: o.maxSession,
 		// A non-nil slice: an empty --task-contexts means none, not the default.
 		TaskContexts: append([]string{}, s.tasks...),
-		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey,
+		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey, SECDSAMaxFailures: o.secdsaMax,
 		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
 		PublicURL: o.publicURL, EvidenceOrigin: o.evidenceOrigin,

@@ -45,6 +45,59 @@ func Run(t *testing.T, dev device.Device) {
 	if wrapped(dev) {
 		t.Run("Blobs", func(t *testing.T) { testBlobs(t, dev) })
 	}
+	if g, ok := dev.(device.DeriveOnlyGenerator); ok {
+		t.Run("DeriveOnly", func(t *testing.T) { testDeriveOnly(t, dev, g) })
+	}
+}
+
+// testDeriveOnly: a derive-only key does ECDH (the same secret as the
+// peer computes), is refused for Sign with ErrKeyUsage (also through a
+// stale or fresh lookup), is listed and destroyed like any key, and keeps
+// to its owner.
+func testDeriveOnly(t *testing.T, dev device.Device, g device.DeriveOnlyGenerator) {
+	ctx := context.Background()
+	owner := NewOwner(t, "derive")
+	k, err := g.GenerateDeriveOnly(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStorage(t, dev, k)
+	peer, _ := ecdh.P256().GenerateKey(rand.Reader)
+	pubECDH, err := k.Public.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := peer.ECDH(pubECDH)
+	z, err := dev.ECDH(ctx, k.Ref(), peer.PublicKey())
+	if err != nil || string(z) != string(want) {
+		t.Fatalf("ECDH with a derive-only key = %x, %v; want %x", z, err, want)
+	}
+	for range 2 { // the second time from the device's handle cache
+		if sig, err := dev.Sign(ctx, k.Ref(), digestOf("derive only")); !errors.Is(err, device.ErrKeyUsage) {
+			t.Fatalf("Sign with a derive-only key = %x, %v; want ErrKeyUsage", sig, err)
+		}
+	}
+	if got, err := dev.PublicKey(ctx, k.Ref()); err != nil || !got.Public.Equal(k.Public) {
+		t.Fatalf("PublicKey = %v", err)
+	}
+	other := NewOwner(t, "derive-other")
+	if _, err := dev.ECDH(ctx, device.Ref{Owner: other, KID: k.KID, Wrapped: k.Wrapped}, peer.PublicKey()); !wrapped(dev) && !errors.Is(err, device.ErrKeyNotFound) {
+		t.Fatalf("ECDH by another owner = %v", err)
+	}
+	if !wrapped(dev) {
+		keys, err := dev.List(ctx, owner)
+		if err != nil || len(keys) != 1 || keys[0].KID != k.KID {
+			t.Fatalf("List = %v, %v", kids(keys), err)
+		}
+	}
+	if err := dev.Destroy(ctx, k.Ref()); err != nil {
+		t.Fatal(err)
+	}
+	if !wrapped(dev) {
+		if _, err := dev.ECDH(ctx, k.Ref(), peer.PublicKey()); !errors.Is(err, device.ErrKeyNotFound) {
+			t.Fatalf("ECDH after Destroy = %v", err)
+		}
+	}
 }
 
 func wrapped(dev device.Device) bool { return dev.Info().Storage == device.StorageWrapped }

@@ -6,10 +6,11 @@ import (
 	"github.com/wsca/wsca/device"
 )
 
-// A wrapped key's blob (device.Key.Wrapped), version 1:
+// A wrapped key's blob (device.Key.Wrapped), version 1 or 2:
 //
 //	offset  size  field
-//	0       1     version, 1
+//	0       1     version: 1 a key for signing and ECDH, 2 a derive-only key
+//	              (device.DeriveOnlyGenerator), unwrapped without CKA_SIGN
 //	1       16    wrapping key id: the CKA_ID of the AES key that wrapped it
 //	17      1     mechanism: 1 CKM_AES_KEY_WRAP_PAD (RFC 5649), 2 CKM_AES_KEY_WRAP (RFC 3394)
 //	18      n     the private key as C_WrapKey returned it: the token's
@@ -22,8 +23,9 @@ import (
 // that the unwrapped key is the kid's, the caller binds the blob to its
 // owner. docs/wrapped-keys.md has the whole design.
 const (
-	blobVersion    = 1
-	blobHeaderSize = 1 + wrapIDSize + 1
+	blobVersion           = 1
+	blobVersionDeriveOnly = 2
+	blobHeaderSize        = 1 + wrapIDSize + 1
 	// wrapIDSize is the length of a wrapping key's CKA_ID.
 	wrapIDSize = 16
 	// minWrapped and maxWrapped bound the wrapped part: a key wrap output
@@ -96,10 +98,20 @@ func (m WrapMech) ckm() uint {
 	panic("pkcs11: internal error: unvalidated wrap mechanism")
 }
 
+// keyUsage is what a key may do: sign and derive (every key before
+// derive-only keys), or derive only.
+type keyUsage uint8
+
+const (
+	usageSignDerive keyUsage = iota
+	usageDerive
+)
+
 // blob is a parsed blob; its slices alias the input.
 type blob struct {
 	wrapID  []byte
 	mech    WrapMech
+	usage   keyUsage
 	wrapped []byte
 }
 
@@ -109,10 +121,14 @@ func parseBlob(b []byte) (blob, error) {
 	if len(b) < blobHeaderSize+minWrapped || len(b) > MaxBlobSize {
 		return blob{}, fmt.Errorf("%w: %d bytes", device.ErrInvalidBlob, len(b))
 	}
-	if b[0] != blobVersion {
+	out := blob{wrapID: b[1 : 1+wrapIDSize], wrapped: b[blobHeaderSize:]}
+	switch b[0] {
+	case blobVersion:
+	case blobVersionDeriveOnly:
+		out.usage = usageDerive
+	default:
 		return blob{}, fmt.Errorf("%w: version %d", device.ErrInvalidBlob, b[0])
 	}
-	out := blob{wrapID: b[1 : 1+wrapIDSize], wrapped: b[blobHeaderSize:]}
 	for _, m := range mechCodes {
 		if m.code == b[1+wrapIDSize] {
 			out.mech = m.name
@@ -127,10 +143,15 @@ func parseBlob(b []byte) (blob, error) {
 	return out, nil
 }
 
-// appendBlob encodes a blob.
-func appendBlob(dst []byte, wrapID []byte, mech WrapMech, wrapped []byte) []byte {
-	dst = append(dst, blobVersion)
-	dst = append(dst, wrapID...)
-	dst = append(dst, mech.code())
-	return append(dst, wrapped...)
+// appendBlob encodes a blob; its version says its usage, which a rewrap
+// must keep.
+func appendBlob(dst []byte, b blob) []byte {
+	if b.usage == usageDerive {
+		dst = append(dst, blobVersionDeriveOnly)
+	} else {
+		dst = append(dst, blobVersion)
+	}
+	dst = append(dst, b.wrapID...)
+	dst = append(dst, b.mech.code())
+	return append(dst, b.wrapped...)
 }

@@ -10,21 +10,25 @@ import (
 
 func TestParseBlob(t *testing.T) {
 	id := bytes.Repeat([]byte{7}, wrapIDSize)
-	good := appendBlob(nil, id, WrapAESKeyWrapPad, make([]byte, 80))
+	mk := func(mech WrapMech, usage keyUsage, n int) []byte {
+		return appendBlob(nil, blob{wrapID: id, mech: mech, usage: usage, wrapped: make([]byte, n)})
+	}
+	good := mk(WrapAESKeyWrapPad, usageSignDerive, 80)
 	for _, tc := range []struct {
 		name string
 		b    []byte
 		ok   bool
 	}{
 		{"good", good, true},
-		{"key wrap", appendBlob(nil, id, WrapAESKeyWrap, make([]byte, 16)), true},
+		{"key wrap", mk(WrapAESKeyWrap, usageSignDerive, 16), true},
+		{"derive only", mk(WrapAESKeyWrapPad, usageDerive, 80), true},
 		{"nil", nil, false},
 		{"header only", good[:blobHeaderSize], false},
-		{"wrapped part too short", appendBlob(nil, id, WrapAESKeyWrapPad, make([]byte, 8)), false},
-		{"wrapped part too long", appendBlob(nil, id, WrapAESKeyWrapPad, make([]byte, maxWrapped+8)), false},
+		{"wrapped part too short", mk(WrapAESKeyWrapPad, usageSignDerive, 8), false},
+		{"wrapped part too long", mk(WrapAESKeyWrapPad, usageDerive, maxWrapped+8), false},
 		{"not whole blocks", good[:len(good)-1], false},
 		{"version 0", append([]byte{0}, good[1:]...), false},
-		{"version 2", append([]byte{2}, good[1:]...), false},
+		{"version 3", append([]byte{3}, good[1:]...), false},
 		{"unknown mechanism", append(append(append([]byte{1}, id...), 9), make([]byte, 80)...), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,7 +39,7 @@ func TestParseBlob(t *testing.T) {
 			if err != nil && !errors.Is(err, device.ErrInvalidBlob) {
 				t.Fatalf("untyped error %v", err)
 			}
-			if err == nil && !bytes.Equal(appendBlob(nil, b.wrapID, b.mech, b.wrapped), tc.b) {
+			if err == nil && !bytes.Equal(appendBlob(nil, b), tc.b) {
 				t.Fatal("does not round-trip")
 			}
 		})
@@ -45,7 +49,8 @@ func TestParseBlob(t *testing.T) {
 // FuzzParseBlob: parseBlob never panics, refuses with ErrInvalidBlob, and
 // what it accepts re-encodes to the same bytes.
 func FuzzParseBlob(f *testing.F) {
-	f.Add(appendBlob(nil, make([]byte, wrapIDSize), WrapAESKeyWrapPad, make([]byte, 80)))
+	f.Add(appendBlob(nil, blob{wrapID: make([]byte, wrapIDSize), mech: WrapAESKeyWrapPad, wrapped: make([]byte, 80)}))
+	f.Add(appendBlob(nil, blob{wrapID: make([]byte, wrapIDSize), mech: WrapAESKeyWrap, usage: usageDerive, wrapped: make([]byte, 80)}))
 	f.Add([]byte{1})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := parseBlob(in)
@@ -55,7 +60,7 @@ func FuzzParseBlob(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(appendBlob(nil, b.wrapID, b.mech, b.wrapped), in) {
+		if !bytes.Equal(appendBlob(nil, b), in) {
 			t.Fatal("accepted blob does not round-trip")
 		}
 	})

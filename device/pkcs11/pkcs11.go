@@ -161,6 +161,10 @@ func (d *Device) Close() error {
 // temporary CKA_ID, because the kid depends on the public key; the real
 // CKA_ID is set right after.
 func (d *Device) Generate(ctx context.Context, owner device.Owner) (device.Key, error) {
+	return d.generate(ctx, owner, usageSignDerive)
+}
+
+func (d *Device) generate(ctx context.Context, owner device.Owner, usage keyUsage) (device.Key, error) {
 	if _, err := device.ParseOwner(string(owner)); err != nil {
 		return device.Key{}, err
 	}
@@ -168,7 +172,7 @@ func (d *Device) Generate(ctx context.Context, owner device.Owner) (device.Key, 
 	err := d.do(ctx, func(g *generation, s p11.SessionHandle) error {
 		if g.w != nil {
 			var err error
-			key, err = d.generateWrapped(g, s, owner)
+			key, err = d.generateWrapped(g, s, owner, usage)
 			return err
 		}
 		d.calls.Inc(CallGenerateRandom)
@@ -179,7 +183,7 @@ func (d *Device) Generate(ctx context.Context, owner device.Owner) (device.Key, 
 		d.calls.Inc(CallGenerateKeyPair)
 		pubH, privH, err := d.lib.GenerateKeyPair(s,
 			[]*p11.Mechanism{p11.NewMechanism(p11.CKM_EC_KEY_PAIR_GEN, nil)},
-			publicTemplate(owner, tmpID), privateTemplate(owner, tmpID))
+			publicTemplate(owner, tmpID), privateTemplate(owner, tmpID, usage))
 		if err != nil {
 			return err
 		}
@@ -219,7 +223,7 @@ func (d *Device) Import(ctx context.Context, owner device.Owner, priv *ecdh.Priv
 			return err
 		}
 		d.calls.Inc(CallCreateObject)
-		privH, err := d.lib.CreateObject(s, append(privateTemplate(owner, tmpID),
+		privH, err := d.lib.CreateObject(s, append(privateTemplate(owner, tmpID, usageSignDerive),
 			p11.NewAttribute(p11.CKA_EC_PARAMS, p256OID),
 			p11.NewAttribute(p11.CKA_VALUE, scalar)))
 		if err != nil {
@@ -253,7 +257,7 @@ func publicTemplate(owner device.Owner, id []byte) []*p11.Attribute {
 	}
 }
 
-func privateTemplate(owner device.Owner, id []byte) []*p11.Attribute {
+func privateTemplate(owner device.Owner, id []byte, usage keyUsage) []*p11.Attribute {
 	return []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
 		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
@@ -261,7 +265,7 @@ func privateTemplate(owner device.Owner, id []byte) []*p11.Attribute {
 		p11.NewAttribute(p11.CKA_PRIVATE, true),
 		p11.NewAttribute(p11.CKA_SENSITIVE, true),
 		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
-		p11.NewAttribute(p11.CKA_SIGN, true),
+		p11.NewAttribute(p11.CKA_SIGN, usage == usageSignDerive),
 		p11.NewAttribute(p11.CKA_DERIVE, true),
 		p11.NewAttribute(p11.CKA_ID, id),
 		p11.NewAttribute(p11.CKA_LABEL, string(owner)),
@@ -431,6 +435,9 @@ func (d *Device) Sign(ctx context.Context, ref device.Ref, digest []byte) ([]byt
 	if err := device.CheckDigest(digest); err != nil {
 		return nil, err
 	}
+	if b, err := parseBlob(ref.Wrapped); ref.Wrapped != nil && err == nil && b.usage == usageDerive {
+		return nil, device.ErrKeyUsage
+	}
 	var sig []byte
 	err := d.withKey(ctx, ref, func(s p11.SessionHandle, h p11.ObjectHandle) error {
 		d.calls.Inc(CallSignInit)
@@ -442,6 +449,10 @@ func (d *Device) Sign(ctx context.Context, ref device.Ref, digest []byte) ([]byt
 		sig, err = d.lib.Sign(s, digest)
 		return err
 	})
+	if isCode(err, p11.CKR_KEY_FUNCTION_NOT_PERMITTED) {
+		// A derive-only key: the token refuses it.
+		return nil, fmt.Errorf("%w: %v", device.ErrKeyUsage, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,8 @@ func (d *Device) Rewrap(ctx context.Context, ref device.Ref) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		k, err := d.wrapWith(w, s, ref.Owner, h, pub)
+		// The usage goes with the key: a derive-only key stays one.
+		k, err := d.wrapWith(w, s, ref.Owner, h, pub, b.usage)
 		out = k.Wrapped
 		return err
 	})
@@ -96,7 +97,7 @@ func transitTemplate(ref device.Ref, trusted bool) []*p11.Attribute {
 
 // wrapWith wraps the private key h under the current wrapping key and
 // returns the key with its blob; h stays (the caller destroys it).
-func (d *Device) wrapWith(w *wrapState, s p11.SessionHandle, owner device.Owner, h p11.ObjectHandle, pub *ecdsa.PublicKey) (device.Key, error) {
+func (d *Device) wrapWith(w *wrapState, s p11.SessionHandle, owner device.Owner, h p11.ObjectHandle, pub *ecdsa.PublicKey, usage keyUsage) (device.Key, error) {
 	d.calls.Inc(CallWrapKey)
 	wrapped, err := d.lib.WrapKey(s, []*p11.Mechanism{p11.NewMechanism(w.mech.ckm(), nil)}, w.cur.h, h)
 	if err != nil {
@@ -106,7 +107,7 @@ func (d *Device) wrapWith(w *wrapState, s p11.SessionHandle, owner device.Owner,
 	if err != nil {
 		return device.Key{}, err
 	}
-	b := appendBlob(make([]byte, 0, blobHeaderSize+len(wrapped)), w.cur.id, w.mech, wrapped)
+	b := appendBlob(make([]byte, 0, blobHeaderSize+len(wrapped)), blob{wrapID: w.cur.id, mech: w.mech, usage: usage, wrapped: wrapped})
 	if _, err := parseBlob(b); err != nil {
 		return device.Key{}, fmt.Errorf("pkcs11: the token wrapped a key this version cannot read back: %w", err)
 	}
@@ -166,14 +167,15 @@ func (d *Device) WrapTokenKey(ctx context.Context, ref device.Ref) ([]byte, erro
 		case err != nil:
 			return err
 		}
-		b := appendBlob(make([]byte, 0, blobHeaderSize+len(wrapped)), w.cur.id, w.mech, wrapped)
+		// A token key signs and derives.
+		b := appendBlob(make([]byte, 0, blobHeaderSize+len(wrapped)), blob{wrapID: w.cur.id, mech: w.mech, usage: usageSignDerive, wrapped: wrapped})
 		if _, err := parseBlob(b); err != nil {
 			return fmt.Errorf("pkcs11: the token wrapped a key this version cannot read back: %w", err)
 		}
 		// The blob must be the kid's key before anyone records it and
 		// destroys the token object.
 		d.calls.Inc(CallUnwrapKey)
-		h, err := d.lib.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(w.mech.ckm(), nil)}, w.cur.h, wrapped, unwrappedTemplate(ref))
+		h, err := d.lib.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(w.mech.ckm(), nil)}, w.cur.h, wrapped, unwrappedTemplate(ref, usageSignDerive))
 		if err != nil {
 			return fmt.Errorf("pkcs11: the blob of a token key does not unwrap: %w", err)
 		}
@@ -190,15 +192,18 @@ func (d *Device) WrapTokenKey(ctx context.Context, ref device.Ref) ([]byte, erro
 	return out, nil
 }
 
-// CurrentBlobPrefix implements device.Rewrapper: version, wrapping key id
-// and mechanism, the blob's header (blob.go).
+// CurrentBlobPrefix implements device.Rewrapper: the wrapping key id and
+// mechanism of the blob's header (blob.go), which follow its version byte.
+// The version says the key's usage, which a re-wrap keeps, so it is not
+// part of what makes a blob current.
 func (d *Device) CurrentBlobPrefix(ctx context.Context) ([]byte, error) {
 	var out []byte
 	err := d.do(ctx, func(g *generation, _ p11.SessionHandle) error {
 		if g.w == nil {
 			return device.ErrWrappedUnsupported
 		}
-		out = appendBlob(make([]byte, 0, blobHeaderSize), g.w.cur.id, g.w.mech, nil)
+		h := appendBlob(make([]byte, 0, blobHeaderSize), blob{wrapID: g.w.cur.id, mech: g.w.mech})
+		out = h[1:]
 		return nil
 	})
 	return out, err
@@ -209,12 +214,13 @@ func (d *Device) WrappingKeyOf(prefix []byte) ([]byte, error) {
 	return blobWrappingKey(prefix)
 }
 
-// blobWrappingKey returns the wrapping key id a blob's header names.
+// blobWrappingKey returns the wrapping key id a blob's header names, given
+// the header without its version byte (as CurrentBlobPrefix).
 func blobWrappingKey(prefix []byte) ([]byte, error) {
-	if len(prefix) < blobHeaderSize || prefix[0] != blobVersion {
-		return nil, fmt.Errorf("%w: not a version %d blob header", device.ErrInvalidBlob, blobVersion)
+	if len(prefix) < blobHeaderSize-1 {
+		return nil, fmt.Errorf("%w: a blob header of %d bytes", device.ErrInvalidBlob, len(prefix))
 	}
-	return bytes.Clone(prefix[1 : 1+wrapIDSize]), nil
+	return bytes.Clone(prefix[:wrapIDSize]), nil
 }
 
 // WrappingKeys implements device.Rewrapper: every AES token key for

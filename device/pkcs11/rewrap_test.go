@@ -74,10 +74,10 @@ func TestRewrap(t *testing.T) {
 	}
 	newDev := openWith(t, wrappedConfig(t, WrapAESKeyWrap, 0))
 	prefix, err := newDev.CurrentBlobPrefix(ctx)
-	if err != nil || len(prefix) != blobHeaderSize {
+	if err != nil || len(prefix) != blobHeaderSize-1 {
 		t.Fatalf("prefix %x, %v", prefix, err)
 	}
-	if bytes.HasPrefix(k.Wrapped, prefix) {
+	if bytes.HasPrefix(k.Wrapped[1:], prefix) {
 		t.Fatal("the old blob already has the new prefix")
 	}
 
@@ -91,13 +91,13 @@ func TestRewrap(t *testing.T) {
 		got[CallWrapKey] != 1 || got[CallDestroyObject] != 2 || got[CallSign] != 0 {
 		t.Fatalf("rewrap made calls %v", got)
 	}
-	if !bytes.HasPrefix(blob, prefix) {
-		t.Fatalf("re-wrapped blob %x does not start with %x", blob[:blobHeaderSize], prefix)
+	if !bytes.HasPrefix(blob[1:], prefix) || blob[0] != k.Wrapped[0] {
+		t.Fatalf("re-wrapped blob %x does not have %x after its version %x", blob[:blobHeaderSize], prefix, k.Wrapped[0])
 	}
 	if n := sessionKeysOf(t, newDev, owner); n != 0 {
 		t.Fatalf("%d session objects of the owner after Rewrap", n)
 	}
-	if id, err := newDev.WrappingKeyOf(blob); err != nil || !bytes.Equal(id, prefix[1:1+wrapIDSize]) {
+	if id, err := newDev.WrappingKeyOf(blob[1:]); err != nil || !bytes.Equal(id, prefix[:wrapIDSize]) {
 		t.Fatalf("WrappingKeyOf = %x, %v", id, err)
 	}
 
@@ -266,7 +266,7 @@ func TestWrappingKeysLifecycle(t *testing.T) {
 	if oldKey.ID == nil || newKey.ID == nil || oldKey.Current || !newKey.Current {
 		t.Fatalf("wrapping keys %+v", keys)
 	}
-	if id, _ := d.WrappingKeyOf(k.Wrapped); !bytes.Equal(id, oldKey.ID) {
+	if id, _ := d.WrappingKeyOf(k.Wrapped[1:]); !bytes.Equal(id, oldKey.ID) {
 		t.Fatalf("blob names %x, want %x", id, oldKey.ID)
 	}
 	if err := d.DeleteWrappingKey(ctx, newKey.ID); !errors.Is(err, device.ErrWrappingKeyInUse) {
@@ -291,10 +291,14 @@ func TestWrappingKeysLifecycle(t *testing.T) {
 // FuzzBlobWrappingKey: the header reader never panics and agrees with
 // parseBlob on every blob parseBlob accepts.
 func FuzzBlobWrappingKey(f *testing.F) {
-	f.Add(appendBlob(nil, make([]byte, wrapIDSize), WrapAESKeyWrapPad, make([]byte, 80)))
+	f.Add(appendBlob(nil, blob{wrapID: make([]byte, wrapIDSize), mech: WrapAESKeyWrapPad, wrapped: make([]byte, 80)}))
+	f.Add(appendBlob(nil, blob{wrapID: make([]byte, wrapIDSize), mech: WrapAESKeyWrap, usage: usageDerive, wrapped: make([]byte, 80)}))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, err := blobWrappingKey(b)
+		if len(b) == 0 {
+			return
+		}
+		id, err := blobWrappingKey(b[1:])
 		if pb, perr := parseBlob(b); perr == nil && (err != nil || !bytes.Equal(id, pb.wrapID)) {
 			t.Fatalf("blobWrappingKey = %x, %v; parseBlob names %x", id, err, pb.wrapID)
 		}
@@ -328,4 +332,33 @@ func BenchmarkRewrap(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rewraps/s")
+}
+
+// TestRewrapKeepsDeriveOnly: a derive-only key (SECDSA's aU) re-wrapped
+// under a new wrapping key is still derive-only: its new blob keeps the
+// version that says so, Sign refuses it, ECDH works.
+func TestRewrapKeepsDeriveOnly(t *testing.T) {
+	ctx := context.Background()
+	oldDev := openWith(t, wrappedConfig(t, "", 0))
+	owner := devicetest.NewOwner(t, "rwd")
+	k, err := oldDev.GenerateDeriveOnly(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newDev := openWith(t, wrappedConfig(t, WrapAESKeyWrap, 0))
+	b, err := newDev.Rewrap(ctx, k.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != k.Wrapped[0] || bytes.Equal(b, k.Wrapped) {
+		t.Fatalf("re-wrapped blob version %d, was %d", b[0], k.Wrapped[0])
+	}
+	ref := device.Ref{Owner: owner, KID: k.KID, Wrapped: b}
+	if _, err := newDev.Sign(ctx, ref, make([]byte, 32)); !errors.Is(err, device.ErrKeyUsage) {
+		t.Fatalf("sign with a re-wrapped derive-only key: %v, want ErrKeyUsage", err)
+	}
+	peer, _ := ecdh.P256().GenerateKey(rand.Reader)
+	if _, err := newDev.ECDH(ctx, ref, peer.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -287,7 +287,7 @@ func bytesToUint(b []byte) uint64 {
 // sessionPrivateTemplate is an extractable session private key, made only
 // to be wrapped and destroyed at once; with a trusted wrapping key it can
 // be wrapped by trusted keys only.
-func sessionPrivateTemplate(owner device.Owner, trusted bool) []*p11.Attribute {
+func sessionPrivateTemplate(owner device.Owner, trusted bool, usage keyUsage) []*p11.Attribute {
 	return []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
 		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
@@ -296,15 +296,16 @@ func sessionPrivateTemplate(owner device.Owner, trusted bool) []*p11.Attribute {
 		p11.NewAttribute(p11.CKA_SENSITIVE, true),
 		p11.NewAttribute(p11.CKA_EXTRACTABLE, true),
 		p11.NewAttribute(p11.CKA_WRAP_WITH_TRUSTED, trusted),
-		p11.NewAttribute(p11.CKA_SIGN, true),
+		p11.NewAttribute(p11.CKA_SIGN, usage == usageSignDerive),
 		p11.NewAttribute(p11.CKA_DERIVE, true),
 		p11.NewAttribute(p11.CKA_LABEL, string(owner)),
 	}
 }
 
 // unwrappedTemplate is the session object a blob unwraps into: sensitive,
-// not extractable, never a token object.
-func unwrappedTemplate(ref device.Ref) []*p11.Attribute {
+// not extractable, never a token object, and for a derive-only blob
+// without CKA_SIGN.
+func unwrappedTemplate(ref device.Ref, usage keyUsage) []*p11.Attribute {
 	return []*p11.Attribute{
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY),
 		p11.NewAttribute(p11.CKA_KEY_TYPE, p11.CKK_EC),
@@ -312,7 +313,7 @@ func unwrappedTemplate(ref device.Ref) []*p11.Attribute {
 		p11.NewAttribute(p11.CKA_PRIVATE, true),
 		p11.NewAttribute(p11.CKA_SENSITIVE, true),
 		p11.NewAttribute(p11.CKA_EXTRACTABLE, false),
-		p11.NewAttribute(p11.CKA_SIGN, true),
+		p11.NewAttribute(p11.CKA_SIGN, usage == usageSignDerive),
 		p11.NewAttribute(p11.CKA_DERIVE, true),
 		p11.NewAttribute(p11.CKA_ID, ref.KID.Bytes()),
 		p11.NewAttribute(p11.CKA_LABEL, string(ref.Owner)),
@@ -322,7 +323,7 @@ func unwrappedTemplate(ref device.Ref) []*p11.Attribute {
 // generateWrapped makes the pair as session objects, wraps the private
 // key and destroys both: C_GenerateKeyPair, C_GetAttributeValue,
 // C_WrapKey, 2× C_DestroyObject.
-func (d *Device) generateWrapped(g *generation, s p11.SessionHandle, owner device.Owner) (device.Key, error) {
+func (d *Device) generateWrapped(g *generation, s p11.SessionHandle, owner device.Owner, usage keyUsage) (device.Key, error) {
 	w := g.w
 	d.calls.Inc(CallGenerateKeyPair)
 	pubH, privH, err := d.lib.GenerateKeyPair(s,
@@ -334,7 +335,7 @@ func (d *Device) generateWrapped(g *generation, s p11.SessionHandle, owner devic
 			p11.NewAttribute(p11.CKA_VERIFY, true),
 			p11.NewAttribute(p11.CKA_EC_PARAMS, p256OID),
 		},
-		sessionPrivateTemplate(owner, w.cur.trusted))
+		sessionPrivateTemplate(owner, w.cur.trusted, usage))
 	if err != nil {
 		return device.Key{}, err
 	}
@@ -346,24 +347,24 @@ func (d *Device) generateWrapped(g *generation, s p11.SessionHandle, owner devic
 		d.destroy(s, privH)
 		return device.Key{}, err
 	}
-	return d.wrapAndDestroy(w, s, owner, privH, pub)
+	return d.wrapAndDestroy(w, s, owner, privH, pub, usage)
 }
 
 // importWrapped takes in a scalar as an extractable session object, wraps
 // it and destroys it.
 func (d *Device) importWrapped(g *generation, s p11.SessionHandle, owner device.Owner, scalar []byte, pub *ecdsa.PublicKey) (device.Key, error) {
 	d.calls.Inc(CallCreateObject)
-	privH, err := d.lib.CreateObject(s, append(sessionPrivateTemplate(owner, g.w.cur.trusted),
+	privH, err := d.lib.CreateObject(s, append(sessionPrivateTemplate(owner, g.w.cur.trusted, usageSignDerive),
 		p11.NewAttribute(p11.CKA_EC_PARAMS, p256OID),
 		p11.NewAttribute(p11.CKA_VALUE, scalar)))
 	if err != nil {
 		return device.Key{}, err
 	}
-	return d.wrapAndDestroy(g.w, s, owner, privH, pub)
+	return d.wrapAndDestroy(g.w, s, owner, privH, pub, usageSignDerive)
 }
 
-func (d *Device) wrapAndDestroy(w *wrapState, s p11.SessionHandle, owner device.Owner, privH p11.ObjectHandle, pub *ecdsa.PublicKey) (device.Key, error) {
-	k, err := d.wrapWith(w, s, owner, privH, pub)
+func (d *Device) wrapAndDestroy(w *wrapState, s p11.SessionHandle, owner device.Owner, privH p11.ObjectHandle, pub *ecdsa.PublicKey, usage keyUsage) (device.Key, error) {
+	k, err := d.wrapWith(w, s, owner, privH, pub, usage)
 	if derr := d.destroy(s, privH); err == nil && derr != nil {
 		err = derr
 	}
@@ -416,7 +417,7 @@ func (d *Device) unwrapped(g *generation, s p11.SessionHandle, ref device.Ref) (
 			return nil, err
 		}
 		d.calls.Inc(CallUnwrapKey)
-		h, err = d.lib.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(b.mech.ckm(), nil)}, wh, b.wrapped, unwrappedTemplate(ref))
+		h, err = d.lib.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(b.mech.ckm(), nil)}, wh, b.wrapped, unwrappedTemplate(ref, b.usage))
 		if err == nil {
 			break
 		}

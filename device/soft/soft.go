@@ -134,6 +134,8 @@ type entry struct {
 	owner device.Owner
 	sign  *ecdsa.PrivateKey
 	dh    *ecdh.PrivateKey
+	// deriveOnly: ECDH only (GenerateDeriveOnly); Sign is refused.
+	deriveOnly bool
 }
 
 var (
@@ -236,7 +238,7 @@ func (d *Device) Generate(ctx context.Context, owner device.Owner) (device.Key, 
 	if err != nil {
 		return device.Key{}, fmt.Errorf("%w: %v", device.ErrUnavailable, err)
 	}
-	return d.store(owner, priv, false)
+	return d.store(owner, priv, false, false)
 }
 
 // Import implements device.Importer.
@@ -250,7 +252,7 @@ func (d *Device) Import(ctx context.Context, owner device.Owner, priv *ecdh.Priv
 	if priv.Curve() != ecdh.P256() {
 		return device.Key{}, errors.New("soft: not a P-256 key")
 	}
-	return d.store(owner, priv, true)
+	return d.store(owner, priv, true, false)
 }
 
 type keyFile struct {
@@ -259,17 +261,32 @@ type keyFile struct {
 	Owner    string `json:"owner"`
 	Pub      string `json:"pub"`
 	Imported bool   `json:"imported"`
-	Sealed   string `json:"sealed"`
+	// Usage is "derive" for a derive-only key, absent otherwise; it is
+	// part of the sealed key's additional data, so it cannot be dropped.
+	Usage  string `json:"usage,omitempty"`
+	Sealed string `json:"sealed"`
 }
 
-func aad(kid device.KID, owner device.Owner) []byte {
-	return []byte(aadLabel + "\x00" + string(kid) + "\x00" + string(owner))
+// usageDerive is keyFile.Usage of a derive-only key.
+const usageDerive = "derive"
+
+func aad(kid device.KID, owner device.Owner, usage string) []byte {
+	a := aadLabel + "\x00" + string(kid) + "\x00" + string(owner)
+	if usage != "" {
+		a += "\x00" + usage
+	}
+	return []byte(a)
 }
 
-func (d *Device) store(owner device.Owner, priv *ecdh.PrivateKey, imported bool) (device.Key, error) {
+func (d *Device) store(owner device.Owner, priv *ecdh.PrivateKey, imported, deriveOnly bool) (device.Key, error) {
 	e, err := newEntry(owner, priv)
 	if err != nil {
 		return device.Key{}, err
+	}
+	e.deriveOnly = deriveOnly
+	usage := ""
+	if deriveOnly {
+		usage = usageDerive
 	}
 	kid, err := device.KIDOf(&e.sign.PublicKey)
 	if err != nil {
@@ -282,12 +299,12 @@ func (d *Device) store(owner device.Owner, priv *ecdh.PrivateKey, imported bool)
 		return device.Key{}, fmt.Errorf("%w: %v", device.ErrUnavailable, err)
 	}
 	d.calls.Inc(CallSeal)
-	sealed := d.aead.Seal(nonce, nonce, scalar, aad(kid, owner))
+	sealed := d.aead.Seal(nonce, nonce, scalar, aad(kid, owner, usage))
 	b64 := base64.RawURLEncoding
 	f := keyFile{
 		V: fileVersion, KID: string(kid), Owner: string(owner),
 		Pub: b64.EncodeToString(priv.PublicKey().Bytes()), Imported: imported,
-		Sealed: b64.EncodeToString(sealed),
+		Usage: usage, Sealed: b64.EncodeToString(sealed),
 	}
 	data, err := json.Marshal(f)
 	if err != nil {
@@ -412,7 +429,7 @@ func (d *Device) load(kid device.KID) (*entry, error) {
 	owner := device.Owner(f.Owner)
 	d.calls.Inc(CallUnseal)
 	ns := d.aead.NonceSize()
-	scalar, err := d.aead.Open(nil, sealed[:ns], sealed[ns:], aad(kid, owner))
+	scalar, err := d.aead.Open(nil, sealed[:ns], sealed[ns:], aad(kid, owner, f.Usage))
 	if err != nil {
 		return nil, fmt.Errorf("soft: key file %s does not open under this master key", kid)
 	}
@@ -428,6 +445,7 @@ func (d *Device) load(kid device.KID) (*entry, error) {
 	if got, err := device.KIDOf(&e.sign.PublicKey); err != nil || got != kid {
 		return nil, fmt.Errorf("soft: key file %s holds another key", kid)
 	}
+	e.deriveOnly = f.Usage == usageDerive
 	d.mu.Lock()
 	d.cache[kid] = e
 	d.mu.Unlock()
@@ -455,6 +473,9 @@ func parseKeyFile(data []byte) (keyFile, error) {
 	if _, err := device.ParseOwner(f.Owner); err != nil {
 		return f, fmt.Errorf("soft: key file: %w", err)
 	}
+	if f.Usage != "" && f.Usage != usageDerive {
+		return f, fmt.Errorf("soft: key file: usage %q", f.Usage)
+	}
 	return f, nil
 }
 
@@ -475,6 +496,9 @@ func (d *Device) Sign(ctx context.Context, ref device.Ref, digest []byte) ([]byt
 	e, err := d.lookup(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	if e.deriveOnly {
+		return nil, device.ErrKeyUsage
 	}
 	d.calls.Inc(CallSign)
 	r, s, err := ecdsa.Sign(d.rand, e.sign, digest)

@@ -48,12 +48,16 @@ type Options struct {
 	// ResponseKey says where the R2PS response-signing key lives.
 	ResponseKey dispatch.ResponseKey
 	// KeyQuota is the number of keys a unit may hold (0: the default).
-	KeyQuota        int
-	Registry        *prometheus.Registry // nil: a new one
-	Logger          *slog.Logger
-	Version         string
-	ShutdownTimeout time.Duration
-	ReadyTimeout    time.Duration
+	KeyQuota int
+	// SECDSAMaxFailures locks a unit's SECDSA binding after that many PIN
+	// failures (0: the default); SECDSA is served in the wscd role when
+	// the device makes derive-only keys.
+	SECDSAMaxFailures int
+	Registry          *prometheus.Registry // nil: a new one
+	Logger            *slog.Logger
+	Version           string
+	ShutdownTimeout   time.Duration
+	ReadyTimeout      time.Duration
 	// R2PSMaxConcurrent bounds the /r2ps requests served at once (0: the
 	// server's default).
 	R2PSMaxConcurrent int
@@ -149,6 +153,8 @@ type Stack struct {
 	// Evidence is the evidence log: every instance records events; one
 	// with the WSCD's device sequences and signs (Background).
 	Evidence *evidence.Log
+	// SECDSA is the SECDSA service of the wscd role (nil: not served).
+	SECDSA *wscd.SECDSA
 
 	share    *wscd.Share
 	wscaOnly bool
@@ -316,6 +322,15 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		TaskContexts: o.TaskContexts, KeyQuota: o.KeyQuota, ResponseKey: o.ResponseKey, Registerer: o.Registry, Logger: o.Logger,
 		Evidence: ev,
 	}
+	var sd *wscd.SECDSA
+	if _, ok := w.Keys.Device().(device.DeriveOnlyGenerator); ok && o.Roles.WSCD && !wscaOnly {
+		sd, err = wscd.NewSECDSA(ctx, wscd.SECDSAConfig{Device: w.Keys.Device(), ServerKeys: w.ServerKeys, Store: st,
+			MaxFailures: o.SECDSAMaxFailures, Logger: o.Logger})
+		if err != nil {
+			return nil, err
+		}
+		dcfg.SECDSA = sd
+	}
 	if wscaOnly {
 		// No wallet keys here; client keys are checked under the share
 		// key; the assurance attested is the one the WSCD published.
@@ -341,7 +356,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		return nil, err
 	}
 	return &Stack{Store: st, Services: w, PIN: pins, R2PS: disp, Server: srv,
-		Attestations: attests, AttestationKey: ak, Publisher: pub, Evidence: ev, share: share, wscaOnly: wscaOnly, log: logger(o.Logger)}, nil
+		Attestations: attests, AttestationKey: ak, Publisher: pub, Evidence: ev, SECDSA: sd, share: share, wscaOnly: wscaOnly, log: logger(o.Logger)}, nil
 }
 
 // lazyShare is the share sealer as a pin.Sealer and wscd.MACer on a

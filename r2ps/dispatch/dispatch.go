@@ -151,6 +151,9 @@ type Config struct {
 	// Attestations issues key and wallet instance attestations and proofs
 	// of association; nil leaves those types unserved.
 	Attestations *wsca.Attestations
+	// SECDSA serves the SECDSA types in the wscd role; nil leaves them
+	// unserved.
+	SECDSA *wscd.SECDSA
 	// ClientKeyMAC, if set, checks client keys' MACs instead of the
 	// ServerKeys' sealer: the share sealer on a WSCA-only instance, whose
 	// store reads the share MACs (docs/wsca.md).
@@ -430,6 +433,9 @@ func (d *Dispatcher) handle(ctx context.Context, r *request) (result, *cak) {
 			return d.update(ctx, r, tr), nil
 		}
 	}
+	if r.pol.secdsa {
+		return d.secdsaOperation(ctx, r), nil
+	}
 	if r.pol.wsca {
 		return d.wscaOperation(ctx, r), nil
 	}
@@ -474,6 +480,9 @@ func logLevel(code string) slog.Level {
 
 func codeOf(err error) string {
 	if code, ok := wscaCode(err); ok {
+		return code
+	}
+	if code, ok := secdsaCode(err); ok {
 		return code
 	}
 	var re *r2ps.Error

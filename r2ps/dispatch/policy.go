@@ -81,6 +81,9 @@ type policy struct {
 	// login marks the types that run OPAQUE, served only where the PIN
 	// server can (not on a WSCA-only instance: pin.Server.CanLogin).
 	login bool
+	// secdsa marks the SECDSA types, served only when the SECDSA service
+	// is configured (in the wscd role).
+	secdsa bool
 }
 
 // policies is the table of every request type served. A type missing here
@@ -109,13 +112,20 @@ var policies = map[string]policy{
 	r2ps.TypeProofOfAssociation: {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
 	r2ps.TypeWKA:                {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
 	r2ps.TypeWIA:                {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wsca: true, attest: true},
+
+	// SECDSA (docs/secdsa.md "Wire"): 1FA, the CSK is the SECDSA device
+	// key U, the PIN is checked by the instruction's one HSM derive.
+	r2ps.TypeSECDSANonce:          {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wscd: true, secdsa: true},
+	r2ps.TypeSECDSAActivateBegin:  {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wscd: true, secdsa: true},
+	r2ps.TypeSECDSAActivateFinish: {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wscd: true, secdsa: true},
+	r2ps.TypeSECDSAInstruction:    {mode: r2ps.Mode1FA, signer: signerRegistered, unit: unitActive, task: taskNotApplicable, wscd: true, secdsa: true},
 }
 
 // policyFor returns the policy of a type this dispatcher serves.
 func (d *Dispatcher) policyFor(typ string) (policy, error) {
 	p, ok := policies[typ]
 	if !ok || p.wscd && !d.cfg.WSCD || p.wsca && !d.cfg.WSCA || p.attest && d.cfg.Attestations == nil ||
-		p.login && !d.canLogin {
+		p.login && !d.canLogin || p.secdsa && d.cfg.SECDSA == nil {
 		return policy{}, r2ps.ErrUnsupportedType
 	}
 	return p, nil
