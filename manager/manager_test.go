@@ -688,3 +688,28 @@ func TestStaleCacheAcrossProcesses(t *testing.T) {
 		t.Fatalf("sign after another process deleted the key: %v, want ErrKeyNotFound", err)
 	}
 }
+
+type progressLog struct {
+	mu  sync.Mutex
+	got []manager.Progress
+}
+
+func (p *progressLog) OnProgress(pr manager.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.got = append(p.got, pr)
+}
+
+// A generation reports its start and end to the host, naming the plugin.
+func TestProgressReported(t *testing.T) {
+	f := newFixture(t)
+	pl := &progressLog{}
+	m := f.manager(manager.Config{Default: "a", Progress: pl}, f.soft("a"))
+	if _, _, err := m.Generate(ctx, manager.GenerateRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.got) != 2 || pl.got[0].Stage != manager.StageStarted || pl.got[1].Stage != manager.StageComplete ||
+		pl.got[0].Plugin != "a" || pl.got[0].Op != manager.OpGenerate {
+		t.Fatalf("progress %+v", pl.got)
+	}
+}

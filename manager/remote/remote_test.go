@@ -367,3 +367,36 @@ func TestRefreshFromServer(t *testing.T) {
 		}
 	}
 }
+
+type progressLog struct {
+	mu  sync.Mutex
+	got []manager.Stage
+}
+
+func (p *progressLog) OnProgress(pr manager.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.got = append(p.got, pr.Stage)
+}
+
+// The plugin tells the host when it waits for the user and when it goes
+// to the network; a cancelled context stops a call.
+func TestProgressAndCancel(t *testing.T) {
+	s := newServer(t)
+	h := &host{pin: "666666"}
+	p := s.unit(t, h)
+	pl := &progressLog{}
+	env := manager.Env{Auth: h, Progress: pl}
+	k, _, err := p.Generate(ctx, "", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pl.got, manager.StageWaitingForUser) || !slices.Contains(pl.got, manager.StageNetworkRoundTrip) {
+		t.Fatalf("stages %v", pl.got)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := p.Sign(cctx, k.Handle, digest("m"), env); !errors.Is(err, context.Canceled) {
+		t.Fatalf("sign with a cancelled context: %v", err)
+	}
+}
