@@ -3,7 +3,6 @@ package manager
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/wsca/wsca/internal/atomicfile"
 )
 
 // DirStore is a [BindingStore] in a directory: one small JSON file per
@@ -32,7 +33,7 @@ const maxRecord = 64 << 10
 
 // OpenDirStore opens (creating) the store in dir, mode 0700.
 func OpenDirStore(dir string) (*DirStore, error) {
-	for _, sub := range []string{"keys", "intents", "claims", "choices", "tmp"} {
+	for _, sub := range []string{"keys", "intents", "claims", "choices"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("manager: binding store: %w", err)
 		}
@@ -51,62 +52,16 @@ func name(key string) string {
 
 func (s *DirStore) path(sub, key string) string { return filepath.Join(s.dir, sub, name(key)) }
 
-// temp writes v to a synced temporary file and returns its path.
-func (s *DirStore) temp(v any) (string, error) {
+// create stores v under key unless a record is there.
+func (s *DirStore) create(sub, key string, v any) error {
 	b, err := json.Marshal(v)
-	if err != nil {
-		return "", err
-	}
-	var r [12]byte
-	_, _ = rand.Read(r[:])
-	p := filepath.Join(s.dir, "tmp", hex.EncodeToString(r[:]))
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(p)
-		return "", err
-	}
-	return p, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, fs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
-		return nil // some file systems (and js/wasm) cannot sync a directory
-	}
-	return err
-}
-
-// create stores v under key unless a record is there.
-func (s *DirStore) create(sub, key string, v any) error {
-	tmp, err := s.temp(v)
-	if err != nil {
-		return fmt.Errorf("manager: binding store: %w", err)
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, s.path(sub, key)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+	if err := atomicfile.Create(s.path(sub, key), b, 0o600); err != nil {
+		if errors.Is(err, atomicfile.ErrExists) {
 			return ErrExists
 		}
-		return fmt.Errorf("manager: binding store: %w", err)
-	}
-	if err := syncDir(filepath.Join(s.dir, sub)); err != nil {
 		return fmt.Errorf("manager: binding store: %w", err)
 	}
 	return nil
@@ -114,29 +69,25 @@ func (s *DirStore) create(sub, key string, v any) error {
 
 // replace stores v under key, whether or not a record is there.
 func (s *DirStore) replace(sub, key string, v any) error {
-	tmp, err := s.temp(v)
+	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("manager: binding store: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp, s.path(sub, key)); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("manager: binding store: %w", err)
-	}
-	if err := syncDir(filepath.Join(s.dir, sub)); err != nil {
+	if err := atomicfile.Replace(s.path(sub, key), b, 0o600); err != nil {
 		return fmt.Errorf("manager: binding store: %w", err)
 	}
 	return nil
 }
 
 func (s *DirStore) remove(sub, key string) error {
-	err := os.Remove(s.path(sub, key))
+	err := atomicfile.Remove(s.path(sub, key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return ErrNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("manager: binding store: %w", err)
 	}
-	return syncDir(filepath.Join(s.dir, sub))
+	return nil
 }
 
 func readRecord(p string, v any) error {

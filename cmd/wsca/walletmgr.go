@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsca/wsca/internal/atomicfile"
 	"github.com/wsca/wsca/manager"
 	"github.com/wsca/wsca/manager/remote"
 	"github.com/wsca/wsca/manager/softkey"
@@ -72,30 +73,12 @@ func loadKEK(dir string) ([]byte, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("softkey KEK: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".kek-*")
-	if err != nil {
-		return nil, fmt.Errorf("softkey KEK: %w", err)
-	}
-	defer os.Remove(tmp.Name())
 	fresh := make([]byte, softkey.KEKSize)
 	defer clear(fresh)
 	_, _ = rand.Read(fresh)
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(fresh)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		if err = os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
-			err = nil // another process made it first: use theirs
-		}
-	}
-	if err != nil {
+	// Created under a temporary name and linked into place: of two
+	// processes starting at once, the second uses the first one's KEK.
+	if err := atomicfile.Create(path, fresh, 0o600); err != nil && !errors.Is(err, atomicfile.ErrExists) {
 		return nil, fmt.Errorf("softkey KEK: %w", err)
 	}
 	return readKEK(path)

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/wsca/wsca/ecp256"
+	"github.com/wsca/wsca/internal/atomicfile"
 	"github.com/wsca/wsca/manager"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
@@ -368,22 +369,7 @@ func (p *Plugin) writeJournal(e journalEntry) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(p.cfg.Journal, ".tmp")
-	if err != nil {
-		return fmt.Errorf("remote: journal: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), p.journalPath(e.Label))
-	}
-	if err != nil {
+	if err := atomicfile.Replace(p.journalPath(e.Label), b, 0o600); err != nil {
 		return fmt.Errorf("remote: journal: %w", err)
 	}
 	return nil

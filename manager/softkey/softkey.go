@@ -35,6 +35,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/wsca/wsca/ecp256"
+	"github.com/wsca/wsca/internal/atomicfile"
 	"github.com/wsca/wsca/manager"
 )
 
@@ -69,7 +70,7 @@ func Open(dir string, kek []byte) (*Plugin, error) {
 	if len(kek) != KEKSize {
 		return nil, fmt.Errorf("softkey: the key-encryption key must be %d bytes", KEKSize)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("softkey: %w", err)
 	}
 	return &Plugin{id: ID, dir: dir, kek: append([]byte(nil), kek...), now: time.Now}, nil
@@ -212,27 +213,8 @@ func (p *Plugin) load(handle string) (*record, string, error) {
 
 // write stores a new key file atomically; it never replaces one.
 func (p *Plugin) write(handle string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Join(p.dir, "tmp"), "k")
-	if err != nil {
+	if err := atomicfile.Create(p.path(handle), b, 0o600); err != nil {
 		return fmt.Errorf("softkey: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp.Name(), p.path(handle))
-	}
-	if err != nil {
-		return fmt.Errorf("softkey: %w", err)
-	}
-	if d, err := os.Open(p.dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }
