@@ -101,18 +101,11 @@ func walletSign(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	wm, err := f.openManager(ctx, e)
+	wm, k, err := f.openKey(ctx, e, "sign", *kid)
 	if err != nil {
 		return err
 	}
 	defer wm.close()
-	k, err := wm.find(ctx, *kid)
-	if err != nil {
-		return explain("sign", err, f.pinHint())
-	}
-	if err := wm.ready(k); err != nil {
-		return err
-	}
 	raw, res, err := wm.m.Sign(ctx, k.KID, digest)
 	if err != nil {
 		return explain("sign", err, f.pinHint())
@@ -192,18 +185,11 @@ func walletECDH(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return errors.New("--peer: not a point on P-256")
 	}
-	wm, err := f.openManager(ctx, e)
+	wm, k, err := f.openKey(ctx, e, "ecdh", *kid)
 	if err != nil {
 		return err
 	}
 	defer wm.close()
-	k, err := wm.find(ctx, *kid)
-	if err != nil {
-		return explain("ecdh", err, f.pinHint())
-	}
-	if err := wm.ready(k); err != nil {
-		return err
-	}
 	z, res, err := wm.m.ECDH(ctx, k.KID, peer)
 	if err != nil {
 		return explain("ecdh", err, f.pinHint())
@@ -306,18 +292,11 @@ func walletKeydelete(ctx context.Context, e env, args []string) error {
 	if nargs == 0 {
 		pos = []string{*kid}
 	}
-	wm, err := f.openManager(ctx, e)
+	wm, k, err := f.openKey(ctx, e, "keydelete", pos[0])
 	if err != nil {
 		return err
 	}
 	defer wm.close()
-	k, err := wm.find(ctx, pos[0])
-	if err != nil {
-		return explain("keydelete", err, f.pinHint())
-	}
-	if err := wm.ready(k); err != nil {
-		return err
-	}
 	res, err := wm.m.Delete(ctx, k.KID)
 	if err != nil {
 		return explain("keydelete", err, f.pinHint())
@@ -414,4 +393,23 @@ func walletPlugins(ctx context.Context, e env, args []string) error {
 			fmt.Fprintln(o)
 		}
 	})
+}
+
+// openKey opens the manager and finds the key a --kid names, ready for
+// use (its plugin's session checked); the caller closes the manager.
+func (f *walletFlags) openKey(ctx context.Context, e env, op, arg string) (*walletManager, keyRef, error) {
+	wm, err := f.openManager(ctx, e)
+	if err != nil {
+		return nil, keyRef{}, err
+	}
+	k, err := wm.find(ctx, arg)
+	if err != nil {
+		wm.close()
+		return nil, keyRef{}, explain(op, err, f.pinHint())
+	}
+	if err := wm.ready(k); err != nil {
+		wm.close()
+		return nil, keyRef{}, err
+	}
+	return wm, k, nil
 }
