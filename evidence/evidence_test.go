@@ -70,9 +70,33 @@ func rawDB(t *testing.T, dsn string) *sql.DB {
 }
 
 type logClient struct {
-	t   *testing.T
-	url string
-	v   *logverify.Verifier
+	t        *testing.T
+	url      string
+	adminURL string // leaves are on the admin listener only
+	v        *logverify.Verifier
+}
+
+// testAdminToken is the admin API's token in these tests.
+const testAdminToken = "evidence-test-admin-token-0123456789abcdef"
+
+// adminGet fetches a leaf from the admin API with the token.
+func (c logClient) adminGet(path string) []byte {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.adminURL+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return b
 }
 
 func (c logClient) checkpoint() logverify.Checkpoint {
@@ -86,7 +110,7 @@ func (c logClient) checkpoint() logverify.Checkpoint {
 // entry fetches leaf i and proves it in cp, with logverify and with tlog
 // directly.
 func (c logClient) entry(cp logverify.Checkpoint, i int64) ([]byte, error) {
-	leaf := getOK(c.t, fmt.Sprintf("%s%s%d", c.url, evidence.PathEntries, i))
+	leaf := c.adminGet(fmt.Sprintf("%s%d", evidence.PathEntries, i))
 	var p logverify.InclusionProof
 	if err := json.Unmarshal(getOK(c.t, fmt.Sprintf("%s%s?index=%d&size=%d", c.url, evidence.PathInclusion, i, cp.Size)), &p); err != nil {
 		c.t.Fatal(err)
@@ -127,7 +151,10 @@ func TestUnitLife(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			dsn := b.DSN(t)
 			dev := testdevice.PKCS11Wrapped(t)
-			r := stacktest.Start(t, dsn, dev, func(o *stack.Options) { o.EvidenceInterval = time.Hour })
+			r := stacktest.Start(t, dsn, dev, func(o *stack.Options) {
+				o.EvidenceInterval = time.Hour
+				o.AdminToken = []byte(testAdminToken)
+			})
 			ctx := t.Context()
 			const unit = "life-unit"
 			if err := r.Units.Create(ctx, unit); err != nil {
@@ -184,7 +211,11 @@ func TestUnitLife(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lc := logClient{t: t, url: r.URL, v: v}
+			lc := logClient{t: t, url: r.URL, adminURL: r.AdminURL, v: v}
+			// A leaf names a unit: never on the public listener.
+			if code, _ := get(t, r.URL+"/evidence/entries/0"); code != http.StatusNotFound {
+				t.Fatalf("a leaf on the public listener: %d", code)
+			}
 			cp := lc.checkpoint()
 			var got []string
 			for i := range cp.Size {

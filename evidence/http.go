@@ -12,27 +12,38 @@ import (
 	"github.com/wsca/wsca/store"
 )
 
-// Paths served by Handler (docs/evidence.md).
+// Paths served by Handler (docs/evidence.md); PathEntries by
+// EntryHandler, on the admin listener.
 const (
 	PathCheckpoint  = "/evidence/checkpoint"
 	PathKey         = "/evidence/key"
-	PathEntries     = "/evidence/entries/"
 	PathInclusion   = "/evidence/proof/inclusion"
 	PathConsistency = "/evidence/proof/consistency"
+	PathEntries     = "/admin/v1/evidence/entries/"
 )
 
 // Handler serves the log on the public listener: GET of the latest signed
-// checkpoint (text), the verifier key (text), a leaf by index (bytes) and
-// inclusion and consistency proofs (JSON, base64 hashes). Every request
-// reads at most one checkpoint and O(log n) hashes; sizes beyond the
-// stored tree are refused. Errors are generic; causes go to the log.
+// checkpoint (text), the verifier key (text) and inclusion and consistency
+// proofs (JSON, base64 hashes), none of which says anything of a unit.
+// Every request reads at most one checkpoint and O(log n) hashes; sizes
+// beyond the stored tree are refused. Errors are generic; causes go to the
+// log.
 func (l *Log) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathCheckpoint, l.serveCheckpoint)
 	mux.HandleFunc("GET "+PathKey, l.serveKey)
-	mux.HandleFunc("GET "+PathEntries+"{index}", l.serveEntry)
 	mux.HandleFunc("GET "+PathInclusion, l.serveInclusion)
 	mux.HandleFunc("GET "+PathConsistency, l.serveConsistency)
+	return mux
+}
+
+// EntryHandler serves a leaf by index (bytes) at PathEntries{index}. A
+// leaf names a unit and what it did, so it is for the operator's admin
+// listener, never the public one: the parties to a record hold its leaf,
+// and anyone checks its inclusion with the public proofs.
+func (l *Log) EntryHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathEntries+"{index}", l.serveEntry)
 	return mux
 }
 

@@ -37,6 +37,9 @@ func (s *Server) adminHandler() http.Handler {
 		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
 	}
 	s.adminKeyRoutes(mux)
+	if s.cfg.EvidenceEntries != nil {
+		mux.Handle("GET "+AdminPrefix+"/evidence/entries/{index}", s.cfg.EvidenceEntries)
+	}
 	mux.Handle("GET /metrics", s.metrics)
 	return s.middleware(s.requireToken(mux))
 }

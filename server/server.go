@@ -118,9 +118,11 @@ type Config struct {
 	// by a development CA, its root at /.well-known/wsca-dev-ca.pem.
 	AttestationKeys *attest.KeySet
 	DevCARoot       *x509.Certificate
-	// Evidence serves GET /evidence/... (the evidence log,
-	// evidence.Log.Handler); nil leaves it out.
-	Evidence http.Handler
+	// Evidence serves GET /evidence/... (the evidence log's checkpoints
+	// and proofs, evidence.Log.Handler) on the public listener, and
+	// EvidenceEntries its leaves (evidence.Log.EntryHandler) on the admin
+	// listener; nil leaves them out.
+	Evidence, EvidenceEntries http.Handler
 	// Statuses is told when statuses change (the admin API's state
 	// changes), so that the status lists are republished soon; may be nil.
 	Statuses interface{ Notify() }

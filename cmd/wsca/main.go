@@ -91,7 +91,7 @@ var commands = map[string]command{
 	"key list":     {"list a unit's keys: key list --unit UNIT [--on-device]", keysList},
 	"key destroy":  {"destroy a unit's key: key destroy --unit UNIT KID", keysDestroy},
 	"version":      {"print the version", printVersion},
-	"verify-log":   {"verify the evidence log offline: verify-log --key K --checkpoint F [--leaf F --inclusion F] [--old-checkpoint F --consistency F], or --server URL [--index N]", verifyLog},
+	"verify-log":   {"verify the evidence log offline: verify-log --key K --checkpoint F [--leaf F --inclusion F] [--old-checkpoint F --consistency F], or --server URL [--index N --leaf F]", verifyLog},
 
 	"admin unit create":        {"create a wallet unit and its activation code (admin API)", adminUnitCreate},
 	"admin unit code":          {"issue a new activation or PIN-reset code: admin unit code UNIT [--purpose pin_reset]", adminUnitCode},

@@ -32,10 +32,10 @@ func verifyLog(ctx context.Context, e env, args []string) error {
 	cpFile := fs.String("checkpoint", "", "signed checkpoint `file` (offline)")
 	oldFile := fs.String("old-checkpoint", "", "an earlier signed checkpoint `file`: check that the log extends it")
 	consFile := fs.String("consistency", "", "consistency proof `file` (JSON) from the old checkpoint to the checkpoint (offline)")
-	leafFile := fs.String("leaf", "", "leaf `file` (the entry's bytes) to prove included (offline)")
+	leafFile := fs.String("leaf", "", "leaf `file` (the entry's bytes, from the record's holder or the operator) to prove included")
 	inclFile := fs.String("inclusion", "", "inclusion proof `file` (JSON) of the leaf in the checkpoint (offline)")
 	server := fs.String("server", "", "fetch the checkpoint and proofs from this wscad base `URL` first")
-	index := fs.Int64("index", -1, "with --server: prove the leaf at this `index` included")
+	index := fs.Int64("index", -1, "with --server and --leaf: prove the leaf included at this `index`")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseArgs(e, fs, args, 0, nil); err != nil {
 		return err
@@ -55,12 +55,24 @@ func verifyLog(ctx context.Context, e env, args []string) error {
 		}
 	}
 	if *server != "" {
+		// Leaves name units: the server does not hand them out to anyone
+		// (only the operator's admin API does), so the leaf comes from a
+		// file, and the server gives the proofs.
+		if (*index >= 0) != (*leafFile != "") {
+			fmt.Fprintln(e.stderr, "wsca verify-log: with --server, --index goes with --leaf (the entry's bytes)")
+			return errUsage
+		}
 		oldSize := int64(-1)
 		if old != nil {
 			oldSize = checkpointSize(old)
 		}
 		if src, err = fetchSource(ctx, e, *server, *key == "", *index, oldSize); err != nil {
 			return err
+		}
+		if *leafFile != "" {
+			if src.leaf, err = readSmall(*leafFile); err != nil {
+				return err
+			}
 		}
 	} else {
 		if (*leafFile == "") != (*inclFile == "") || (*oldFile == "") != (*consFile == "") {
@@ -250,9 +262,6 @@ func fetchSource(ctx context.Context, e env, base string, wantKey bool, index, o
 	// here; verify checks the signature before anything else).
 	size := checkpointSize(s.checkpoint)
 	if index >= 0 {
-		if s.leaf, err = fetch(fmt.Sprintf("/evidence/entries/%d", index)); err != nil {
-			return s, err
-		}
 		if s.inclusion, err = fetch(fmt.Sprintf("/evidence/proof/inclusion?index=%d&size=%d", index, size)); err != nil {
 			return s, err
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
@@ -19,7 +20,8 @@ import (
 // from files with no server, refuses each of them changed, and does the
 // same fetching from --server.
 func TestVerifyLog(t *testing.T) {
-	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
+	const adminToken = "verify-log-test-admin-token-0123456789abcdef"
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) { o.AdminToken = []byte(adminToken) })
 	ctx := t.Context()
 	for i := range 5 {
 		if err := r.Units.Create(ctx, fmt.Sprint("vl-", i)); err != nil {
@@ -58,7 +60,26 @@ func TestVerifyLog(t *testing.T) {
 	}
 	key := save("key", "/evidence/key")
 	cp := save("cp", "/evidence/checkpoint")
-	leaf := save("leaf", "/evidence/entries/2")
+	// A leaf names a unit: not on the public listener, only on the admin
+	// API, behind the operator's token.
+	if resp, err := http.Get(r.URL + "/evidence/entries/2"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a leaf on the public listener: %v %v", resp, err)
+	}
+	leaf := filepath.Join(dir, "leaf")
+	req, _ := http.NewRequest(http.MethodGet, r.AdminURL+"/admin/v1/evidence/entries/2", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a leaf without the admin token: %v %v", resp, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a leaf on the admin API: %v %v", resp, err)
+	}
+	lb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := os.WriteFile(leaf, lb, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	incl := save("incl", "/evidence/proof/inclusion?index=2&size=8")
 	cons := save("cons", "/evidence/proof/consistency?old=5&new=8")
 	verify := func(args ...string) (int, string) {
@@ -96,7 +117,13 @@ func TestVerifyLog(t *testing.T) {
 		})
 	}
 	keyText, _ := os.ReadFile(key)
-	if code, out := verify("--server", r.URL, "--key", strings.TrimSpace(string(keyText)), "--index", "6", "--old-checkpoint", old); code != 0 || !strings.Contains(out, "consistency from 5 entries: OK") {
+	if code, out := verify("--server", r.URL, "--key", strings.TrimSpace(string(keyText)), "--index", "2", "--leaf", leaf, "--old-checkpoint", old); code != 0 || !strings.Contains(out, "consistency from 5 entries: OK") || !strings.Contains(out, "entry 2 (unit_created") {
+		t.Fatalf("--server: %d %s", code, out)
+	}
+	if code, _ := verify("--server", r.URL, "--index", "2"); code != 2 {
+		t.Fatalf("--server --index without --leaf: %d", code)
+	}
+	if code, out := verify("--server", r.URL, "--key", strings.TrimSpace(string(keyText)), "--old-checkpoint", old); code != 0 || !strings.Contains(out, "consistency from 5 entries: OK") {
 		t.Fatalf("--server: %d %s", code, out)
 	}
 	if code, out := verify("--server", r.URL); code != 0 || !strings.Contains(out, "warning") {

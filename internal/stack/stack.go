@@ -346,7 +346,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Keys: w.Keys, Units: w.Units,
 		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp, PIN: pins,
 		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout, R2PSMaxConcurrent: o.R2PSMaxConcurrent,
-		Statuses: statuses, Evidence: ev.Handler(),
+		Statuses: statuses, Evidence: ev.Handler(), EvidenceEntries: ev.EntryHandler(),
 	}
 	if pub != nil {
 		scfg.StatusLists, scfg.AttestationKeys, scfg.DevCARoot = pub.Handler(), ak.KeySet, ak.DevRoot
