@@ -208,6 +208,9 @@ func checkSECDSAAnswer(b *SECDSABinding, sn uint64, op string, ins, additional [
 	if len(out.Secret) > 0 && op != r2ps.SECDSAOpECDH {
 		return nil, errors.New("client: secdsa: a secret result for an op that has none")
 	}
+	if op == r2ps.SECDSAOpECDH && out.Result.OK && len(out.Secret) != 32 {
+		return nil, errors.New("client: secdsa: the shared secret is not 32 bytes")
+	}
 	if !out.Result.OK {
 		code := out.Result.Error
 		if !r2ps.IsCode(code) {

@@ -115,8 +115,7 @@ func TestCheckSECDSAAnswer(t *testing.T) {
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	const sn = 7
 	ad := []byte("Authorize 1.000 Euro to NL02INGB0123456789")
-	ins, _ := r2ps.SECDSAOp{Op: r2ps.SECDSAOpGenerate}.Marshal()
-	answer := func(t *testing.T, result r2ps.SECDSAResult) r2ps.SECDSAInstructionResponse {
+	answer := func(t *testing.T, result r2ps.SECDSAResult, ins []byte) r2ps.SECDSAInstructionResponse {
 		t.Helper()
 		x, err := secdsa.GenESInstruction(rand.Reader, b.Cert, p.binder, p.dev, []byte("1234"), sn, ins, ad)
 		if err != nil {
@@ -136,6 +135,7 @@ func TestCheckSECDSAAnswer(t *testing.T) {
 	okResult := r2ps.SECDSAResult{Op: r2ps.SECDSAOpGenerate, OK: true, KID: "00112233445566778899aabbccddeeff"}
 	for _, tc := range []struct {
 		name   string
+		op     string // the instruction's op (default p256_generate)
 		result r2ps.SECDSAResult
 		mod    func(resp *r2ps.SECDSAInstructionResponse, b *SECDSABinding, sn *uint64, op *string, ins, ad *[]byte)
 		want   error  // ErrSECDSARecord, or nil with code
@@ -168,14 +168,22 @@ func TestCheckSECDSAAnswer(t *testing.T) {
 				r.Result, _ = json.Marshal(r2ps.SECDSAResult{Op: r2ps.SECDSAOpGenerate, OK: true, KID: "ffffffffffffffffffffffffffffffff"})
 			}},
 		{name: "result of another op", result: r2ps.SECDSAResult{Op: r2ps.SECDSAOpDelete, OK: true}, want: ErrSECDSARecord},
+		{name: "ECDH", op: r2ps.SECDSAOpECDH, result: r2ps.SECDSAResult{Op: r2ps.SECDSAOpECDH, OK: true, KID: "00112233445566778899aabbccddeeff"},
+			mod: func(r *r2ps.SECDSAInstructionResponse, _ *SECDSABinding, _ *uint64, _ *string, _, _ *[]byte) { r.Secret = make([]byte, 32) }},
+		{name: "ECDH without its secret", op: r2ps.SECDSAOpECDH, result: r2ps.SECDSAResult{Op: r2ps.SECDSAOpECDH, OK: true}, fails: true},
 		{name: "secret for an op without one", result: okResult, fails: true,
 			mod: func(r *r2ps.SECDSAInstructionResponse, _ *SECDSABinding, _ *uint64, _ *string, _, _ *[]byte) {
 				r.Secret = []byte{1}
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := answer(t, tc.result)
-			bb, s, op, i, a := *b, uint64(sn), r2ps.SECDSAOpGenerate, ins, ad
+			op := r2ps.SECDSAOpGenerate
+			if tc.op != "" {
+				op = tc.op
+			}
+			ins, _ := r2ps.SECDSAOp{Op: op}.Marshal()
+			resp := answer(t, tc.result, ins)
+			bb, s, i, a := *b, uint64(sn), ins, ad
 			if tc.mod != nil {
 				tc.mod(&resp, &bb, &s, &op, &i, &a)
 			}
