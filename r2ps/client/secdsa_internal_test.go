@@ -169,7 +169,9 @@ func TestCheckSECDSAAnswer(t *testing.T) {
 			}},
 		{name: "result of another op", result: r2ps.SECDSAResult{Op: r2ps.SECDSAOpDelete, OK: true}, want: ErrSECDSARecord},
 		{name: "ECDH", op: r2ps.SECDSAOpECDH, result: r2ps.SECDSAResult{Op: r2ps.SECDSAOpECDH, OK: true, KID: "00112233445566778899aabbccddeeff"},
-			mod: func(r *r2ps.SECDSAInstructionResponse, _ *SECDSABinding, _ *uint64, _ *string, _, _ *[]byte) { r.Secret = make([]byte, 32) }},
+			mod: func(r *r2ps.SECDSAInstructionResponse, _ *SECDSABinding, _ *uint64, _ *string, _, _ *[]byte) {
+				r.Secret = make([]byte, 32)
+			}},
 		{name: "ECDH without its secret", op: r2ps.SECDSAOpECDH, result: r2ps.SECDSAResult{Op: r2ps.SECDSAOpECDH, OK: true}, fails: true},
 		{name: "secret for an op without one", result: okResult, fails: true,
 			mod: func(r *r2ps.SECDSAInstructionResponse, _ *SECDSABinding, _ *uint64, _ *string, _, _ *[]byte) {
