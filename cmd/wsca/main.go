@@ -20,6 +20,7 @@
 //	wsca pin change
 //	wsca demo r2ps [--device-backend auto|softhsm|soft]
 //	wsca demo attest [--device-backend auto|softhsm|soft]
+//	wsca demo secdsa [--device-backend auto|softhsm|soft]
 //
 // PINs are read from the terminal without echo, or one line each from
 // stdin when it is not a terminal (or with --pin-stdin); never from argv.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/ecp256"
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/secdsa"
 	"github.com/wsca/wsca/wscd"
@@ -53,6 +54,9 @@ func (d *Dispatcher) secdsaOperation(ctx context.Context, r *request) result {
 		if err != nil {
 			return result{err: err}
 		}
+		// The activation's event: the unit's PIN is bound (first
+		// activation or a PIN change).
+		d.recordEvent(ctx, event.Event{Type: event.Enrolled, Unit: r.unit, Context: wscd.SECDSAContext, Data: []byte(secdsaActivationEvent)})
 		return result{data: r2ps.SECDSAFinishResponse{Success: true, Cert: ic.Marshal(), ProviderKey: pk}}
 	}
 	var req r2ps.SECDSAInstructionRequest
@@ -73,11 +77,24 @@ func (d *Dispatcher) secdsaOperation(ctx context.Context, r *request) result {
 	if err != nil {
 		return result{err: err}
 	}
-	// The record's bytes and hash are what the evidence log appends
-	// (issue 8 item 4; wired by the lead).
+	// The record's hash (what the provider signed) is its evidence: a
+	// third party holding the record finds the leaf by it.
 	d.logger(ctx).InfoContext(ctx, "secdsa instruction executed", "unit", r.unit, "sn", tr.SN, "op", res.Op, "ok", res.OK,
 		"record", hexLower(tr.Hash()))
+	d.recordEvent(ctx, event.Event{Type: event.SECDSARecord, Unit: r.unit, Context: wscd.SECDSAContext, Data: tr.Hash()})
 	return result{data: r2ps.SECDSAInstructionResponse{Success: true, Result: out, Secret: secret, Record: tr.Marshal()}}
+}
+
+// secdsaActivationEvent is the data of the enrolled event a SECDSA
+// activation records (docs/evidence.md).
+const secdsaActivationEvent = "secdsa_activation"
+
+// recordEvent appends e to the evidence log, if there is one; a failure
+// is logged and counted there and fails nothing (the change happened).
+func (d *Dispatcher) recordEvent(ctx context.Context, e event.Event) {
+	if d.cfg.Evidence != nil {
+		d.cfg.Evidence.Record(ctx, e)
+	}
 }
 
 // secdsaExecute runs an authenticated instruction with the unit's keys in

@@ -1,0 +1,115 @@
+package dispatch_test
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/wsca/wsca/evidence/event"
+	"github.com/wsca/wsca/evidence/logverify"
+	"github.com/wsca/wsca/internal/stack/stacktest"
+	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/r2ps"
+	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/secdsa"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
+)
+
+// TestSECDSARecordInEvidenceLog: a transaction record made over R2PS is
+// in the evidence log (its hash, as a secdsa_record event of its unit),
+// and so is the activation (an enrolled event in the secdsa context);
+// after Sync both leaves' inclusion in the signed checkpoint verifies
+// with tlog, over the store's hashes.
+func TestSECDSARecordInEvidenceLog(t *testing.T) {
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
+	ctx := t.Context()
+	unit := wscd.NewUnitID()
+	if err := r.Services.Units.Create(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	code, err := r.Services.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := client.FetchServerKeys(ctx, nil, r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
+	c, err := client.New(client.Config{URL: r.URL, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Enrol(ctx, code.Code, []byte("123456")); err != nil {
+		t.Fatal(err)
+	}
+	binder, _ := secdsa.NewSoftwarePINBinder(bytes.Repeat([]byte{7}, 32))
+	sk := client.SECDSAKeys{Binder: binder}
+	b, err := c.SECDSAActivate(ctx, sk, []byte("1234"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.SECDSAInstruction(ctx, b, sk, []byte("1234"), 1, r2ps.SECDSAOp{Op: r2ps.SECDSAOpGenerate}, []byte("Authorize 1.000 Euro to NL02INGB0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stored, err := r.Evidence.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := r.Evidence.VerifierKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := logverify.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := logverify.OpenCheckpoint(stored.Note, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]int64{}
+	for i := range cp.Size {
+		leaf, err := r.Store.GetEvidenceLeaf(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := event.Parse(leaf)
+		if err != nil || e.Unit != unit {
+			continue
+		}
+		var what string
+		switch {
+		case e.Type == event.SECDSARecord && e.Context == wscd.SECDSAContext && bytes.Equal(e.Data, out.Record.Hash()):
+			what = "record"
+		case e.Type == event.Enrolled && e.Context == wscd.SECDSAContext:
+			what = "activation"
+		default:
+			continue
+		}
+		proof, err := tlog.ProveRecord(cp.Size, i, r.Store.EvidenceHashes(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(proof, cp.Size, tlog.Hash(cp.Root), i, tlog.RecordHash(leaf)); err != nil {
+			t.Fatalf("%s at %d: %v", what, i, err)
+		}
+		found[what] = i
+	}
+	if _, ok := found["record"]; !ok {
+		t.Fatalf("the transaction record is not in the log (%d entries)", cp.Size)
+	}
+	if _, ok := found["activation"]; !ok {
+		t.Fatalf("the activation is not in the log (%d entries)", cp.Size)
+	}
+}
