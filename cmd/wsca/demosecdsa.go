@@ -10,9 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 	"github.com/wsca/wsca/manager/secdsakey"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/secdsa"
 )
 
@@ -208,8 +207,8 @@ func (d *secdsaDemo) verifyRecord(context.Context) (string, error) {
 		abbrev(strings.Trim(f.Account, `"`)), f.SN, f.Additional, res2.Op, res2.OK, f.Time), nil
 }
 
-// verifyLog is the third party again: it finds the record's leaf by the
-// record's hash and checks, as wsca verify-log does, the checkpoint's
+// verifyLog is the third party again: given the record's leaf (which the
+// operator finds by the record's hash) it checks, as wsca verify-log does, the checkpoint's
 // signature, the leaf's inclusion and that the log extends the
 // checkpoint taken after activation.
 func (d *secdsaDemo) verifyLog(ctx context.Context) (string, error) {
@@ -222,7 +221,7 @@ func (d *secdsaDemo) verifyLog(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	index, err := d.findLeaf(ctx)
+	index, leaf, err := d.findLeaf(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -230,7 +229,7 @@ func (d *secdsaDemo) verifyLog(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	src.key = vkey
+	src.key, src.leaf = vkey, leaf
 	res, err := src.verify(d.oldCheckpoint)
 	if err != nil {
 		return "", err
@@ -239,31 +238,21 @@ func (d *secdsaDemo) verifyLog(ctx context.Context) (string, error) {
 		res.Leaf.Index, res.Leaf.Type, res.Size, res.Origin, res.OldSize), nil
 }
 
-// findLeaf reads the log's entries over HTTP for the record's event.
-func (d *secdsaDemo) findLeaf(ctx context.Context) (int64, error) {
+// findLeaf finds the record's event among the log's leaves as the
+// operator does (leaves name units, so they are not public: the operator
+// hands the leaf and its index to the parties; here, from the store).
+func (d *secdsaDemo) findLeaf(ctx context.Context) (int64, []byte, error) {
 	h := d.record.Hash()
 	for i := int64(0); ; i++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/evidence/entries/%d", d.srv.url, i), nil)
+		leaf, err := d.srv.stack.Store.GetEvidenceLeaf(ctx, i)
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, nil, errors.New("the record's hash is not in the log")
+		}
 		if err != nil {
-			return 0, err
-		}
-		resp, err := d.hc.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		leaf, err := io.ReadAll(io.LimitReader(resp.Body, verifyLogMax))
-		resp.Body.Close()
-		if err != nil {
-			return 0, err
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			return 0, errors.New("the record's hash is not in the log")
-		}
-		if resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("entry %d: %s", i, resp.Status)
+			return 0, nil, err
 		}
 		if e, err := event.Parse(leaf); err == nil && e.Type == event.SECDSARecord && bytes.Equal(e.Data, h) {
-			return i, nil
+			return i, leaf, nil
 		}
 	}
 }
