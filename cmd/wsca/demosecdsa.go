@@ -21,8 +21,8 @@ import (
 	"github.com/wsca/wsca/manager/secdsakey"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
-	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/secdsa"
+	"github.com/wsca/wsca/store"
 )
 
 // secdsaConsent is the text the demo's user consents to: it goes into the
