@@ -48,14 +48,15 @@ func (r *events) has(f func(event.Event) bool) bool {
 
 // pendingAU starts a second activation of w's unit (a PIN change's) and
 // leaves it unfinished: the unit then has a bound and a pending aU.
-func pendingAU(t *testing.T, s *wscd.SECDSA, w *wallet, pin string) {
+// finish completes it on a service (w's certificate is then the new one).
+func pendingAU(t *testing.T, s *wscd.SECDSA, w *wallet, pin string) (finish func(*wscd.SECDSA)) {
 	t.Helper()
 	ctx := context.Background()
 	nonce, err := s.Nonce(ctx, w.unit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _, err := secdsa.BeginActivation(rand.Reader, w.binder, w.dev, []byte(pin), []byte(w.unit), nonce)
+	req, state, err := secdsa.BeginActivation(rand.Reader, w.binder, w.dev, []byte(pin), []byte(w.unit), nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +67,24 @@ func pendingAU(t *testing.T, s *wscd.SECDSA, w *wallet, pin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PINChange(ctx, a, w.dev.Public(), req.Marshal()); err != nil {
+	resp, err := s.PINChange(ctx, a, w.dev.Public(), req.Marshal())
+	if err != nil {
 		t.Fatal(err)
+	}
+	return func(s *wscd.SECDSA) {
+		t.Helper()
+		yp, err := state.Finish(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ic, err := s.Finish(ctx, w.unit, w.dev.Public(), yp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := state.Accept(ic, s.ProviderKey()); err != nil {
+			t.Fatal(err)
+		}
+		w.ic = ic
 	}
 }
 
