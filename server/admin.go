@@ -37,6 +37,7 @@ func (s *Server) adminHandler() http.Handler {
 		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
 	}
 	s.adminKeyRoutes(mux)
+	s.adminSECDSARoutes(mux)
 	mux.Handle("GET /metrics", s.metrics)
 	return s.middleware(s.requireToken(mux))
 }
