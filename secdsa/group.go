@@ -218,6 +218,27 @@ func lin(a *scalar, p *point, b *scalar, q *point) (*point, error) {
 	return s, nil
 }
 
+// linG returns a·G + b·Q, refusing the identity: a·G from the generator's
+// precomputed table (ScalarBaseMult), a fraction of a ScalarMult's cost.
+func linG(a *scalar, b *scalar, q *point) (*point, error) {
+	ab, bb := scalarBytes(a), scalarBytes(b)
+	defer clear(ab)
+	defer clear(bb)
+	ag, err := nistec.NewP256Point().ScalarBaseMult(ab)
+	if err != nil {
+		return nil, fmt.Errorf("secdsa: scalar multiplication: %w", err)
+	}
+	bq, err := nistec.NewP256Point().ScalarMult(q, bb)
+	if err != nil {
+		return nil, fmt.Errorf("secdsa: scalar multiplication: %w", err)
+	}
+	s := nistec.NewP256Point().Add(ag, bq)
+	if s.IsInfinity() == 1 {
+		return nil, fmt.Errorf("%w: identity", ErrInvalidPoint)
+	}
+	return s, nil
+}
+
 func equal(p, q *point) bool { return p.Equal(q) == 1 }
 
 // xOf returns the 32-byte x-coordinate of a non-identity point.

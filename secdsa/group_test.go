@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"filippo.io/nistec"
 )
 
 // The constant-time scalar arithmetic (bigmod) against math/big, which is
@@ -243,5 +245,28 @@ func BenchmarkReduceNonZero(b *testing.B) {
 	in := repeat(0xa5, 48)
 	for b.Loop() {
 		reduceNonZero(in)
+	}
+}
+
+// TestLinG: a·G + b·Q from the generator's table equals lin's two full
+// multiplications, for edge and random scalars.
+func TestLinG(t *testing.T) {
+	q, err := mulG(reduceNonZero([]byte("a point")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := reduceNonZero(nil)                            // 1
+	nMinusOne := negN(one)                               // n−1
+	rnd := reduceNonZero(bytes.Repeat([]byte{0xa5}, 48)) // a wide value
+	for i, c := range [][2]*scalar{{one, one}, {nMinusOne, one}, {one, nMinusOne}, {rnd, nMinusOne}, {rnd, rnd}} {
+		want, err1 := lin(c[0], generator(), c[1], q)
+		got, err2 := linG(c[0], c[1], q)
+		if err1 != nil || err2 != nil || !equal(got, want) {
+			t.Fatalf("case %d: linG %v, lin %v, equal %v", i, err2, err1, err1 == nil && err2 == nil && equal(got, want))
+		}
+	}
+	// The identity is refused, as by lin: 1·G + 1·(−G).
+	if _, err := linG(one, one, nistec.NewP256Point().Negate(generator())); !errors.Is(err, ErrInvalidPoint) {
+		t.Fatalf("identity: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ func (s *Server) adminHandler() http.Handler {
 	if s.cfg.EvidenceEntries != nil {
 		mux.Handle("GET "+AdminPrefix+"/evidence/entries/{index}", s.cfg.EvidenceEntries)
 	}
+	s.adminSECDSARoutes(mux)
 	mux.Handle("GET /metrics", s.metrics)
 	return s.middleware(s.requireToken(mux))
 }

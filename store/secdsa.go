@@ -18,7 +18,18 @@ var (
 	// ErrLocked means the unit's SECDSA binding is locked (too many
 	// failures): nothing is admitted until re-activation.
 	ErrLocked = errors.New("store: locked")
+	// ErrUnitNotActive means a SECDSA aU was to be recorded for a unit
+	// that is not active (being destroyed, revoked or suspended).
+	ErrUnitNotActive = errors.New("store: unit not active")
 )
+
+// orErr returns err if set, else e.
+func orErr(err, e error) error {
+	if err != nil {
+		return err
+	}
+	return e
+}
 
 // MaxSN is the largest serial number the store keeps (a signed 64-bit
 // column on both backends).
@@ -56,7 +67,8 @@ type SECDSAPending struct {
 	MAC       []byte
 }
 
-// GetSECDSA returns a unit's binding, or [ErrNotFound].
+// GetSECDSA returns a unit's binding, or [ErrNotFound] (also after
+// [Store.ResetSECDSA], which keeps only the unit's last serial number).
 func (s *Store) GetSECDSA(ctx context.Context, unitID string) (SECDSAUnit, error) {
 	if err := checkID("secdsa", "unit id", unitID); err != nil {
 		return SECDSAUnit{}, err
@@ -64,7 +76,7 @@ func (s *Store) GetSECDSA(ctx context.Context, unitID string) (SECDSAUnit, error
 	var u SECDSAUnit
 	var lastSN, failures, locked, updated int64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT unit_id, kid, wrapped, cert, mac, last_sn, failures, locked, updated_at FROM secdsa_units WHERE unit_id = $1`,
+		`SELECT unit_id, kid, wrapped, cert, mac, last_sn, failures, locked, updated_at FROM secdsa_units WHERE unit_id = $1 AND kid <> ''`,
 		unitID).Scan(&u.UnitID, &u.KID, &u.Wrapped, &u.Cert, &u.MAC, &lastSN, &failures, &locked, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SECDSAUnit{}, fmt.Errorf("%w: secdsa binding", ErrNotFound)
@@ -134,8 +146,9 @@ func (s *Store) TakeSECDSANonce(ctx context.Context, unitID string, nonce []byte
 }
 
 // SetSECDSAPending records the aU made for the unit's spent nonce, or
-// fails with [ErrNotFound] if its activation was replaced meanwhile (the
-// caller then destroys the key).
+// fails with [ErrNotFound] if its activation was replaced meanwhile or the
+// unit is no longer active (the caller then destroys the key): a unit
+// being destroyed gets no aU that its destruction could miss.
 func (s *Store) SetSECDSAPending(ctx context.Context, p SECDSAPending) error {
 	if err := checkID("secdsa", "unit id", p.UnitID); err != nil {
 		return err
@@ -144,8 +157,9 @@ func (s *Store) SetSECDSAPending(ctx context.Context, p SECDSAPending) error {
 		return err
 	}
 	res, err := s.db.ExecContext(ctx,
-		`UPDATE secdsa_activations SET kid = $2, wrapped = $3, mac = $4 WHERE unit_id = $1 AND kid = '' AND length(nonce) = 0`,
-		p.UnitID, p.KID, nonNil(p.Wrapped), nonNil(p.MAC))
+		`UPDATE secdsa_activations SET kid = $2, wrapped = $3, mac = $4 WHERE unit_id = $1 AND kid = '' AND length(nonce) = 0
+		   AND EXISTS (SELECT 1 FROM units WHERE id = $1 AND state = $5)`,
+		p.UnitID, p.KID, nonNil(p.Wrapped), nonNil(p.MAC), string(UnitActive))
 	return affectedOne(res, err, "secdsa activation")
 }
 
@@ -175,7 +189,9 @@ func (s *Store) TakeSECDSAPending(ctx context.Context, unitID string) (SECDSAPen
 // re-activation) and returns the binding it replaced, if any (Found
 // false otherwise), whose aU the caller destroys. The counters restart
 // (no failures, not locked) except the last serial number, which is kept:
-// an instruction spent under an old certificate stays spent.
+// an instruction spent under an old certificate stays spent. A unit that
+// is not active gets no binding ([ErrUnitNotActive]; the caller destroys
+// the key), so a unit's destruction cannot miss an aU bound meanwhile.
 func (s *Store) PutSECDSA(ctx context.Context, u SECDSAUnit) (prev SECDSAUnit, found bool, err error) {
 	if err := checkID("secdsa", "unit id", u.UnitID); err != nil {
 		return SECDSAUnit{}, false, err
@@ -197,18 +213,24 @@ func (s *Store) PutSECDSA(ctx context.Context, u SECDSAUnit) (prev SECDSAUnit, f
 			u.UnitID).Scan(&prev.UnitID, &prev.KID, &prev.Wrapped, &prev.Cert, &prev.MAC, &lastSN, &failures, &locked, &updated)
 		switch {
 		case err == nil:
-			found = true
+			found = prev.KID != "" // else reset (ResetSECDSA): only last_sn is left
 			prev.LastSN, prev.Failures, prev.Locked, prev.UpdatedAt = uint64(lastSN), int(failures), locked != 0, fromMicros(updated)
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		_, err = tx.ExecContext(ctx,
+		res, err := tx.ExecContext(ctx,
 			`INSERT INTO secdsa_units (unit_id, kid, wrapped, cert, mac, last_sn, failures, locked, updated_at)
-			 VALUES ($1, $2, $3, $4, $5, 0, 0, 0, $6)
+			 SELECT $1, $2, $3, $4, $5, 0, 0, 0, $6 WHERE EXISTS (SELECT 1 FROM units WHERE id = $1 AND state = $7)
 			 ON CONFLICT (unit_id) DO UPDATE SET kid = excluded.kid, wrapped = excluded.wrapped, cert = excluded.cert,
 			   mac = excluded.mac, failures = 0, locked = 0, updated_at = excluded.updated_at`,
-			u.UnitID, u.KID, nonNil(u.Wrapped), bytes.Clone(u.Cert), bytes.Clone(u.MAC), at)
-		return err
+			u.UnitID, u.KID, nonNil(u.Wrapped), bytes.Clone(u.Cert), bytes.Clone(u.MAC), at, string(UnitActive))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return orErr(err, fmt.Errorf("%w: %q", ErrUnitNotActive, u.UnitID))
+		}
+		return nil
 	})
 	if classify(err) == foreignKeyViolation {
 		return SECDSAUnit{}, false, fmt.Errorf("%w: %q", ErrUnitNotFound, u.UnitID)
@@ -219,21 +241,69 @@ func (s *Store) PutSECDSA(ctx context.Context, u SECDSAUnit) (prev SECDSAUnit, f
 	return prev, found, nil
 }
 
-// DeleteSECDSA removes a unit's binding and any activation in progress
-// (an operator's reset of a locked unit) and returns what was removed for
-// the caller to destroy the keys; [ErrNotFound] if there was nothing.
-func (s *Store) DeleteSECDSA(ctx context.Context, unitID string) (bound SECDSAUnit, pending SECDSAPending, err error) {
+// SECDSAKeys returns what a unit's SECDSA rows hold of its aU keys: the
+// binding's (KID empty if none) and the activation's in progress (KID
+// empty if none, or no aU made yet), without changing anything. A unit's
+// destruction reads them, destroys the keys, then erases the rows
+// ([Store.EraseUnit]), so that a destruction failing part way can be
+// repeated.
+func (s *Store) SECDSAKeys(ctx context.Context, unitID string) (bound SECDSAUnit, pending SECDSAPending, err error) {
 	if err := checkID("secdsa", "unit id", unitID); err != nil {
 		return SECDSAUnit{}, SECDSAPending{}, err
 	}
+	err = s.db.QueryRowContext(ctx, `SELECT kid, wrapped FROM secdsa_units WHERE unit_id = $1 AND kid <> ''`, unitID).
+		Scan(&bound.KID, &bound.Wrapped)
+	switch {
+	case err == nil:
+		bound.UnitID = unitID
+	case !errors.Is(err, sql.ErrNoRows):
+		return SECDSAUnit{}, SECDSAPending{}, fmt.Errorf("store: secdsa keys: %w", err)
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT kid, wrapped FROM secdsa_activations WHERE unit_id = $1 AND kid <> ''`, unitID).
+		Scan(&pending.KID, &pending.Wrapped)
+	switch {
+	case err == nil:
+		pending.UnitID = unitID
+	case !errors.Is(err, sql.ErrNoRows):
+		return SECDSAUnit{}, SECDSAPending{}, fmt.Errorf("store: secdsa keys: %w", err)
+	}
+	return bound, pending, nil
+}
+
+// ResetSECDSA clears a unit's binding and removes any activation in
+// progress (an operator's reset of a locked unit: the wallet activates
+// again), and returns what was removed for the caller to destroy the keys;
+// [ErrNotFound] if there was nothing. The binding's row keeps only the
+// last serial number (kid, blob, certificate and MAC empty, no failures,
+// not locked): an instruction spent before the reset stays spent under
+// the next binding ([Store.PutSECDSA] keeps it too).
+func (s *Store) ResetSECDSA(ctx context.Context, unitID string, now time.Time) (bound SECDSAUnit, pending SECDSAPending, err error) {
+	if err := checkID("secdsa", "unit id", unitID); err != nil {
+		return SECDSAUnit{}, SECDSAPending{}, err
+	}
+	at, err := toMicros("secdsa", "now", now)
+	if err != nil {
+		return SECDSAUnit{}, SECDSAPending{}, err
+	}
 	n := 0
-	err = s.inTx(ctx, "delete secdsa binding", func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `DELETE FROM secdsa_units WHERE unit_id = $1 RETURNING kid, wrapped`, unitID).
+	err = s.inTx(ctx, "reset secdsa binding", func(tx *sql.Tx) error {
+		// Read, then clear: UPDATE … RETURNING returns the new values.
+		err := tx.QueryRowContext(ctx, `SELECT kid, wrapped FROM secdsa_units WHERE unit_id = $1 AND kid <> ''`, unitID).
 			Scan(&bound.KID, &bound.Wrapped)
-		if err == nil {
+		switch {
+		case err == nil:
+			res, err := tx.ExecContext(ctx,
+				`UPDATE secdsa_units SET kid = '', wrapped = $2, cert = $2, mac = $2, failures = 0, locked = 0, updated_at = $3
+				 WHERE unit_id = $1 AND kid = $4`, unitID, []byte{}, at, bound.KID)
+			if err != nil {
+				return err
+			}
+			if k, err := res.RowsAffected(); err != nil || k != 1 {
+				return orErr(err, errors.New("binding changed during its reset"))
+			}
 			n++
 			bound.UnitID = unitID
-		} else if !errors.Is(err, sql.ErrNoRows) {
+		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
 		err = tx.QueryRowContext(ctx, `DELETE FROM secdsa_activations WHERE unit_id = $1 RETURNING kid, wrapped`, unitID).
@@ -246,10 +316,13 @@ func (s *Store) DeleteSECDSA(ctx context.Context, unitID string) (bound SECDSAUn
 		}
 		return nil
 	})
-	if err == nil && n == 0 {
-		err = fmt.Errorf("%w: secdsa binding", ErrNotFound)
+	if err != nil {
+		return SECDSAUnit{}, SECDSAPending{}, fmt.Errorf("store: %w", err)
 	}
-	return bound, pending, err
+	if n == 0 {
+		return SECDSAUnit{}, SECDSAPending{}, fmt.Errorf("%w: secdsa binding", ErrNotFound)
+	}
+	return bound, pending, nil
 }
 
 // SECDSACounter is a binding's counters after an admission.
@@ -273,6 +346,10 @@ type SECDSACounter struct {
 // checked so that an instruction under a replaced certificate is refused).
 func (s *Store) AdmitSECDSA(ctx context.Context, unitID, kid string, sn uint64, max int, now time.Time) (SECDSACounter, error) {
 	if err := checkID("secdsa", "unit id", unitID); err != nil {
+		return SECDSACounter{}, err
+	}
+	// A reset binding's row has an empty kid: never an aU's.
+	if err := checkID("secdsa", "kid", kid); err != nil {
 		return SECDSACounter{}, err
 	}
 	if max < 1 {

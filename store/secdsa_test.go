@@ -21,6 +21,7 @@ func TestSECDSAState(t *testing.T) {
 		{"Counters", testSECDSACounters},
 		{"AdmitConcurrent", testSECDSAAdmitConcurrent},
 		{"Erase", testSECDSAErase},
+		{"Reset", testSECDSAReset},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -238,8 +239,10 @@ func testSECDSAAdmitConcurrent(t *testing.T, dsn string) {
 	}
 }
 
-// testSECDSAErase: a revoked unit's erasure takes its SECDSA rows too;
-// DeleteSECDSA hands back the keys to destroy.
+// testSECDSAErase: SECDSAKeys names the aU keys without changing
+// anything; a revoked unit's erasure takes its SECDSA rows too; a unit
+// that is not active gets no new aU (pending or bound), so that its
+// destruction cannot miss one.
 func testSECDSAErase(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	ctx := t.Context()
@@ -248,16 +251,38 @@ func testSECDSAErase(t *testing.T, dsn string) {
 	if _, err := s.PutSECDSANonce(ctx, "u", []byte("n"), at(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	bound, _, err := s.DeleteSECDSA(ctx, "u")
-	if err != nil || bound.KID != "k" {
-		t.Fatalf("delete = %+v, %v", bound, err)
-	}
-	if _, _, err := s.DeleteSECDSA(ctx, "u"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("second delete = %v", err)
-	}
-	bind(t, s, "u", "k")
-	if _, err := s.PutSECDSANonce(ctx, "u", []byte("n"), at(time.Minute)); err != nil {
+	if err := s.TakeSECDSANonce(ctx, "u", []byte("n"), at(0)); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.SetSECDSAPending(ctx, store.SECDSAPending{UnitID: "u", KID: "kp", Wrapped: []byte("bp"), MAC: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		bound, pending, err := s.SECDSAKeys(ctx, "u")
+		if err != nil || bound.KID != "k" || pending.KID != "kp" || string(pending.Wrapped) != "bp" {
+			t.Fatalf("keys = %+v, %+v, %v", bound, pending, err)
+		}
+	}
+	if err := s.SetUnitState(ctx, "u", store.UnitSuspended, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.PutSECDSA(ctx, store.SECDSAUnit{UnitID: "u", KID: "k2", Cert: []byte("ic"), MAC: []byte("m"), UpdatedAt: at(0)}); !errors.Is(err, store.ErrUnitNotActive) {
+		t.Fatalf("binding for a suspended unit = %v", err)
+	}
+	if _, err := s.TakeSECDSAPending(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutSECDSANonce(ctx, "u", []byte("n2"), at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TakeSECDSANonce(ctx, "u", []byte("n2"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSECDSAPending(ctx, store.SECDSAPending{UnitID: "u", KID: "kq"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("aU for a suspended unit = %v", err)
+	}
+	if b, p, err := s.SECDSAKeys(ctx, "u"); err != nil || b.KID != "k" || p.KID != "" {
+		t.Fatalf("keys after the refusals = %+v, %+v, %v", b, p, err)
 	}
 	if err := s.SetUnitState(ctx, "u", store.UnitRevoked, at(0)); err != nil {
 		t.Fatal(err)
@@ -267,5 +292,62 @@ func testSECDSAErase(t *testing.T, dsn string) {
 	}
 	if _, err := s.GetSECDSA(ctx, "u"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("binding after erase = %v", err)
+	}
+	if b, p, err := s.SECDSAKeys(ctx, "u"); err != nil || b.KID != "" || p.KID != "" {
+		t.Fatalf("keys after erase = %+v, %+v, %v", b, p, err)
+	}
+}
+
+// testSECDSAReset: a reset hands back the bound and pending aU, leaves no
+// binding (GetSECDSA, SECDSAKeys, AdmitSECDSA) and keeps the last serial
+// number, which the next binding keeps too; a second reset finds nothing.
+func testSECDSAReset(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	secdsaUnit(t, s, "u")
+	bind(t, s, "u", "k")
+	for range 3 {
+		if _, err := s.AdmitSECDSA(ctx, "u", "k", 9, 3, at(0)); err != nil && !errors.Is(err, store.ErrSNUsed) {
+			t.Fatal(err)
+		}
+	}
+	if u, _ := s.GetSECDSA(ctx, "u"); u.LastSN != 9 || u.Failures != 1 {
+		t.Fatalf("before the reset: %+v", u)
+	}
+	if _, err := s.PutSECDSANonce(ctx, "u", []byte("n"), at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TakeSECDSANonce(ctx, "u", []byte("n"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSECDSAPending(ctx, store.SECDSAPending{UnitID: "u", KID: "kp", Wrapped: []byte("bp"), MAC: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	bound, pending, err := s.ResetSECDSA(ctx, "u", at(time.Second))
+	if err != nil || bound.KID != "k" || pending.KID != "kp" || string(pending.Wrapped) != "bp" {
+		t.Fatalf("reset = %+v, %+v, %v", bound, pending, err)
+	}
+	if _, _, err := s.ResetSECDSA(ctx, "u", at(time.Second)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second reset = %v", err)
+	}
+	if _, err := s.GetSECDSA(ctx, "u"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("binding after the reset = %v", err)
+	}
+	if b, p, err := s.SECDSAKeys(ctx, "u"); err != nil || b.KID != "" || p.KID != "" {
+		t.Fatalf("keys after the reset = %+v, %+v, %v", b, p, err)
+	}
+	if _, err := s.AdmitSECDSA(ctx, "u", "", 10, 3, at(0)); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("admission after the reset = %v", err)
+	}
+	prev, found, err := s.PutSECDSA(ctx, store.SECDSAUnit{UnitID: "u", KID: "k2", Cert: []byte("ic2"), MAC: []byte("m"), UpdatedAt: at(0)})
+	if err != nil || found || prev.KID != "" {
+		t.Fatalf("binding after the reset: %+v, found %v, %v", prev, found, err)
+	}
+	u, err := s.GetSECDSA(ctx, "u")
+	if err != nil || u.KID != "k2" || u.LastSN != 9 || u.Failures != 0 || u.Locked {
+		t.Fatalf("after re-activation: %+v, %v", u, err)
+	}
+	if _, err := s.AdmitSECDSA(ctx, "u", "k2", 9, 3, at(0)); !errors.Is(err, store.ErrSNUsed) {
+		t.Fatalf("SN spent before the reset = %v", err)
 	}
 }

@@ -249,3 +249,118 @@ func (s *Store) BlobCounts(ctx context.Context, n int) ([]BlobCount, error) {
 	}
 	return out, nil
 }
+
+// SECDSABlob is a SECDSA aU's record as re-wrapping sees it: a unit's
+// binding (Pending false) or its activation in progress (Pending true).
+type SECDSABlob struct {
+	UnitID  string
+	Pending bool
+	KID     string
+	// Wrapped is aU's blob, MAC the row's MAC (over the unit, the kid,
+	// the blob and, for a binding, Cert).
+	Wrapped, MAC []byte
+	// Cert is the binding's Internal Certificate (empty when Pending).
+	Cert []byte
+}
+
+// secdsaBlobTable is the table of a binding or of an activation.
+func secdsaBlobTable(pending bool) string {
+	if pending {
+		return "secdsa_activations"
+	}
+	return "secdsa_units"
+}
+
+// SECDSABlobsNotUnder returns, by unit id, up to limit SECDSA aU records
+// (bindings, or activations in progress when pending) of units after
+// after ("" for the first page) whose blob is set and does not start with
+// prefix after its version byte: the aU keys still to re-wrap.
+func (s *Store) SECDSABlobsNotUnder(ctx context.Context, prefix []byte, pending bool, after string, limit int) ([]SECDSABlob, error) {
+	if len(prefix) == 0 {
+		return nil, invalidf("secdsa", "empty blob prefix")
+	}
+	if err := checkPage(after, limit); err != nil {
+		return nil, err
+	}
+	cols := "unit_id, kid, wrapped, mac, cert"
+	if pending {
+		cols = "unit_id, kid, wrapped, mac"
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+cols+` FROM `+secdsaBlobTable(pending)+`
+		 WHERE unit_id > $1 AND kid <> '' AND length(wrapped) > 0 AND substr(wrapped, 2, $2) <> $3
+		 ORDER BY unit_id LIMIT $4`,
+		after, len(prefix), bytes.Clone(prefix), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list secdsa blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []SECDSABlob
+	for rows.Next() {
+		b := SECDSABlob{Pending: pending}
+		dest := []any{&b.UnitID, &b.KID, &b.Wrapped, &b.MAC, &b.Cert}
+		if pending {
+			dest = dest[:4]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("store: list secdsa blobs: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list secdsa blobs: %w", err)
+	}
+	return out, nil
+}
+
+// CountSECDSABlobsNotUnder counts the records SECDSABlobsNotUnder would
+// return from after on, without a limit.
+func (s *Store) CountSECDSABlobsNotUnder(ctx context.Context, prefix []byte, pending bool, after string) (int64, error) {
+	if len(prefix) == 0 {
+		return 0, invalidf("secdsa", "empty blob prefix")
+	}
+	if err := checkPage(after, 1); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT count(*) FROM `+secdsaBlobTable(pending)+`
+		 WHERE unit_id > $1 AND kid <> '' AND length(wrapped) > 0 AND substr(wrapped, 2, $2) <> $3`,
+		after, len(prefix), bytes.Clone(prefix)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count secdsa blobs: %w", err)
+	}
+	return n, nil
+}
+
+// SwapSECDSABlob sets the blob and MAC of the record old names (a binding
+// or an activation in progress) if it still holds old's kid, blob and,
+// for a binding, certificate, and reports whether it did. A record reset,
+// replaced, finished, erased or re-wrapped by someone else meanwhile is
+// left alone (false): the caller discards its blob.
+func (s *Store) SwapSECDSABlob(ctx context.Context, old SECDSABlob, blob, mac []byte) (bool, error) {
+	if err := checkID("secdsa", "unit id", old.UnitID); err != nil {
+		return false, err
+	}
+	if err := checkID("secdsa", "kid", old.KID); err != nil {
+		return false, err
+	}
+	if len(old.Wrapped) == 0 || len(blob) == 0 || len(mac) == 0 {
+		return false, invalidf("secdsa", "empty blob or MAC")
+	}
+	query := `UPDATE secdsa_units SET wrapped = $1, mac = $2 WHERE unit_id = $3 AND kid = $4 AND wrapped = $5 AND cert = $6`
+	args := []any{bytes.Clone(blob), bytes.Clone(mac), old.UnitID, old.KID, bytes.Clone(old.Wrapped), nonNil(old.Cert)}
+	if old.Pending {
+		query = `UPDATE secdsa_activations SET wrapped = $1, mac = $2 WHERE unit_id = $3 AND kid = $4 AND wrapped = $5`
+		args = args[:5]
+	}
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("store: swap secdsa blob: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: swap secdsa blob: %w", err)
+	}
+	return n == 1, nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/store"
@@ -16,6 +17,120 @@ func TestWrappedBlobs(t *testing.T) {
 			t.Parallel()
 			testWrappedBlobs(t, b.DSN(t))
 		})
+		t.Run(b.Name+"/SECDSA", func(t *testing.T) {
+			t.Parallel()
+			testSECDSABlobs(t, b.DSN(t))
+		})
+	}
+}
+
+// testSECDSABlobs: the re-wrap queries of SECDSA aU keys, bound and
+// pending, page by page, and their compare-and-swap.
+func testSECDSABlobs(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	const a, b = "\x01AAAA", "\x01BBBB"
+	for _, u := range []string{"u1", "u2", "u3", "u4", "u5"} {
+		if err := s.CreateUnit(ctx, store.Unit{ID: u, State: store.UnitActive, CreatedAt: at(0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bindings: u1, u2 under a, u3 under b, u4 a token object, u5 reset.
+	for _, x := range []struct{ unit, blob string }{{"u1", a}, {"u2", a}, {"u3", b}, {"u4", ""}, {"u5", a}} {
+		var blob []byte
+		if x.blob != "" {
+			blob = blobUnder(x.blob, x.unit)
+		}
+		if _, _, err := s.PutSECDSA(ctx, store.SECDSAUnit{UnitID: x.unit, KID: "k" + x.unit, Wrapped: blob,
+			Cert: []byte("ic-" + x.unit), MAC: []byte("m-" + x.unit), UpdatedAt: at(0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.ResetSECDSA(ctx, "u5", at(0)); err != nil {
+		t.Fatal(err)
+	}
+	// Activations: u2 under a with an aU, u3 with a nonce only.
+	for _, u := range []string{"u2", "u3"} {
+		if _, err := s.PutSECDSANonce(ctx, u, []byte("n"), at(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.TakeSECDSANonce(ctx, "u2", []byte("n"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSECDSAPending(ctx, store.SECDSAPending{UnitID: "u2", KID: "kp2", Wrapped: blobUnder(a, "p2"), MAC: []byte("mp2")}); err != nil {
+		t.Fatal(err)
+	}
+	unitsOf := func(bs []store.SECDSABlob) []string {
+		var out []string
+		for _, x := range bs {
+			out = append(out, x.UnitID)
+		}
+		return out
+	}
+	got, err := s.SECDSABlobsNotUnder(ctx, []byte(b), false, "", 10)
+	if err != nil || !slices.Equal(unitsOf(got), []string{"u1", "u2"}) {
+		t.Fatalf("bindings not under b: %v, %v", unitsOf(got), err)
+	}
+	if g := got[0]; g.KID != "ku1" || !bytes.Equal(g.Wrapped, blobUnder(a, "u1")) || string(g.MAC) != "m-u1" || string(g.Cert) != "ic-u1" || g.Pending {
+		t.Fatalf("binding record %+v", g)
+	}
+	if got, err := s.SECDSABlobsNotUnder(ctx, []byte(b), false, "u1", 1); err != nil || !slices.Equal(unitsOf(got), []string{"u2"}) {
+		t.Fatalf("second page: %v, %v", unitsOf(got), err)
+	}
+	if n, err := s.CountSECDSABlobsNotUnder(ctx, []byte(b), false, "u1"); err != nil || n != 1 {
+		t.Fatalf("count after u1: %d, %v", n, err)
+	}
+	pend, err := s.SECDSABlobsNotUnder(ctx, []byte(b), true, "", 10)
+	if err != nil || !slices.Equal(unitsOf(pend), []string{"u2"}) || !pend[0].Pending || pend[0].KID != "kp2" || pend[0].Cert != nil {
+		t.Fatalf("activations not under b: %+v, %v", pend, err)
+	}
+	if n, err := s.CountSECDSABlobsNotUnder(ctx, []byte(b), true, ""); err != nil || n != 1 {
+		t.Fatalf("count of activations: %d, %v", n, err)
+	}
+
+	changed := func(f func(*store.SECDSABlob)) store.SECDSABlob {
+		x := got[0]
+		f(&x)
+		return x
+	}
+	for _, c := range []struct {
+		old       store.SECDSABlob
+		want      bool
+		situation string
+	}{
+		{changed(func(x *store.SECDSABlob) { x.Wrapped = blobUnder(a, "other") }), false, "another blob"},
+		{changed(func(x *store.SECDSABlob) { x.Cert = []byte("ic-other") }), false, "another certificate"},
+		{changed(func(x *store.SECDSABlob) { x.KID = "kother" }), false, "another aU"},
+		{changed(func(x *store.SECDSABlob) { x.Pending = true }), false, "the activation of a unit that has none"},
+		{got[0], true, "the record read"},
+		{got[0], false, "a blob re-wrapped already"},
+		{pend[0], true, "the activation read"},
+	} {
+		ok, err := s.SwapSECDSABlob(ctx, c.old, blobUnder(b, c.old.UnitID), []byte("new-mac"))
+		if err != nil || ok != c.want {
+			t.Fatalf("swap (%s) = %v, %v; want %v", c.situation, ok, err, c.want)
+		}
+	}
+	if u, err := s.GetSECDSA(ctx, "u1"); err != nil || !bytes.Equal(u.Wrapped, blobUnder(b, "u1")) || string(u.MAC) != "new-mac" || string(u.Cert) != "ic-u1" {
+		t.Fatalf("u1 after the swap: %+v, %v", u, err)
+	}
+	if p, err := s.TakeSECDSAPending(ctx, "u2"); err != nil || !bytes.Equal(p.Wrapped, blobUnder(b, "u2")) || string(p.MAC) != "new-mac" {
+		t.Fatalf("u2's activation after the swap: %+v, %v", p, err)
+	}
+	if got, err := s.SECDSABlobsNotUnder(ctx, []byte(b), false, "", 10); err != nil || !slices.Equal(unitsOf(got), []string{"u2"}) {
+		t.Fatalf("bindings not under b after the swap: %v, %v", unitsOf(got), err)
+	}
+	for name, err := range map[string]error{
+		"empty prefix": func() error { _, err := s.SECDSABlobsNotUnder(ctx, nil, false, "", 1); return err }(),
+		"page 0":       func() error { _, err := s.SECDSABlobsNotUnder(ctx, []byte(b), true, "", 0); return err }(),
+		"bad cursor":   func() error { _, err := s.CountSECDSABlobsNotUnder(ctx, []byte(b), false, "a\x00"); return err }(),
+		"empty blob": func() error {
+			_, err := s.SwapSECDSABlob(ctx, got[0], nil, []byte("m"))
+			return err
+		}(),
+	} {
+		wantErr(t, name, err, store.ErrInvalid)
 	}
 }
 

@@ -45,6 +45,10 @@ type WrappedStore interface {
 	ServerKeyBlobs(ctx context.Context) ([]store.ServerKey, error)
 	SwapServerKeyBlob(ctx context.Context, purpose, kid string, old, blob []byte) (bool, error)
 	BlobCounts(ctx context.Context, n int) ([]store.BlobCount, error)
+	// SECDSA aU keys, bound and of activations in progress.
+	SECDSABlobsNotUnder(ctx context.Context, prefix []byte, pending bool, after string, limit int) ([]store.SECDSABlob, error)
+	CountSECDSABlobsNotUnder(ctx context.Context, prefix []byte, pending bool, after string) (int64, error)
+	SwapSECDSABlob(ctx context.Context, old store.SECDSABlob, blob, mac []byte) (bool, error)
 	GetServerSecret(ctx context.Context, name string) ([]byte, error)
 	PutServerSecret(ctx context.Context, name string, value []byte, now time.Time) error
 }
@@ -95,9 +99,11 @@ func (p *Progress) refuse(kid string) {
 type RewrapResult struct {
 	Progress
 	// Rewrapped counts wallet keys now under the current wrapping key,
-	// ServerKeys the server's keys (first batch of a run only).
+	// ServerKeys the server's keys (first batch of a run only), SECDSA
+	// the units' SECDSA aU keys (bound, or of an activation in progress).
 	Rewrapped  int `json:"rewrapped"`
 	ServerKeys int `json:"server_keys"`
+	SECDSA     int `json:"secdsa"`
 }
 
 func batchSize(n int) (int, error) {
@@ -120,10 +126,54 @@ func checkCursor(cursor string) error {
 	return nil
 }
 
+// A re-wrap run goes through three phases, each by its own order: the
+// wallet keys (cursor "" or a kid), then the SECDSA aU keys of
+// activations in progress (cursor "secdsa-pending:" and a unit id, empty
+// at the start of the phase), then the SECDSA bindings' ("secdsa:" and a
+// unit id). Activations come before bindings: an activation finished
+// meanwhile turns into a binding that the later phase still sees.
+type rewrapPhase int
+
+const (
+	phaseKeys rewrapPhase = iota
+	phaseSECDSAPending
+	phaseSECDSABound
+	phaseDone
+)
+
+var phasePrefix = [...]string{phaseSECDSAPending: "secdsa-pending:", phaseSECDSABound: "secdsa:"}
+
+func parseRewrapCursor(cursor string) (rewrapPhase, string, error) {
+	for _, ph := range []rewrapPhase{phaseSECDSAPending, phaseSECDSABound} {
+		if unit, ok := strings.CutPrefix(cursor, phasePrefix[ph]); ok {
+			if unit != "" {
+				if _, err := device.ParseOwner(unit); err != nil {
+					return 0, "", fmt.Errorf("%w: cursor", ErrInvalidInput)
+				}
+			}
+			return ph, unit, nil
+		}
+	}
+	return phaseKeys, cursor, checkCursor(cursor)
+}
+
+func rewrapCursor(ph rewrapPhase, after string) string {
+	switch ph {
+	case phaseKeys:
+		return after
+	case phaseDone:
+		return ""
+	}
+	return phasePrefix[ph] + after
+}
+
 // Rewrap re-wraps, under the device's current wrapping key, at most batch
-// (0: DefaultBlobBatch) wallet keys with a kid after cursor whose blob
-// names another wrapping key or mechanism; the first batch of a run
-// (cursor "") also re-wraps the server keys of this role. A wallet key's
+// (0: DefaultBlobBatch) keys after cursor whose blob names another
+// wrapping key or mechanism: wallet keys, then the SECDSA aU keys of
+// activations in progress, then those of bindings (rewrapPhase); the
+// first batch of a run (cursor "") also re-wraps the server keys of this
+// role. A SECDSA row's blob is used only if the row's MAC holds, and the
+// row gets a new MAC over the same fields with the new blob. A wallet key's
 // blob is used only if its MAC holds, and its new blob gets a new MAC; the
 // record changes only if it still holds the blob read. Keys being
 // destroyed are left alone. The device unwraps with the old key, so it
@@ -138,7 +188,8 @@ func (s *Keys) Rewrap(ctx context.Context, cursor string, batch int) (RewrapResu
 	if batch, err = batchSize(batch); err != nil {
 		return r, err
 	}
-	if err := checkCursor(cursor); err != nil {
+	phase, after, err := parseRewrapCursor(cursor)
+	if err != nil {
 		return r, err
 	}
 	prefix, err := rw.CurrentBlobPrefix(ctx)
@@ -155,29 +206,144 @@ func (s *Keys) Rewrap(ctx context.Context, cursor string, batch int) (RewrapResu
 			return r, err
 		}
 	}
-	recs, err := ws.KeyBlobsNotUnder(ctx, prefix, cursor, batch)
-	if err != nil {
-		return r, storeErr(err)
-	}
-	r.Cursor = cursor
-	for _, rec := range recs {
-		done, err := s.rewrapKey(ctx, rw, ws, rec, &r.Progress)
+	// The batch is shared by the phases: a phase that ends leaves the
+	// rest of it to the next.
+	left := batch
+	for phase < phaseDone && left > 0 {
+		var n int
+		if phase == phaseKeys {
+			n, after, err = s.rewrapKeys(ctx, rw, ws, prefix, after, left, &r)
+		} else {
+			n, after, err = s.rewrapSECDSA(ctx, rw, ws, prefix, phase == phaseSECDSAPending, after, left, &r)
+		}
+		r.Cursor = rewrapCursor(phase, after)
 		if err != nil {
 			return r, err
+		}
+		if n == left {
+			break // a full page: there may be more
+		}
+		left -= n
+		phase, after = phase+1, ""
+		r.Cursor = rewrapCursor(phase, after)
+	}
+	if phase == phaseDone {
+		r.Cursor, r.Done = "", true
+	} else if r.Remaining, err = s.remaining(ctx, ws, prefix, phase, after); err != nil {
+		return r, err
+	}
+	s.log.InfoContext(ctx, "keys re-wrapped", "rewrapped", r.Rewrapped, "server_keys", r.ServerKeys, "secdsa", r.SECDSA,
+		"lost", r.Lost, "refused", r.Refused, "remaining", r.Remaining, "done", r.Done)
+	return r, nil
+}
+
+// remaining counts the records still to look at from (phase, after) on.
+func (s *Keys) remaining(ctx context.Context, ws WrappedStore, prefix []byte, phase rewrapPhase, after string) (int64, error) {
+	var total int64
+	for ; phase < phaseDone; phase, after = phase+1, "" {
+		var n int64
+		var err error
+		if phase == phaseKeys {
+			n, err = ws.CountKeyBlobsNotUnder(ctx, prefix, after)
+		} else {
+			n, err = ws.CountSECDSABlobsNotUnder(ctx, prefix, phase == phaseSECDSAPending, after)
+		}
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// rewrapKeys re-wraps one page of at most limit wallet keys after after
+// and returns how many it read and the last kid.
+func (s *Keys) rewrapKeys(ctx context.Context, rw device.Rewrapper, ws WrappedStore, prefix []byte, after string, limit int, r *RewrapResult) (int, string, error) {
+	recs, err := ws.KeyBlobsNotUnder(ctx, prefix, after, limit)
+	if err != nil {
+		return 0, after, storeErr(err)
+	}
+	for i, rec := range recs {
+		done, err := s.rewrapKey(ctx, rw, ws, rec, &r.Progress)
+		if err != nil {
+			return i, after, err
 		}
 		if done {
 			r.Rewrapped++
 		}
-		r.Cursor = rec.KID
+		after = rec.KID
 	}
-	if len(recs) < batch {
-		r.Cursor, r.Done = "", true
-	} else if r.Remaining, err = ws.CountKeyBlobsNotUnder(ctx, prefix, r.Cursor); err != nil {
-		return r, storeErr(err)
+	return len(recs), after, nil
+}
+
+// rewrapSECDSA re-wraps one page of at most limit SECDSA aU keys (of
+// activations in progress when pending, else of bindings) of units after
+// after and returns how many it read and the last unit id.
+func (s *Keys) rewrapSECDSA(ctx context.Context, rw device.Rewrapper, ws WrappedStore, prefix []byte, pending bool, after string, limit int, r *RewrapResult) (int, string, error) {
+	recs, err := ws.SECDSABlobsNotUnder(ctx, prefix, pending, after, limit)
+	if err != nil {
+		return 0, after, storeErr(err)
 	}
-	s.log.InfoContext(ctx, "keys re-wrapped", "rewrapped", r.Rewrapped, "server_keys", r.ServerKeys,
-		"lost", r.Lost, "refused", r.Refused, "remaining", r.Remaining, "done", r.Done)
-	return r, nil
+	for i, rec := range recs {
+		done, err := s.rewrapAU(ctx, rw, ws, rec, &r.Progress)
+		if err != nil {
+			return i, after, err
+		}
+		if done {
+			r.SECDSA++
+		}
+		after = rec.UnitID
+	}
+	return len(recs), after, nil
+}
+
+// secdsaMAC returns the MAC domain and the fields of a SECDSA row's MAC,
+// with blob as its aU's blob (as wscd.SECDSA computes them).
+func secdsaMAC(rec store.SECDSABlob, blob []byte) (string, [][]byte) {
+	if rec.Pending {
+		return secdsaPendingMACDomain, [][]byte{[]byte(rec.UnitID), []byte(rec.KID), blob}
+	}
+	return secdsaBindingMACDomain, [][]byte{[]byte(rec.UnitID), []byte(rec.KID), blob, rec.Cert}
+}
+
+// rewrapAU re-wraps one SECDSA aU and reports whether its row now holds
+// the new blob: the row's MAC is checked first (a row failing it is never
+// given a MAC of ours), the new MAC covers the same fields with the new
+// blob, and the row changes only if it still holds the kid, blob and
+// certificate read. The blob keeps its version byte (derive-only). Only
+// an outage is an error.
+func (s *Keys) rewrapAU(ctx context.Context, rw device.Rewrapper, ws WrappedStore, rec store.SECDSABlob, p *Progress) (bool, error) {
+	owner, err1 := device.ParseOwner(rec.UnitID)
+	kid, err2 := device.ParseKID(rec.KID)
+	if err1 != nil || err2 != nil {
+		s.log.ErrorContext(ctx, "re-wrap: malformed secdsa record", "unit", rec.UnitID, "kid", rec.KID, "pending", rec.Pending)
+		p.refuse(rec.KID)
+		return false, nil
+	}
+	sl, err := s.server.Sealer(ctx)
+	if err != nil {
+		return false, err
+	}
+	domain, fields := secdsaMAC(rec, rec.Wrapped)
+	if !sl.VerifyMAC(rec.MAC, domain, fields...) {
+		s.log.ErrorContext(ctx, "re-wrap: secdsa record fails its MAC: the store was changed outside wsca",
+			"unit", rec.UnitID, "kid", rec.KID, "pending", rec.Pending)
+		p.refuse(rec.KID)
+		return false, nil
+	}
+	blob, err := rw.Rewrap(ctx, device.Ref{Owner: owner, KID: kid, Wrapped: rec.Wrapped})
+	if err != nil {
+		return false, s.refused(ctx, "re-wrap", rec.UnitID, rec.KID, err, p)
+	}
+	domain, fields = secdsaMAC(rec, blob)
+	ok, err := ws.SwapSECDSABlob(ctx, rec, blob, sl.MAC(domain, fields...))
+	if err != nil {
+		return false, storeErr(err)
+	}
+	if !ok {
+		p.Lost++
+	}
+	return ok, nil
 }
 
 // rewrapKey re-wraps one wallet key and reports whether its record now

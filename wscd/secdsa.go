@@ -67,7 +67,7 @@ type SECDSAStore interface {
 	SetSECDSAPending(ctx context.Context, p store.SECDSAPending) error
 	TakeSECDSAPending(ctx context.Context, unitID string) (store.SECDSAPending, error)
 	PutSECDSA(ctx context.Context, u store.SECDSAUnit) (store.SECDSAUnit, bool, error)
-	DeleteSECDSA(ctx context.Context, unitID string) (store.SECDSAUnit, store.SECDSAPending, error)
+	ResetSECDSA(ctx context.Context, unitID string, now time.Time) (store.SECDSAUnit, store.SECDSAPending, error)
 	AdmitSECDSA(ctx context.Context, unitID, kid string, sn uint64, max int, now time.Time) (store.SECDSACounter, error)
 	SECDSASucceeded(ctx context.Context, unitID, kid string, now time.Time) error
 	SECDSAUncount(ctx context.Context, unitID, kid string, max int, now time.Time) error
@@ -379,6 +379,9 @@ func (s *SECDSA) Finish(ctx context.Context, unit string, csk *ecdsa.PublicKey, 
 	prev, found, err := s.st.PutSECDSA(ctx, b)
 	if err != nil {
 		s.destroyPending(ctx, owner, p)
+		if errors.Is(err, store.ErrUnitNotActive) {
+			return nil, ErrUnitNotActive
+		}
 		return nil, storeErr(err)
 	}
 	if found && prev.KID != p.KID {
@@ -548,25 +551,72 @@ func (s *SECDSA) PINChange(ctx context.Context, a *Authenticated, csk *ecdsa.Pub
 	return s.activate(ctx, owner, csk, request)
 }
 
-// Reset removes a unit's binding and any activation in progress and
-// destroys their aU (an operator's unlock of a locked unit: the wallet
-// activates again; or a unit's destruction).
+// Reset is Units.ResetSECDSA without the evidence: it clears a unit's
+// binding (keeping its last serial number) and any activation in
+// progress, and destroys their aU.
 func (s *SECDSA) Reset(ctx context.Context, unit string) error {
+	return resetSECDSA(ctx, s.base, s.dev, s.st, noRecorder{}, unit)
+}
+
+// secdsaResetter is what resetSECDSA needs of the store.
+type secdsaResetter interface {
+	ResetSECDSA(ctx context.Context, unitID string, now time.Time) (store.SECDSAUnit, store.SECDSAPending, error)
+}
+
+// resetSECDSA clears the unit's binding and activation in the store first
+// (so nothing uses them from then on), then destroys their aU on dev and
+// records each destruction. A device that fails leaves an orphaned aU
+// (logged with its kid; a token object, since a blob went with its row):
+// the error is returned.
+func resetSECDSA(ctx context.Context, b base, dev device.Device, st secdsaResetter, ev Recorder, unit string) error {
 	owner, err := device.ParseOwner(unit)
 	if err != nil {
 		return fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
-	b, p, err := s.st.DeleteSECDSA(ctx, unit)
+	bound, pending, err := st.ResetSECDSA(ctx, unit, b.now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrSECDSANotActivated
 	}
 	if err != nil {
 		return storeErr(err)
 	}
-	if b.KID != "" {
-		s.destroyKey(ctx, owner, b.KID, b.Wrapped)
+	n, err := destroyAU(context.WithoutCancel(ctx), b, dev, ev, owner,
+		aUKey{bound.KID, bound.Wrapped}, aUKey{pending.KID, pending.Wrapped})
+	if err != nil {
+		b.log.ErrorContext(ctx, "secdsa reset: orphaned aU: destroy failed", "unit", unit,
+			"bound_kid", bound.KID, "pending_kid", pending.KID, "err", err)
+		return err
 	}
-	s.destroyPending(ctx, owner, p)
-	s.log.InfoContext(ctx, "secdsa binding reset", "unit", unit)
+	b.log.InfoContext(ctx, "secdsa binding reset", "unit", unit, "keys_destroyed", n)
 	return nil
+}
+
+// aUKey names an aU to destroy: its kid (empty: none) and its blob in
+// wrapped storage.
+type aUKey struct {
+	kid     string
+	wrapped []byte
+}
+
+// destroyAU destroys the given aU keys of owner on dev and records each
+// destruction (token object destroyed, or blob erased: the caller erases
+// or has erased its row). A key the device no longer has counts as
+// destroyed. It stops at the first device error.
+func destroyAU(ctx context.Context, b base, dev device.Device, ev Recorder, owner device.Owner, keys ...aUKey) (int, error) {
+	n := 0
+	for _, k := range keys {
+		if k.kid == "" {
+			continue
+		}
+		ref, err := aURef(owner, k.kid, k.wrapped)
+		if err != nil {
+			return n, err
+		}
+		if err := dev.Destroy(ctx, ref); err != nil && !errors.Is(err, device.ErrKeyNotFound) {
+			return n, b.deviceErr(ctx, err)
+		}
+		ev.Record(ctx, destroyedEvent(b.now(), string(owner), k.kid, k.wrapped))
+		n++
+	}
+	return n, nil
 }

@@ -42,6 +42,10 @@ type UnitStore interface {
 	PutClientKey(ctx context.Context, k store.ClientKey) error
 	// Destruction (Destroy).
 	EraseUnit(ctx context.Context, id string, at time.Time) error
+	// SECDSA aU keys: destruction (Destroy) and the operator's reset
+	// (ResetSECDSA).
+	SECDSAKeys(ctx context.Context, unitID string) (store.SECDSAUnit, store.SECDSAPending, error)
+	ResetSECDSA(ctx context.Context, unitID string, now time.Time) (store.SECDSAUnit, store.SECDSAPending, error)
 }
 
 // UnitsConfig assembles a Units.
@@ -283,8 +287,10 @@ var ErrNoDevice = errors.New("wscd: this instance has no wallet-key device")
 
 // Destroy destroys a wallet unit for good (ARF WIAM_13/21): it is revoked
 // first (so every instance refuses it from then on, and its status entries
-// say so), then each of its device keys is destroyed, then everything the
-// store holds of it is erased and the unit marked destroyed. A destroyed
+// say so), then each of its device keys is destroyed (its wallet keys and
+// its SECDSA aU, bound or of an activation in progress, each with a
+// key_destroyed event), then everything the store holds of it is erased
+// (the blobs of wrapped keys with it) and the unit marked destroyed. A destroyed
 // unit's id is never reused. Destroy can be repeated after a failure
 // part way, and destroying a destroyed unit changes nothing.
 func (s *Units) Destroy(ctx context.Context, unit string) error {
@@ -307,6 +313,20 @@ func (s *Units) Destroy(ctx context.Context, unit string) error {
 	if err != nil {
 		return err
 	}
+	// Its SECDSA aU keys (bound and of an activation in progress): read,
+	// destroyed, then erased with the rest. A unit that is not active
+	// gets no new aU (store.SetSECDSAPending, PutSECDSA), so none is
+	// missed.
+	bound, pending, err := s.st.SECDSAKeys(ctx, unit)
+	if err != nil {
+		return storeErr(err)
+	}
+	owner, _ := device.ParseOwner(unit) // Get found it: a valid id
+	m, err := destroyAU(ctx, s.base, s.keys.dev, s.ev, owner, aUKey{bound.KID, bound.Wrapped}, aUKey{pending.KID, pending.Wrapped})
+	if err != nil {
+		return err
+	}
+	n += m
 	if err := s.st.EraseUnit(ctx, unit, s.now().UTC()); err != nil {
 		return storeErr(err)
 	}
@@ -326,5 +346,33 @@ func (s *Units) UnlockPIN(ctx context.Context, unit, pinContext string) error {
 	}
 	s.log.InfoContext(ctx, "PIN unlocked by operator", "unit", unit, "context", pinContext)
 	s.ev.Record(ctx, event.Event{Type: event.PINUnlocked, Time: s.now(), Unit: unit, Context: pinContext, Actor: string(store.ByOperator)})
+	return nil
+}
+
+// ResetSECDSA is the operator's reset of a unit's SECDSA binding (after
+// the holder was identified, e.g. of a locked unit): the binding is
+// cleared and any activation in progress removed, so the wallet
+// activates again with a new PIN; the unit's last serial number is kept,
+// so an instruction spent before stays spent. The aU keys are destroyed
+// on the device; the evidence log records each destruction and the unlock
+// (pin_unlocked in context "secdsa", by the operator). A unit that has no
+// binding or activation gives ErrSECDSANotActivated, a revoked one
+// ErrUnitRevoked.
+func (s *Units) ResetSECDSA(ctx context.Context, unit string) error {
+	if s.keys == nil {
+		return ErrNoDevice
+	}
+	u, err := s.Get(ctx, unit)
+	if err != nil {
+		return err
+	}
+	if u.State.Final() {
+		return ErrUnitRevoked
+	}
+	if err := resetSECDSA(ctx, s.base, s.keys.dev, s.st, s.ev, unit); err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "SECDSA binding reset by operator", "unit", unit)
+	s.ev.Record(ctx, event.Event{Type: event.PINUnlocked, Time: s.now(), Unit: unit, Context: SECDSAContext, Actor: string(store.ByOperator)})
 	return nil
 }

@@ -23,6 +23,7 @@ type keysBatch struct {
 	RefusedKIDs []string `json:"refused_kids,omitempty"`
 	Rewrapped   int      `json:"rewrapped"`
 	ServerKeys  int      `json:"server_keys"`
+	SECDSA      int      `json:"secdsa"`
 	Migrated    int      `json:"migrated"`
 	StayToken   int      `json:"stay_token"`
 	CopiesLeft  int      `json:"copies_left"`
@@ -34,6 +35,7 @@ func (t *keysBatch) add(b keysBatch) {
 	t.RefusedKIDs = append(t.RefusedKIDs, b.RefusedKIDs...)
 	t.Rewrapped += b.Rewrapped
 	t.ServerKeys += b.ServerKeys
+	t.SECDSA += b.SECDSA
 	t.Migrated += b.Migrated
 	t.StayToken += b.StayToken
 	t.CopiesLeft += b.CopiesLeft
@@ -85,8 +87,8 @@ func counts(op string, b keysBatch) string {
 		return fmt.Sprintf("%d migrated, %d stay token objects, %d lost to a concurrent change, %d refused, %d token copies left",
 			b.Migrated, b.StayToken, b.Lost, b.Refused, b.CopiesLeft)
 	}
-	return fmt.Sprintf("%d keys and %d server keys re-wrapped, %d lost to a concurrent change, %d refused",
-		b.Rewrapped, b.ServerKeys, b.Lost, b.Refused)
+	return fmt.Sprintf("%d keys and %d server keys re-wrapped, %d SECDSA keys re-wrapped, %d lost to a concurrent change, %d refused",
+		b.Rewrapped, b.ServerKeys, b.SECDSA, b.Lost, b.Refused)
 }
 
 type wrappingKeyInfo struct {

@@ -35,7 +35,7 @@
 //	wsca key list --unit UNIT [--on-device]
 //	wsca key destroy --unit UNIT KID
 //	wsca version
-//	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts|csk  (over wscad's admin API)
+//	wsca admin unit create|code|show|list|suspend|resume|revoke|unlock|attempts|csk|secdsa-reset  (over wscad's admin API)
 //	wsca admin keys rewrap|migrate|wrapping-keys  (over wscad's admin API)
 //
 // Each takes --data-dir, --store and --device like wscad (and the same
@@ -104,6 +104,7 @@ var commands = map[string]command{
 	"admin unit destroy":       {"destroy a unit for good (revoke, destroy its keys, erase its records): admin unit destroy UNIT --yes", adminUnitDestroy},
 	"admin unit unlock":        {"unlock a unit's PIN after too many failures: admin unit unlock UNIT [--context hsm]", adminUnitUnlock},
 	"admin unit attempts":      {"show a unit's PIN attempt counter", adminUnitAttempts},
+	"admin unit secdsa-reset":  {"reset a unit's SECDSA binding (destroys its key; the wallet activates again): admin unit secdsa-reset UNIT --yes", adminUnitSECDSAReset},
 	"admin unit csk":           {"bind a go-r2ps-service wallet's signing key to a unit (compat profile): admin unit csk UNIT --key FILE (PEM or JWK)", adminUnitCSK},
 	"admin keys rewrap":        {"re-wrap every key under the current wrapping key, batch by batch (admin API): admin keys rewrap [--batch N]", adminKeysRun("rewrap")},
 	"admin keys migrate":       {"move token-object keys the token lets be wrapped into wrapped storage: admin keys migrate [--batch N]", adminKeysRun("migrate")},
