@@ -137,21 +137,7 @@ func (s *SECDSA) MaxFailures() int { return s.max }
 // activeUnit checks that the unit exists and is active: suspended and
 // revoked units are refused before anything.
 func (s *SECDSA) activeUnit(ctx context.Context, unit string) (device.Owner, error) {
-	owner, err := device.ParseOwner(unit)
-	if err != nil {
-		return "", fmt.Errorf("%w: unit id", ErrInvalidInput)
-	}
-	u, err := s.st.GetUnit(ctx, unit)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", ErrUnitNotActive
-	}
-	if err != nil {
-		return "", storeErr(err)
-	}
-	if u.State != store.UnitActive {
-		return "", ErrUnitNotActive
-	}
-	return owner, nil
+	return activeUnit(ctx, s.st, unit)
 }
 
 func (s *SECDSA) sealer(ctx context.Context) (*Sealer, error) { return s.server.Sealer(ctx) }

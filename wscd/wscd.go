@@ -210,11 +210,22 @@ func (s *Keys) Ready(ctx context.Context) error {
 
 // activeUnit checks the unit id and that the unit is active.
 func (s *Keys) activeUnit(ctx context.Context, unit string) (device.Owner, error) {
+	return activeUnit(ctx, s.st, unit)
+}
+
+// unitReader reads a unit; the key service's and SECDSA's stores do.
+type unitReader interface {
+	GetUnit(ctx context.Context, id string) (store.Unit, error)
+}
+
+// activeUnit checks the unit id and that the unit exists and is active:
+// suspended and revoked units are refused before anything.
+func activeUnit(ctx context.Context, st unitReader, unit string) (device.Owner, error) {
 	owner, err := device.ParseOwner(unit)
 	if err != nil {
 		return "", fmt.Errorf("%w: unit id", ErrInvalidInput)
 	}
-	u, err := s.st.GetUnit(ctx, unit)
+	u, err := st.GetUnit(ctx, unit)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", ErrUnitNotActive
 	}
