@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/secdsa"
 	"github.com/wsca/wsca/store"
 )
@@ -101,7 +103,12 @@ type SECDSA struct {
 	max      int
 	ttl      time.Duration
 	provider *ecdsa.PrivateKey
+	ev       Recorder
 }
+
+// SetEvidence makes the service record its events: PIN failures and the
+// lock (context "secdsa") and the destruction of replaced aU keys.
+func (s *SECDSA) SetEvidence(r Recorder) { s.ev = r }
 
 // NewSECDSA loads (or creates) the provider key and returns the service.
 func NewSECDSA(ctx context.Context, cfg SECDSAConfig) (*SECDSA, error) {
@@ -113,7 +120,7 @@ func NewSECDSA(ctx context.Context, cfg SECDSAConfig) (*SECDSA, error) {
 		return nil, errors.New("wscd: secdsa: the device cannot make derive-only keys")
 	}
 	s := &SECDSA{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, gen: gen, server: cfg.ServerKeys, st: cfg.Store,
-		max: cfg.MaxFailures, ttl: cfg.NonceTTL}
+		max: cfg.MaxFailures, ttl: cfg.NonceTTL, ev: noRecorder{}}
 	if s.max <= 0 {
 		s.max = DefaultSECDSAMaxFailures
 	}
@@ -180,7 +187,9 @@ func (s *SECDSA) destroyKey(ctx context.Context, owner device.Owner, kid string,
 	}
 	if err := s.dev.Destroy(context.WithoutCancel(ctx), device.Ref{Owner: owner, KID: k, Wrapped: blob}); err != nil && !errors.Is(err, device.ErrKeyNotFound) {
 		s.log.ErrorContext(ctx, "secdsa: orphaned aU: destroy failed", "unit", owner, "kid", kid, "err", err)
+		return
 	}
+	s.ev.Record(ctx, destroyedEvent(s.now(), string(owner), kid, wrapped))
 }
 
 // errDryRun stops secdsa.Activate at its first derive: every check that
@@ -504,8 +513,11 @@ func (s *SECDSA) Authenticate(ctx context.Context, unit string, csk *ecdsa.Publi
 	}
 	if errors.Is(err, secdsa.ErrAuthentication) {
 		s.log.WarnContext(ctx, "secdsa PIN failure", "unit", unit, "sn", x.SN, "failures", c.Failures, "err", err)
+		s.ev.Record(ctx, event.Event{Type: event.PINFailure, Time: s.now(), Unit: unit, Context: SECDSAContext,
+			Data: []byte(strconv.Itoa(c.Failures))})
 		if c.Locked {
 			s.log.WarnContext(ctx, "secdsa binding locked", "unit", unit, "failures", c.Failures)
+			s.ev.Record(ctx, event.Event{Type: event.PINLocked, Time: s.now(), Unit: unit, Context: SECDSAContext})
 		}
 		return nil, fmt.Errorf("%w: %w", ErrSECDSAAuth, err)
 	}
@@ -541,7 +553,7 @@ func (s *SECDSA) PINChange(ctx context.Context, a *Authenticated, csk *ecdsa.Pub
 // binding (keeping its last serial number) and any activation in
 // progress, and destroys their aU.
 func (s *SECDSA) Reset(ctx context.Context, unit string) error {
-	return resetSECDSA(ctx, s.base, s.dev, s.st, noRecorder{}, unit)
+	return resetSECDSA(ctx, s.base, s.dev, s.st, s.ev, unit)
 }
 
 // secdsaResetter is what resetSECDSA needs of the store.

@@ -329,6 +329,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		if err != nil {
 			return nil, err
 		}
+		sd.SetEvidence(ev)
 		dcfg.SECDSA = sd
 	}
 	if wscaOnly {

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"testing"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -26,7 +27,8 @@ import (
 // in the evidence log (its hash, as a secdsa_record event of its unit),
 // and so is the activation (an enrolled event in the secdsa context);
 // after Sync both leaves' inclusion in the signed checkpoint verifies
-// with tlog, over the store's hashes.
+// with tlog, over the store's hashes. So are the wrong PINs and the lock
+// that follow (pin_failure with the count, pin_locked; context secdsa).
 func TestSECDSARecordInEvidenceLog(t *testing.T) {
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
 	ctx := t.Context()
@@ -62,6 +64,18 @@ func TestSECDSARecordInEvidenceLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Wrong PINs until the lock: each counted failure and the lock are
+	// events of the unit in the secdsa context.
+	for sn := uint64(2); ; sn++ {
+		_, err := c.SECDSAInstruction(ctx, b, sk, []byte("0000"), sn, r2ps.SECDSAOp{Op: r2ps.SECDSAOpGenerate}, nil)
+		if client.IsCode(err, r2ps.CodeAccessDenied) {
+			break
+		}
+		if !client.IsCode(err, r2ps.CodeUnauthorized) || sn > 20 {
+			t.Fatalf("wrong PIN %d: %v", sn, err)
+		}
+	}
+
 	stored, err := r.Evidence.Sync(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +108,10 @@ func TestSECDSARecordInEvidenceLog(t *testing.T) {
 			what = "record"
 		case e.Type == event.Enrolled && e.Context == wscd.SECDSAContext:
 			what = "activation"
+		case e.Type == event.PINFailure && e.Context == wscd.SECDSAContext:
+			what = "pin_failure " + string(e.Data)
+		case e.Type == event.PINLocked && e.Context == wscd.SECDSAContext:
+			what = "pin_locked"
 		default:
 			continue
 		}
@@ -111,5 +129,14 @@ func TestSECDSARecordInEvidenceLog(t *testing.T) {
 	}
 	if _, ok := found["activation"]; !ok {
 		t.Fatalf("the activation is not in the log (%d entries)", cp.Size)
+	}
+	max := r.SECDSA.MaxFailures()
+	for n := 1; n <= max; n++ {
+		if _, ok := found["pin_failure "+fmt.Sprint(n)]; !ok {
+			t.Fatalf("failure %d of %d is not in the log: %v", n, max, found)
+		}
+	}
+	if _, ok := found["pin_locked"]; !ok {
+		t.Fatalf("the lock is not in the log: %v", found)
 	}
 }
