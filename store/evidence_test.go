@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/wsca/wsca/internal/proccpu"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/store"
 )
@@ -326,7 +327,7 @@ func testEvidenceInNonce(t *testing.T, dsn string) {
 }
 
 // migrationsUpTo returns the embedded migrations of version ≤ v.
-func migrationsUpTo(t *testing.T, v int) fs.FS {
+func migrationsUpTo(t testing.TB, v int) fs.FS {
 	t.Helper()
 	embedded := store.EmbeddedMigrations()
 	entries, err := fs.ReadDir(embedded, ".")
@@ -449,6 +450,124 @@ func BenchmarkEvidence(b *testing.B) {
 					break
 				}
 			}
+		})
+	}
+}
+
+// storeCPU is this process's CPU and, on PostgreSQL, that of the
+// backends serving s's database (from /proc, in ticks of 10 ms: use
+// thousands of operations).
+func storeCPU(b *testing.B, s *store.Store) time.Duration {
+	b.Helper()
+	self, err := proccpu.Self()
+	if err != nil {
+		b.Skipf("no CPU time here: %v", err)
+	}
+	if s.Backend() != store.Postgres {
+		return self
+	}
+	rows, err := store.RawDB(s).QueryContext(b.Context(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var pids []int
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return self + proccpu.Proc{}.Sum(pids...)
+}
+
+// BenchmarkEvidenceAppendSchema: the CPU of one append (AppendEvent: the
+// same statement on both schemas) on schema 0010 (leaf_index on the
+// events, with its UNIQUE index and the partial pending index) and on the
+// latest (0011: the queue under its primary key alone), with the database's
+// CPU on PostgreSQL, in alternating batches within one run. Nothing is
+// sequenced: the appends alone.
+func BenchmarkEvidenceAppendSchema(b *testing.B) {
+	const rounds = 8
+	leaf := make([]byte, 120)
+	for _, be := range testenv.StoreBackends() {
+		b.Run(be.Name, func(b *testing.B) {
+			stores := [2]*store.Store{open(b, be.DSN(b), store.WithMigrations(migrationsUpTo(b, 10))), open(b, be.DSN(b))}
+			var cpu [2]time.Duration
+			b.ResetTimer()
+			for r := range rounds {
+				n := (r+1)*b.N/rounds - r*b.N/rounds
+				for j := range 2 {
+					i := (r + j) % 2
+					c0 := storeCPU(b, stores[i])
+					for range n {
+						if err := stores[i].AppendEvent(b.Context(), leaf, at(0)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					cpu[i] += storeCPU(b, stores[i]) - c0
+				}
+			}
+			b.StopTimer()
+			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+			b.ReportMetric(per(cpu[0]), "schema10-cpu-ns/op")
+			b.ReportMetric(per(cpu[1]), "schema11-cpu-ns/op")
+			b.ReportMetric(per(cpu[1])/per(cpu[0]), "11/10")
+		})
+	}
+}
+
+// BenchmarkNonceEvent: what the signature's event adds to the replay
+// check of a sign_ecdsa (UseNonceInSessionEvent with a leaf against none):
+// CPU per call, this process's and, on PostgreSQL, the database's, in
+// alternating batches within one run. Nothing is sequenced.
+func BenchmarkNonceEvent(b *testing.B) {
+	const rounds = 8
+	leaf := make([]byte, 120)
+	for _, be := range testenv.StoreBackends() {
+		b.Run(be.Name, func(b *testing.B) {
+			s := open(b, be.DSN(b))
+			ctx := b.Context()
+			mustRecord(b, s, "u")
+			k := newKey(b, "u", "0123456789abcdef0123456789abcdef", at(0))
+			mustInsertKey(b, s, k)
+			mustSession(b, s, "u", "s")
+			if err := s.VerifySession(ctx, hash("s"), []byte("k"), at(10*time.Minute), at(0)); err != nil {
+				b.Fatal(err)
+			}
+			var cpu [2]time.Duration // [0]: with the event, [1]: without
+			var nonce [store.HashSize]byte
+			seq := 0
+			b.ResetTimer()
+			for r := range rounds {
+				n := (r+1)*b.N/rounds - r*b.N/rounds
+				for j := range 2 {
+					i := (r + j) % 2
+					l := leaf
+					if i == 1 {
+						l = nil
+					}
+					c0 := storeCPU(b, s)
+					for range n {
+						seq++
+						copy(nonce[:], fmt.Sprintf("%032d", seq))
+						u, err := s.UseNonceInSessionEvent(ctx, nonce[:], at(time.Hour), hash("s"), at(0), k.KID, l)
+						if err != nil || u.Key.Logged != (i == 0) {
+							b.Fatalf("logged %v, %v", u.Key.Logged, err)
+						}
+					}
+					cpu[i] += storeCPU(b, s) - c0
+				}
+			}
+			b.StopTimer()
+			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+			b.ReportMetric(per(cpu[0]), "event-cpu-ns/op")
+			b.ReportMetric(per(cpu[1]), "none-cpu-ns/op")
+			b.ReportMetric(per(cpu[0])-per(cpu[1]), "added-cpu-ns/op")
 		})
 	}
 }
