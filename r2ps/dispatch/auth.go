@@ -377,6 +377,11 @@ func (d *Dispatcher) freshInSession(ctx context.Context, r *request, nonceHash [
 	se, err := r.ticket.Session(u.Task, u.UsesLeft, u.ExpiresAt)
 	if err != nil {
 		d.logger(ctx).ErrorContext(ctx, "session row fails its ticket: the store was changed outside wsca", "unit", r.unit, "context", r.context)
+		if u.Key.Logged {
+			// The row's task let the signature's event in; the request
+			// ends here.
+			d.cfg.Evidence.Record(ctx, event.Event{Type: event.SignatureFailed, Time: d.cfg.Now(), Unit: r.unit, Context: r.context, Kid: kid})
+		}
 		return r2ps.ErrUnknownSession
 	}
 	r.session, r.unitState = &se, u.UnitState
@@ -400,7 +405,8 @@ func (d *Dispatcher) freshInSession(ctx context.Context, r *request, nonceHash [
 // the request in a session without a task; the statement then requires the
 // session to have no task and kid to be an active key of its active unit in
 // its context. A request refused later anyway (the wrapped key's MAC, the
-// device) gets its signature_failed event (signatureFailed).
+// device: signatureFailed; a session row that fails its ticket:
+// freshInSession) gets a signature_failed event.
 func (d *Dispatcher) signatureLeaf(r *request, kid string) []byte {
 	if d.cfg.Evidence == nil || kid == "" || r.req.Type != r2ps.TypeSignECDSA {
 		return nil

@@ -1,7 +1,9 @@
 package dispatch_test
 
 import (
+	"database/sql"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/wsca/wsca/evidence/event"
@@ -27,8 +29,11 @@ func TestSignatureEvidence(t *testing.T) {
 	cases := []struct {
 		name, context, task string
 		closeDevice         bool
-		steps               []step
-		signatures, failed  int
+		// untaskRow clears the session row's task behind wsca: the ticket
+		// no longer matches it.
+		untaskRow          bool
+		steps              []step
+		signatures, failed int
 	}{
 		{name: "plain session", context: "hsm", steps: []step{{digest: h1, ok: true}}, signatures: 1},
 		{name: "task session, listed hash", context: "hsm", task: hex.EncodeToString(h1),
@@ -42,13 +47,16 @@ func TestSignatureEvidence(t *testing.T) {
 		{name: "data with an unknown member", context: "hsm",
 			steps: []step{{data: map[string]any{"tbs_hash": r2ps.Bytes(h1), "extra": 1}}}},
 		{name: "device fails", context: "hsm", closeDevice: true, steps: []step{{digest: h1}}, signatures: 1, failed: 1},
+		{name: "session row changed outside wsca", context: "hsm", task: hex.EncodeToString(h1), untaskRow: true,
+			steps: []step{{digest: h1}}, signatures: 1, failed: 1},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					ctx := t.Context()
-					r := stacktest.Start(t, b.DSN(t), testdevice.Soft(t), nil)
+					dsn := b.DSN(t)
+					r := stacktest.Start(t, dsn, testdevice.Soft(t), nil)
 					keys, err := client.FetchServerKeys(ctx, nil, r.URL)
 					if err != nil {
 						t.Fatal(err)
@@ -58,6 +66,11 @@ func TestSignatureEvidence(t *testing.T) {
 					kid := mustGenerate(t, w)
 					if tc.task != "" {
 						if w.sess, err = w.c.Login(ctx, []byte("123456"), client.LoginOptions{Task: r2ps.TaskSignPrefix + tc.task}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if tc.untaskRow {
+						if _, err := rawDB(t, dsn).ExecContext(ctx, `UPDATE sessions SET task = '' WHERE unit_id = $1`, w.unit); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -110,4 +123,20 @@ func TestSignatureEvidence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawDB opens the test's database directly, to change it behind wsca (the
+// store registers both drivers).
+func rawDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	driver, name := "pgx", dsn
+	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, name = "sqlite", p
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
