@@ -262,7 +262,7 @@ func TestUnitLife(t *testing.T) {
 
 			db := rawDB(t, dsn)
 			// A rewritten leaf no longer proves.
-			if _, err := db.ExecContext(ctx, `UPDATE evidence_events SET leaf = $1 WHERE leaf_index = 3`, []byte("rewritten")); err != nil {
+			if _, err := db.ExecContext(ctx, `UPDATE evidence_leaves SET leaf = $1 WHERE leaf_index = 3`, []byte("rewritten")); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := lc.entry(cp2, 3); !errors.Is(err, logverify.ErrInclusion) {
@@ -283,7 +283,7 @@ func TestUnitLife(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, q := range []string{
-				`DELETE FROM evidence_events WHERE leaf_index >= $1`,
+				`DELETE FROM evidence_leaves WHERE leaf_index >= $1`,
 				`DELETE FROM evidence_hashes WHERE hash_index >= $1`,
 			} {
 				arg := int64(keep)

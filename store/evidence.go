@@ -13,10 +13,12 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// The evidence log (docs/evidence.md). Appending an event is one insert;
+// The evidence log (docs/evidence.md). Appending an event is one insert
+// into the queue evidence_events, under its primary key alone;
 // SequenceEvidence, run by one instance at a time under the lock of the
-// evidence_tree row, gives pending events their leaf indices in batches
-// and stores the tree's hashes; checkpoints are kept as signed notes.
+// evidence_tree row, moves pending events in batches into evidence_leaves
+// at their leaf indices and stores the tree's hashes; checkpoints are kept
+// as signed notes.
 
 // MaxEvidenceLeaf bounds an event's leaf (the event package bounds it
 // further).
@@ -26,8 +28,9 @@ const MaxEvidenceLeaf = 4 << 10
 // the tree's record was changed or removed outside wsca.
 var ErrEvidenceIntegrity = errors.New("store: evidence log fails its integrity check")
 
-// AppendEvent inserts an event's leaf, to be sequenced later. It is the
-// hot path of every logged operation: one insert, no lock held.
+// AppendEvent inserts an event's leaf into the queue, to be sequenced
+// later. It is the hot path of every logged operation: one insert under
+// one index, no lock held.
 func (s *Store) AppendEvent(ctx context.Context, leaf []byte, at time.Time) error {
 	if len(leaf) == 0 || len(leaf) > MaxEvidenceLeaf {
 		return invalidf("evidence", "leaf of %d bytes", len(leaf))
@@ -49,8 +52,9 @@ type EvidenceTree struct {
 	Root tlog.Hash
 }
 
-// SequenceEvidence gives up to max pending events, oldest insert first,
-// the next leaf indices, stores the tree's new hashes, size and root, and
+// SequenceEvidence moves up to max pending events, oldest insert first,
+// out of the queue to the next leaf indices, stores the tree's new hashes,
+// size and root, and
 // returns the tree and how many events it sequenced. One instance at a
 // time sequences (the evidence_tree row is locked for the transaction:
 // a row lock on PostgreSQL, the write lock on SQLite); appends go on
@@ -78,7 +82,7 @@ func (s *Store) SequenceEvidence(ctx context.Context, max int) (EvidenceTree, in
 		return EvidenceTree{}, 0, fmt.Errorf("%w: tree root of %d bytes", ErrEvidenceIntegrity, len(root))
 	}
 	copy(tree.Root[:], root)
-	rows, err := tx.QueryContext(ctx, `SELECT id, leaf FROM evidence_events WHERE leaf_index IS NULL ORDER BY id LIMIT $1`, max)
+	rows, err := tx.QueryContext(ctx, `SELECT id, leaf FROM evidence_events ORDER BY id LIMIT $1`, max)
 	if err != nil {
 		return EvidenceTree{}, 0, fmt.Errorf("store: sequence evidence: %w", err)
 	}
@@ -146,7 +150,7 @@ func (s *Store) SequenceEvidence(ctx context.Context, max int) (EvidenceTree, in
 	if err != nil {
 		return EvidenceTree{}, 0, fmt.Errorf("%w: %v", ErrEvidenceIntegrity, err)
 	}
-	if err := s.writeSequenced(ctx, tx, size, ids, order, added); err != nil {
+	if err := s.writeSequenced(ctx, tx, size, ids, leaves, order, added); err != nil {
 		return EvidenceTree{}, 0, err
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE evidence_tree SET size = $1, root = $2 WHERE id = 1 AND size = $3`, newSize, newRoot[:], size)
@@ -162,10 +166,12 @@ func (s *Store) SequenceEvidence(ctx context.Context, max int) (EvidenceTree, in
 	return EvidenceTree{Size: newSize, Root: newRoot}, len(ids), nil
 }
 
-// writeSequenced stores a batch: the events' indices and the new hashes.
-// PostgreSQL takes each as one statement over arrays; SQLite, in process,
-// runs one prepared statement per row.
-func (s *Store) writeSequenced(ctx context.Context, tx *sql.Tx, size int64, ids, order []int64, added map[int64]tlog.Hash) error {
+// writeSequenced stores a batch: the events move from the queue to their
+// leaf indices, and the new hashes are written. PostgreSQL takes each as
+// one statement over arrays; SQLite, in process, runs prepared statements
+// per row. The leaves stored are the ones hashed (leaves[i] was read as
+// the row of ids[i], under the tree's lock).
+func (s *Store) writeSequenced(ctx context.Context, tx *sql.Tx, size int64, ids []int64, leaves [][]byte, order []int64, added map[int64]tlog.Hash) error {
 	idx := make([]int64, len(ids))
 	for i := range ids {
 		idx[i] = size + int64(i)
@@ -176,22 +182,40 @@ func (s *Store) writeSequenced(ctx context.Context, tx *sql.Tx, size int64, ids,
 		hashes[i] = h[:]
 	}
 	if s.backend == Postgres {
-		if _, err := tx.ExecContext(ctx, `UPDATE evidence_events e SET leaf_index = v.idx
-			FROM unnest($1::bigint[], $2::bigint[]) AS v(id, idx) WHERE e.id = v.id`, ids, idx); err != nil {
+		res, err := tx.ExecContext(ctx, `WITH moved AS (
+				DELETE FROM evidence_events e USING unnest($1::bigint[], $2::bigint[]) AS v(id, idx)
+				WHERE e.id = v.id RETURNING v.idx, e.leaf)
+			INSERT INTO evidence_leaves (leaf_index, leaf) SELECT idx, leaf FROM moved`, ids, idx)
+		if err != nil {
 			return sequenceErr(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
+			return fmt.Errorf("%w: %d of %d events moved to the leaves", ErrEvidenceIntegrity, n, len(ids))
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_hashes (hash_index, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, order, hashes); err != nil {
 			return sequenceErr(err)
 		}
 		return nil
 	}
-	upd, err := tx.PrepareContext(ctx, `UPDATE evidence_events SET leaf_index = $1 WHERE id = $2`)
+	del, err := tx.PrepareContext(ctx, `DELETE FROM evidence_events WHERE id = $1`)
 	if err != nil {
 		return fmt.Errorf("store: sequence evidence: %w", err)
 	}
-	defer upd.Close()
+	defer del.Close()
+	leaf, err := tx.PrepareContext(ctx, `INSERT INTO evidence_leaves (leaf_index, leaf) VALUES ($1, $2)`)
+	if err != nil {
+		return fmt.Errorf("store: sequence evidence: %w", err)
+	}
+	defer leaf.Close()
 	for i, id := range ids {
-		if _, err := upd.ExecContext(ctx, idx[i], id); err != nil {
+		res, err := del.ExecContext(ctx, id)
+		if err != nil {
+			return sequenceErr(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("%w: event %d left the queue under the lock", ErrEvidenceIntegrity, id)
+		}
+		if _, err := leaf.ExecContext(ctx, idx[i], leaves[i]); err != nil {
 			return sequenceErr(err)
 		}
 	}
@@ -293,7 +317,7 @@ func (s *Store) GetEvidenceLeaf(ctx context.Context, index int64) ([]byte, error
 		return nil, invalidf("evidence", "negative index")
 	}
 	var leaf []byte
-	err := s.db.QueryRowContext(ctx, `SELECT leaf FROM evidence_events WHERE leaf_index = $1`, index).Scan(&leaf)
+	err := s.db.QueryRowContext(ctx, `SELECT leaf FROM evidence_leaves WHERE leaf_index = $1`, index).Scan(&leaf)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: leaf %d", ErrNotFound, index)
 	}
@@ -306,7 +330,7 @@ func (s *Store) GetEvidenceLeaf(ctx context.Context, index int64) ([]byte, error
 // CountPendingEvidence returns how many events await sequencing.
 func (s *Store) CountPendingEvidence(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM evidence_events WHERE leaf_index IS NULL`).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM evidence_events`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: pending evidence: %w", err)
 	}
 	return n, nil
@@ -357,9 +381,11 @@ func (s *Store) LatestEvidenceCheckpoint(ctx context.Context) (EvidenceCheckpoin
 
 // postgresNonceInSessionEvent is postgresNonceInSession with the evidence
 // event of a key operation appended in the same statement ($6: its leaf):
-// only when the nonce is spent and $5 is an active key of the session's
-// active unit usable in the session's context (the key service's own
-// checks, wscd.Keys). The last column says whether it was.
+// only when the nonce is spent, the session has no task (a task's rule is
+// the dispatcher's, applied after this read) and $5 is an active key of
+// the session's active unit usable in the session's context (the key
+// service's own checks, wscd.Keys). The last column says whether it was.
+// sqliteSessionEvent (store/session.go) is the same insert on SQLite.
 const postgresNonceInSessionEvent = `WITH ins AS (
 		INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid + `
 		RETURNING 1),
@@ -367,7 +393,7 @@ const postgresNonceInSessionEvent = `WITH ins AS (
 		INSERT INTO evidence_events (leaf, created_at)
 		SELECT $6, $4 FROM ins, sessions s JOIN units u ON u.id = s.unit_id AND u.state = 'active'
 		JOIN keys k ON k.kid = $5 AND k.unit_id = s.unit_id AND k.state = 'active' AND (k.context = '' OR k.context = s.context)
-		WHERE s.id_hash = $3
+		WHERE s.id_hash = $3 AND s.task = ''
 		RETURNING 1)
 	SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state, k.wrapped, k.wrapped_mac,
 		EXISTS (SELECT 1 FROM ev)

@@ -3,12 +3,17 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"testing/fstest"
+
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/wsca/wsca/internal/proccpu"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/store"
 )
@@ -23,6 +28,7 @@ func TestEvidence(t *testing.T) {
 		{"Truncated", testEvidenceTruncated},
 		{"Checkpoints", testEvidenceCheckpoints},
 		{"SignatureInNonceStatement", testEvidenceInNonce},
+		{"UpgradeFrom0010", testEvidenceUpgrade},
 	}
 	for _, b := range testenv.StoreBackends() {
 		t.Run(b.Name, func(t *testing.T) {
@@ -257,9 +263,10 @@ func testEvidenceCheckpoints(t *testing.T, dsn string) {
 	}
 }
 
-// testEvidenceInNonce: on PostgreSQL the signature's event is appended in
-// the nonce's statement only for an active key of the session's unit; on
-// SQLite nothing is (the key service appends it).
+// testEvidenceInNonce: the signature's event is appended with the nonce
+// (one statement on PostgreSQL, one transaction on SQLite) only when the
+// nonce is spent, the session has no task and the key is an active key of
+// the session's active unit.
 func testEvidenceInNonce(t *testing.T, dsn string) {
 	s := open(t, dsn)
 	ctx := t.Context()
@@ -267,34 +274,146 @@ func testEvidenceInNonce(t *testing.T, dsn string) {
 	mustRecord(t, s, "v")
 	mine := newKey(t, "u", "0123456789abcdef0123456789abcdef", at(0))
 	theirs := newKey(t, "v", "fedcba9876543210fedcba9876543210", at(0))
+	retired := newKey(t, "u", "00112233445566778899aabbccddeeff", at(0))
 	mustInsertKey(t, s, mine)
 	mustInsertKey(t, s, theirs)
+	mustInsertKey(t, s, retired)
+	if err := s.SetKeyState(ctx, retired.KID, store.KeyDestroying); err != nil {
+		t.Fatal(err)
+	}
 	mustSession(t, s, "u", "s")
 	if err := s.VerifySession(ctx, hash("s"), []byte("k"), at(10*time.Minute), at(0)); err != nil {
 		t.Fatal(err)
 	}
-	pg := s.Backend() == store.Postgres
+	if err := s.CreateSession(ctx, store.Session{IDHash: hash("tasked"), UnitID: "u", Context: "hsm", State: store.SessionVerified,
+		Secret: []byte("x"), Task: "sign:00", UsesLeft: store.Unlimited, CreatedAt: at(0), ExpiresAt: at(time.Minute), RecordNonce: []byte("nonce-u-rec")}); err != nil {
+		t.Fatal(err)
+	}
 	for i, tc := range []struct {
-		kid    string
-		logged bool
-	}{{mine.KID, pg}, {theirs.KID, false}} {
+		name, session, kid string
+		leaf               []byte
+		logged             bool
+	}{
+		{"own key", "s", mine.KID, []byte("leaf"), true},
+		{"no leaf", "s", mine.KID, nil, false},
+		{"another unit's key", "s", theirs.KID, []byte("leaf"), false},
+		{"key not active", "s", retired.KID, []byte("leaf"), false},
+		{"session with a task", "tasked", mine.KID, []byte("leaf"), false},
+	} {
 		before := countRows(t, s, "evidence_events")
-		u, err := s.UseNonceInSessionEvent(ctx, hash(fmt.Sprint("n", i)), at(time.Hour), hash("s"), at(0), tc.kid, []byte("leaf"))
+		u, err := s.UseNonceInSessionEvent(ctx, hash(fmt.Sprint("n", i)), at(time.Hour), hash(tc.session), at(0), tc.kid, tc.leaf)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", tc.name, err)
 		}
 		added := countRows(t, s, "evidence_events") - before
 		if u.Key.Logged != tc.logged || (added == 1) != tc.logged || added > 1 {
-			t.Fatalf("kid %s: logged %v, %d events appended, want %v", tc.kid, u.Key.Logged, added, tc.logged)
+			t.Fatalf("%s: logged %v, %d events appended, want %v", tc.name, u.Key.Logged, added, tc.logged)
+		}
+		if !u.KeyFound || u.Key.UnitID == "" {
+			t.Fatalf("%s: the key's access record was not read: %+v", tc.name, u)
 		}
 	}
-	// A replayed nonce appends nothing.
+	// A replayed nonce, or a session that is not valid, appends nothing.
 	before := countRows(t, s, "evidence_events")
 	if _, err := s.UseNonceInSessionEvent(ctx, hash("n0"), at(time.Hour), hash("s"), at(0), mine.KID, []byte("leaf")); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("replay: %v", err)
 	}
+	if _, err := s.UseNonceInSessionEvent(ctx, hash("fresh"), at(time.Hour), hash("no such session"), at(0), mine.KID, []byte("leaf")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("no session: %v", err)
+	}
 	if countRows(t, s, "evidence_events") != before {
-		t.Fatal("a replay appended an event")
+		t.Fatal("a refused nonce appended an event")
+	}
+}
+
+// migrationsUpTo returns the embedded migrations of version ≤ v.
+func migrationsUpTo(t testing.TB, v int) fs.FS {
+	t.Helper()
+	embedded := store.EmbeddedMigrations()
+	entries, err := fs.ReadDir(embedded, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fstest.MapFS{}
+	for _, e := range entries {
+		if e.Name() > fmt.Sprintf("%04d_~", v) || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		b, err := fs.ReadFile(embedded, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = &fstest.MapFile{Data: b}
+	}
+	return m
+}
+
+// testEvidenceUpgrade: a log stored by schema 0010 (leaf_index on the
+// events) keeps its leaves at their indices and its pending events, in
+// insert order, through migration 0011, and grows on.
+func testEvidenceUpgrade(t *testing.T, dsn string) {
+	ctx := t.Context()
+	old := open(t, dsn, store.WithMigrations(migrationsUpTo(t, 10)))
+	if v, err := old.SchemaVersion(ctx); err != nil || v != 10 {
+		t.Fatalf("schema %d, %v", v, err)
+	}
+	db := store.RawDB(old)
+	// Insert order: a sequenced, a pending (committed late), two
+	// sequenced, a pending.
+	rows := []struct {
+		leaf  string
+		index int64 // -1: pending
+	}{{"s0", 0}, {"pA", -1}, {"s1", 1}, {"s2", 2}, {"pB", -1}}
+	var m memHashes
+	for _, r := range rows {
+		var idx any
+		if r.index >= 0 {
+			idx = r.index
+			hs, err := tlog.StoredHashes(r.index, []byte(r.leaf), &m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m = append(m, hs...)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO evidence_events (leaf, created_at, leaf_index) VALUES ($1, 0, $2)`, []byte(r.leaf), idx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, h := range m {
+		if _, err := db.ExecContext(ctx, `INSERT INTO evidence_hashes (hash_index, hash) VALUES ($1, $2)`, i, h[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := tlog.TreeHash(3, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE evidence_tree SET size = 3, root = $1`, root[:]); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dsn)
+	if n, err := s.CountPendingEvidence(ctx); err != nil || n != 2 {
+		t.Fatalf("%d pending after the upgrade, %v", n, err)
+	}
+	if tree, err := s.GetEvidenceTree(ctx); err != nil || tree.Size != 3 || tree.Root != root {
+		t.Fatalf("tree %+v, %v", tree, err)
+	}
+	if err := s.AppendEvent(ctx, []byte("new"), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if tree, n, err := s.SequenceEvidence(ctx, 10); err != nil || n != 3 || tree.Size != 6 {
+		t.Fatalf("sequenced %d, tree %+v, %v", n, tree, err)
+	}
+	want := []string{"s0", "s1", "s2", "pA", "pB", "new"}
+	var leaves [][]byte
+	for i, l := range sequenced(t, s, 6) {
+		if string(l) != want[i] {
+			t.Fatalf("leaf %d = %q, want %q", i, l, want[i])
+		}
+		leaves = append(leaves, l)
+	}
+	if tree, _ := s.GetEvidenceTree(ctx); tree.Root != reference(t, leaves) {
+		t.Fatal("root is not the leaves' root")
 	}
 }
 
@@ -331,6 +450,124 @@ func BenchmarkEvidence(b *testing.B) {
 					break
 				}
 			}
+		})
+	}
+}
+
+// storeCPU is this process's CPU and, on PostgreSQL, that of the
+// backends serving s's database (from /proc, in ticks of 10 ms: use
+// thousands of operations).
+func storeCPU(b *testing.B, s *store.Store) time.Duration {
+	b.Helper()
+	self, err := proccpu.Self()
+	if err != nil {
+		b.Skipf("no CPU time here: %v", err)
+	}
+	if s.Backend() != store.Postgres {
+		return self
+	}
+	rows, err := store.RawDB(s).QueryContext(b.Context(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var pids []int
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return self + proccpu.Proc{}.Sum(pids...)
+}
+
+// BenchmarkEvidenceAppendSchema: the CPU of one append (AppendEvent: the
+// same statement on both schemas) on schema 0010 (leaf_index on the
+// events, with its UNIQUE index and the partial pending index) and on the
+// latest (0011: the queue under its primary key alone), with the database's
+// CPU on PostgreSQL, in alternating batches within one run. Nothing is
+// sequenced: the appends alone.
+func BenchmarkEvidenceAppendSchema(b *testing.B) {
+	const rounds = 8
+	leaf := make([]byte, 120)
+	for _, be := range testenv.StoreBackends() {
+		b.Run(be.Name, func(b *testing.B) {
+			stores := [2]*store.Store{open(b, be.DSN(b), store.WithMigrations(migrationsUpTo(b, 10))), open(b, be.DSN(b))}
+			var cpu [2]time.Duration
+			b.ResetTimer()
+			for r := range rounds {
+				n := (r+1)*b.N/rounds - r*b.N/rounds
+				for j := range 2 {
+					i := (r + j) % 2
+					c0 := storeCPU(b, stores[i])
+					for range n {
+						if err := stores[i].AppendEvent(b.Context(), leaf, at(0)); err != nil {
+							b.Fatal(err)
+						}
+					}
+					cpu[i] += storeCPU(b, stores[i]) - c0
+				}
+			}
+			b.StopTimer()
+			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+			b.ReportMetric(per(cpu[0]), "schema10-cpu-ns/op")
+			b.ReportMetric(per(cpu[1]), "schema11-cpu-ns/op")
+			b.ReportMetric(per(cpu[1])/per(cpu[0]), "11/10")
+		})
+	}
+}
+
+// BenchmarkNonceEvent: what the signature's event adds to the replay
+// check of a sign_ecdsa (UseNonceInSessionEvent with a leaf against none):
+// CPU per call, this process's and, on PostgreSQL, the database's, in
+// alternating batches within one run. Nothing is sequenced.
+func BenchmarkNonceEvent(b *testing.B) {
+	const rounds = 8
+	leaf := make([]byte, 120)
+	for _, be := range testenv.StoreBackends() {
+		b.Run(be.Name, func(b *testing.B) {
+			s := open(b, be.DSN(b))
+			ctx := b.Context()
+			mustRecord(b, s, "u")
+			k := newKey(b, "u", "0123456789abcdef0123456789abcdef", at(0))
+			mustInsertKey(b, s, k)
+			mustSession(b, s, "u", "s")
+			if err := s.VerifySession(ctx, hash("s"), []byte("k"), at(10*time.Minute), at(0)); err != nil {
+				b.Fatal(err)
+			}
+			var cpu [2]time.Duration // [0]: with the event, [1]: without
+			var nonce [store.HashSize]byte
+			seq := 0
+			b.ResetTimer()
+			for r := range rounds {
+				n := (r+1)*b.N/rounds - r*b.N/rounds
+				for j := range 2 {
+					i := (r + j) % 2
+					l := leaf
+					if i == 1 {
+						l = nil
+					}
+					c0 := storeCPU(b, s)
+					for range n {
+						seq++
+						copy(nonce[:], fmt.Sprintf("%032d", seq))
+						u, err := s.UseNonceInSessionEvent(ctx, nonce[:], at(time.Hour), hash("s"), at(0), k.KID, l)
+						if err != nil || u.Key.Logged != (i == 0) {
+							b.Fatalf("logged %v, %v", u.Key.Logged, err)
+						}
+					}
+					cpu[i] += storeCPU(b, s) - c0
+				}
+			}
+			b.StopTimer()
+			per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+			b.ReportMetric(per(cpu[0]), "event-cpu-ns/op")
+			b.ReportMetric(per(cpu[1]), "none-cpu-ns/op")
+			b.ReportMetric(per(cpu[0])-per(cpu[1]), "added-cpu-ns/op")
 		})
 	}
 }

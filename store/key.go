@@ -145,8 +145,8 @@ type KeyAccess struct {
 	// for a token object; the caller checks the MAC before the device sees
 	// the blob.
 	Wrapped, WrappedMAC []byte
-	// Logged: the read also appended the operation's evidence event
-	// (UseNonceInSessionEvent on PostgreSQL).
+	// Logged: the read also appended the operation's evidence event, with
+	// the nonce (UseNonceInSessionEvent).
 	Logged bool
 }
 

@@ -269,15 +269,76 @@ const postgresNonceInSession = `WITH ins AS (
 	LEFT JOIN keys k ON k.kid = $5 LEFT JOIN units ku ON ku.id = k.unit_id
 	WHERE s.id_hash = $3`
 
-// The two statements of UseNonceInSession on SQLite, prepared once
+// The statements of UseNonceInSessionEvent on SQLite, prepared once
 // (Store.prepared): parsing them cost about as much as running them.
+// sqliteSessionEvent is the event insert of postgresNonceInSessionEvent
+// (store/evidence.go), with the same conditions, run after the nonce's in
+// the same transaction.
 const (
 	sqliteNonceInSession = `INSERT INTO nonces (nonce_hash, expires_at) SELECT $1, $2 FROM sessions s WHERE ` + sessionValid
-	sqliteSessionUse     = `SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state, k.wrapped, k.wrapped_mac
+	sqliteSessionEvent   = `INSERT INTO evidence_events (leaf, created_at)
+		SELECT $1, $2 FROM sessions s JOIN units u ON u.id = s.unit_id AND u.state = 'active'
+		JOIN keys k ON k.kid = $4 AND k.unit_id = s.unit_id AND k.state = 'active' AND (k.context = '' OR k.context = s.context)
+		WHERE s.id_hash = $3 AND s.task = ''`
+	sqliteSessionUse = `SELECT s.task, s.uses_left, s.expires_at, u.state, k.unit_id, k.context, k.state, ku.state, k.wrapped, k.wrapped_mac
 		FROM sessions s JOIN units u ON u.id = s.unit_id
 		LEFT JOIN keys k ON k.kid = $2 LEFT JOIN units ku ON ku.id = k.unit_id
 		WHERE s.id_hash = $1`
 )
+
+// sqliteNonceInSession runs UseNonceInSessionEvent on SQLite: the
+// conditional nonce insert and the read into dest, prepared once; with a
+// leaf and a kid also the conditional event insert (logged says whether it
+// inserted), and then the three in one transaction, so that the nonce and
+// its event are one commit. No valid session: sql.ErrNoRows.
+func (s *Store) sqliteNonceInSession(ctx context.Context, nonceHash []byte, expires int64, idHash []byte, at int64, kid string, leaf []byte, logged *bool, dest ...any) error {
+	if leaf == nil || kid == "" {
+		res, err := s.execPrepared(ctx, sqliteNonceInSession, nonceHash, expires, idHash, at)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return sql.ErrNoRows
+		}
+		return s.queryRowPrepared(ctx, sqliteSessionUse, idHash, kid).Scan(dest...)
+	}
+	var stmts [3]*sql.Stmt
+	for i, q := range []string{sqliteNonceInSession, sqliteSessionEvent, sqliteSessionUse} {
+		st, err := s.prepared(ctx, q)
+		if err != nil {
+			return err
+		}
+		stmts[i] = st
+	}
+	// BEGIN IMMEDIATE (sqliteParams): the write lock from the start.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.StmtContext(ctx, stmts[0]).ExecContext(ctx, nonceHash, expires, idHash, at)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return sql.ErrNoRows
+	}
+	if res, err = tx.StmtContext(ctx, stmts[1]).ExecContext(ctx, bytes.Clone(leaf), at, idHash, kid); err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if err := tx.StmtContext(ctx, stmts[2]).QueryRowContext(ctx, idHash, kid).Scan(dest...); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	*logged = n == 1
+	return nil
+}
 
 // UseNonceInSession records a request nonce (as UseNonce) only if the
 // session whose id hashes to idHash is valid at now (verified, unexpired,
@@ -293,10 +354,12 @@ func (s *Store) UseNonceInSession(ctx context.Context, nonceHash []byte, expires
 }
 
 // UseNonceInSessionEvent is UseNonceInSession that also appends an
-// evidence event (leaf, AppendEvent) for the key operation on kid: on
-// PostgreSQL in the same statement, only when the nonce is spent and kid
-// is an active key of the session's unit, and then Key.Logged says so; on
-// SQLite, or with a nil leaf, nothing is appended (the caller appends).
+// evidence event (leaf, AppendEvent) for the key operation on kid, with
+// the nonce (in the same statement on PostgreSQL, in the same transaction
+// on SQLite): only when the nonce is spent, the session has no task (a
+// task's rule is applied after this read) and kid is an active key of the
+// session's active unit usable in the session's context; Key.Logged says
+// whether it was. With a nil leaf nothing is appended.
 func (s *Store) UseNonceInSessionEvent(ctx context.Context, nonceHash []byte, expiresAt time.Time, idHash []byte, now time.Time, kid string, leaf []byte) (SessionUse, error) {
 	if len(leaf) > MaxEvidenceLeaf {
 		return SessionUse{}, invalidf("evidence", "leaf of %d bytes", len(leaf))
@@ -340,19 +403,13 @@ func (s *Store) UseNonceInSessionEvent(ctx context.Context, nonceHash []byte, ex
 			return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
 		}
 	} else {
-		var res sql.Result
-		res, err = s.execPrepared(ctx, sqliteNonceInSession, bytes.Clone(nonceHash), expires, idHash, at)
-		if err == nil {
-			if n, rerr := res.RowsAffected(); rerr == nil && n == 0 {
-				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
-			}
-			err = s.queryRowPrepared(ctx, sqliteSessionUse, idHash, kid).
-				Scan(&task, &uses, &sExpires, &us, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc},
-					&u.Key.Wrapped, &u.Key.WrappedMAC)
-			if errors.Is(err, sql.ErrNoRows) {
-				// Ended between the two statements.
-				return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
-			}
+		err = s.sqliteNonceInSession(ctx, bytes.Clone(nonceHash), expires, idHash, at, kid, leaf, &u.Key.Logged,
+			&task, &uses, &sExpires, &us, &nullString{&u.Key.UnitID}, &nullString{&u.Key.Context}, &nullString{&ks}, &nullString{&kc},
+			&u.Key.Wrapped, &u.Key.WrappedMAC)
+		if errors.Is(err, sql.ErrNoRows) {
+			// No valid session (the insert spent no nonce), or it ended
+			// between the two statements.
+			return SessionUse{}, fmt.Errorf("%w: session", ErrNotFound)
 		}
 	}
 	if classify(err) == uniqueViolation {

@@ -76,13 +76,17 @@ const (
 	// SECDSARecord: a SECDSA transaction record; Data is its hash (or its
 	// bytes, at most MaxDataSize).
 	SECDSARecord Type = 14
+	// SignatureFailed: the Signature event of Kid recorded with the
+	// request's replay check was not followed by a signature (the device
+	// or a check after the replay check refused); Data is empty.
+	SignatureFailed Type = 15
 )
 
 var names = map[Type]string{
 	UnitCreated: "unit_created", Enrolled: "enrolled", KeyGenerated: "key_generated", Signature: "signature",
 	ECDH: "ecdh", KeyDestroyed: "key_destroyed", UnitDestroyed: "unit_destroyed", PINFailure: "pin_failure",
 	PINLocked: "pin_locked", PINUnlocked: "pin_unlocked", Revoked: "revoked", Suspended: "suspended",
-	Unsuspended: "unsuspended", SECDSARecord: "secdsa_record",
+	Unsuspended: "unsuspended", SECDSARecord: "secdsa_record", SignatureFailed: "signature_failed",
 }
 
 // Valid reports whether t is a known type.

@@ -254,12 +254,27 @@ func TestVerifierKey(t *testing.T) {
 	raw, _ := base64.StdEncoding.DecodeString(key)
 	other := append([]byte(nil), raw...)
 	other[0] = 0x01
+	// A key whose hash has a letter, so that its upper case differs (a
+	// hash of digits only, about 1 key in 40, would make the row valid).
+	upper := ""
+	for upper == "" {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		vk, err := logverify.VerifierKey(name, &k.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, r, _ := strings.Cut(vk, "+")
+		h, kk, _ := strings.Cut(r, "+")
+		if u := strings.ToUpper(h); u != h {
+			upper = n + "+" + u + "+" + kk
+		}
+	}
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	spki384, _ := x509.MarshalPKIXPublicKey(&p384.PublicKey)
 	for _, bad := range []string{
 		"", name, name + "+" + hash,
 		"a b+" + hash + "+" + key,
-		name + "+" + strings.ToUpper(hash) + "+" + key,
+		upper,
 		name + "+00000000+" + key,
 		name + "+" + hash + "+" + base64.StdEncoding.EncodeToString(other),
 		name + "+" + fmt.Sprintf("%08x", logverify.KeyHash(spki384)) + "+" + base64.StdEncoding.EncodeToString(append([]byte{2}, spki384...)),

@@ -365,13 +365,7 @@ func (d *Dispatcher) fresh(ctx context.Context, r *request) error {
 // the key a key operation names.
 func (d *Dispatcher) freshInSession(ctx context.Context, r *request, nonceHash []byte, expires time.Time) error {
 	kid := keyOperationKID(r)
-	var leaf []byte
-	if d.cfg.Evidence != nil && kid != "" && r.req.Type == r2ps.TypeSignECDSA {
-		// The signature's evidence, appended with the nonce when the key
-		// is the session unit's (store.KeyAccess.Logged).
-		leaf, _ = event.Event{Type: event.Signature, Time: d.cfg.Now(), Unit: r.unit, Context: r.context, Kid: kid}.Marshal()
-	}
-	u, err := d.cfg.Store.UseNonceInSessionEvent(ctx, nonceHash, expires, r.ticket.IDHash, d.cfg.Now(), kid, leaf)
+	u, err := d.cfg.Store.UseNonceInSessionEvent(ctx, nonceHash, expires, r.ticket.IDHash, d.cfg.Now(), kid, d.signatureLeaf(r, kid))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return r2ps.ErrUnknownSession
@@ -383,6 +377,11 @@ func (d *Dispatcher) freshInSession(ctx context.Context, r *request, nonceHash [
 	se, err := r.ticket.Session(u.Task, u.UsesLeft, u.ExpiresAt)
 	if err != nil {
 		d.logger(ctx).ErrorContext(ctx, "session row fails its ticket: the store was changed outside wsca", "unit", r.unit, "context", r.context)
+		if u.Key.Logged {
+			// The row's task let the signature's event in; the request
+			// ends here.
+			d.cfg.Evidence.Record(ctx, event.Event{Type: event.SignatureFailed, Time: d.cfg.Now(), Unit: r.unit, Context: r.context, Kid: kid})
+		}
 		return r2ps.ErrUnknownSession
 	}
 	r.session, r.unitState = &se, u.UnitState
@@ -395,6 +394,47 @@ func (d *Dispatcher) freshInSession(ctx context.Context, r *request, nonceHash [
 		}
 	}
 	return nil
+}
+
+// signatureLeaf returns the evidence event of a sign_ecdsa request, to be
+// appended with its nonce (store.UseNonceInSessionEvent), or nil when the
+// key service is to append it after the device signed. The event goes with
+// the nonce only when nothing but the device can refuse the request after
+// that statement: the data decodes strictly (as the handler decodes it:
+// the kid keyOperationKID read, a 32-byte digest), the task rule (checkTask) admits
+// the request in a session without a task; the statement then requires the
+// session to have no task and kid to be an active key of its active unit in
+// its context. A request refused later anyway (the wrapped key's MAC, the
+// device: signatureFailed; a session row that fails its ticket:
+// freshInSession) gets a signature_failed event.
+func (d *Dispatcher) signatureLeaf(r *request, kid string) []byte {
+	if d.cfg.Evidence == nil || kid == "" || r.req.Type != r2ps.TypeSignECDSA {
+		return nil
+	}
+	var req r2ps.SignRequest
+	if r2ps.DecodeData(r.req.Data, &req) != nil {
+		return nil
+	}
+	untasked := *r
+	untasked.session = &pin.Session{Unit: r.unit, Context: r.context}
+	if d.checkTask(&untasked) != nil {
+		return nil
+	}
+	leaf, err := event.Event{Type: event.Signature, Time: d.cfg.Now(), Unit: r.unit, Context: r.context, Kid: kid}.Marshal()
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
+// signatureFailed records a signature_failed event when a sign_ecdsa
+// request whose signature event went in with its nonce (signatureLeaf)
+// fails after all, and returns res.
+func (d *Dispatcher) signatureFailed(ctx context.Context, r *request, res result) result {
+	if res.err != nil && r.req.Type == r2ps.TypeSignECDSA && r.key != nil && r.key.Logged && d.cfg.Evidence != nil {
+		d.cfg.Evidence.Record(ctx, event.Event{Type: event.SignatureFailed, Time: d.cfg.Now(), Unit: r.unit, Context: r.context, Kid: r.keyFor})
+	}
+	return res
 }
 
 // keyOperationKID returns the kid a sign_ecdsa or agree_ecdh request names,

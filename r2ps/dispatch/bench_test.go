@@ -33,7 +33,10 @@ import (
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/device/pkcs11"
+	"github.com/wsca/wsca/evidence"
+	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/internal/proccpu"
+	wscastack "github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
@@ -69,12 +72,18 @@ type benchWorld struct {
 	st   *store.Store
 	pins *pin.Server
 	disp *dispatch.Dispatcher
+	ev   *evidence.Log
 }
 
 func newBenchWorld(b *testing.B, dsn string) *benchWorld {
+	return newBenchWorldWith(b, dsn, nil)
+}
+
+// newBenchWorldWith is newBenchWorld with the stack's options set by mod.
+func newBenchWorldWith(b *testing.B, dsn string, mod func(*wscastack.Options)) *benchWorld {
 	b.Helper()
-	r := stacktest.Start(b, dsn, testdevice.PKCS11(b), nil)
-	return &benchWorld{url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, disp: r.R2PS}
+	r := stacktest.Start(b, dsn, testdevice.PKCS11(b), mod)
+	return &benchWorld{url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, disp: r.R2PS, ev: r.Evidence}
 }
 
 // timer records the time of each exchange a transport carries.
@@ -300,9 +309,14 @@ type signFixture struct {
 }
 
 func newSignFixture(b *testing.B, dsn string) *signFixture {
+	return newSignFixtureWith(b, dsn, nil)
+}
+
+// newSignFixtureWith is newSignFixture with the stack's options set by mod.
+func newSignFixtureWith(b *testing.B, dsn string, mod func(*wscastack.Options)) *signFixture {
 	b.Helper()
 	ctx := context.Background()
-	w := newBenchWorld(b, dsn)
+	w := newBenchWorldWith(b, dsn, mod)
 	c, unit := w.enrolled(b)
 	f := &signFixture{w: w, c: c, unit: unit,
 		wire:  &wireTransport{rt: &http.Transport{MaxIdleConnsPerHost: 4}},
@@ -349,6 +363,9 @@ func newSignFixture(b *testing.B, dsn string) *signFixture {
 //     other (benchSignCPU, issue 6); cpu-c<N> the same from N goroutines
 //     at once, N = WSCA_BENCH_CONCURRENCY (default 8), as wsca bench loads
 //     wscad (benchSignCPUConcurrent);
+//   - cpu-evidence is cpu with the evidence log on (as in production) and
+//     off (this benchmark's option only), interleaved in one run
+//     (benchSignEvidence);
 //   - interleaved-* alternate a raw signature and a protocol one, swapping
 //     the order every iteration, and report medians and their ratios.
 func BenchmarkSign(b *testing.B) {
@@ -360,6 +377,7 @@ func BenchmarkSign(b *testing.B) {
 			b.Run("cpu", func(b *testing.B) { benchSignCPU(b, f, dsn) })
 			conc := benchConcurrency(b)
 			b.Run(fmt.Sprintf("cpu-c%d", conc), func(b *testing.B) { benchSignCPUConcurrent(b, f, dsn, conc) })
+			b.Run("cpu-evidence", func(b *testing.B) { benchSignEvidence(b, be.DSN(b)) })
 			var rawNs float64
 			b.Run("raw-C_Sign", func(b *testing.B) {
 				b.ReportAllocs()
@@ -1209,4 +1227,113 @@ func benchLoginCPU(b *testing.B, w *benchWorld, c *client.Client, unit, dsn stri
 		}},
 	})
 	b.ReportMetric((server+dbv)/(float64(floor.Nanoseconds())/float64(b.N)), "x-floor")
+}
+
+// noEvidence records nothing: the key service with the evidence log off.
+type noEvidence struct{}
+
+func (noEvidence) Record(context.Context, event.Event) {}
+
+// setEvidence turns the sign path's evidence on (the stack's log, as in
+// production) or off, between batches of requests.
+func (f *signFixture) setEvidence(on bool) {
+	if on {
+		dispatch.SetEvidence(f.w.disp, f.w.ev)
+		f.w.svc.Keys.SetEvidence(f.w.ev)
+		return
+	}
+	dispatch.SetEvidence(f.w.disp, nil)
+	f.w.svc.Keys.SetEvidence(noEvidence{})
+}
+
+// evidenceRounds is how many batches of each mode benchSignEvidence
+// alternates.
+const evidenceRounds = 8
+
+// benchSignEvidence is BenchmarkSign/<store>/cpu-evidence: what the
+// evidence log costs a signature. On a fixture of its own, whose stack's
+// sequencer runs only at the start (EvidenceInterval of an hour), b.N
+// sign_ecdsa requests with the log on and b.N with it off, built
+// beforehand, are served one after the other in evidenceRounds batches of
+// each mode, alternating (the first mode swapped every round), so that
+// both see the same machine. After each batch with the log on, its events
+// are sequenced (store.SequenceEvidence) and that CPU is counted apart.
+// Then the sequential floor (benchSignCPU's) and one evidence insert on
+// its own (store.AppendEvent: a statement and, on PostgreSQL, a round trip
+// of its own) b.N times each.
+//
+// Metrics: on-/off-cpu-ns/op and on-/off-db-cpu-ns/op (server and
+// database CPU per signature, serving only), evidence-cpu-ns/op (on − off,
+// server + db), sequence-cpu-ns/op (sequencing, per event),
+// floor-evidence-insert-cpu-ns/op; x-floor and x-floor-off divide on and
+// off by the issue-6 floor, x-floor-ev divides on by that floor plus one
+// evidence insert.
+func benchSignEvidence(b *testing.B, dsn string) {
+	ctx := context.Background()
+	b.StopTimer()
+	f := newSignFixtureWith(b, dsn, func(o *wscastack.Options) { o.EvidenceInterval = time.Hour })
+	m := newDBMeter(b, dsn)
+	bodies := [2][][]byte{buildSignRequests(b, f, f.inProcess, b.N), buildSignRequests(b, f, f.inProcess, b.N)}
+	replies := make([]dispatch.Reply, 0, 2*b.N)
+	floor := signFloor(b, f, len(bodies[0][0]), 1)
+	leaf, err := event.Event{Type: event.Signature, Time: time.Now(), Unit: f.unit, Context: "hsm", Kid: f.kid}.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sequence := func() {
+		for {
+			if _, n, err := f.w.st.SequenceEvidence(ctx, evidence.DefaultBatch); err != nil || n == 0 {
+				if err != nil {
+					b.Fatal(err)
+				}
+				return
+			}
+		}
+	}
+	sequence()
+	runtime.GC()
+	b.StartTimer()
+
+	var self, db [2]time.Duration // [0]: on, [1]: off
+	var seq time.Duration
+	for r := range evidenceRounds {
+		lo, hi := r*b.N/evidenceRounds, (r+1)*b.N/evidenceRounds
+		for j := range 2 {
+			mode := (r + j) % 2
+			f.setEvidence(mode == 0)
+			s0 := m.sample(b)
+			for _, body := range bodies[mode][lo:hi] {
+				replies = append(replies, f.w.disp.Serve(ctx, body))
+			}
+			ds, dd := m.since(b, s0)
+			self[mode] += ds
+			db[mode] += dd
+			if mode == 0 {
+				s0 = m.sample(b)
+				sequence()
+				ds, dd = m.since(b, s0)
+				seq += ds + dd
+			}
+		}
+	}
+	f.setEvidence(true)
+	b.StopTimer()
+	checkSignReplies(b, f, f.inProcess, replies)
+	b.StartTimer()
+	on := perOp(b, self[0], "on-cpu-ns/op") + perOp(b, db[0], "on-db-cpu-ns/op")
+	off := perOp(b, self[1], "off-cpu-ns/op") + perOp(b, db[1], "off-db-cpu-ns/op")
+	b.ReportMetric(on-off, "evidence-cpu-ns/op")
+	perOp(b, seq, "sequence-cpu-ns/op")
+	fl := float64(runFloor(b, m, 1, floor).Nanoseconds()) / float64(b.N)
+	s0 := m.sample(b)
+	for range b.N {
+		if err := f.w.st.AppendEvent(ctx, leaf, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ds, dd := m.since(b, s0)
+	ev := perOp(b, ds+dd, "floor-evidence-insert-cpu-ns/op")
+	b.ReportMetric(on/fl, "x-floor")
+	b.ReportMetric(off/fl, "x-floor-off")
+	b.ReportMetric(on/(fl+ev), "x-floor-ev")
 }

@@ -173,8 +173,9 @@ type Config struct {
 	// Compat enables the go-r2ps-service profile.
 	Compat Compat
 	// Evidence, if set, records enrolments, and a signature's event is
-	// appended in the statement of its replay check where the store can
-	// (UseNonceInSessionEvent); the key service records the rest.
+	// appended with its replay check's nonce when only the device can
+	// still refuse it (UseNonceInSessionEvent), followed by a
+	// signature_failed event if it does; the key service records the rest.
 	Evidence wscd.Recorder
 	// MaxAge and MaxSkew bound a request's iat in the past and the future.
 	MaxAge, MaxSkew time.Duration
@@ -439,7 +440,7 @@ func (d *Dispatcher) handle(ctx context.Context, r *request) (result, *cak) {
 	if r.pol.wsca {
 		return d.wscaOperation(ctx, r), nil
 	}
-	return d.keyOperation(ctx, r), nil
+	return d.signatureFailed(ctx, r, d.keyOperation(ctx, r)), nil
 }
 
 // problem answers a request that could not be authenticated.
