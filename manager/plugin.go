@@ -114,3 +114,36 @@ func (k *ExportedKey) Wipe() { k.priv = nil }
 
 // String never shows the key.
 func (k *ExportedKey) String() string { return "[REDACTED]" }
+
+// AskPIN asks the host for a PIN on behalf of a plugin, telling the host
+// which plugin asks and why, and reporting that the operation waits for
+// the user. No callback is ErrAuthRequired; an empty answer is
+// ErrAuthCancelled. The caller wipes the secret.
+func (e Env) AskPIN(ctx context.Context, plugin, displayName string, reason Reason) (*Secret, error) {
+	if e.Auth == nil {
+		return nil, ErrAuthRequired
+	}
+	e.progress(Progress{Plugin: plugin, Stage: StageWaitingForUser})
+	s, err := e.Auth.RequestPIN(ctx, PINRequest{Plugin: plugin, DisplayName: displayName, Reason: reason, Attempts: -1})
+	if err != nil {
+		return nil, err
+	}
+	if s == nil || len(s.Bytes()) == 0 {
+		return nil, ErrAuthCancelled
+	}
+	return s, nil
+}
+
+// Report tells the host of a step of a long operation, if it listens.
+func (e Env) Report(p Progress) { e.progress(p) }
+
+// RemoteProperties completes the properties a host declared for a remote
+// WSCD: storage remote_hsm, never exportable, and PIN user verification
+// unless the host named another.
+func RemoteProperties(p Properties) Properties {
+	p.Storage, p.Exportable = StorageRemoteHSM, false
+	if len(p.UserVerification) == 0 {
+		p.UserVerification = []string{"pin"}
+	}
+	return p
+}

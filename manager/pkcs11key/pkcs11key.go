@@ -117,11 +117,7 @@ func (p *Plugin) session(ctx context.Context, env manager.Env, fn func(s p11.Ses
 		}
 		pin := []byte(p.cfg.PIN)
 		if len(pin) == 0 {
-			if env.Auth == nil {
-				_ = p.ctx.CloseSession(s)
-				return manager.ErrAuthRequired
-			}
-			sec, err := env.Auth.RequestPIN(ctx, manager.PINRequest{Plugin: p.cfg.ID, DisplayName: p.cfg.DisplayName, Reason: manager.ReasonUnlock, Attempts: -1})
+			sec, err := env.AskPIN(ctx, p.cfg.ID, p.cfg.DisplayName, manager.ReasonUnlock)
 			if err != nil {
 				_ = p.ctx.CloseSession(s)
 				return err

@@ -116,13 +116,8 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := cfg.Properties
-	p.Storage, p.Exportable = manager.StorageRemoteHSM, false
-	if len(p.UserVerification) == 0 {
-		p.UserVerification = []string{"pin"}
-	}
-	cfg.Properties = p
-	return &Plugin{cfg: cfg, props: p}, nil
+	cfg.Properties = manager.RemoteProperties(cfg.Properties)
+	return &Plugin{cfg: cfg, props: cfg.Properties}, nil
 }
 
 // Refresh replaces the properties with what the server states of its
@@ -135,7 +130,7 @@ func (p *Plugin) Refresh(ctx context.Context, env manager.Env) error {
 		return err
 	}
 	c := out.Capabilities
-	props := manager.Properties{Storage: manager.StorageRemoteHSM, UserVerification: []string{"pin"}, Assurance: c.DeviceAssurance}
+	props := manager.RemoteProperties(manager.Properties{Assurance: c.DeviceAssurance})
 	if len(c.KeyStorage) > 0 {
 		props.KeyStorageAttackPotential = c.KeyStorage[0]
 	}
@@ -166,25 +161,13 @@ func (p *Plugin) NewKeyProperties() manager.Properties {
 
 // askPIN asks the host for a PIN naming this plugin.
 func (p *Plugin) askPIN(ctx context.Context, env manager.Env, reason manager.Reason) (*manager.Secret, error) {
-	if env.Auth == nil {
-		return nil, manager.ErrAuthRequired
-	}
-	env = withProgress(env)
-	env.Progress.OnProgress(manager.Progress{Plugin: p.ID(), Stage: manager.StageWaitingForUser})
-	s, err := env.Auth.RequestPIN(ctx, manager.PINRequest{Plugin: p.ID(), DisplayName: p.cfg.DisplayName, Reason: reason, Attempts: -1})
-	if err != nil {
-		return nil, err
-	}
-	if s == nil || len(s.Bytes()) == 0 {
-		return nil, manager.ErrAuthCancelled
-	}
-	return s, nil
+	return env.AskPIN(ctx, p.ID(), p.cfg.DisplayName, reason)
 }
 
 // Enrol registers the unit with an activation code and a PIN the host is
 // asked for (reason register).
 func (p *Plugin) Enrol(ctx context.Context, activationCode string, env manager.Env) error {
-	pin, err := p.askPIN(ctx, withProgress(env), manager.ReasonRegister)
+	pin, err := p.askPIN(ctx, env, manager.ReasonRegister)
 	if err != nil {
 		return err
 	}
@@ -195,7 +178,6 @@ func (p *Plugin) Enrol(ctx context.Context, activationCode string, env manager.E
 // ChangePIN asks for the current PIN and a new one and changes it; every
 // session of the unit ends with it, this plugin's included.
 func (p *Plugin) ChangePIN(ctx context.Context, env manager.Env) error {
-	env = withProgress(env)
 	old, err := p.askPIN(ctx, env, manager.ReasonChangeOld)
 	if err != nil {
 		return err
@@ -214,17 +196,6 @@ func (p *Plugin) ChangePIN(ctx context.Context, env manager.Env) error {
 		return err
 	}
 	return s.ChangePIN(ctx, newPIN.Bytes())
-}
-
-type noProgress struct{}
-
-func (noProgress) OnProgress(manager.Progress) {}
-
-func withProgress(env manager.Env) manager.Env {
-	if env.Progress == nil {
-		env.Progress = noProgress{}
-	}
-	return env
 }
 
 // usable reports whether s is a session not about to expire.
@@ -307,7 +278,7 @@ func (p *Plugin) forget(ctx context.Context) error {
 func (p *Plugin) Login(ctx context.Context, env manager.Env, task string, duration time.Duration) (*client.Session, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.login(ctx, withProgress(env), client.LoginOptions{Task: task, Duration: duration})
+	return p.login(ctx, env, client.LoginOptions{Task: task, Duration: duration})
 }
 
 // Logout forgets the session (it ends on the server at its expiry).
@@ -320,8 +291,7 @@ func (p *Plugin) Logout(ctx context.Context) error {
 // call runs fn in a session; when the server no longer knows the session
 // (expired, ended by a PIN change), it logs in again once.
 func (p *Plugin) call(ctx context.Context, env manager.Env, typ string, data any, out any) error {
-	env = withProgress(env)
-	env.Progress.OnProgress(manager.Progress{Plugin: p.ID(), Stage: manager.StageNetworkRoundTrip, Step: 1, Total: 1})
+	env.Report(manager.Progress{Plugin: p.ID(), Stage: manager.StageNetworkRoundTrip, Step: 1, Total: 1})
 	for attempt := 0; ; attempt++ {
 		s, err := p.session(ctx, env, attempt > 0)
 		if err != nil {

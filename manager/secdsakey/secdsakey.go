@@ -119,12 +119,7 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := cfg.Properties
-	p.Storage, p.Exportable = manager.StorageRemoteHSM, false
-	if len(p.UserVerification) == 0 {
-		p.UserVerification = []string{"pin"}
-	}
-	return &Plugin{cfg: cfg, keys: client.SECDSAKeys{Binder: cfg.Binder, Device: cfg.Device}, props: p}, nil
+	return &Plugin{cfg: cfg, keys: client.SECDSAKeys{Binder: cfg.Binder, Device: cfg.Device}, props: manager.RemoteProperties(cfg.Properties)}, nil
 }
 
 // ID implements manager.Plugin.
@@ -138,20 +133,7 @@ func (p *Plugin) NewKeyProperties() manager.Properties { return p.props }
 
 // askPIN asks the host for a PIN naming this plugin.
 func (p *Plugin) askPIN(ctx context.Context, env manager.Env, reason manager.Reason) (*manager.Secret, error) {
-	if env.Auth == nil {
-		return nil, manager.ErrAuthRequired
-	}
-	if env.Progress != nil {
-		env.Progress.OnProgress(manager.Progress{Plugin: p.ID(), Stage: manager.StageWaitingForUser})
-	}
-	s, err := env.Auth.RequestPIN(ctx, manager.PINRequest{Plugin: p.ID(), DisplayName: p.cfg.DisplayName, Reason: reason, Attempts: -1})
-	if err != nil {
-		return nil, err
-	}
-	if s == nil || len(s.Bytes()) == 0 {
-		return nil, manager.ErrAuthCancelled
-	}
-	return s, nil
+	return env.AskPIN(ctx, p.ID(), p.cfg.DisplayName, reason)
 }
 
 // state is the binding file.
