@@ -15,8 +15,10 @@ import (
 
 	"github.com/wsca/wsca/manager"
 	"github.com/wsca/wsca/manager/remote"
+	"github.com/wsca/wsca/manager/secdsakey"
 	"github.com/wsca/wsca/manager/softkey"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/secdsa"
 )
 
 // managerDemo plays the key manager against an in-process server: two
@@ -30,6 +32,8 @@ type managerDemo struct {
 	m       *manager.Manager
 	soft    manager.Key
 	remote  manager.Key
+	sec     manager.Key
+	binder  secdsa.PINBinder // the phone's secure hardware; in memory here
 	pinAsks int
 }
 
@@ -42,10 +46,11 @@ func demoManager(ctx context.Context, e env, args []string) error {
 // counts how often a plugin asked.
 func (d *managerDemo) RequestPIN(_ context.Context, r manager.PINRequest) (*manager.Secret, error) {
 	d.pinAsks++
-	if r.Plugin != remote.DefaultID {
-		return nil, manager.ErrAuthCancelled
+	switch r.Plugin {
+	case remote.DefaultID, secdsakey.DefaultID:
+		return manager.NewSecret([]byte(string(demoPIN))), nil
 	}
-	return manager.NewSecret([]byte(string(demoPIN))), nil
+	return nil, manager.ErrAuthCancelled
 }
 
 func (d *managerDemo) RequestWebAuthnAssertion(context.Context, manager.WebAuthnRequest) ([]byte, error) {
@@ -61,6 +66,7 @@ func (d *managerDemo) run(ctx context.Context, dir, backend string, log *slog.Lo
 		{"operator", d.operator},
 		{"manager", d.open},
 		{"enrol", d.enrol},
+		{"secdsa", d.activateSECDSA},
 		{"softkey", d.softkey},
 		{"r2ps by policy", d.byPolicy},
 		{"sign and verify", d.signBoth},
@@ -71,7 +77,7 @@ func (d *managerDemo) run(ctx context.Context, dir, backend string, log *slog.Lo
 	})
 }
 
-// plugins opens the two plugins over the wallet's directory.
+// plugins opens the softkey and r2ps plugins over the wallet's directory.
 func (d *managerDemo) plugins() (*softkey.Plugin, *remote.Plugin, error) {
 	sk, err := softkey.Open(filepath.Join(d.dir, "softkey"), d.kek)
 	if err != nil {
@@ -93,7 +99,15 @@ func (d *managerDemo) openManager(ctx context.Context) (*remote.Plugin, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.m, err = manager.New(ctx, manager.Config{Store: st, Default: softkey.ID, Auth: d}, sk, rp)
+	all := []manager.Plugin{sk, rp}
+	if d.binder != nil {
+		sp, err := d.secdsaPlugin()
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, sp)
+	}
+	d.m, err = manager.New(ctx, manager.Config{Store: st, Default: softkey.ID, Auth: d}, all...)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +153,38 @@ func (d *managerDemo) enrol(ctx context.Context) (string, error) {
 	return "the r2ps plugin enrolled the unit; the PIN came from the app's callback, which was told the plugin asking", nil
 }
 
+// secdsaPlugin opens the SECDSA plugin over the wallet's directory.
+func (d *managerDemo) secdsaPlugin() (*secdsakey.Plugin, error) {
+	return secdsakey.New(secdsakey.Config{Client: d.client, Binder: d.binder, Dir: filepath.Join(d.dir, "secdsa"),
+		DisplayName: "demo Wallet Provider (SECDSA)"})
+}
+
+// activateSECDSA binds a SECDSA PIN to the unit and registers the plugin.
+func (d *managerDemo) activateSECDSA(ctx context.Context) (string, error) {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return "", err
+	}
+	b, err := secdsa.NewSoftwarePINBinder(k)
+	clear(k)
+	if err != nil {
+		return "", err
+	}
+	d.binder = b
+	sp, err := d.secdsaPlugin()
+	if err != nil {
+		return "", err
+	}
+	if _, err := sp.Activate(ctx, manager.Env{Auth: d}); err != nil {
+		return "", err
+	}
+	if _, err := d.openManager(ctx); err != nil {
+		return "", err
+	}
+	return "the secdsa plugin bound a PIN to the unit in the HSM (Split-ECDSA activation) and joined the manager: plugins " +
+		strings.Join(d.m.Plugins(), ", "), nil
+}
+
 func (d *managerDemo) softkey(ctx context.Context) (string, error) {
 	k, res, err := d.m.Generate(ctx, manager.GenerateRequest{})
 	if err != nil {
@@ -175,9 +221,14 @@ func (d *managerDemo) byPolicy(ctx context.Context) (string, error) {
 }
 
 func (d *managerDemo) signBoth(ctx context.Context) (string, error) {
+	k, _, err := d.m.Generate(ctx, manager.GenerateRequest{Plugin: secdsakey.DefaultID})
+	if err != nil {
+		return "", err
+	}
+	d.sec = k
 	digest := sha256.Sum256([]byte("demo: proof of possession"))
 	var parts []string
-	for _, k := range []manager.Key{d.soft, d.remote} {
+	for _, k := range []manager.Key{d.soft, d.remote, d.sec} {
 		sig, res, err := d.m.Sign(ctx, k.KID, digest[:])
 		if err != nil {
 			return "", err
@@ -197,7 +248,7 @@ func (d *managerDemo) signBoth(ctx context.Context) (string, error) {
 		return "", errors.New("ECDH secrets differ")
 	}
 	parts = append(parts, fmt.Sprintf("%s ECDH agreed with a peer", res.Plugin))
-	return strings.Join(parts, "; ") + fmt.Sprintf("; PIN asked %d time(s) in all", d.pinAsks), nil
+	return strings.Join(parts, "; ") + fmt.Sprintf("; PIN asked %d time(s) in all (r2ps once per session, secdsa once per instruction)", d.pinAsks), nil
 }
 
 func (d *managerDemo) refused(ctx context.Context) (string, error) {
@@ -248,8 +299,8 @@ func (d *managerDemo) list(ctx context.Context) (string, error) {
 	for _, k := range keys {
 		rows = append(rows, k.Plugin+":"+abbrev(string(k.KID)))
 	}
-	if len(keys) != 2 {
-		return "", fmt.Errorf("%d keys listed, want 2", len(keys))
+	if len(keys) != 3 {
+		return "", fmt.Errorf("%d keys listed, want 3", len(keys))
 	}
 	return strings.Join(rows, ", "), nil
 }

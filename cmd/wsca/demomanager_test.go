@@ -16,10 +16,10 @@ func TestDemoManager(t *testing.T) {
 		t.Fatalf("the demo left %v in its temporary directory (%v)", left, err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "OK: key manager demo finished (11 steps)") {
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "OK: key manager demo finished (12 steps)") {
 		t.Fatalf("demo output:\n%s", out)
 	}
-	for _, want := range []string{"ReEnrollmentRequired", "softkey refused", `device assurance "software"`, "amr [pop pin]", "by its stored binding"} {
+	for _, want := range []string{"ReEnrollmentRequired", "softkey refused", `device assurance "software"`, "amr [pop pin]", "by its stored binding", "secdsa signed, verified", "secdsa:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the demo output lacks %q:\n%s", want, out)
 		}

@@ -35,7 +35,7 @@ var walletCommands = map[string]command{
 	"plugins":      {"list the key manager's plugins and the properties of their keys", walletPlugins},
 	"pin change":   {"change the PIN (the current PIN, then the new one twice)", walletPINChange},
 	"demo r2ps":    {"enrol, log in, sign and verify against an in-process server: demo r2ps [--device-backend auto|softhsm|soft]", demoR2PS},
-	"demo manager": {"the key manager: softkey and r2ps plugins, selection by default and by policy, signatures verified, a refused requirement, migration, a restart with bindings kept: demo manager [--device-backend auto|softhsm|soft]", demoManager},
+	"demo manager": {"the key manager: softkey, r2ps and secdsa plugins, selection by default and by policy, signatures verified, a refused requirement, migration, a restart with bindings kept: demo manager [--device-backend auto|softhsm|soft]", demoManager},
 	"demo secdsa":  {"SECDSA: activation, an instruction with a consent text, its record verified offline and in the evidence log, a wrong PIN counted, the lock: demo secdsa [--device-backend auto|softhsm|soft]", demoSECDSA},
 	"demo attest":  {"key and wallet instance attestations, proof of association, suspend, unsuspend, revoke and the status lists as a verifier sees them: demo attest [--device-backend auto|softhsm|soft]", demoAttest},
 }
