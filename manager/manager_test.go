@@ -713,3 +713,50 @@ func TestProgressReported(t *testing.T) {
 		t.Fatalf("progress %+v", pl.got)
 	}
 }
+
+// A migration that another process's recovery undid while it ran (a
+// RecoverAfter too short for processes sharing the store) reports it and
+// leaves the key where it was, with no copy on the target.
+func TestMigrateUndoneByAnotherRecovery(t *testing.T) {
+	f := newFixture(t)
+	st := f.store()
+	a, b := f.soft("a"), f.soft("b")
+	m := f.manager(manager.Config{Store: st}, a, b)
+	k, _, err := m.Generate(ctx, manager.GenerateRequest{Plugin: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other process: its Recover runs as this migration's import is
+	// under way, finds the intent with no key on the target yet, and
+	// undoes it.
+	other := f.manager(manager.Config{Store: st}, a, b)
+	hook := &importHook{Plugin: b, before: func() {
+		if err := other.Recover(ctx); err != nil {
+			t.Error(err)
+		}
+	}}
+	m2 := f.manager(manager.Config{Store: st}, a, hook)
+	if _, _, err := m2.Migrate(ctx, k.KID, "b"); !errors.Is(err, manager.ErrBusy) {
+		t.Fatalf("migrate undone meanwhile: %v, want ErrBusy", err)
+	}
+	if bd, err := st.Binding(ctx, k.KID); err != nil || bd.Plugin != "a" {
+		t.Fatalf("binding %+v, %v", bd, err)
+	}
+	if keys, _ := b.List(ctx, manager.Env{}); len(keys) != 0 {
+		t.Fatalf("b keeps %d orphaned copies", len(keys))
+	}
+	if _, _, err := m2.Sign(ctx, k.KID, digest("still")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// importHook is plugin b with a hook run just before it imports a key.
+type importHook struct {
+	*softkey.Plugin
+	before func()
+}
+
+func (h *importHook) Import(ctx context.Context, k *manager.ExportedKey, label string, env manager.Env) (manager.PluginKey, []string, error) {
+	h.before()
+	return h.Plugin.Import(ctx, k, label, env)
+}

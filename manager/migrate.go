@@ -83,8 +83,17 @@ func (m *Manager) Migrate(ctx context.Context, kid KID, to string) (MigrationRes
 		_, _ = m.settleMigration(context.WithoutCancel(ctx), claim)
 		return MigrationResult{}, Result{}, wrap(dst, OpMigrate, ErrKeyMismatch)
 	}
-	if _, err := m.settleMigration(ctx, claim); err != nil {
+	moved, err := m.settleMigration(ctx, claim)
+	if err != nil {
 		return MigrationResult{}, Result{}, err
+	}
+	if !moved {
+		// Another process's Recover took this migration for an
+		// interrupted one and undid it (Config.RecoverAfter too short
+		// for processes sharing the store): the key stays where it was,
+		// and the copy imported here goes.
+		_, _ = dst.Delete(context.WithoutCancel(ctx), pk.Handle, env)
+		return MigrationResult{}, Result{}, fmt.Errorf("%w: the migration was undone by another process's recovery", ErrBusy)
 	}
 	return MigrationResult{Migrated: true, NewKey: Key{KID: kid, Plugin: dst.ID(), Handle: pk.Handle, Public: pk.Public, Created: pk.Created}},
 		Result{Plugin: dst.ID(), AMR: amr}, nil

@@ -61,6 +61,10 @@ func checkPrivate(path string, fi os.FileInfo, what string) error {
 	return nil
 }
 
+// cliRecoverAfter is how old an unfinished generation, deletion or
+// migration must be before a wsca command finishes or undoes it.
+const cliRecoverAfter = 10 * time.Minute
+
 // loadKEK reads the softkey KEK in dir, creating it on first use. It is
 // created under a temporary name and linked into place, so that two
 // processes starting at once end up with the same KEK.
@@ -278,7 +282,10 @@ func (f *walletFlags) openManager(ctx context.Context, e env) (*walletManager, e
 	// keep the command from running: recovery runs below, and its failure
 	// (say, an r2ps generation interrupted while there is no session now)
 	// is only reported.
-	if wm.m, err = manager.New(ctx, manager.Config{Store: wm.store, Default: def, Auth: wm.auth}); err != nil {
+	// Two wsca commands may run at once on one state directory: recovery
+	// leaves alone what another command may still be doing (a PIN prompt
+	// included).
+	if wm.m, err = manager.New(ctx, manager.Config{Store: wm.store, Default: def, Auth: wm.auth, RecoverAfter: cliRecoverAfter}); err != nil {
 		wm.close()
 		return nil, err
 	}
