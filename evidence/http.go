@@ -119,7 +119,9 @@ func (l *Log) serveEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Cache-Control", "public, max-age=86400, immutable")
+	// private: the response to a request with the admin token names a
+	// unit; a shared cache must not keep it for others (RFC 9111 §3.5).
+	w.Header().Set("Cache-Control", "private, max-age=86400, immutable")
 	w.Write(leaf)
 }
 
