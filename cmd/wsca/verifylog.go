@@ -242,7 +242,7 @@ func fetchSource(ctx context.Context, e env, base string, wantKey bool, index, o
 			return nil, fmt.Errorf("verify-log: GET %s: unreadable or too large", path)
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("verify-log: GET %s: %s", path, resp.Status)
+			return nil, fmt.Errorf("verify-log: GET %s: HTTP %d", path, resp.StatusCode) // never the server's own status text
 		}
 		return b, nil
 	}
