@@ -2,7 +2,6 @@ package secdsakey_test
 
 import (
 	"context"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -25,7 +24,6 @@ import (
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 	"github.com/wsca/wsca/secdsa"
-	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -75,27 +73,7 @@ type unit struct {
 // registered).
 func (s *server) unit(t testing.TB) *unit {
 	t.Helper()
-	id := wscd.NewUnitID()
-	if err := s.Services.Units.Create(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	code, err := s.Services.Units.IssueActivationCode(ctx, id, store.PurposeActivation, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := client.FetchServerKeys(ctx, nil, s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: s.URL, Unit: id, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Enrol(ctx, code.Code, []byte("opaque-pin")); err != nil {
-		t.Fatal(err)
-	}
+	c, id := s.EnrolledClient(t, "opaque-pin")
 	k := make([]byte, 32)
 	rand.Read(k)
 	b, err := secdsa.NewSoftwarePINBinder(k)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -17,8 +16,6 @@ import (
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 	"github.com/wsca/wsca/secdsa"
-	"github.com/wsca/wsca/store"
-	"github.com/wsca/wsca/wscd"
 )
 
 const consent = "Authorize 1.000 Euro to NL02INGB0123456789"
@@ -28,28 +25,7 @@ const consent = "Authorize 1.000 Euro to NL02INGB0123456789"
 // left nil: the CSK).
 func secdsaUnit(t *testing.T, r *stacktest.Running) (*client.Client, client.SECDSAKeys, string) {
 	t.Helper()
-	ctx := t.Context()
-	unit := wscd.NewUnitID()
-	if err := r.Services.Units.Create(ctx, unit); err != nil {
-		t.Fatal(err)
-	}
-	code, err := r.Services.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := client.FetchServerKeys(ctx, nil, r.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: r.URL, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Enrol(ctx, code.Code, []byte("opaque-pin")); err != nil {
-		t.Fatal(err)
-	}
+	c, unit := r.EnrolledClient(t, "opaque-pin")
 	k := make([]byte, 32)
 	rand.Read(k)
 	binder, err := secdsa.NewSoftwarePINBinder(k)

@@ -2,10 +2,6 @@ package dispatch_test
 
 import (
 	"bytes"
-	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
 	"testing"
 
@@ -19,7 +15,6 @@ import (
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 	"github.com/wsca/wsca/secdsa"
-	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -32,27 +27,7 @@ import (
 func TestSECDSARecordInEvidenceLog(t *testing.T) {
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
 	ctx := t.Context()
-	unit := wscd.NewUnitID()
-	if err := r.Services.Units.Create(ctx, unit); err != nil {
-		t.Fatal(err)
-	}
-	code, err := r.Services.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := client.FetchServerKeys(ctx, nil, r.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: r.URL, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Enrol(ctx, code.Code, []byte("123456")); err != nil {
-		t.Fatal(err)
-	}
+	c, unit := r.EnrolledClient(t, "123456")
 	binder, _ := secdsa.NewSoftwarePINBinder(bytes.Repeat([]byte{7}, 32))
 	sk := client.SECDSAKeys{Binder: binder}
 	b, err := c.SECDSAActivate(ctx, sk, []byte("1234"))
