@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 )
 
@@ -28,22 +30,45 @@ type PINRequest struct {
 }
 
 // WebAuthnRequest asks the host to run a WebAuthn ceremony. Create is
-// explicit: an empty AllowCredentials list does not mean "register".
+// explicit: an empty AllowCredentials list does not mean "register". Its
+// JSON (base64url for bytes) is what a JavaScript host receives.
 type WebAuthnRequest struct {
-	Plugin           string
-	RPID             string
-	Challenge        []byte
-	AllowCredentials [][]byte
-	Create           bool
+	Plugin           string   `json:"plugin"`
+	RPID             string   `json:"rpId"`
+	Challenge        []byte   `json:"-"`
+	AllowCredentials [][]byte `json:"-"`
+	Create           bool     `json:"create"`
+	// UserID and UserName name the credential's user at creation.
+	UserID   []byte `json:"-"`
+	UserName string `json:"userName,omitempty"`
+	// UserVerification is "required", "preferred" or "discouraged".
+	UserVerification string `json:"userVerification,omitempty"`
+}
+
+// WebAuthnCreation is the JSON a host returns for a Create ceremony
+// (bytes base64url without padding, as in WebAuthn's toJSON()).
+type WebAuthnCreation struct {
+	ID                string `json:"id"`
+	AttestationObject string `json:"attestationObject"`
+	ClientDataJSON    string `json:"clientDataJSON"`
+}
+
+// WebAuthnGet is the JSON a host returns for an assertion ceremony; the
+// signature is DER, as WebAuthn returns it.
+type WebAuthnGet struct {
+	ID                string `json:"id"`
+	AuthenticatorData string `json:"authenticatorData"`
+	ClientDataJSON    string `json:"clientDataJSON"`
+	Signature         string `json:"signature"`
+	UserHandle        string `json:"userHandle,omitempty"`
 }
 
 // AuthCallback is how a plugin asks the user. Implementations return
 // ErrAuthCancelled when the user declines.
 type AuthCallback interface {
 	RequestPIN(ctx context.Context, req PINRequest) (*Secret, error)
-	// RequestWebAuthnAssertion returns the ceremony's result as JSON
-	// (credential id, authenticator data, client data, signature or
-	// attestation object, base64url).
+	// RequestWebAuthnAssertion runs the ceremony and returns its result
+	// as JSON: a [WebAuthnCreation] when req.Create, else a [WebAuthnGet].
 	RequestWebAuthnAssertion(ctx context.Context, req WebAuthnRequest) ([]byte, error)
 }
 
@@ -114,3 +139,21 @@ func (s *Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[REDACTED]
 
 // MarshalJSON never shows the secret.
 func (s *Secret) MarshalJSON() ([]byte, error) { return []byte(`"[REDACTED]"`), nil }
+
+// MarshalJSON writes the request for a JavaScript host: bytes as
+// base64url without padding, the form navigator.credentials' JSON
+// helpers (parseCreationOptionsFromJSON...) read.
+func (r WebAuthnRequest) MarshalJSON() ([]byte, error) {
+	b64 := base64.RawURLEncoding.EncodeToString
+	allow := make([]string, len(r.AllowCredentials))
+	for i, c := range r.AllowCredentials {
+		allow[i] = b64(c)
+	}
+	type plain WebAuthnRequest
+	return json.Marshal(struct {
+		plain
+		Challenge        string   `json:"challenge"`
+		AllowCredentials []string `json:"allowCredentials"`
+		UserID           string   `json:"userId,omitempty"`
+	}{plain(r), b64(r.Challenge), allow, b64(r.UserID)})
+}

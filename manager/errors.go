@@ -19,6 +19,9 @@ var (
 	ErrCorruptBinding   = errors.New("manager: a stored binding is corrupt")
 	ErrBusy             = errors.New("manager: the key is being deleted or migrated")
 	ErrKeyMismatch      = errors.New("manager: the plugin returned another key than expected")
+	// ErrAssertionOnly: the key signs WebAuthn assertions, never a bare
+	// digest (a FIDO2 credential); use [Manager.SignAssertion].
+	ErrAssertionOnly = errors.New("manager: the key signs WebAuthn assertions only")
 )
 
 // PluginError is a failure of one plugin, with its id.

@@ -67,6 +67,15 @@ type ECDHPlugin interface {
 	ECDH(ctx context.Context, handle string, peer *ecdh.PublicKey, env Env) ([]byte, []string, error)
 }
 
+// AssertionPlugin is a plugin whose keys sign WebAuthn assertions rather
+// than bare digests: a FIDO2 authenticator without a signing extension.
+// Its Sign returns ErrAssertionOnly.
+type AssertionPlugin interface {
+	// SignAssertion runs an assertion whose client data carries challenge
+	// (base64url) as its challenge.
+	SignAssertion(ctx context.Context, handle string, challenge []byte, env Env) (Assertion, []string, error)
+}
+
 // AttestingPlugin is a plugin that can attest its keys.
 type AttestingPlugin interface {
 	// Attestation returns an attestation of the keys (a key-attestation
