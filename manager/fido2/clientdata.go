@@ -67,9 +67,12 @@ func (p *Plugin) checkClientData(b []byte, typ string, challenge []byte) error {
 // RP id, WebAuthn §5.1.3), over https, or over http on localhost (which
 // browsers treat as secure).
 func (p *Plugin) originAllowed(o string) bool {
-	if o == p.origin {
-		return true
-	}
+	return o == p.origin || p.originOnRP(o)
+}
+
+// originOnRP reports whether o is an origin on the RP id (https; http on
+// localhost).
+func (p *Plugin) originOnRP(o string) bool {
 	u, err := url.Parse(o)
 	if err != nil || u.Opaque != "" || u.User != nil || u.Path != "" || u.ForceQuery || u.RawQuery != "" || u.Fragment != "" {
 		return false

@@ -127,7 +127,7 @@ func New(cfg Config) (*Plugin, error) {
 		origin: cfg.Origin, store: cfg.Store, transport: cfg.Transport, props: props, uv: cfg.UserVerification,
 		userName: cfg.UserName, now: cfg.Now,
 	}
-	if !p.originAllowed(cfg.Origin) {
+	if !p.originOnRP(cfg.Origin) {
 		return nil, fmt.Errorf("fido2: origin %q is not on RP id %q", cfg.Origin, cfg.RPID)
 	}
 	return p, nil

@@ -120,4 +120,3 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
-

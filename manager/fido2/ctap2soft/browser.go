@@ -92,9 +92,9 @@ func (b *Browser) RequestWebAuthnAssertion(ctx context.Context, req manager.WebA
 		}
 	} else {
 		cmd = 0x02
-		allow := make([]descriptor, len(req.AllowCredentials))
+		allow := make([]Descriptor, len(req.AllowCredentials))
 		for i, c := range req.AllowCredentials {
-			allow[i] = descriptor{ID: c, Type: "public-key"}
+			allow[i] = Descriptor{ID: c, Type: "public-key"}
 		}
 		params = map[int]any{1: req.RPID, 2: cdh[:], 3: allow}
 		if len(options) > 0 {
@@ -165,7 +165,7 @@ func (b *Browser) creation(body, cd []byte) (manager.WebAuthnCreation, error) {
 
 func (b *Browser) assertion(body, cd []byte) (manager.WebAuthnGet, error) {
 	var r struct {
-		Credential descriptor `cbor:"1,keyasint"`
+		Credential Descriptor `cbor:"1,keyasint"`
 		AuthData   []byte     `cbor:"2,keyasint"`
 		Signature  []byte     `cbor:"3,keyasint"`
 	}

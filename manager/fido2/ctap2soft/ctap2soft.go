@@ -174,7 +174,9 @@ func (a *Authenticator) Ctap2Send(ctx context.Context, command []byte) ([]byte, 
 	return resp, nil
 }
 
-type descriptor struct {
+// Descriptor is a PublicKeyCredentialDescriptor (the credential of an
+// assertion response, for a [Tamper.Response] hook).
+type Descriptor struct {
 	ID   []byte `cbor:"id"`
 	Type string `cbor:"type"`
 }
@@ -246,7 +248,7 @@ func (a *Authenticator) makeCredential(body []byte) (map[int]any, byte) {
 type getAssertionRequest struct {
 	RPID           string          `cbor:"1,keyasint"`
 	ClientDataHash []byte          `cbor:"2,keyasint"`
-	AllowList      []descriptor    `cbor:"3,keyasint"`
+	AllowList      []Descriptor    `cbor:"3,keyasint"`
 	Options        map[string]bool `cbor:"5,keyasint"`
 	PinUvAuthParam []byte          `cbor:"6,keyasint"`
 }
@@ -289,7 +291,7 @@ func (a *Authenticator) getAssertion(body []byte) (map[int]any, byte) {
 	if a.tamper.Signature != nil {
 		sig = a.tamper.Signature(sig)
 	}
-	return map[int]any{1: descriptor{ID: bytes.Clone(id), Type: "public-key"}, 2: ad, 3: sig}, StatusOK
+	return map[int]any{1: Descriptor{ID: bytes.Clone(id), Type: "public-key"}, 2: ad, 3: sig}, StatusOK
 }
 
 // options reads the options map and returns the flags to set.
