@@ -25,6 +25,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/fido2"
+	"github.com/wsca/wsca/manager/kv"
 	"github.com/wsca/wsca/manager/remote"
 	"github.com/wsca/wsca/manager/softkey"
 	"github.com/wsca/wsca/r2ps/client"
@@ -41,6 +43,7 @@ const (
 	CodeAuthRequired     = "AUTH_REQUIRED"
 	CodeAuthCancelled    = "AUTH_CANCELLED"
 	CodeBusy             = "BUSY"
+	CodeAssertionOnly    = "ASSERTION_ONLY"
 	CodeServer           = "SERVER"
 	CodeInternal         = "INTERNAL"
 )
@@ -80,6 +83,8 @@ func toError(err error) error {
 		code = CodeAuthCancelled
 	case errors.Is(err, manager.ErrBusy):
 		code = CodeBusy
+	case errors.Is(err, manager.ErrAssertionOnly):
+		code = CodeAssertionOnly
 	case errors.As(err, &ce):
 		code = CodeServer
 	}
@@ -290,6 +295,85 @@ func (m *Manager) GenerateKey(req *GenerateRequest) (*Key, error) {
 		return nil, toError(err)
 	}
 	return toKey(k, res.AMR)
+}
+
+// Ctap2Transport is how the app reaches a FIDO2 authenticator (USB HID,
+// NFC or BLE, through the platform's API): it carries one CTAP2 command
+// (command byte and CBOR) and returns the response (status byte and CBOR).
+type Ctap2Transport interface {
+	Ctap2Send(command []byte) ([]byte, error)
+}
+
+type ctap2Bridge struct{ t Ctap2Transport }
+
+func (b ctap2Bridge) Ctap2Send(ctx context.Context, command []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return b.t.Ctap2Send(command)
+}
+
+// FIDO2Config configures a FIDO2 WSCD reached over the app's transport.
+type FIDO2Config struct {
+	// ID defaults to "fido2"; RPID is the relying party id its
+	// credentials are scoped to (the app's domain); Origin defaults to
+	// "https://"+RPID.
+	ID, RPID, Origin string
+	// UserVerification is "required", "preferred" (default) or
+	// "discouraged"; KeyStorage is what the app states of its
+	// authenticators ("hardware"...; empty claims nothing).
+	UserVerification, KeyStorage string
+}
+
+// RegisterFIDO2 adds a FIDO2 WSCD whose keys sign WebAuthn assertions
+// (SignAssertion), never a bare digest. Its records live in the state
+// directory.
+func (m *Manager) RegisterFIDO2(cfg *FIDO2Config, t Ctap2Transport) error {
+	if cfg == nil || cfg.RPID == "" || t == nil {
+		return invalid("FIDO2 needs an RP id and a transport")
+	}
+	id := cfg.ID
+	if id == "" {
+		id = fido2.ID
+	}
+	st, err := kv.OpenDir(filepath.Join(m.dir, "fido2-"+id))
+	if err != nil {
+		return toError(err)
+	}
+	p, err := fido2.New(fido2.Config{ID: id, RPID: cfg.RPID, Origin: cfg.Origin, Store: st,
+		Transport: ctap2Bridge{t}, UserVerification: cfg.UserVerification,
+		Properties: manager.Properties{Storage: manager.KeyStorage(cfg.KeyStorage)}})
+	if err != nil {
+		return invalid("%v", err)
+	}
+	if err := m.m.Register(p); err != nil {
+		return toError(err)
+	}
+	ctx, cancel := m.ctx()
+	defer cancel()
+	return toError(m.m.Recover(ctx))
+}
+
+// Assertion is a WebAuthn assertion: Signature (raw r‖s) covers
+// AuthenticatorData ‖ SHA-256(ClientDataJSON), whose challenge is the
+// caller's.
+type Assertion struct {
+	CredentialID, AuthenticatorData, ClientDataJSON, Signature []byte
+	Plugin, AMR                                                string
+}
+
+// SignAssertion makes a WebAuthn assertion over challenge with a FIDO2
+// key (other keys: UNSUPPORTED).
+func (m *Manager) SignAssertion(kid string, challenge []byte) (*Assertion, error) {
+	ctx, cancel := m.ctx()
+	defer cancel()
+	a, res, err := m.m.SignAssertion(ctx, manager.KID(kid), challenge)
+	if err != nil {
+		return nil, toError(err)
+	}
+	return &Assertion{CredentialID: a.CredentialID, AuthenticatorData: a.AuthenticatorData,
+		ClientDataJSON: a.ClientDataJSON, Signature: a.Signature, Plugin: res.Plugin,
+		AMR: strings.Join(res.AMR, " ")}, nil
 }
 
 // Result is an operation's output and how it was authorised.

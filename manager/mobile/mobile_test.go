@@ -1,6 +1,7 @@
 package mobile_test
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/fido2/ctap2soft"
 	"github.com/wsca/wsca/manager/mobile"
 )
 
@@ -198,4 +201,61 @@ func types(fset *token.FileSet, e ast.Expr) string {
 	var b strings.Builder
 	_ = printer.Fprint(&b, fset, e)
 	return b.String()
+}
+
+// device adapts the test authenticator to the facade's transport, as an
+// app's NFC or USB code would.
+type device struct{ a *ctap2soft.Authenticator }
+
+func (d device) Ctap2Send(cmd []byte) ([]byte, error) {
+	return d.a.Ctap2Send(context.Background(), cmd)
+}
+
+func TestFIDO2ThroughTheFacade(t *testing.T) {
+	dir := t.TempDir()
+	dev := device{ctap2soft.New(ctap2soft.Options{})}
+	m, err := mobile.NewManager(dir, kek(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterFIDO2(&mobile.FIDO2Config{}, dev); err == nil {
+		t.Fatal("a FIDO2 WSCD without an RP id was registered")
+	}
+	if err := m.RegisterFIDO2(&mobile.FIDO2Config{RPID: "wallet.example"}, dev); err != nil {
+		t.Fatal(err)
+	}
+	k, err := m.GenerateKey(&mobile.GenerateRequest{Plugin: "fido2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwk jose.JSONWebKey
+	if err := json.Unmarshal([]byte(k.PublicJWK), &jwk); err != nil {
+		t.Fatal(err)
+	}
+	pub := jwk.Key.(*ecdsa.PublicKey)
+	d := sha256.Sum256([]byte("hello"))
+	var me *mobile.Error
+	if _, err := m.Sign(k.KID, d[:]); !errors.As(err, &me) || me.Code != mobile.CodeAssertionOnly {
+		t.Fatalf("Sign with a FIDO2 key: %v, want %s", err, mobile.CodeAssertionOnly)
+	}
+	a, err := m.SignAssertion(k.KID, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma := manager.Assertion{CredentialID: a.CredentialID, AuthenticatorData: a.AuthenticatorData,
+		ClientDataJSON: a.ClientDataJSON, Signature: a.Signature}
+	if err := ma.Verify(pub, d[:]); err != nil || a.Plugin != "fido2" {
+		t.Fatalf("assertion: %v (plugin %q)", err, a.Plugin)
+	}
+	// Restart: the key and its record are kept.
+	m, err = mobile.NewManager(dir, kek(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RegisterFIDO2(&mobile.FIDO2Config{RPID: "wallet.example"}, dev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SignAssertion(k.KID, d[:]); err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
 }
