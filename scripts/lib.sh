@@ -6,8 +6,8 @@
 #     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 # What it provides:
-#   wsca_ensure_tools   install softhsm2/opensc/postgresql/gcc/nodejs/npm when missing (root) or fail clearly,
-#                       then the interop wallet's npm packages (wsca_ensure_interop)
+#   wsca_ensure_tools   install softhsm2/opensc/postgresql/gcc/nodejs/npm/chromium when missing (root) or fail
+#                       clearly, then the npm packages of interop/ and web/browser/ (wsca_ensure_interop)
 #   wsca_setup_env      throwaway SoftHSM token + PostgreSQL cluster, exports WSCA_TEST_*,
 #                       and installs an EXIT trap that tears both down again
 #   wsca_print_env      print the exported variables (PIN redacted)
@@ -86,6 +86,8 @@ wsca_ensure_tools() {
 	# interop: the independent Node wallet of interop/ (see interop/README.md).
 	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 	command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+	# web/browser: Debian's chromium, driven by playwright-core (never a downloaded browser).
+	[ -x "${WSCA_CHROMIUM:-/usr/bin/chromium}" ] || pkgs+=(chromium)
 	if [ ${#pkgs[@]} -eq 0 ]; then
 		wsca_ensure_interop
 		return 0
@@ -94,7 +96,7 @@ wsca_ensure_tools() {
 		wsca_die "missing tools; install them first, e.g.:
     sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkgs[*]}
 (needed: softhsm2-util from softhsm2, pkcs11-tool from opensc, initdb/pg_ctl from postgresql, a C compiler for cgo and -race,
- node and npm for the interop tests)"
+ node and npm for the interop tests, chromium for the browser tests)"
 	fi
 	command -v apt-get >/dev/null 2>&1 ||
 		wsca_die "missing packages (${pkgs[*]}) and no apt-get to install them with; install them by hand"
@@ -107,6 +109,7 @@ wsca_ensure_tools() {
 	command -v softhsm2-util >/dev/null 2>&1 || wsca_die "softhsm2-util still missing after install"
 	command -v pkcs11-tool >/dev/null 2>&1 || wsca_die "pkcs11-tool still missing after install"
 	[ -n "$(wsca_find_pg_bin)" ] || wsca_die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) still missing after install"
+	[ -x "${WSCA_CHROMIUM:-/usr/bin/chromium}" ] || wsca_die "chromium still missing after install"
 	wsca_ensure_interop
 }
 
@@ -119,6 +122,10 @@ wsca_ensure_interop() {
 	wsca_log "npm ci --prefix interop ($(node --version))"
 	npm ci --prefix "$WSCA_ROOT/interop" --no-audit --no-fund --loglevel=error </dev/null >/dev/null ||
 		wsca_die "npm ci --prefix interop failed"
+	# web/browser: playwright-core (pinned in web/browser/package-lock.json) drives Debian's chromium.
+	wsca_log "npm ci --prefix web/browser"
+	npm ci --prefix "$WSCA_ROOT/web/browser" --no-audit --no-fund --loglevel=error </dev/null >/dev/null ||
+		wsca_die "npm ci --prefix web/browser failed"
 }
 
 # Random hex string of $1 bytes.
@@ -315,7 +322,7 @@ wsca_cleanup() {
 
 # Create the throwaway SoftHSM token and PostgreSQL cluster and export:
 #   SOFTHSM2_CONF, WSCA_TEST_PKCS11_{URI,MODULE,TOKEN,PIN,SO_PIN},
-#   WSCA_TEST_POSTGRES_DSN, WSCA_TEST_REQUIRE=pkcs11,postgres
+#   WSCA_TEST_POSTGRES_DSN, WSCA_TEST_REQUIRE=pkcs11,postgres,node,chromium
 # Both are torn down by an EXIT trap (also on INT/TERM and on failure).
 wsca_setup_env() {
 	WSCA_ENV_DIR="$(mktemp -d "${TMPDIR:-/tmp}/wsca-test.XXXXXXXXXX")"
@@ -326,7 +333,7 @@ wsca_setup_env() {
 	wsca_log "throwaway environment in $WSCA_ENV_DIR"
 	wsca_setup_softhsm
 	wsca_setup_postgres
-	export WSCA_TEST_REQUIRE="pkcs11,postgres,node" # node: interop/ (wsca_ensure_interop)
+	export WSCA_TEST_REQUIRE="pkcs11,postgres,node,chromium" # node: interop/; chromium: web/browser/
 }
 
 wsca_print_env() {
