@@ -15,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsca/wsca/internal/stack/stacktest"
+	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
+	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 var (
@@ -98,4 +102,22 @@ func TestSoftkeyInNode(t *testing.T) {
 	out := runNode(t, "softkey.test.mjs")
 	t.Logf("%s", bytes.TrimSpace(buildOut))
 	t.Logf("softkey in Node: load %.0f ms, sign %.1f ops/s", out["loadMs"], out["signOpsPerSec"])
+}
+
+// TestR2PSInNode: the r2ps plugin in WebAssembly against a real wscad on
+// loopback (SQLite, the PKCS#11 test token): the script enrols the unit
+// with its activation code and uses it.
+func TestR2PSInNode(t *testing.T) {
+	needNode(t)
+	r := stacktest.Start(t, testenv.SQLite(t), testdevice.PKCS11(t), nil)
+	unit := wscd.NewUnitID()
+	if err := r.Services.Units.Create(t.Context(), unit); err != nil {
+		t.Fatal(err)
+	}
+	code, err := r.Services.Units.IssueActivationCode(t.Context(), unit, store.PurposeActivation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := runNode(t, "r2ps.test.mjs", r.URL, unit, code.Code)
+	t.Logf("r2ps in Node: sign %.1f ops/s (%.1f ms)", out["signOpsPerSec"], out["signMs"])
 }
