@@ -119,7 +119,9 @@ func TestRemoteDeviceKeys(t *testing.T) {
 		t.Fatal("a second instance asked for the PIN despite the kept session")
 	}
 	for name, q := range map[string]func() (*Remote, error){
-		"another KEK":  func() (*Remote, error) { return NewRemote(RemoteConfig{URL: r.URL, Unit: u}, st, bytes.Repeat([]byte{1}, 32)) },
+		"another KEK": func() (*Remote, error) {
+			return NewRemote(RemoteConfig{URL: r.URL, Unit: u}, st, bytes.Repeat([]byte{1}, 32))
+		},
 		"another unit": func() (*Remote, error) { return NewRemote(RemoteConfig{URL: r.URL, Unit: "other"}, st, kek) },
 	} {
 		p, _ := q()
