@@ -15,6 +15,7 @@
 #   wsca_lint           gofmt -l, go vet, staticcheck (when installed)
 #   wsca_ensure_staticcheck  go install a pinned staticcheck; never fails the caller
 #   wsca_wallet_build   build the wallet-side packages without cgo and for js/wasm
+#   wsca_wasm_tests     go vet and go test the js/wasm-only code (manager/jsbridge) under Node
 
 # Repository root (this file lives in <root>/scripts).
 WSCA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -471,6 +472,26 @@ wsca_wallet_build() {
 		wsca_warn "wallet-side packages do not build without cgo or for js/wasm (see above)"
 	fi
 	return "$rc"
+}
+
+# The packages whose code only builds for js/wasm: vetted and tested for GOOS=js GOARCH=wasm.
+WSCA_WASM_TEST_PKGS="./manager/jsbridge/"
+WSCA_WASM_VET_PKGS="./manager/jsbridge/ ./web/wasm/"
+
+# go vet the js/wasm code and run its tests under Node (go_js_wasm_exec from GOROOT).
+# Returns non-zero if either fails or node is missing.
+wsca_wasm_tests() {
+	local exec_wasm
+	wsca_require_go
+	exec_wasm="$(go env GOROOT)/lib/wasm/go_js_wasm_exec"
+	if ! command -v node >/dev/null 2>&1; then
+		wsca_warn "node is missing: the js/wasm tests cannot run"
+		return 1
+	fi
+	wsca_log "GOOS=js GOARCH=wasm go vet $WSCA_WASM_VET_PKGS && go test -exec=go_js_wasm_exec $WSCA_WASM_TEST_PKGS"
+	# shellcheck disable=SC2086 # package paths, one a word
+	(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 go vet $WSCA_WASM_VET_PKGS &&
+		GOOS=js GOARCH=wasm CGO_ENABLED=0 go test -count=1 -exec="$exec_wasm" $WSCA_WASM_TEST_PKGS)
 }
 
 # True if any argument names a package (./x, ../x, ., .., or a module import path).
