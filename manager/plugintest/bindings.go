@@ -85,7 +85,11 @@ func RunBindings(t *testing.T, env manager.Env, fresh func(t *testing.T) manager
 		if in, _ := st.Intents(ctx); len(in) != 0 {
 			t.Fatalf("%d intents left", len(in))
 		}
-		if _, _, err := m.Sign(ctx, kid, make([]byte, 32)); err != nil {
+		if _, ok := p.(manager.AssertionPlugin); ok {
+			if _, _, err := m.SignAssertion(ctx, kid, make([]byte, 32)); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, _, err := m.Sign(ctx, kid, make([]byte, 32)); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -1,5 +1,6 @@
 // Package plugintest is the conformance suite every manager plugin passes:
-// generate, sign and verify, ECDH, lookup by label, list, delete,
+// generate, sign and verify (an assertion for a plugin whose keys sign
+// WebAuthn assertions only), ECDH, lookup by label, list, delete,
 // properties and the errors a plugin must give.
 package plugintest
 
@@ -33,6 +34,23 @@ func Run(t *testing.T, env manager.Env, fresh func(t *testing.T) manager.Plugin)
 			t.Fatalf("generated key %+v", k)
 		}
 		d := sha256.Sum256([]byte("message"))
+		if ap, ok := p.(manager.AssertionPlugin); ok {
+			// A key that signs WebAuthn assertions only (FIDO2).
+			if _, _, err := p.Sign(ctx, k.Handle, d[:], env); !errors.Is(err, manager.ErrAssertionOnly) {
+				t.Fatalf("Sign of an assertion key: %v, want ErrAssertionOnly", err)
+			}
+			a, _, err := ap.SignAssertion(ctx, k.Handle, d[:], env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Verify(k.Public, d[:]); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Verify(k.Public, []byte("other")); err == nil {
+				t.Fatal("assertion verifies for another challenge")
+			}
+			return
+		}
 		sig, _, err := p.Sign(ctx, k.Handle, d[:], env)
 		if err != nil {
 			t.Fatal(err)
