@@ -84,7 +84,7 @@ func TestBrowser(t *testing.T) {
 
 	wallet, other := serveSample(t, root, dist)
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *stack.Options) {
-		//o.CORSOrigins = []string{other}
+		o.CORSOrigins = []string{other}
 	})
 	extUnit, extCode := newUnit(t, r)
 	pageUnit, pageCode := newUnit(t, r)
@@ -173,11 +173,14 @@ func buildWASM(t *testing.T, root string) string {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "build-wasm.sh"))
+	// wsca_fido2: the manager with its FIDO2 plugin (manager/jsbridge).
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "build-wasm.sh"), "-tags", "wsca_fido2")
 	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
+	b, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("scripts/build-wasm.sh: %v\n%s", err, b)
 	}
+	t.Logf("%s", bytes.TrimSpace(b))
 	dist := filepath.Join(root, "web", "dist")
 	for _, f := range []string{"manager.wasm", "wasm_exec.js"} {
 		if _, err := os.Stat(filepath.Join(dist, f)); err != nil {
