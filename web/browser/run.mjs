@@ -160,6 +160,44 @@ try {
 		check('second origin: list and sign refused without permission (WSCAError permission_denied)',
 			!l.ok && l.code === 'permission_denied' && l.name === 'WSCAError' && !s.ok && s.code === 'permission_denied', { l, s });
 	});
+	// The MV3 worker stopped while a call waits on the user (here an access
+	// prompt; a PIN callback waits the same way): the call fails cleanly,
+	// the stale prompt grants nothing, and the restarted worker has every
+	// key and the softkey KEK back from storage.
+	await step('worker restart', async () => {
+		const ctl = await context.newPage();
+		await ctl.goto(`${extOrigin}/options.html`);
+		const ctlCDP = await context.newCDPSession(ctl);
+		await ctlCDP.send('ServiceWorker.enable');
+		const pending = other.evaluate(() => WalletCompanion.requestAccess().then((x) => ({ x }), (e) => ({ name: e.name, code: e.code, message: e.message })));
+		const pr = await context.waitForEvent('page', { predicate: (pg) => pg.url().includes('/prompt.html') });
+		await pr.waitForSelector('body[data-ready="access"]');
+		await ctlCDP.send('ServiceWorker.stopAllWorkers');
+		const r = await pending;
+		await pr.click('#allow').catch(() => {});
+		const l = await other.evaluate(() => wallet.call('list'));
+		check('worker restart: a call waiting on the user fails cleanly (WSCAError internal) and the stale prompt grants nothing',
+			r.name === 'WSCAError' && r.code === 'internal' && !l.ok && l.code === 'permission_denied', { r, l });
+		const t0 = Date.now();
+		const after = await page.evaluate(async (kids) => {
+			const listed = (await WalletCompanion.list()).map((k) => k.kid);
+			const data = crypto.getRandomValues(new Uint8Array(32));
+			const keys = await WalletCompanion.list();
+			const out = { listed: kids.every((k) => listed.includes(k)) };
+			for (const plugin of ['softkey', 'r2ps']) {
+				const k = keys.find((x) => x.plugin === plugin);
+				const sig = await WalletCompanion.sign(k.kid, data);
+				out[plugin] = !!(await WC.verifySign(k.publicJwk, data, sig));
+			}
+			return out;
+		}, walletKids);
+		// list + two signatures, the first of them waiting for manager.wasm
+		out.metrics.workerRestartFirstCallsMs = Date.now() - t0;
+		const st = await ctl.evaluate(() => chrome.runtime.sendMessage({ type: 'stats' }));
+		out.metrics.workerRestartWasmLoadMs = st.wasmLoadMs;
+		check('worker restart: keys, the softkey KEK and the r2ps plugin come back from storage', after.listed && after.softkey && after.r2ps, { after, st });
+		await ctl.close();
+	});
 	await step('second origin: denied access stays refused', async () => {
 		const { r } = await withPrompt('access', { allow: false }, () => other.evaluate(() => WalletCompanion.requestAccess()));
 		const l = await other.evaluate(() => wallet.call('list'));
