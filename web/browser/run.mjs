@@ -86,6 +86,10 @@ try {
 	await step('extension: options saved', async () => {
 		const opts = await context.newPage();
 		await opts.goto(`${extOrigin}/options.html`);
+		await opts.fill('#r2psURL', 'http://wscad.example');
+		await opts.click('#save');
+		const refused = await opts.textContent('#status');
+		check('extension: options refuse a wscad URL that is neither https nor loopback', /must be https/.test(refused), refused);
 		await opts.fill('#r2psURL', cfg.wscad);
 		await opts.fill('#r2psUnit', cfg.extUnit);
 		await opts.fill('#fido2RpId', new URL(cfg.wallet).hostname);
@@ -149,6 +153,10 @@ try {
 		check('wallet: SD-JWT VC stored, bound to its key', !!r.id, r);
 		return r;
 	});
+	await step('wallet: credential bound to another key refused', async () => {
+		const r = await page.evaluate(() => wallet.storeUnbound());
+		check('wallet: a credential whose cnf is another key is refused (invalid_input)', !r.ok && r.code === 'invalid_input', r);
+	});
 	const walletKids = await page.evaluate(async () => (await WalletCompanion.list()).map((k) => k.kid));
 
 	// 5. Origin B (127.0.0.1:P): no access, then access but not A's keys.
@@ -198,10 +206,33 @@ try {
 		check('worker restart: keys, the softkey KEK and the r2ps plugin come back from storage', after.listed && after.softkey && after.r2ps, { after, st });
 		await ctl.close();
 	});
+	// A content script (a compromised renderer runs code in its isolated
+	// world) cannot answer the extension's prompt: only extension pages can.
 	await step('second origin: denied access stays refused', async () => {
-		const { r } = await withPrompt('access', { allow: false }, () => other.evaluate(() => WalletCompanion.requestAccess()));
+		const cdpOther = await context.newCDPSession(other);
+		const contexts = [];
+		cdpOther.on('Runtime.executionContextCreated', (e) => contexts.push(e.context));
+		await cdpOther.send('Runtime.enable');
+		const isolated = contexts.find((c) => c.auxData?.type === 'isolated' && c.origin === extOrigin);
+		const pending = other.evaluate(() => WalletCompanion.requestAccess());
+		const pr = await context.waitForEvent('page', { predicate: (pg) => pg.url().includes('/prompt.html') });
+		await pr.waitForSelector('body[data-ready="access"]');
+		const id = new URL(pr.url()).hash.slice(1);
+		const forged = isolated
+			? (await cdpOther.send('Runtime.evaluate', {
+					contextId: isolated.id,
+					awaitPromise: true,
+					returnByValue: true,
+					expression: `chrome.runtime.sendMessage({ type: 'prompt-answer', id: ${JSON.stringify(id)}, answer: { allow: true } }).then((r) => String(r), (e) => 'rejected')`,
+				})).result.value
+			: 'no isolated world';
+		await pr.click('#deny').catch((e) => {
+			if (!pr.isClosed()) throw e;
+		});
+		const r = await pending;
 		const l = await other.evaluate(() => wallet.call('list'));
-		check('second origin: denied prompt leaves it refused', r === false && !l.ok && l.code === 'permission_denied', { r, l });
+		check('second origin: a content script cannot answer the prompt; denied, the origin stays refused',
+			!!isolated && forged !== 'true' && r === false && !l.ok && l.code === 'permission_denied', { forged, r, l });
 	});
 	await step("second origin: with access, none of the first origin's keys", async () => {
 		const { r } = await withPrompt('access', {}, () => other.evaluate(() => WalletCompanion.requestAccess()));

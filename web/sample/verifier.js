@@ -76,6 +76,13 @@ const verifier = (() => {
 				native: await outcome(() => native.call(navigator.credentials, opts())),
 			};
 		}
+		// create: an openid4vci-v1 request without a nonce is not handled.
+		const nativeCreate = CredentialsContainer.prototype.create;
+		const badOffer = () => ({ signal: sig(), digital: { requests: [{ protocol: 'openid4vci-v1', data: { credential_offer: { credential_issuer: location.origin, credential_configuration_ids: ['x'] } } }] } });
+		res.cases.createNoNonce = {
+			wrapper: await outcome(() => navigator.credentials.create(badOffer())),
+			native: await outcome(() => nativeCreate.call(navigator.credentials, badOffer())),
+		};
 		log(res);
 		return res;
 	}

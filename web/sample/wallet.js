@@ -66,6 +66,17 @@ const wallet = (() => {
 		return { id, kid: g.kid, issuerJwk };
 	}
 
+	// storeUnbound tries to store a credential bound to another key than
+	// the one named; the extension must refuse it.
+	async function storeUnbound() {
+		const W = WCo();
+		const g = await W.generate({ plugin: 'softkey' });
+		const other = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']);
+		const jwk = await crypto.subtle.exportKey('jwk', other.publicKey);
+		const { credential } = await WC.issueSDJWT(jwk, 'urn:eudi:pid:1', { given_name: 'Mallory' });
+		return call('storeCredential', { credential, kid: g.kid });
+	}
+
 	async function call(name, ...args) {
 		try {
 			return { ok: true, value: await WCo()[name](...args) };
@@ -82,5 +93,5 @@ const wallet = (() => {
 	for (const b of document.querySelectorAll('button[data-plugin]')) {
 		b.onclick = () => genSignVerify(b.dataset.plugin).catch((e) => log(e.name + ' ' + (e.code || '') + ': ' + e.message));
 	}
-	return { grant, enrol, genSignVerify, bench, issueAndStore, call, pinRequests };
+	return { grant, enrol, genSignVerify, bench, issueAndStore, storeUnbound, call, pinRequests };
 })();
