@@ -140,12 +140,22 @@ try {
 		const reqs = await page.evaluate(() => wallet.pinRequests.map((r) => ({ plugin: r.plugin, reason: r.reason })));
 		check('wallet: r2ps PIN requests came to the page callback, naming the plugin', reqs.length > 0 && reqs.every((r) => r.plugin === 'r2ps'), reqs);
 	});
-	for (const [plugin, n] of [['softkey', 40], ['r2ps', 15], ['fido2', 10]]) {
+	for (const [plugin, n] of [['softkey', 60], ['r2ps', 20], ['fido2', 10]]) {
 		if (!signs[plugin]) continue;
 		await step(`bench: ${plugin} in the extension`, async () => {
 			out.metrics[`ext_${plugin}`] = await page.evaluate(([kid, n]) => wallet.bench(kid, n), [signs[plugin].kid, n]);
 		});
 	}
+
+	await step('bench: a round trip page -> worker -> page', async () => {
+		out.metrics.ext_roundtrip = await page.evaluate(async (n) => {
+			await WalletCompanion.hasAccess();
+			const t0 = performance.now();
+			for (let i = 0; i < n; i++) await WalletCompanion.hasAccess();
+			const ms = performance.now() - t0;
+			return { n, ms, opsPerSec: (n * 1000) / ms };
+		}, 100);
+	});
 
 	// 4. A credential for the DC API: an SD-JWT VC bound to a softkey key.
 	const issued = await step('wallet: credential stored', async () => {
@@ -281,7 +291,7 @@ try {
 	await pw.goto(`${cfg.other}/page-wasm.html`);
 	await step('page wasm: softkey and r2ps', async () => {
 		await pw.fill('#pin', cfg.pin);
-		const r = await pw.evaluate(([r2ps, n]) => pageWallet.run(r2ps, n), [{ url: cfg.wscad, unit: cfg.pageUnit, code: cfg.pageCode }, 40]);
+		const r = await pw.evaluate(([r2ps, n]) => pageWallet.run(r2ps, n), [{ url: cfg.wscad, unit: cfg.pageUnit, code: cfg.pageCode }, 60]);
 		out.metrics.pageWasmLoadMs = r.loadMs;
 		out.metrics.page_softkey = r.softkey?.bench;
 		out.metrics.page_r2ps = r.r2ps?.bench;
