@@ -478,10 +478,11 @@ wsca_wallet_build() {
 WSCA_WASM_TEST_PKGS="./manager/jsbridge/"
 WSCA_WASM_VET_PKGS="./manager/jsbridge/ ./web/wasm/"
 
-# go vet the js/wasm code and run its tests under Node (go_js_wasm_exec from GOROOT).
-# Returns non-zero if either fails or node is missing.
+# go vet (and staticcheck, when its path is given as $1 and not "-") the js/wasm code and run
+# its tests under Node (go_js_wasm_exec from GOROOT). Returns non-zero if any fails or node
+# is missing.
 wsca_wasm_tests() {
-	local exec_wasm
+	local exec_wasm sc="${1:--}"
 	wsca_require_go
 	exec_wasm="$(go env GOROOT)/lib/wasm/go_js_wasm_exec"
 	if ! command -v node >/dev/null 2>&1; then
@@ -490,8 +491,14 @@ wsca_wasm_tests() {
 	fi
 	wsca_log "GOOS=js GOARCH=wasm go vet $WSCA_WASM_VET_PKGS && go test -exec=go_js_wasm_exec $WSCA_WASM_TEST_PKGS"
 	# shellcheck disable=SC2086 # package paths, one a word
-	(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 go vet $WSCA_WASM_VET_PKGS &&
-		GOOS=js GOARCH=wasm CGO_ENABLED=0 go test -count=1 -exec="$exec_wasm" $WSCA_WASM_TEST_PKGS)
+	(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 go vet $WSCA_WASM_VET_PKGS) || return 1
+	if [ "$sc" != "-" ]; then
+		wsca_log "GOOS=js GOARCH=wasm staticcheck $WSCA_WASM_VET_PKGS"
+		# shellcheck disable=SC2086
+		(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 "$sc" $WSCA_WASM_VET_PKGS) || return 1
+	fi
+	# shellcheck disable=SC2086
+	(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 go test -count=1 -exec="$exec_wasm" $WSCA_WASM_TEST_PKGS)
 }
 
 # True if any argument names a package (./x, ../x, ., .., or a module import path).

@@ -49,8 +49,8 @@ wsca_log "$(go version)"
 # Static checks first (no services needed). Failures are reported, tests still run.
 lint_failed=""
 checks="go test -race"
+sc="-"
 if [ "${WSCA_SKIP_LINT:-0}" != "1" ]; then
-	sc="-"
 	if [ "${WSCA_SKIP_STATICCHECK:-0}" != "1" ]; then
 		sc="$(wsca_ensure_staticcheck)"
 		[ -n "$sc" ] || sc="-"
@@ -63,7 +63,7 @@ fi
 wallet_failed=""
 wsca_wallet_build || wallet_failed="wallet-side build (CGO_ENABLED=0, js/wasm)"
 checks="$checks, wallet-side build (CGO_ENABLED=0, js/wasm)"
-wsca_wasm_tests || wallet_failed="${wallet_failed:+$wallet_failed; }js/wasm tests under Node"
+wsca_wasm_tests "$sc" || wallet_failed="${wallet_failed:+$wallet_failed; }js/wasm tests under Node"
 checks="$checks, js/wasm tests under Node"
 
 wsca_setup_env

@@ -3,6 +3,7 @@
 package jsbridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -61,8 +62,7 @@ func invalid(format string, a ...any) error {
 // promise runs fn in a goroutine (a JavaScript callback must not block)
 // and settles a new Promise with its result; a panic is an internal error.
 func promise(fn func(ctx context.Context) (any, error)) js.Value {
-	var exec js.Func
-	exec = js.FuncOf(func(_ js.Value, args []js.Value) any {
+	exec := js.FuncOf(func(_ js.Value, args []js.Value) any {
 		resolve, reject := args[0], args[1]
 		go func() {
 			defer func() {
@@ -267,7 +267,7 @@ func jsonArg(v js.Value, out any) error {
 	if err != nil {
 		return invalid("%v", err)
 	}
-	dec := json.NewDecoder(bytesReader(b))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
 		return invalid("%v", err)

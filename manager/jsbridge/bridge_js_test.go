@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"syscall/js"
 	"testing"
@@ -44,7 +45,7 @@ func TestStoreContract(t *testing.T) {
 func TestStoreHostErrors(t *testing.T) {
 	ctx := context.Background()
 	s, err := NewStore(jsEval(`{
-		get(k) { if (k === "throw") throw new TypeError("boom"); if (k === "num") return Promise.resolve(7); if (k === "bad64") return "%%%"; return Promise.reject(new RangeError("denied")); },
+		get(k) { if (k === "throw") throw new TypeError("boom"); if (k === "big") return "AAAA".repeat(87382); if (k === "num") return Promise.resolve(7); if (k === "bad64") return "%%%"; return Promise.reject(new RangeError("denied")); },
 		create() { return Promise.resolve("yes"); },
 		put() { return Promise.reject("a string"); },
 		delete() {},
@@ -65,6 +66,9 @@ func TestStoreHostErrors(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "bad64"); !errors.Is(err, kv.ErrInvalid) {
 		t.Errorf("get answering no base64: %v, want kv.ErrInvalid", err)
+	}
+	if _, err := s.Get(ctx, "big"); !errors.Is(err, kv.ErrInvalid) {
+		t.Errorf("get answering more than kv.MaxValue: %v, want kv.ErrInvalid", err)
 	}
 	if err := s.Create(ctx, "k", []byte("v")); !errors.Is(err, kv.ErrInvalid) {
 		t.Errorf("create answering a string: %v, want kv.ErrInvalid", err)
@@ -170,5 +174,34 @@ func TestExportAndOpen(t *testing.T) {
 	var je *JSError
 	if !errors.As(err, &je) || je.Name != "WSCAError" {
 		t.Fatalf("open with an unknown operation: %v", err)
+	}
+}
+
+// The fetch transport: method, headers and body out; status, headers and
+// body back; a rejection and an oversized body are errors.
+func TestFetchTransport(t *testing.T) {
+	old := js.Global().Get("fetch")
+	defer js.Global().Set("fetch", old)
+	js.Global().Set("fetch", jsEval(`async (url, o) => {
+		if (url.endsWith("/down")) throw new TypeError("fetch failed");
+		if (url.endsWith("/big")) return new Response(new Uint8Array(5 << 20));
+		const body = o.body ? new TextDecoder().decode(o.body) : "";
+		return new Response(o.method + " " + o.headers.get("content-type") + " " + body, { status: 201, headers: { "X-T": "1" } });
+	}`))
+	c := newHTTPClient()
+	resp, err := c.Post("http://h/x", "application/x", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 || string(b) != "POST application/x hello" || resp.Header.Get("X-T") != "1" {
+		t.Fatalf("%d %q %v", resp.StatusCode, b, resp.Header)
+	}
+	var je *JSError
+	if _, err := c.Get("http://h/down"); !errors.As(err, &je) || je.Message != "fetch failed" {
+		t.Errorf("a rejected fetch: %v", err)
+	}
+	if _, err := c.Get("http://h/big"); err == nil || !strings.Contains(err.Error(), "response of") {
+		t.Errorf("an oversized body: %v", err)
 	}
 }

@@ -41,3 +41,18 @@ export const b64u = {
   enc: (b) => Buffer.from(b).toString('base64url'),
   dec: (s) => new Uint8Array(Buffer.from(s, 'base64url')),
 };
+
+// bench runs fn n times in sequence and returns the median and mean time
+// of one call and the calls per second (no threshold anywhere: measured).
+export async function bench(fn, n) {
+  const t = [];
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn();
+    t.push(performance.now() - t0);
+  }
+  const total = performance.now() - start;
+  t.sort((a, b) => a - b);
+  return { signP50Ms: t[Math.floor(n / 2)], signMeanMs: total / n, signOpsPerSec: (n * 1000) / total };
+}

@@ -101,7 +101,7 @@ func runNode(t *testing.T, script string, args ...string) map[string]any {
 func TestSoftkeyInNode(t *testing.T) {
 	out := runNode(t, "softkey.test.mjs")
 	t.Logf("%s", bytes.TrimSpace(buildOut))
-	t.Logf("softkey in Node: load %.0f ms, sign %.1f ops/s", out["loadMs"], out["signOpsPerSec"])
+	t.Logf("softkey in Node: load %.0f ms, sign p50 %.2f ms, %.0f ops/s", out["loadMs"], out["signP50Ms"], out["signOpsPerSec"])
 }
 
 // TestR2PSInNode: the r2ps plugin in WebAssembly against a real wscad on
@@ -119,5 +119,5 @@ func TestR2PSInNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := runNode(t, "r2ps.test.mjs", r.URL, unit, code.Code)
-	t.Logf("r2ps in Node: sign %.1f ops/s (%.1f ms)", out["signOpsPerSec"], out["signMs"])
+	t.Logf("r2ps in Node: sign p50 %.2f ms, %.0f ops/s", out["signP50Ms"], out["signOpsPerSec"])
 }
