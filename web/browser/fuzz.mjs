@@ -112,4 +112,12 @@ for (let i = 0; i < iterations; i++) {
 const m = matchQuery(queries[0], stored);
 if (!m || m.disclose.length !== 1 || m.disclose[0].name !== 'given_name') failures.push({ name: 'seed match', error: JSON.stringify(m) });
 if (matchQuery({ ...queries[0], meta: { vct_values: ['other'] } }, stored) !== null) failures.push({ name: 'seed no match', error: 'matched another vct' });
+// An SD-JWT over 64 KiB is refused even when well formed.
+const big = jwt({ vct: 'v' }) + '~' + (disclosure('n', 'x') + '~').repeat(3000);
+try {
+	parseSDJWT(big);
+	failures.push({ name: 'size bound', error: `a ${big.length}-character SD-JWT parsed` });
+} catch (e) {
+	if (!invalidInput(e)) failures.push({ name: 'size bound', error: String(e) });
+}
 process.stdout.write(JSON.stringify({ iterations, failures: failures.slice(0, 20), failed: failures.length }) + '\n');
