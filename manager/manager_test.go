@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/kv"
 	"github.com/wsca/wsca/manager/softkey"
 )
 
@@ -30,11 +31,34 @@ var ctx = context.Background()
 type fixture struct {
 	t   *testing.T
 	dir string
+	// kv: the bindings and keystores live in one kv.Store (a kv.Dir, as
+	// the browser keeps them in its storage) instead of directories.
+	kv bool
 }
 
 func newFixture(t *testing.T) *fixture { return &fixture{t: t, dir: t.TempDir()} }
 
-func (f *fixture) store() *manager.DirStore {
+func newKVFixture(t *testing.T) *fixture { return &fixture{t: t, dir: t.TempDir(), kv: true} }
+
+// backings are the binding stores the store suite runs on.
+var backings = []struct {
+	name       string
+	newFixture func(*testing.T) *fixture
+}{{"DirStore", newFixture}, {"KVStore", newKVFixture}}
+
+// kvStore opens the fixture's kv.Store afresh, as another process would.
+func (f *fixture) kvStore() *kv.Dir {
+	d, err := kv.OpenDir(filepath.Join(f.dir, "kv"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d
+}
+
+func (f *fixture) store() manager.BindingStore {
+	if f.kv {
+		return manager.NewKVStore(f.kvStore())
+	}
 	s, err := manager.OpenDirStore(filepath.Join(f.dir, "bindings"))
 	if err != nil {
 		f.t.Fatal(err)
@@ -42,9 +66,16 @@ func (f *fixture) store() *manager.DirStore {
 	return s
 }
 
-// soft opens the software keystore id (its own directory).
+// soft opens the software keystore id (its own directory, or its own
+// prefix in the kv.Store).
 func (f *fixture) soft(id string) *softkey.Plugin {
-	p, err := softkey.Open(filepath.Join(f.dir, "soft-"+id), bytes.Repeat([]byte{7}, softkey.KEKSize))
+	var p *softkey.Plugin
+	var err error
+	if f.kv {
+		p, err = softkey.OpenStore(f.kvStore(), "soft-"+id+"/", bytes.Repeat([]byte{7}, softkey.KEKSize))
+	} else {
+		p, err = softkey.Open(filepath.Join(f.dir, "soft-"+id), bytes.Repeat([]byte{7}, softkey.KEKSize))
+	}
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -85,6 +116,33 @@ func (d declared) NewKeyProperties() manager.Properties { return d.props }
 // noImport hides the plugin's import and export, as a hardware WSCD has
 // neither.
 type noImport struct{ manager.Plugin }
+
+// TestStoreSuite runs the manager's binding tests on every BindingStore:
+// a directory and a kv.Store.
+func TestStoreSuite(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, func(*testing.T) *fixture)
+	}{
+		{"BindingsSurviveRestart", testBindingsSurviveRestart},
+		{"ConcurrentWriters", testConcurrentWriters},
+		{"CrashRecovery", testCrashRecovery},
+		{"RecoverLeavesYoungRecordsAlone", testRecoverLeavesYoungRecordsAlone},
+		{"Migrate", testMigrate},
+		{"DeleteAndBusy", testDeleteAndBusy},
+		{"StaleCacheAcrossProcesses", testStaleCacheAcrossProcesses},
+		{"MigrateUndoneByAnotherRecovery", testMigrateUndoneByAnotherRecovery},
+		{"RequirementSelection", testRequirementSelection},
+		{"ProgressReported", testProgressReported},
+	}
+	for _, b := range backings {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) { tc.fn(t, b.newFixture) })
+			}
+		})
+	}
+}
 
 func TestThumbprintMatchesGoJose(t *testing.T) {
 	for range 20 {
@@ -158,7 +216,7 @@ func TestResolutionOrder(t *testing.T) {
 	}
 }
 
-func TestRequirementSelection(t *testing.T) {
+func testRequirementSelection(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	high := manager.Properties{Storage: manager.StorageRemoteHSM, KeyStorageAttackPotential: "iso_18045_high", UserAuthAttackPotential: "iso_18045_high"}
 	moderate := manager.Properties{Storage: manager.StorageHardware, KeyStorageAttackPotential: "iso_18045_moderate", UserAuthAttackPotential: "iso_18045_moderate"}
@@ -208,7 +266,7 @@ func TestRequirementSelection(t *testing.T) {
 	}
 }
 
-func TestBindingsSurviveRestart(t *testing.T) {
+func testBindingsSurviveRestart(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	m := f.manager(manager.Config{Default: "a"}, f.soft("a"), f.soft("b"))
 	k, _, err := m.Generate(ctx, manager.GenerateRequest{Plugin: "b"})
@@ -226,7 +284,7 @@ func TestBindingsSurviveRestart(t *testing.T) {
 
 // Two managers (two processes) on one store, eight writers each: every key
 // made is bound, none is lost.
-func TestConcurrentWriters(t *testing.T) {
+func testConcurrentWriters(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	ms := []*manager.Manager{
 		f.manager(manager.Config{Default: "a"}, f.soft("a")),
@@ -273,11 +331,11 @@ func TestConcurrentWriters(t *testing.T) {
 
 // Each row stops a generation, deletion or migration at one point, as a
 // crash would, and checks what Recover (run by New) makes of it.
-func TestCrashRecovery(t *testing.T) {
+func testCrashRecovery(t *testing.T, newFixture func(*testing.T) *fixture) {
 	type state struct {
 		f       *fixture
 		a, b    *softkey.Plugin
-		st      *manager.DirStore
+		st      manager.BindingStore
 		kid     manager.KID
 		aHandle string
 		pub     *ecdsa.PublicKey
@@ -433,7 +491,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 }
 
-func TestRecoverLeavesYoungRecordsAlone(t *testing.T) {
+func testRecoverLeavesYoungRecordsAlone(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	st := f.store()
 	if err := st.PutIntent(ctx, manager.Intent{Label: "young", Plugin: "a", Created: time.Now().UTC()}); err != nil {
@@ -445,7 +503,7 @@ func TestRecoverLeavesYoungRecordsAlone(t *testing.T) {
 	}
 }
 
-func TestMigrate(t *testing.T) {
+func testMigrate(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	a, b := f.soft("a"), f.soft("b")
 	hw := noImport{f.soft("hw")}
@@ -486,7 +544,7 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
-func TestDeleteAndBusy(t *testing.T) {
+func testDeleteAndBusy(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	st := f.store()
 	m := f.manager(manager.Config{Store: st}, f.soft("a"))
@@ -662,7 +720,7 @@ func FuzzDirStoreRecord(f *testing.F) {
 
 // A manager's cached binding goes stale when another process moves or
 // deletes the key: the next use reads the store again.
-func TestStaleCacheAcrossProcesses(t *testing.T) {
+func testStaleCacheAcrossProcesses(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	one := f.manager(manager.Config{}, f.soft("a"), f.soft("b"))
 	two := f.manager(manager.Config{}, f.soft("a"), f.soft("b"))
@@ -701,7 +759,7 @@ func (p *progressLog) OnProgress(pr manager.Progress) {
 }
 
 // A generation reports its start and end to the host, naming the plugin.
-func TestProgressReported(t *testing.T) {
+func testProgressReported(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	pl := &progressLog{}
 	m := f.manager(manager.Config{Default: "a", Progress: pl}, f.soft("a"))
@@ -717,7 +775,7 @@ func TestProgressReported(t *testing.T) {
 // A migration that another process's recovery undid while it ran (a
 // RecoverAfter too short for processes sharing the store) reports it and
 // leaves the key where it was, with no copy on the target.
-func TestMigrateUndoneByAnotherRecovery(t *testing.T) {
+func testMigrateUndoneByAnotherRecovery(t *testing.T, newFixture func(*testing.T) *fixture) {
 	f := newFixture(t)
 	st := f.store()
 	a, b := f.soft("a"), f.soft("b")

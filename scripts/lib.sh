@@ -6,8 +6,8 @@
 #     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 # What it provides:
-#   wsca_ensure_tools   install softhsm2/opensc/postgresql/gcc/nodejs/npm when missing (root) or fail clearly,
-#                       then the interop wallet's npm packages (wsca_ensure_interop)
+#   wsca_ensure_tools   install softhsm2/opensc/postgresql/gcc/nodejs/npm/chromium when missing (root) or fail
+#                       clearly, then the npm packages of interop/ and web/browser/ (wsca_ensure_interop)
 #   wsca_setup_env      throwaway SoftHSM token + PostgreSQL cluster, exports WSCA_TEST_*,
 #                       and installs an EXIT trap that tears both down again
 #   wsca_print_env      print the exported variables (PIN redacted)
@@ -15,6 +15,7 @@
 #   wsca_lint           gofmt -l, go vet, staticcheck (when installed)
 #   wsca_ensure_staticcheck  go install a pinned staticcheck; never fails the caller
 #   wsca_wallet_build   build the wallet-side packages without cgo and for js/wasm
+#   wsca_wasm_tests     go vet and go test the js/wasm-only code (manager/jsbridge) under Node
 
 # Repository root (this file lives in <root>/scripts).
 WSCA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,6 +87,8 @@ wsca_ensure_tools() {
 	# interop: the independent Node wallet of interop/ (see interop/README.md).
 	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 	command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+	# web/browser: Debian's chromium, driven by playwright-core (never a downloaded browser).
+	[ -x "${WSCA_CHROMIUM:-/usr/bin/chromium}" ] || pkgs+=(chromium)
 	if [ ${#pkgs[@]} -eq 0 ]; then
 		wsca_ensure_interop
 		return 0
@@ -94,7 +97,7 @@ wsca_ensure_tools() {
 		wsca_die "missing tools; install them first, e.g.:
     sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkgs[*]}
 (needed: softhsm2-util from softhsm2, pkcs11-tool from opensc, initdb/pg_ctl from postgresql, a C compiler for cgo and -race,
- node and npm for the interop tests)"
+ node and npm for the interop tests, chromium for the browser tests)"
 	fi
 	command -v apt-get >/dev/null 2>&1 ||
 		wsca_die "missing packages (${pkgs[*]}) and no apt-get to install them with; install them by hand"
@@ -107,6 +110,7 @@ wsca_ensure_tools() {
 	command -v softhsm2-util >/dev/null 2>&1 || wsca_die "softhsm2-util still missing after install"
 	command -v pkcs11-tool >/dev/null 2>&1 || wsca_die "pkcs11-tool still missing after install"
 	[ -n "$(wsca_find_pg_bin)" ] || wsca_die "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb) still missing after install"
+	[ -x "${WSCA_CHROMIUM:-/usr/bin/chromium}" ] || wsca_die "chromium still missing after install"
 	wsca_ensure_interop
 }
 
@@ -119,6 +123,10 @@ wsca_ensure_interop() {
 	wsca_log "npm ci --prefix interop ($(node --version))"
 	npm ci --prefix "$WSCA_ROOT/interop" --no-audit --no-fund --loglevel=error </dev/null >/dev/null ||
 		wsca_die "npm ci --prefix interop failed"
+	# web/browser: playwright-core (pinned in web/browser/package-lock.json) drives Debian's chromium.
+	wsca_log "npm ci --prefix web/browser"
+	npm ci --prefix "$WSCA_ROOT/web/browser" --no-audit --no-fund --loglevel=error </dev/null >/dev/null ||
+		wsca_die "npm ci --prefix web/browser failed"
 }
 
 # Random hex string of $1 bytes.
@@ -315,7 +323,7 @@ wsca_cleanup() {
 
 # Create the throwaway SoftHSM token and PostgreSQL cluster and export:
 #   SOFTHSM2_CONF, WSCA_TEST_PKCS11_{URI,MODULE,TOKEN,PIN,SO_PIN},
-#   WSCA_TEST_POSTGRES_DSN, WSCA_TEST_REQUIRE=pkcs11,postgres
+#   WSCA_TEST_POSTGRES_DSN, WSCA_TEST_REQUIRE=pkcs11,postgres,node,chromium
 # Both are torn down by an EXIT trap (also on INT/TERM and on failure).
 wsca_setup_env() {
 	WSCA_ENV_DIR="$(mktemp -d "${TMPDIR:-/tmp}/wsca-test.XXXXXXXXXX")"
@@ -326,7 +334,7 @@ wsca_setup_env() {
 	wsca_log "throwaway environment in $WSCA_ENV_DIR"
 	wsca_setup_softhsm
 	wsca_setup_postgres
-	export WSCA_TEST_REQUIRE="pkcs11,postgres,node" # node: interop/ (wsca_ensure_interop)
+	export WSCA_TEST_REQUIRE="pkcs11,postgres,node,chromium" # node: interop/; chromium: web/browser/
 }
 
 wsca_print_env() {
@@ -464,6 +472,33 @@ wsca_wallet_build() {
 		wsca_warn "wallet-side packages do not build without cgo or for js/wasm (see above)"
 	fi
 	return "$rc"
+}
+
+# The packages whose code only builds for js/wasm: vetted and tested for GOOS=js GOARCH=wasm.
+WSCA_WASM_TEST_PKGS="./manager/jsbridge/"
+WSCA_WASM_VET_PKGS="./manager/jsbridge/ ./web/wasm/"
+
+# go vet (and staticcheck, when its path is given as $1 and not "-") the js/wasm code and run
+# its tests under Node (go_js_wasm_exec from GOROOT). Returns non-zero if any fails or node
+# is missing.
+wsca_wasm_tests() {
+	local exec_wasm sc="${1:--}"
+	wsca_require_go
+	exec_wasm="$(go env GOROOT)/lib/wasm/go_js_wasm_exec"
+	if ! command -v node >/dev/null 2>&1; then
+		wsca_warn "node is missing: the js/wasm tests cannot run"
+		return 1
+	fi
+	wsca_log "GOOS=js GOARCH=wasm go vet $WSCA_WASM_VET_PKGS && go test -exec=go_js_wasm_exec $WSCA_WASM_TEST_PKGS"
+	# shellcheck disable=SC2086 # package paths, one a word
+	(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 go vet $WSCA_WASM_VET_PKGS) || return 1
+	if [ "$sc" != "-" ]; then
+		wsca_log "GOOS=js GOARCH=wasm staticcheck $WSCA_WASM_VET_PKGS"
+		# shellcheck disable=SC2086
+		(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 "$sc" $WSCA_WASM_VET_PKGS) || return 1
+	fi
+	# shellcheck disable=SC2086
+	(cd "$WSCA_ROOT" && GOOS=js GOARCH=wasm CGO_ENABLED=0 go test -count=1 -exec="$exec_wasm" $WSCA_WASM_TEST_PKGS)
 }
 
 # True if any argument names a package (./x, ../x, ., .., or a module import path).

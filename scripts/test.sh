@@ -5,7 +5,8 @@
 # 2. starts a throwaway SoftHSM token and PostgreSQL cluster (torn down on exit),
 # 3. runs gofmt -l, go vet, staticcheck (pinned, installed if possible),
 # 4. builds the wallet-side packages (internal/walletside/packages.txt) with CGO_ENABLED=0
-#    and for GOOS=js GOARCH=wasm (always, also with WSCA_SKIP_LINT=1), and
+#    and for GOOS=js GOARCH=wasm, vets and tests the js/wasm-only code under Node
+#    (always, also with WSCA_SKIP_LINT=1), and
 # 5. runs go test -race -count=1 -timeout 12m ./...
 #
 # Arguments replace what follows `go test -race -count=1`:
@@ -48,8 +49,8 @@ wsca_log "$(go version)"
 # Static checks first (no services needed). Failures are reported, tests still run.
 lint_failed=""
 checks="go test -race"
+sc="-"
 if [ "${WSCA_SKIP_LINT:-0}" != "1" ]; then
-	sc="-"
 	if [ "${WSCA_SKIP_STATICCHECK:-0}" != "1" ]; then
 		sc="$(wsca_ensure_staticcheck)"
 		[ -n "$sc" ] || sc="-"
@@ -62,6 +63,8 @@ fi
 wallet_failed=""
 wsca_wallet_build || wallet_failed="wallet-side build (CGO_ENABLED=0, js/wasm)"
 checks="$checks, wallet-side build (CGO_ENABLED=0, js/wasm)"
+wsca_wasm_tests "$sc" || wallet_failed="${wallet_failed:+$wallet_failed; }js/wasm tests under Node"
+checks="$checks, js/wasm tests under Node"
 
 wsca_setup_env
 wsca_print_env

@@ -130,6 +130,10 @@ type Config struct {
 	// wait up to R2PSQueueWait, their body unread, then are answered 503
 	// TRY_LATER. 0 means DefaultR2PSMaxConcurrent.
 	R2PSMaxConcurrent int
+	// CORSOrigins are the origins (ValidateOrigin) whose pages may call
+	// the wallet's endpoints (/r2ps, the server keys, the attestation
+	// keys) from a browser; none by default. Never the admin API.
+	CORSOrigins []string
 }
 
 // DefaultR2PSMaxConcurrent is the bound on /r2ps requests served at once
@@ -171,6 +175,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: R2PS concurrency limit %d is negative", cfg.R2PSMaxConcurrent)
 	case cfg.R2PSMaxConcurrent == 0:
 		cfg.R2PSMaxConcurrent = DefaultR2PSMaxConcurrent()
+	}
+	for _, o := range cfg.CORSOrigins {
+		if err := ValidateOrigin(o); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, r2psSlots: make(chan struct{}, cfg.R2PSMaxConcurrent)}
 	if s.log == nil {
@@ -228,7 +237,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 	})
-	s.handler = s.middleware(mux)
+	s.handler = s.middleware(cors(cfg.CORSOrigins, mux))
 	return s, nil
 }
 

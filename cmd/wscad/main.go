@@ -77,6 +77,7 @@ type options struct {
 	taskContexts    string
 	iatMaxAge       time.Duration
 	r2psConcurrent  int
+	corsOrigins     originsFlag
 	compat          dispatch.Compat
 	responseKey     dispatch.ResponseKey
 	secdsaMax       int
@@ -115,6 +116,26 @@ func (f enumFlag[T]) Set(s string) error {
 	return nil
 }
 
+// originsFlag is a repeatable flag of origins; a value may list several,
+// comma-separated (as WSCA_CORS_ORIGIN does).
+type originsFlag []string
+
+func (f *originsFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return strings.Join(*f, ",")
+}
+
+func (f *originsFlag) Set(s string) error {
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			*f = append(*f, o)
+		}
+	}
+	return nil
+}
+
 // errVersion stops parsing: --version was given.
 var errVersion = errors.New("version requested")
 
@@ -145,6 +166,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.taskContexts, "task-contexts", "signing", "comma-separated contexts where sign_ecdsa needs a session bound to sign: task (SCAL2)")
 	fs.DurationVar(&o.iatMaxAge, "iat-max-age", dispatch.DefaultMaxAge, "oldest request (iat) accepted; nonces are kept this long")
 	fs.IntVar(&o.r2psConcurrent, "r2ps-max-concurrent", 0, "R2PS requests served at once; more wait up to 1s, unread, then get 503 TRY_LATER (0: max(16, 2×GOMAXPROCS))")
+	fs.Var(&o.corsOrigins, "cors-origin", "`origin` (https://wallet.example) whose pages may call /r2ps and the server and attestation keys from a browser; repeatable or comma-separated; none by default, never the admin API")
 	fs.Var(enumFlag[dispatch.ResponseKey]{&o.responseKey, dispatch.ParseResponseKey}, "response-key", "where the R2PS response-signing key lives: sealed (in memory, sealed in the store by the HSM; the default) or hsm (on the HSM: one more HSM signature per request)")
 	fs.Var(enumFlag[dispatch.Compat]{&o.compat, dispatch.ParseCompat}, "compat", "`mode` for go-r2ps-service clients (docs/protocol.md §8): off (the default), jwe (2FA in their session-key JWE) or bearer (also their bare 2FA JWS: weaker)")
 	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
@@ -187,6 +209,11 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	}
 	if o.r2psConcurrent < 0 {
 		return nil, fmt.Errorf("--r2ps-max-concurrent %d: want 0 (the default) or more", o.r2psConcurrent)
+	}
+	for _, origin := range o.corsOrigins {
+		if err := server.ValidateOrigin(origin); err != nil {
+			return nil, fmt.Errorf("--cors-origin: %w", err)
+		}
 	}
 	return &o, nil
 }
@@ -391,7 +418,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey, SECDSAMaxFailures: o.secdsaMax,
 		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
-		PublicURL: o.publicURL, EvidenceOrigin: o.evidenceOrigin,
+		CORSOrigins: o.corsOrigins, PublicURL: o.publicURL, EvidenceOrigin: o.evidenceOrigin,
 		Attest: stack.AttestOptions{
 			ChainPEM: s.attestChain, NoDevCA: !o.attestDevCA, KeyName: o.attestKeyName, Wallet: o.wallet,
 		},

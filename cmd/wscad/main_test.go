@@ -183,6 +183,8 @@ func TestBadConfig(t *testing.T) {
 		{"unknown flag", []string{"--nope"}, nil, "nope"},
 		{"unknown command", []string{"serve"}, nil, `unknown command "serve"`},
 		{"bad role", []string{"--role", "hsm"}, nil, "role"},
+		{"bad cors origin", []string{"--cors-origin", "https://wallet.example/"}, nil, "cors-origin"},
+		{"wildcard cors origin env", nil, map[string]string{"WSCA_CORS_ORIGIN": "https://a.example,*"}, "cors-origin"},
 		{"bad device URI", []string{"--device", "tpm:x"}, nil, "device URI"},
 		{"bad store DSN", []string{"--store", "mysql://x"}, nil, "dsn"},
 		{"bad device backend", []string{"--device-backend", "tpm"}, nil, "device backend"},

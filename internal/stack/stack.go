@@ -61,6 +61,8 @@ type Options struct {
 	// R2PSMaxConcurrent bounds the /r2ps requests served at once (0: the
 	// server's default).
 	R2PSMaxConcurrent int
+	// CORSOrigins: server.Config.CORSOrigins.
+	CORSOrigins []string
 	// PublicURL is the public base URL of this deployment's WSCA role: the
 	// status lists' URIs start with it. Empty: http:// + Addr.
 	PublicURL string
@@ -347,7 +349,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Roles: o.Roles, Keys: w.Keys, Units: w.Units,
 		Logger: o.Logger, Registry: o.Registry, Version: o.Version, AdminToken: o.AdminToken, R2PS: disp, PIN: pins,
 		ShutdownTimeout: o.ShutdownTimeout, ReadyTimeout: o.ReadyTimeout, R2PSMaxConcurrent: o.R2PSMaxConcurrent,
-		Statuses: statuses, Evidence: ev.Handler(), EvidenceEntries: ev.EntryHandler(),
+		CORSOrigins: o.CORSOrigins, Statuses: statuses, Evidence: ev.Handler(), EvidenceEntries: ev.EntryHandler(),
 	}
 	if pub != nil {
 		scfg.StatusLists, scfg.AttestationKeys, scfg.DevCARoot = pub.Handler(), ak.KeySet, ak.DevRoot

@@ -22,18 +22,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/wsca/wsca/ecp256"
-	"github.com/wsca/wsca/internal/atomicfile"
 	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/kv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 )
@@ -58,8 +55,12 @@ type Config struct {
 	// SessionDuration asks the server for session lengths (0: its
 	// default).
 	SessionDuration time.Duration
-	// Journal is a directory for the generation journal (required).
-	Journal string
+	// Journal is a directory for the generation journal; JournalStore
+	// keeps it in a kv.Store instead, under JournalPrefix. One of the two
+	// is required.
+	Journal       string
+	JournalStore  kv.Store
+	JournalPrefix string
 	// Sessions keeps the PIN session between processes (a CLI runs once
 	// per command); nil keeps it in this process only.
 	Sessions SessionStore
@@ -85,9 +86,10 @@ type SessionStore interface {
 
 // Plugin is the R2PS plugin.
 type Plugin struct {
-	cfg  Config
-	mu   sync.Mutex
-	sess *client.Session
+	cfg     Config
+	journal journal
+	mu      sync.Mutex
+	sess    *client.Session
 
 	pmu   sync.RWMutex
 	props manager.Properties
@@ -101,11 +103,17 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.Client == nil {
 		return nil, fmt.Errorf("%w: remote: no client", manager.ErrInvalidInput)
 	}
-	if cfg.Journal == "" {
-		return nil, fmt.Errorf("%w: remote: no journal directory", manager.ErrInvalidInput)
-	}
-	if err := os.MkdirAll(cfg.Journal, 0o700); err != nil {
-		return nil, fmt.Errorf("remote: journal: %w", err)
+	var j journal
+	switch {
+	case cfg.JournalStore != nil:
+		j = kvJournal{kv: cfg.JournalStore, prefix: cfg.JournalPrefix}
+	case cfg.Journal != "":
+		if err := os.MkdirAll(cfg.Journal, 0o700); err != nil {
+			return nil, fmt.Errorf("remote: journal: %w", err)
+		}
+		j = dirJournal{dir: cfg.Journal}
+	default:
+		return nil, fmt.Errorf("%w: remote: no journal", manager.ErrInvalidInput)
 	}
 	if cfg.ID == "" {
 		cfg.ID = DefaultID
@@ -117,7 +125,7 @@ func New(cfg Config) (*Plugin, error) {
 		cfg.Now = time.Now
 	}
 	cfg.Properties = manager.RemoteProperties(cfg.Properties)
-	return &Plugin{cfg: cfg, props: cfg.Properties}, nil
+	return &Plugin{cfg: cfg, journal: j, props: cfg.Properties}, nil
 }
 
 // Refresh replaces the properties with what the server states of its
@@ -330,33 +338,18 @@ type journalEntry struct {
 	Created time.Time `json:"created"`
 }
 
-func (p *Plugin) journalPath(label string) string {
-	return filepath.Join(p.cfg.Journal, hex.EncodeToString([]byte(label))+".json")
-}
-
-func (p *Plugin) writeJournal(e journalEntry) error {
+func (p *Plugin) writeJournal(ctx context.Context, e journalEntry) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Replace(p.journalPath(e.Label), b, 0o600); err != nil {
-		return fmt.Errorf("remote: journal: %w", err)
-	}
-	return nil
+	return p.journal.put(ctx, hex.EncodeToString([]byte(e.Label)), b)
 }
 
-func (p *Plugin) readJournal(label string) (journalEntry, bool, error) {
-	f, err := os.Open(p.journalPath(label))
-	if errors.Is(err, fs.ErrNotExist) {
-		return journalEntry{}, false, nil
-	}
-	if err != nil {
-		return journalEntry{}, false, fmt.Errorf("remote: journal: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
-	if err != nil {
-		return journalEntry{}, false, fmt.Errorf("remote: journal: %w", err)
+func (p *Plugin) readJournal(ctx context.Context, label string) (journalEntry, bool, error) {
+	b, ok, err := p.journal.get(ctx, hex.EncodeToString([]byte(label)))
+	if err != nil || !ok {
+		return journalEntry{}, false, err
 	}
 	var e journalEntry
 	if err := json.Unmarshal(b, &e); err != nil || e.Label != label {
@@ -409,12 +402,12 @@ func (p *Plugin) Generate(ctx context.Context, label string, env manager.Env) (m
 		for _, k := range before {
 			e.Before = append(e.Before, k.KID)
 		}
-		if err := p.writeJournal(e); err != nil {
+		if err := p.writeJournal(ctx, e); err != nil {
 			return manager.PluginKey{}, nil, err
 		}
 		defer func() {
 			if e.KID != "" {
-				_ = p.writeJournal(e)
+				_ = p.writeJournal(context.WithoutCancel(ctx), e)
 			}
 		}()
 		var out r2ps.GenerateResponse
@@ -455,7 +448,7 @@ func fromGenerate(out r2ps.GenerateResponse) (manager.PluginKey, error) {
 // newest key that was not there before the generation and that no other
 // journal entry claims.
 func (p *Plugin) Lookup(ctx context.Context, label string, env manager.Env) (manager.PluginKey, bool, error) {
-	e, ok, err := p.readJournal(label)
+	e, ok, err := p.readJournal(ctx, label)
 	if err != nil || !ok {
 		return manager.PluginKey{}, false, err
 	}
@@ -464,16 +457,13 @@ func (p *Plugin) Lookup(ctx context.Context, label string, env manager.Env) (man
 		return manager.PluginKey{}, false, err
 	}
 	claimed := map[string]bool{}
-	ents, _ := os.ReadDir(p.cfg.Journal)
-	for _, de := range ents {
-		if !strings.HasSuffix(de.Name(), ".json") {
-			continue
-		}
-		raw, err := hex.DecodeString(strings.TrimSuffix(de.Name(), ".json"))
+	names, _ := p.journal.list(ctx)
+	for _, n := range names {
+		raw, err := hex.DecodeString(n)
 		if err != nil || string(raw) == label {
 			continue
 		}
-		if o, ok, _ := p.readJournal(string(raw)); ok && o.KID != "" {
+		if o, ok, _ := p.readJournal(ctx, string(raw)); ok && o.KID != "" {
 			claimed[o.KID] = true
 		}
 	}

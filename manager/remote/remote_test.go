@@ -1,6 +1,7 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
@@ -12,11 +13,13 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/kv"
 	"github.com/wsca/wsca/manager/plugintest"
 	"github.com/wsca/wsca/manager/remote"
 	"github.com/wsca/wsca/manager/softkey"
@@ -71,6 +74,12 @@ func newServer(t testing.TB) *server {
 // enrolled with h's PIN.
 func (s *server) unit(t testing.TB, h *host) *remote.Plugin {
 	t.Helper()
+	return s.unitWith(t, h, nil)
+}
+
+// unitWith is unit with the plugin's configuration changed by mod.
+func (s *server) unitWith(t testing.TB, h *host, mod func(*remote.Config)) *remote.Plugin {
+	t.Helper()
 	unit := wscd.NewUnitID()
 	if err := s.svc.Units.Create(ctx, unit); err != nil {
 		t.Fatal(err)
@@ -89,7 +98,11 @@ func (s *server) unit(t testing.TB, h *host) *remote.Plugin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := remote.New(remote.Config{Client: c, Journal: t.TempDir()})
+	cfg := remote.Config{Client: c, Journal: t.TempDir()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := remote.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +115,25 @@ func (s *server) unit(t testing.TB, h *host) *remote.Plugin {
 func TestConformance(t *testing.T) {
 	s := newServer(t)
 	h := &host{pin: "123456"}
-	plugintest.Run(t, manager.Env{Auth: h}, func(t *testing.T) manager.Plugin { return s.unit(t, h) })
-	plugintest.RunBindings(t, manager.Env{Auth: h}, func(t *testing.T) manager.Plugin { return s.unit(t, h) })
+	for _, tc := range []struct {
+		name string
+		mod  func(*remote.Config)
+	}{
+		{"dir journal", nil},
+		{"kv journal", func(c *remote.Config) {
+			d, err := kv.OpenDir(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Journal, c.JournalStore, c.JournalPrefix = "", d, "r2ps-journal/"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fresh := func(t *testing.T) manager.Plugin { return s.unitWith(t, h, tc.mod) }
+			plugintest.Run(t, manager.Env{Auth: h}, fresh)
+			plugintest.RunBindings(t, manager.Env{Auth: h}, fresh)
+		})
+	}
 }
 
 func digest(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
@@ -305,9 +335,30 @@ func (m *memSessions) Forget(context.Context) error {
 // a logout forgets it.
 func TestSavedSession(t *testing.T) {
 	s := newServer(t)
+	for _, tc := range []struct {
+		name     string
+		sessions func(t *testing.T) remote.SessionStore
+	}{
+		{"memory", func(*testing.T) remote.SessionStore { return &memSessions{} }},
+		{"kv", func(t *testing.T) remote.SessionStore {
+			d, err := kv.OpenDir(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks, err := remote.NewKVSessions(d, "r2ps/session", bytes.Repeat([]byte{3}, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ks
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSavedSession(t, s, tc.sessions(t)) })
+	}
+}
+
+func testSavedSession(t *testing.T, s *server, sessions remote.SessionStore) {
 	h := &host{pin: "444444"}
 	first := s.unit(t, h)
-	sessions := &memSessions{}
 	c := first.Client()
 	mk := func() *remote.Plugin {
 		p, err := remote.New(remote.Config{Client: c, Journal: t.TempDir(), Sessions: sessions})
@@ -344,6 +395,51 @@ func TestSavedSession(t *testing.T) {
 	}
 	if _, _, err := mk().Sign(ctx, k.Handle, digest("m"), manager.Env{}); !errors.Is(err, manager.ErrAuthRequired) {
 		t.Fatalf("after logout, with no PIN callback: %v, want ErrAuthRequired", err)
+	}
+}
+
+// A kept session opens only under its KEK and its own key, and its
+// session key is never in the clear.
+func TestKVSessionsRefusals(t *testing.T) {
+	d, err := kv.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek := bytes.Repeat([]byte{3}, 32)
+	a, err := remote.NewKVSessions(d, "a/session", kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{0x5a}, 32)
+	if err := a.Save(ctx, remote.SavedSession{ID: "s1", Key: bytes.Clone(key), ExpiresAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := d.Get(ctx, "a/session")
+	if bytes.Contains(raw, key) || bytes.Contains(raw, []byte("s1")) {
+		t.Fatal("the session is kept in the clear")
+	}
+	if got, ok, err := a.Load(ctx); err != nil || !ok || !bytes.Equal(got.Key, key) || got.ID != "s1" {
+		t.Fatalf("Load: %+v %v %v", got, ok, err)
+	}
+	wrong, _ := remote.NewKVSessions(d, "a/session", bytes.Repeat([]byte{4}, 32))
+	if _, _, err := wrong.Load(ctx); !errors.Is(err, remote.ErrSessionDecrypt) {
+		t.Fatalf("Load under another KEK: %v", err)
+	}
+	if err := d.Put(ctx, "b/session", raw); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := remote.NewKVSessions(d, "b/session", kek)
+	if _, _, err := moved.Load(ctx); !errors.Is(err, remote.ErrSessionDecrypt) {
+		t.Fatalf("Load of a value moved from another key: %v", err)
+	}
+	if err := a.Forget(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.Load(ctx); ok || err != nil {
+		t.Fatalf("Load after Forget: %v %v", ok, err)
+	}
+	if _, err := remote.NewKVSessions(d, "k", kek[:16]); !errors.Is(err, manager.ErrInvalidInput) {
+		t.Fatalf("a 16-byte KEK: %v", err)
 	}
 }
 

@@ -1,10 +1,11 @@
 // Package softkey is the manager's software WSCD: P-256 keys kept in a
-// directory, each in its own JWE (A256KW + A256GCM) under a 32-byte key the
+// directory ([Open]) or a key-value store ([OpenStore], the browser's
+// storage), each in its own JWE (A256KW + A256GCM) under a 32-byte key the
 // host supplies (from the platform keystore) or derives from a passphrase
 // with [KEKFromPassphrase]. Nothing is ever written in the clear; an export
 // is a JWE too.
 //
-// One file per key, created atomically, so two processes sharing the
+// One file (or value) per key, created atomically, so two processes sharing the
 // directory never lose each other's keys. A key's plaintext lives only for
 // the duration of one operation and its bytes are zeroed after (the copy
 // inside crypto/ecdsa cannot be).
@@ -23,20 +24,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/wsca/wsca/ecp256"
-	"github.com/wsca/wsca/internal/atomicfile"
 	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/kv"
 )
 
 // ID is the plugin id.
@@ -58,14 +55,14 @@ var ErrDecrypt = errors.New("softkey: key file does not decrypt")
 
 // Plugin is the softkey WSCD.
 type Plugin struct {
-	id  string
-	dir string
-	kek []byte
-	now func() time.Time
+	id    string
+	files files
+	kek   []byte
+	now   func() time.Time
 }
 
-// Open opens (creating) the keystore in dir with the KEK. The KEK is
-// copied; Close zeroes the copy.
+// Open opens (creating) the keystore in dir with the KEK: one file
+// <handle>.jwe per key. The KEK is copied; Close zeroes the copy.
 func Open(dir string, kek []byte) (*Plugin, error) {
 	if len(kek) != KEKSize {
 		return nil, fmt.Errorf("softkey: the key-encryption key must be %d bytes", KEKSize)
@@ -73,7 +70,19 @@ func Open(dir string, kek []byte) (*Plugin, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("softkey: %w", err)
 	}
-	return &Plugin{id: ID, dir: dir, kek: append([]byte(nil), kek...), now: time.Now}, nil
+	return &Plugin{id: ID, files: dirFiles{dir: dir}, kek: append([]byte(nil), kek...), now: time.Now}, nil
+}
+
+// OpenStore opens the keystore kept in s under prefix (one value
+// prefix+handle per key, the same JWE as a file of [Open]) with the KEK.
+func OpenStore(s kv.Store, prefix string, kek []byte) (*Plugin, error) {
+	if len(kek) != KEKSize {
+		return nil, fmt.Errorf("softkey: the key-encryption key must be %d bytes", KEKSize)
+	}
+	if s == nil || len(prefix)+22 > kv.MaxKey {
+		return nil, fmt.Errorf("%w: softkey: no store, or a prefix too long", manager.ErrInvalidInput)
+	}
+	return &Plugin{id: ID, files: kvFiles{kv: s, prefix: prefix}, kek: append([]byte(nil), kek...), now: time.Now}, nil
 }
 
 // WithID returns the plugin under another id, for a host that keeps two
@@ -123,8 +132,6 @@ func validHandle(h string) bool {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(h)
 	return err == nil && len(b) == 16
 }
-
-func (p *Plugin) path(handle string) string { return filepath.Join(p.dir, handle+".jwe") }
 
 // seal encrypts priv under the KEK, naming handle (as kid) and label in the
 // authenticated header.
@@ -180,21 +187,13 @@ func (p *Plugin) open(b []byte, handle string) (*record, string, error) {
 	return &r, label, nil
 }
 
-func (p *Plugin) read(handle string) ([]byte, error) {
+func (p *Plugin) read(ctx context.Context, handle string) ([]byte, error) {
 	if !validHandle(handle) {
 		return nil, manager.ErrKeyNotFound
 	}
-	f, err := os.Open(p.path(handle))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, manager.ErrKeyNotFound
-	}
+	b, err := p.files.read(ctx, handle)
 	if err != nil {
-		return nil, fmt.Errorf("softkey: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("softkey: %w", err)
+		return nil, err
 	}
 	if len(b) > maxFile {
 		return nil, fmt.Errorf("%w: file too large", ErrDecrypt)
@@ -203,20 +202,12 @@ func (p *Plugin) read(handle string) ([]byte, error) {
 }
 
 // load returns the key's private scalar; the caller zeroes it.
-func (p *Plugin) load(handle string) (*record, string, error) {
-	b, err := p.read(handle)
+func (p *Plugin) load(ctx context.Context, handle string) (*record, string, error) {
+	b, err := p.read(ctx, handle)
 	if err != nil {
 		return nil, "", err
 	}
 	return p.open(b, handle)
-}
-
-// write stores a new key file atomically; it never replaces one.
-func (p *Plugin) write(handle string, b []byte) error {
-	if err := atomicfile.Create(p.path(handle), b, 0o600); err != nil {
-		return fmt.Errorf("softkey: %w", err)
-	}
-	return nil
 }
 
 func newHandle() string {
@@ -225,7 +216,7 @@ func newHandle() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (p *Plugin) store(label string, d []byte) (manager.PluginKey, error) {
+func (p *Plugin) store(ctx context.Context, label string, d []byte) (manager.PluginKey, error) {
 	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
 	if err != nil {
 		return manager.PluginKey{}, fmt.Errorf("softkey: %w", err)
@@ -236,7 +227,7 @@ func (p *Plugin) store(label string, d []byte) (manager.PluginKey, error) {
 	if err != nil {
 		return manager.PluginKey{}, fmt.Errorf("softkey: %w", err)
 	}
-	if err := p.write(handle, b); err != nil {
+	if err := p.files.create(ctx, handle, b); err != nil {
 		return manager.PluginKey{}, err
 	}
 	return manager.PluginKey{Handle: handle, Public: &priv.PublicKey, Label: label, Created: created}, nil
@@ -253,7 +244,7 @@ func (p *Plugin) Generate(ctx context.Context, label string, _ manager.Env) (man
 	}
 	d := priv.Bytes()
 	defer clear(d)
-	k, err := p.store(label, d)
+	k, err := p.store(ctx, label, d)
 	return k, amr, err
 }
 
@@ -267,13 +258,13 @@ func (p *Plugin) Import(ctx context.Context, k *manager.ExportedKey, label strin
 	}
 	d := k.PrivateKey().Bytes()
 	defer clear(d)
-	pk, err := p.store(label, d)
+	pk, err := p.store(ctx, label, d)
 	return pk, amr, err
 }
 
 // Export implements manager.ExportingPlugin.
-func (p *Plugin) Export(_ context.Context, handle string, _ manager.Env) (*manager.ExportedKey, error) {
-	r, _, err := p.load(handle)
+func (p *Plugin) Export(ctx context.Context, handle string, _ manager.Env) (*manager.ExportedKey, error) {
+	r, _, err := p.load(ctx, handle)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +296,7 @@ func (p *Plugin) Sign(ctx context.Context, handle string, digest []byte, _ manag
 	if len(digest) != 32 {
 		return nil, nil, fmt.Errorf("%w: a digest is 32 bytes", manager.ErrInvalidInput)
 	}
-	r, _, err := p.load(handle)
+	r, _, err := p.load(ctx, handle)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -327,7 +318,7 @@ func (p *Plugin) ECDH(ctx context.Context, handle string, peer *ecdh.PublicKey, 
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	r, _, err := p.load(handle)
+	r, _, err := p.load(ctx, handle)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -344,8 +335,8 @@ func (p *Plugin) ECDH(ctx context.Context, handle string, peer *ecdh.PublicKey, 
 }
 
 // PublicKey implements manager.Plugin.
-func (p *Plugin) PublicKey(_ context.Context, handle string, _ manager.Env) (*ecdsa.PublicKey, error) {
-	r, _, err := p.load(handle)
+func (p *Plugin) PublicKey(ctx context.Context, handle string, _ manager.Env) (*ecdsa.PublicKey, error) {
+	r, _, err := p.load(ctx, handle)
 	if err != nil {
 		return nil, err
 	}
@@ -358,8 +349,8 @@ func (p *Plugin) PublicKey(_ context.Context, handle string, _ manager.Env) (*ec
 }
 
 // Properties implements manager.Plugin.
-func (p *Plugin) Properties(_ context.Context, handle string, _ manager.Env) (manager.Properties, error) {
-	if _, err := p.read(handle); err != nil {
+func (p *Plugin) Properties(ctx context.Context, handle string, _ manager.Env) (manager.Properties, error) {
+	if _, err := p.read(ctx, handle); err != nil {
 		return manager.Properties{}, err
 	}
 	return p.NewKeyProperties(), nil
@@ -372,13 +363,13 @@ func (p *Plugin) List(ctx context.Context, _ manager.Env) ([]manager.PluginKey, 
 
 // list returns the keys, only those made under label when it is set.
 func (p *Plugin) list(ctx context.Context, label string) ([]manager.PluginKey, error) {
-	ents, err := os.ReadDir(p.dir)
+	handles, err := p.files.list(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("softkey: %w", err)
+		return nil, err
 	}
 	var names []string
-	for _, e := range ents {
-		if h, ok := strings.CutSuffix(e.Name(), ".jwe"); ok && validHandle(h) {
+	for _, h := range handles {
+		if validHandle(h) {
 			names = append(names, h)
 		}
 	}
@@ -388,7 +379,7 @@ func (p *Plugin) list(ctx context.Context, label string) ([]manager.PluginKey, e
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		b, err := p.read(h)
+		b, err := p.read(ctx, h)
 		if errors.Is(err, manager.ErrKeyNotFound) {
 			continue // deleted meanwhile
 		}
@@ -415,13 +406,12 @@ func (p *Plugin) list(ctx context.Context, label string) ([]manager.PluginKey, e
 }
 
 // Delete implements manager.Plugin.
-func (p *Plugin) Delete(_ context.Context, handle string, _ manager.Env) ([]string, error) {
+func (p *Plugin) Delete(ctx context.Context, handle string, _ manager.Env) ([]string, error) {
 	if !validHandle(handle) {
 		return nil, nil
 	}
-	err := os.Remove(p.path(handle))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("softkey: %w", err)
+	if err := p.files.remove(ctx, handle); err != nil {
+		return nil, err
 	}
 	return amr, nil
 }

@@ -1,0 +1,16 @@
+//go:build js && wasm && wsca_fido2
+
+package jsbridge
+
+import (
+	"github.com/wsca/wsca/manager"
+	"github.com/wsca/wsca/manager/fido2"
+	"github.com/wsca/wsca/manager/kv"
+)
+
+// newFIDO2 is helper F's fido2 plugin with no transport: it runs its
+// ceremonies through AuthCallback.RequestWebAuthnAssertion (the host's
+// callbacks.webauthn).
+func newFIDO2(rpID string, store kv.Store) (manager.Plugin, error) {
+	return fido2.New(fido2.Config{RPID: rpID, Store: store})
+}
