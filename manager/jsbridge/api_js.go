@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall/js"
 	"time"
 
@@ -106,7 +107,7 @@ type bridge struct {
 	soft    *softkey.Plugin
 	r2ps    *Remote
 	funcs   []js.Func
-	closed  bool
+	closed  atomic.Bool
 	closers []func()
 }
 
@@ -220,7 +221,7 @@ func (b *bridge) object() js.Value {
 		f := js.FuncOf(func(_ js.Value, args []js.Value) any {
 			args = append([]js.Value(nil), args...)
 			return promise(func(ctx context.Context) (any, error) {
-				if b.closed {
+				if b.closed.Load() {
 					return nil, invalid("the manager is closed")
 				}
 				return fn(ctx, args)
@@ -503,7 +504,7 @@ func (b *bridge) enrol(ctx context.Context, args []js.Value) (any, error) {
 }
 
 func (b *bridge) closeJS(context.Context, []js.Value) (any, error) {
-	b.closed = true
+	b.closed.Store(true)
 	b.close()
 	return js.Undefined(), nil
 }
