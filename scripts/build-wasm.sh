@@ -3,7 +3,7 @@
 #   web/dist/manager.wasm   GOOS=js GOARCH=wasm, -trimpath -ldflags='-s -w'
 #   web/dist/wasm_exec.js   Go's loader, copied from $(go env GOROOT)/lib/wasm
 # and prints the raw and gzip -9 sizes. Extra arguments go to go build
-# (e.g. -tags wsca_fido2). WSCA_WASM_OUT overrides the output directory.
+# (e.g. -tags, -ldflags). WSCA_WASM_OUT overrides the output directory.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${WSCA_WASM_OUT:-$root/web/dist}"

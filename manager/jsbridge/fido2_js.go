@@ -1,4 +1,4 @@
-//go:build js && wasm && wsca_fido2
+//go:build js && wasm
 
 package jsbridge
 
@@ -8,7 +8,7 @@ import (
 	"github.com/wsca/wsca/manager/kv"
 )
 
-// newFIDO2 is helper F's fido2 plugin with no transport: it runs its
+// newFIDO2 is the fido2 plugin with no transport: it runs its
 // ceremonies through AuthCallback.RequestWebAuthnAssertion (the host's
 // callbacks.webauthn).
 func newFIDO2(rpID string, store kv.Store) (manager.Plugin, error) {

@@ -173,8 +173,7 @@ func buildWASM(t *testing.T, root string) string {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	// wsca_fido2: the manager with its FIDO2 plugin (manager/jsbridge).
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "build-wasm.sh"), "-tags", "wsca_fido2")
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "build-wasm.sh"))
 	cmd.Dir = root
 	b, err := cmd.CombinedOutput()
 	if err != nil {
