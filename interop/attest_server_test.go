@@ -22,6 +22,7 @@ import (
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -48,13 +49,13 @@ func TestServerAttestationsIndependentValidators(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := client.FetchServerKeys(ctx, nil, r.URL)
+	keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: r.URL, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	c, err := client.New(client.Config{URL: r.URL, Transport: httptransport.New(nil), Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

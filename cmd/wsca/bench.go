@@ -23,6 +23,7 @@ import (
 
 	"github.com/wsca/wsca/internal/proccpu"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 )
 
 // Bounds of a bench run: it always ends.
@@ -148,7 +149,7 @@ func benchSetup(ctx context.Context, o *benchOptions) ([]*benchWorker, func(), e
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: o.concurrency, IdleConnTimeout: time.Minute,
 	}}
-	keys, err := client.FetchServerKeys(ctx, hc, o.url)
+	keys, err := client.FetchServerKeys(ctx, httptransport.New(hc), o.url)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,7 +205,7 @@ func benchEnrol(ctx context.Context, o *benchOptions, hc *http.Client, keys clie
 	if err != nil {
 		return w, err
 	}
-	if w.c, err = client.New(client.Config{URL: o.url, HTTP: hc, Unit: unit, Context: o.pinContext,
+	if w.c, err = client.New(client.Config{URL: o.url, Transport: httptransport.New(hc), Unit: unit, Context: o.pinContext,
 		SigningKey: csk, AgreementKey: cak, Server: keys}); err != nil {
 		return w, err
 	}

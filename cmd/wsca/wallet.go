@@ -16,6 +16,7 @@ import (
 	"github.com/wsca/wsca/manager"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 )
 
 // newWallet makes fresh client keys (CSK, CAK) and pins the server's keys
@@ -29,7 +30,7 @@ func newWallet(ctx context.Context, hc *http.Client, path, url, unit, secCtx str
 		return nil, errors.New("the context must not be empty")
 	}
 	w := &wallet{path: path, url: url, unit: unit, context: secCtx, hc: hc}
-	keys, err := client.FetchServerKeys(ctx, w.httpClient(), url)
+	keys, err := client.FetchServerKeys(ctx, httptransport.New(w.httpClient()), url)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func (w *wallet) httpClient() *http.Client {
 }
 
 func (w *wallet) client() (*client.Client, error) {
-	return client.New(client.Config{URL: w.url, HTTP: w.httpClient(), Unit: w.unit, Context: w.context,
+	return client.New(client.Config{URL: w.url, Transport: httptransport.New(w.httpClient()), Unit: w.unit, Context: w.context,
 		SigningKey: w.csk, AgreementKey: w.cak, Server: w.server})
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 )
 
 // softhsmConf is SOFTHSM2_CONF when the tests start: in-process runs of
@@ -115,11 +116,11 @@ func (in *instance) stop(t *testing.T) {
 // client is a wallet of unit with the keys csk and cak, talking to in.
 func (in *instance) client(t *testing.T, unit string, csk *ecdsa.PrivateKey, cak *ecdh.PrivateKey) *client.Client {
 	t.Helper()
-	keys, err := client.FetchServerKeys(context.Background(), nil, in.url)
+	keys, err := client.FetchServerKeys(context.Background(), httptransport.New(nil), in.url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(client.Config{URL: in.url, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	c, err := client.New(client.Config{URL: in.url, Transport: httptransport.New(nil), Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/wsca/wsca/internal/gor2pswire"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 )
 
 // adminCall sends one admin API request with the bearer token.
@@ -97,7 +98,7 @@ func TestCompatEndToEnd(t *testing.T) {
 				t.Fatalf("provision: %d %v", code, out)
 			}
 
-			keys, err := client.FetchServerKeys(ctx, nil, base)
+			keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), base)
 			if err != nil {
 				t.Fatal(err)
 			}

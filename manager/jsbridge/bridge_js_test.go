@@ -6,14 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"strings"
 	"syscall/js"
 	"testing"
+	"time"
 
 	"github.com/wsca/wsca/manager"
 	"github.com/wsca/wsca/manager/kv"
 	"github.com/wsca/wsca/manager/kv/kvtest"
+	"github.com/wsca/wsca/r2ps/client"
 )
 
 // jsEval makes a JavaScript value from source (an expression).
@@ -177,31 +178,46 @@ func TestExportAndOpen(t *testing.T) {
 	}
 }
 
-// The fetch transport: method, headers and body out; status, headers and
-// body back; a rejection and an oversized body are errors.
+// The fetch transport: method, content type and body out; status, content
+// type and body back; a rejection, an oversized body (announced or not) and
+// an ended context are errors.
 func TestFetchTransport(t *testing.T) {
 	old := js.Global().Get("fetch")
 	defer js.Global().Set("fetch", old)
 	js.Global().Set("fetch", jsEval(`async (url, o) => {
 		if (url.endsWith("/down")) throw new TypeError("fetch failed");
-		if (url.endsWith("/big")) return new Response(new Uint8Array(5 << 20));
+		if (url.endsWith("/big")) return new Response(new Uint8Array(11));
+		if (url.endsWith("/announced")) return new Response("x", { headers: { "Content-Length": "11" } });
+		if (url.endsWith("/hang")) return new Promise((_, reject) => o.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))));
 		const body = o.body ? new TextDecoder().decode(o.body) : "";
-		return new Response(o.method + " " + o.headers.get("content-type") + " " + body, { status: 201, headers: { "X-T": "1" } });
+		return new Response(o.method + " " + o.headers.get("content-type") + " " + body, { status: 201, headers: { "Content-Type": "text/x" } });
 	}`))
-	c := newHTTPClient()
-	resp, err := c.Post("http://h/x", "application/x", strings.NewReader("hello"))
+	tr := newTransport()
+	ctx := context.Background()
+	resp, err := tr.Do(ctx, &client.HTTPRequest{Method: "POST", URL: "http://h/x", ContentType: "application/x", Body: []byte("hello"), MaxResponse: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 201 || string(b) != "POST application/x hello" || resp.Header.Get("X-T") != "1" {
-		t.Fatalf("%d %q %v", resp.StatusCode, b, resp.Header)
+	if resp.Status != 201 || string(resp.Body) != "POST application/x hello" || resp.ContentType != "text/x" {
+		t.Fatalf("%d %q %q", resp.Status, resp.Body, resp.ContentType)
+	}
+	if resp, err := tr.Do(ctx, &client.HTTPRequest{Method: "GET", URL: "http://h/x", MaxResponse: 100}); err != nil || string(resp.Body) != "GET null " {
+		t.Errorf("a GET: %v %q", err, resp.Body)
 	}
 	var je *JSError
-	if _, err := c.Get("http://h/down"); !errors.As(err, &je) || je.Message != "fetch failed" {
+	if _, err := tr.Do(ctx, &client.HTTPRequest{Method: "GET", URL: "http://h/down", MaxResponse: 10}); !errors.As(err, &je) || je.Message != "fetch failed" {
 		t.Errorf("a rejected fetch: %v", err)
 	}
-	if _, err := c.Get("http://h/big"); err == nil || !strings.Contains(err.Error(), "response of") {
-		t.Errorf("an oversized body: %v", err)
+	for _, u := range []string{"http://h/big", "http://h/announced"} {
+		if _, err := tr.Do(ctx, &client.HTTPRequest{Method: "GET", URL: u, MaxResponse: 10}); !errors.Is(err, client.ErrResponseTooLarge) {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	if resp, err := tr.Do(ctx, &client.HTTPRequest{Method: "GET", URL: "http://h/big", MaxResponse: 11}); err != nil || len(resp.Body) != 11 {
+		t.Errorf("a body at the bound: %v", err)
+	}
+	short := fetchTransport{timeout: time.Millisecond}
+	if _, err := short.Do(ctx, &client.HTTPRequest{Method: "GET", URL: "http://h/hang", MaxResponse: 10}); err == nil {
+		t.Error("a fetch past the timeout succeeded")
 	}
 }

@@ -3,8 +3,8 @@
 package jsbridge
 
 import (
-	"net/http"
-	"time"
+	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 )
 
-func newHTTPClient() *http.Client { return &http.Client{Timeout: 30 * time.Second} }
+func newTransport() client.Transport { return httptransport.New(nil) }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 
 	"github.com/go-jose/go-jose/v4"
@@ -30,8 +29,9 @@ type RemoteConfig struct {
 	// Properties are what the host states of the remote WSCD.
 	Properties  manager.Properties `json:"properties"`
 	DisplayName string             `json:"displayName,omitempty"`
-	// HTTP carries the requests (nil: a client over fetch).
-	HTTP *http.Client `json:"-"`
+	// Transport carries the requests (nil: the host's fetch in the
+	// browser, net/http elsewhere).
+	Transport client.Transport `json:"-"`
 }
 
 // Keys of the plugin's records in the store.
@@ -146,15 +146,15 @@ func (r *Remote) open(ctx context.Context, name string) (*ecdsa.PrivateKey, *ecd
 // build makes the remote plugin for device keys (fetching the server's
 // keys).
 func (r *Remote) build(ctx context.Context, csk *ecdsa.PrivateKey, cak *ecdh.PrivateKey) (*remote.Plugin, error) {
-	hc := r.cfg.HTTP
-	if hc == nil {
-		hc = newHTTPClient()
+	t := r.cfg.Transport
+	if t == nil {
+		t = newTransport()
 	}
-	keys, err := client.FetchServerKeys(ctx, hc, r.cfg.URL)
+	keys, err := client.FetchServerKeys(ctx, t, r.cfg.URL)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Config{URL: r.cfg.URL, HTTP: hc, Unit: r.cfg.Unit, Context: r.cfg.Context,
+	c, err := client.New(client.Config{URL: r.cfg.URL, Transport: t, Unit: r.cfg.Unit, Context: r.cfg.Context,
 		SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		return nil, err

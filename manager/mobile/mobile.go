@@ -30,6 +30,7 @@ import (
 	"github.com/wsca/wsca/manager/remote"
 	"github.com/wsca/wsca/manager/softkey"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 )
 
 // Error codes.
@@ -188,7 +189,7 @@ func (m *Manager) RegisterR2PS(cfg *R2PSConfig) error {
 	ctx, cancel := m.ctx()
 	defer cancel()
 	hc := &http.Client{Timeout: 30 * time.Second}
-	keys, err := client.FetchServerKeys(ctx, hc, cfg.URL)
+	keys, err := client.FetchServerKeys(ctx, httptransport.New(hc), cfg.URL)
 	if err != nil {
 		return toError(err)
 	}
@@ -196,7 +197,7 @@ func (m *Manager) RegisterR2PS(cfg *R2PSConfig) error {
 	if secCtx == "" {
 		secCtx = "hsm"
 	}
-	c, err := client.New(client.Config{URL: cfg.URL, HTTP: hc, Unit: cfg.Unit, Context: secCtx, SigningKey: csk, AgreementKey: cak, Server: keys})
+	c, err := client.New(client.Config{URL: cfg.URL, Transport: httptransport.New(hc), Unit: cfg.Unit, Context: secCtx, SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		return invalid("%v", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/wsca/wsca/manager/softkey"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -88,13 +89,13 @@ func (s *server) unitWith(t testing.TB, h *host, mod func(*remote.Config)) *remo
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := client.FetchServerKeys(ctx, nil, s.url)
+	keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), s.url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: s.url, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	c, err := client.New(client.Config{URL: s.url, Transport: httptransport.New(nil), Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

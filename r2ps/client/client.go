@@ -20,8 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -40,7 +38,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Status != http.StatusOK {
+	if e.Status != statusOK {
 		return fmt.Sprintf("r2ps: server refused the request: %s (HTTP %d)", e.Code, e.Status)
 	}
 	return "r2ps: server answered " + e.Code
@@ -63,8 +61,10 @@ type ServerKeys struct {
 // Config is a client's identity and where its server is.
 type Config struct {
 	// URL is the server's base URL; requests go to URL + "/r2ps".
-	URL  string
-	HTTP *http.Client
+	URL string
+	// Transport carries the requests (required): httptransport.New for
+	// net/http.
+	Transport Transport
 	// Unit and Context name the wallet unit and the security context.
 	Unit, Context string
 	// SigningKey (CSK) signs every request; AgreementKey (CAK) receives
@@ -94,9 +94,8 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("client: signing and agreement keys are required")
 	case cfg.Server.Agreement == nil || cfg.Server.Signing == nil:
 		return nil, errors.New("client: server keys are required (FetchServerKeys)")
-	}
-	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{Timeout: 30 * time.Second}
+	case cfg.Transport == nil:
+		return nil, ErrNoTransport
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -106,27 +105,25 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// FetchServerKeys gets the server's keys from its well-known URL. Callers
-// that can should pin them instead (compare with a value from a trusted
-// channel): fetching trusts the network once.
-func FetchServerKeys(ctx context.Context, hc *http.Client, baseURL string) (ServerKeys, error) {
-	if hc == nil {
-		hc = http.DefaultClient
+// ErrNoTransport: a Config or FetchServerKeys was given no Transport.
+var ErrNoTransport = errors.New("client: a transport is required")
+
+// FetchServerKeys gets the server's keys from its well-known URL over t.
+// Callers that can should pin them instead (compare with a value from a
+// trusted channel): fetching trusts the network once.
+func FetchServerKeys(ctx context.Context, t Transport, baseURL string) (ServerKeys, error) {
+	if t == nil {
+		return ServerKeys{}, ErrNoTransport
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+r2ps.KeysPath, nil)
+	resp, err := exchange(ctx, t, &HTTPRequest{Method: "GET", URL: strings.TrimRight(baseURL, "/") + r2ps.KeysPath, MaxResponse: maxKeysResponse})
 	if err != nil {
 		return ServerKeys{}, err
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return ServerKeys{}, fmt.Errorf("client: server keys: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return ServerKeys{}, fmt.Errorf("client: server keys: HTTP %d", resp.StatusCode)
+	if resp.Status != statusOK {
+		return ServerKeys{}, fmt.Errorf("client: server keys: HTTP %d", resp.Status)
 	}
 	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&set); err != nil {
+	if err := json.Unmarshal(resp.Body, &set); err != nil {
 		return ServerKeys{}, fmt.Errorf("client: server keys: %w", err)
 	}
 	var k ServerKeys
@@ -178,30 +175,21 @@ func (c *Client) sign(req r2ps.Request, protectedHeader string, embed bool) ([]b
 // post sends a body and returns the response body, or an *Error for a
 // problem answer.
 func (c *Client) post(ctx context.Context, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.cfg.URL, "/")+r2ps.Path, bytes.NewReader(body))
+	resp, err := exchange(ctx, c.cfg.Transport, &HTTPRequest{Method: "POST", URL: strings.TrimRight(c.cfg.URL, "/") + r2ps.Path,
+		ContentType: r2ps.MediaType, Body: body, MaxResponse: r2ps.MaxMessageSize})
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", r2ps.MediaType)
-	resp, err := c.cfg.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, r2ps.MaxMessageSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.Status != statusOK {
 		var p struct {
 			Code string `json:"code"`
 		}
-		if json.Unmarshal(out, &p) != nil || !r2ps.IsCode(p.Code) {
+		if json.Unmarshal(resp.Body, &p) != nil || !r2ps.IsCode(p.Code) {
 			p.Code = r2ps.CodeServerError
 		}
-		return nil, &Error{Code: p.Code, Status: resp.StatusCode}
+		return nil, &Error{Code: p.Code, Status: resp.Status}
 	}
-	return out, nil
+	return resp.Body, nil
 }
 
 // verifyResponse checks the response JWS with the server's signing key,
@@ -235,7 +223,7 @@ func (c *Client) verifyResponse(jws []byte, req r2ps.Request) (json.RawMessage, 
 		if !r2ps.IsCode(status.Error) {
 			status.Error = r2ps.CodeServerError
 		}
-		return nil, &Error{Code: status.Error, Status: http.StatusOK}
+		return nil, &Error{Code: status.Error, Status: statusOK}
 	}
 	return resp.Data, nil
 }

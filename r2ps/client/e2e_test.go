@@ -27,6 +27,7 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -83,13 +84,13 @@ func forEach(t *testing.T, fn func(t *testing.T, w *world)) {
 // newClient makes a client with fresh keys for unit; it has no PIN yet.
 func (w *world) newClient(t *testing.T, unit, ctxName string) *client.Client {
 	t.Helper()
-	keys, err := client.FetchServerKeys(context.Background(), nil, w.url)
+	keys, err := client.FetchServerKeys(context.Background(), httptransport.New(nil), w.url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: w.url, HTTP: &http.Client{Transport: w.rec}, Unit: unit, Context: ctxName,
+	c, err := client.New(client.Config{URL: w.url, Transport: httptransport.New(&http.Client{Transport: w.rec}), Unit: unit, Context: ctxName,
 		SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		t.Fatal(err)

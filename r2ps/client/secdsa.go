@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/wsca/wsca/ecp256"
 	"github.com/wsca/wsca/r2ps"
@@ -216,7 +215,7 @@ func checkSECDSAAnswer(b *SECDSABinding, sn uint64, op string, ins, additional [
 		if !r2ps.IsCode(code) {
 			code = r2ps.CodeServerError
 		}
-		return out, &Error{Code: code, Status: http.StatusOK}
+		return out, &Error{Code: code, Status: statusOK}
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
@@ -52,11 +53,11 @@ func TestSplitRoles(t *testing.T) {
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
 	newClient := func(url string) *client.Client {
-		keys, err := client.FetchServerKeys(ctx, nil, url)
+		keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := client.New(client.Config{URL: url, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+		c, err := client.New(client.Config{URL: url, Transport: httptransport.New(nil), Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -43,6 +43,7 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
@@ -151,7 +152,7 @@ func (t *wireTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // newClient makes a client for unit with fresh keys that sends through rt.
 func (w *benchWorld) newClient(b *testing.B, unit string, rt http.RoundTripper) *client.Client {
 	b.Helper()
-	keys, err := client.FetchServerKeys(context.Background(), nil, w.url)
+	keys, err := client.FetchServerKeys(context.Background(), httptransport.New(nil), w.url)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func (w *benchWorld) newClient(b *testing.B, unit string, rt http.RoundTripper) 
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := client.New(client.Config{URL: w.url, HTTP: &http.Client{Transport: rt}, Unit: unit, Context: "hsm",
+	c, err := client.New(client.Config{URL: w.url, Transport: httptransport.New(&http.Client{Transport: rt}), Unit: unit, Context: "hsm",
 		SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		b.Fatal(err)
@@ -175,7 +176,7 @@ func (w *benchWorld) newClient(b *testing.B, unit string, rt http.RoundTripper) 
 func withTransport(b *testing.B, c *client.Client, rt http.RoundTripper) *client.Client {
 	b.Helper()
 	cfg := c.Config()
-	cfg.HTTP = &http.Client{Transport: rt}
+	cfg.Transport = httptransport.New(&http.Client{Transport: rt})
 	out, err := client.New(cfg)
 	if err != nil {
 		b.Fatal(err)

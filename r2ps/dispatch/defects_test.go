@@ -21,6 +21,7 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/store"
 )
@@ -68,7 +69,7 @@ func TestKeyKeepsItsContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := client.New(client.Config{URL: g.url, Unit: w.unit, Context: "signing", SigningKey: w.csk, AgreementKey: w.cak, Server: g.server})
+	sc, err := client.New(client.Config{URL: g.url, Transport: httptransport.New(nil), Unit: w.unit, Context: "signing", SigningKey: w.csk, AgreementKey: w.cak, Server: g.server})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestListKeysPages(t *testing.T) {
 // TestKeyQuota: p256_generate beyond the unit's quota is ACCESS_DENIED.
 func TestKeyQuota(t *testing.T) {
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.KeyQuota = 2 })
-	keys, _ := client.FetchServerKeys(t.Context(), nil, r.URL)
+	keys, _ := client.FetchServerKeys(t.Context(), httptransport.New(nil), r.URL)
 	g := &rig{t: t, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 	w := g.enrol("hsm", "")
 	mustGenerate(t, w)
@@ -257,7 +258,7 @@ func TestKeyQuota(t *testing.T) {
 func TestOutcomeMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Registry = reg })
-	keys, _ := client.FetchServerKeys(t.Context(), nil, r.URL)
+	keys, _ := client.FetchServerKeys(t.Context(), httptransport.New(nil), r.URL)
 	g := &rig{t: t, url: r.URL, svc: r.Services, st: r.Store, pins: r.PIN, dev: r.Device, server: keys}
 	w := g.enrol("hsm", "")
 	kid := mustGenerate(t, w)
@@ -330,7 +331,7 @@ func TestResponseKey(t *testing.T) {
 	for _, mode := range []dispatch.ResponseKey{dispatch.ResponseKeySealed, dispatch.ResponseKeyHSM} {
 		t.Run(mode.String(), func(t *testing.T) {
 			r := stacktest.Start(t, dsn, dev, func(o *wscastack.Options) { o.ResponseKey = mode })
-			keys, err := client.FetchServerKeys(t.Context(), nil, r.URL)
+			keys, err := client.FetchServerKeys(t.Context(), httptransport.New(nil), r.URL)
 			if err != nil {
 				t.Fatal(err)
 			}

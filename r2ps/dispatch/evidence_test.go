@@ -12,6 +12,7 @@ import (
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 )
 
 // TestSignatureEvidence: a sign_ecdsa leaves a signature event in the
@@ -57,7 +58,7 @@ func TestSignatureEvidence(t *testing.T) {
 					ctx := t.Context()
 					dsn := b.DSN(t)
 					r := stacktest.Start(t, dsn, testdevice.Soft(t), nil)
-					keys, err := client.FetchServerKeys(ctx, nil, r.URL)
+					keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), r.URL)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -12,6 +12,7 @@ import (
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/r2ps/dispatch"
 )
 
@@ -22,7 +23,7 @@ import (
 // honest requests of each kind and their mutations.
 func FuzzServe(f *testing.F) {
 	r := stacktest.Start(f, testenv.SQLite(f), testdevice.Soft(f), func(o *wscastack.Options) { o.Compat = dispatch.CompatBearer })
-	keys, err := client.FetchServerKeys(f.Context(), nil, r.URL)
+	keys, err := client.FetchServerKeys(f.Context(), httptransport.New(nil), r.URL)
 	if err != nil {
 		f.Fatal(err)
 	}

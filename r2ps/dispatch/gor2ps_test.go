@@ -19,6 +19,7 @@ import (
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
@@ -41,7 +42,7 @@ func TestGoR2PSServiceWire(t *testing.T) {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			ctx := t.Context()
 			r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Compat = tc.mode })
-			keys, err := client.FetchServerKeys(ctx, nil, r.URL)
+			keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), r.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +120,7 @@ func TestGoR2PSServiceWire(t *testing.T) {
 	t.Run("off", func(t *testing.T) {
 		ctx := t.Context()
 		r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), nil)
-		keys, _ := client.FetchServerKeys(ctx, nil, r.URL)
+		keys, _ := client.FetchServerKeys(ctx, httptransport.New(nil), r.URL)
 		unit := wscd.NewUnitID()
 		r.Units.Create(ctx, unit)
 		csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -31,6 +31,7 @@ import (
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/r2ps/dispatch"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
@@ -60,7 +61,7 @@ func newRig(t *testing.T) *rig { return newRigWith(t, dispatch.CompatOff) }
 func newRigWith(t *testing.T, compat dispatch.Compat) *rig {
 	t.Helper()
 	r := stacktest.Start(t, testenv.SQLite(t), testdevice.Soft(t), func(o *wscastack.Options) { o.Compat = compat })
-	keys, err := client.FetchServerKeys(t.Context(), nil, r.URL)
+	keys, err := client.FetchServerKeys(t.Context(), httptransport.New(nil), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func (g *rig) enrol(pinContext, task string) *wallet {
 	w := &wallet{unit: unit, context: pinContext}
 	w.csk, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	w.cak, _ = ecdh.P256().GenerateKey(rand.Reader)
-	w.c, err = client.New(client.Config{URL: g.url, Unit: unit, Context: pinContext, SigningKey: w.csk, AgreementKey: w.cak, Server: g.server})
+	w.c, err = client.New(client.Config{URL: g.url, Transport: httptransport.New(nil), Unit: unit, Context: pinContext, SigningKey: w.csk, AgreementKey: w.cak, Server: g.server})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -480,7 +481,7 @@ func replaceCSK(t *testing.T, g *rig, w *wallet) {
 	}
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: g.url, Unit: w.unit, Context: w.context, SigningKey: csk, AgreementKey: cak, Server: g.server})
+	c, err := client.New(client.Config{URL: g.url, Transport: httptransport.New(nil), Unit: w.unit, Context: w.context, SigningKey: csk, AgreementKey: cak, Server: g.server})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
@@ -30,7 +31,7 @@ func rigWithRoles(t *testing.T, roles server.Roles, mod ...func(*wscastack.Optio
 			m(o)
 		}
 	})
-	keys, err := client.FetchServerKeys(t.Context(), nil, r.URL)
+	keys, err := client.FetchServerKeys(t.Context(), httptransport.New(nil), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
@@ -26,13 +27,13 @@ func (r *Running) EnrolledClient(t testing.TB, pin string) (*client.Client, stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := client.FetchServerKeys(ctx, nil, r.URL)
+	keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
-	c, err := client.New(client.Config{URL: r.URL, Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	c, err := client.New(client.Config{URL: r.URL, Transport: httptransport.New(nil), Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
