@@ -161,3 +161,32 @@ func TestWalletSideImportsNoServerCode(t *testing.T) {
 		}
 	}
 }
+
+// browserPackages are what the browser build links; net/http would cost
+// its WebAssembly module about 1 MB gzip (docs/benchmarks.md, issue 10), so
+// they carry R2PS over the host's fetch.
+var browserPackages = []string{module + "/r2ps/client", module + "/manager/jsbridge", module + "/web/wasm"}
+
+// TestBrowserBuildLinksNoNetHTTP lists the js/wasm dependencies of the
+// browser build and fails on net/http.
+func TestBrowserBuildLinksNoNetHTTP(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list dependencies: %v", err)
+	}
+	for _, pkg := range browserPackages {
+		t.Run(strings.TrimPrefix(pkg, module+"/"), func(t *testing.T) {
+			cmd := exec.Command(gobin, "list", "-deps", "-f", "{{.ImportPath}}", pkg)
+			cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v\n%s", pkg, err, stderr.Bytes())
+			}
+			if slices.Contains(strings.Fields(string(out)), "net/http") {
+				t.Errorf("%s links net/http in the browser build", pkg)
+			}
+		})
+	}
+}
