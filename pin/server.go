@@ -267,13 +267,14 @@ func (s *Server) FinishRegistration(ctx context.Context, unit, pinContext, reque
 	if err := s.CheckRecord(record); err != nil {
 		return store.PINRecord{}, err
 	}
-	nonce, err := s.st.TakePendingRegistration(ctx, unit, pinContext, requester, s.now())
+	p, err := s.st.TakePendingRegistration(ctx, unit, pinContext, requester, s.now())
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
 		return store.PINRecord{}, ErrNoRegistration
 	}
 	if err != nil {
 		return store.PINRecord{}, fmt.Errorf("pin: pending registration: %w", err)
 	}
+	nonce := p.CredNonce
 	return store.PINRecord{
 		Record: bytes.Clone(record), CredNonce: nonce,
 		MAC: RecordMAC(s.sealer, unit, pinContext, record, nonce),

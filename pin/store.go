@@ -14,7 +14,7 @@ type Store interface {
 	GetPINRecord(ctx context.Context, unitID, pinContext string) (store.PINRecord, error)
 	PutFirstPINRecord(ctx context.Context, unitID, pinContext string, r store.PINRecord, now time.Time) error
 	PutPendingRegistration(ctx context.Context, p store.PendingRegistration, maxPerUnit int) error
-	TakePendingRegistration(ctx context.Context, unitID, pinContext, requester string, now time.Time) ([]byte, error)
+	TakePendingRegistration(ctx context.Context, unitID, pinContext, requester string, now time.Time) (store.PendingRegistration, error)
 
 	GetAttempts(ctx context.Context, unitID, pinContext string) (store.Attempts, error)
 	TakeAttempt(ctx context.Context, unitID, pinContext string, max int, now time.Time, waits ...store.AttemptWait) (store.Attempts, bool, error)
