@@ -29,6 +29,9 @@ type Store interface {
 	DeleteSession(ctx context.Context, idHash []byte) error
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
 
+	RetiredOPRFKeys(ctx context.Context, unitID string, limit int) ([]store.RetiredOPRFKey, error)
+	DeleteRetiredOPRFKey(ctx context.Context, unitID string, public []byte) error
+
 	GetServerSecret(ctx context.Context, name string) ([]byte, error)
 	PutServerSecret(ctx context.Context, name string, value []byte, now time.Time) error
 }
