@@ -286,8 +286,7 @@ const fakeOwner device.Owner = "wsca.opaque-fake-oprf"
 // record is answered with the OPRF key k_f·t_u, t_u a scalar hashed from
 // the OPRF seed and u: Z = k_f·(t_u·M), two derives as for a real key.
 type fakeKey struct {
-	ref device.Ref
-	pub []byte // compressed
+	key store.OPRFKey // Public and Wrapped; no MAC (it is sealed)
 }
 
 // loadFakeKey returns the fake key named in the store, making it (and
@@ -319,7 +318,7 @@ func loadFakeKey(ctx context.Context, st Store, sealer Sealer, dev OPRFDevice, l
 	err = st.PutServerSecret(ctx, FakeKeyName, sealed, now)
 	if err == nil {
 		log.Info("pin: created the fake-record OPRF key", "kid", k.KID)
-		return fakeKey{ref: k.Ref(), pub: pub}, nil
+		return fakeKey{key: store.OPRFKey{Public: pub, Wrapped: k.Wrapped}}, nil
 	}
 	if derr := dev.Destroy(context.WithoutCancel(ctx), k.Ref()); derr != nil {
 		err = errors.Join(err, derr)
@@ -341,11 +340,11 @@ func openFakeKey(sealer Sealer, sealed []byte) (fakeKey, error) {
 	if len(enc) < blindedLen {
 		return fakeKey{}, errors.New("pin: fake OPRF key: malformed")
 	}
-	ref, err := oprfRef(string(fakeOwner), store.OPRFKey{Public: enc[:blindedLen], Wrapped: enc[blindedLen:]})
-	if err != nil {
+	key := store.OPRFKey{Public: bytes.Clone(enc[:blindedLen]), Wrapped: bytes.Clone(enc[blindedLen:])}
+	if _, err := oprfRef(string(fakeOwner), key); err != nil {
 		return fakeKey{}, err
 	}
-	return fakeKey{ref: ref, pub: bytes.Clone(enc[:blindedLen])}, nil
+	return fakeKey{key: key}, nil
 }
 
 // fakeScalarDST separates the hash of a fake record's scalar t_u.

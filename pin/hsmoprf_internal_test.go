@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/internal/testdevice"
+	"github.com/wsca/wsca/store"
 )
 
 // randomScalar returns a random non-zero P-256 scalar.
@@ -411,5 +412,96 @@ func (v *opaqueVector) testOnDevice(t *testing.T, dev device.Device, imp device.
 	wantBytes(t, "expected client MAC (device)", got.clientMAC, out.KE3)
 	if bytes.Equal(got.clientMAC, got.sessionSecret) {
 		t.Fatal("MAC and session secret equal")
+	}
+}
+
+// BenchmarkKE2 isolates the OPRF evaluation and KE2 of a login from the
+// store: bytemare's GenerateKE2 with the seed-derived key (software), and
+// ke2OnDevice with a record's HSM key (real) and with the fake key
+// (fake), on the PKCS#11 test token in token and in wrapped storage.
+// ns/op is the server's CPU and the token's (SoftHSM runs in the
+// process); derives/op counts C_DeriveKey (docs/benchmarks.md, "Issue
+// 11").
+//
+//	go test -run '^$' -bench BenchmarkKE2 ./pin/
+func BenchmarkKE2(b *testing.B) {
+	conf, err := Profile{}.Configuration()
+	if err != nil {
+		b.Fatal(err)
+	}
+	skm, err := generateKeyMaterial(conf, rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &Server{conf: conf, rand: rand.Reader}
+	if err := s.setKeyMaterial(skm); err != nil {
+		b.Fatal(err)
+	}
+	c, _ := conf.Client()
+	req, _ := c.RegistrationInit([]byte("123456"))
+	resp, err := s.op.RegistrationResponse(req, []byte("hsm|u|00"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, _, err := c.RegistrationFinalize(resp, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &opaque.ClientRecord{RegistrationRecord: reg, CredentialIdentifier: []byte("hsm|u|00")}
+	c, _ = conf.Client()
+	ke1, err := c.GenerateKE1([]byte("123456"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := parseElement(ke1.Serialize()[:blindedLen])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("software", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := s.ke2(s.op, ke1, rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	ctx := context.Background()
+	for _, be := range []struct {
+		name string
+		open func(testing.TB) device.Device
+	}{{"token", testdevice.PKCS11}, {"wrapped", testdevice.PKCS11Wrapped}} {
+		dev := be.open(b).(OPRFDevice)
+		s.dev = dev
+		key, err := dev.GenerateDeriveOnly(ctx, "u")
+		if err != nil {
+			b.Fatal(err)
+		}
+		fk, err := dev.GenerateDeriveOnly(ctx, fakeOwner)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fpub, _ := compressedPublic(fk)
+		s.fake = fakeKey{key: store.OPRFKey{Public: fpub, Wrapped: fk.Wrapped}}
+		kpub, _ := compressedPublic(key)
+		stored := store.OPRFKey{Public: kpub, Wrapped: key.Wrapped}
+		for _, fake := range []bool{true, false, true, false} {
+			name := "real"
+			if fake {
+				name = "fake"
+			}
+			b.Run(name+"/"+be.name, func(b *testing.B) {
+				if _, err := s.ke2OnDevice(ctx, s.op, ke1, rec, "u", "hsm", stored, fake, m); err != nil {
+					b.Fatal(err)
+				}
+				before := dev.Calls()
+				for b.Loop() {
+					if _, err := s.ke2OnDevice(ctx, s.op, ke1, rec, "u", "hsm", stored, fake, m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(ecdhCalls(device.CallsDelta(before, dev.Calls())))/float64(b.N), "derives/op")
+			})
+		}
+		dev.Destroy(ctx, key.Ref())
+		dev.Destroy(ctx, fk.Ref())
 	}
 }

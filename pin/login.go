@@ -268,16 +268,17 @@ func (s *Server) ke2OnDevice(ctx context.Context, op *opaque.Server, ke1 *messag
 	if err != nil {
 		return nil, fmt.Errorf("pin: fake evaluation: %w", err)
 	}
-	ref, pub := s.fake.ref, s.fake.pub
+	// Both paths build the device reference from the stored key the same
+	// way, so they cost the same.
+	owner := unit
 	if fake {
-		m = mt
-	} else {
-		if ref, err = oprfRef(unit, key); err != nil {
-			return nil, err
-		}
-		pub = key.Public
+		m, owner, key = mt, string(fakeOwner), s.fake.key
 	}
-	z, err := deviceEvaluate(ctx, s.dev, ref, pub, m)
+	ref, err := oprfRef(owner, key)
+	if err != nil {
+		return nil, err
+	}
+	z, err := deviceEvaluate(ctx, s.dev, ref, key.Public, m)
 	if err != nil {
 		return nil, err
 	}
