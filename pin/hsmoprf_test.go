@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -296,6 +297,9 @@ func TestHSMOPRFMigration(t *testing.T) {
 		e := newEnv(t, dsn, nil)
 		e.register(t, e.srv, "u1", "123456")
 		hsmSrv := e.newServer(t, withDevice(dev))
+		if !strings.Contains(e.logs.String(), `"msg":"pin: PIN records with a software OPRF key","records":1`) {
+			t.Fatalf("no count of software records at start in the log:\n%s", e.logs.String())
+		}
 		if _, err := e.login(t, hsmSrv, "u1", "123456", unlimited); err != nil {
 			t.Fatalf("software record, device server: %v", err)
 		}

@@ -200,6 +200,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.Close()
 			return nil, err
 		}
+		// How many units the operator still waits for before refusing
+		// software OPRF keys (a PIN change or a pin_reset code moves one).
+		if n, err := s.st.SoftwareOPRFRecords(ctx); err != nil {
+			s.log.Warn("pin: counting software OPRF records", "err", err)
+		} else if n > 0 {
+			s.log.Info("pin: PIN records with a software OPRF key", "records", n, "accepted", !s.refuseSoft)
+		}
 	}
 	return s, nil
 }

@@ -29,6 +29,7 @@ type Store interface {
 	DeleteSession(ctx context.Context, idHash []byte) error
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
 
+	SoftwareOPRFRecords(ctx context.Context) (int, error)
 	RetiredOPRFKeys(ctx context.Context, unitID string, limit int) ([]store.RetiredOPRFKey, error)
 	DeleteRetiredOPRFKey(ctx context.Context, unitID string, public []byte) error
 

@@ -77,6 +77,9 @@ func TestOPRFKeys(t *testing.T) {
 				t.Fatalf("software record: %+v, %v", got.OPRF, err)
 			}
 			wantRetired(t, s, "")
+			if n, err := s.SoftwareOPRFRecords(ctx); err != nil || n != 1 {
+				t.Fatalf("software OPRF records: %d, %v; want 1", n, err)
+			}
 
 			pending := func(requester, key string, ttl time.Duration) {
 				t.Helper()

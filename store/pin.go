@@ -107,6 +107,18 @@ func (s *Store) DeleteRetiredOPRFKey(ctx context.Context, unitID string, public 
 	return nil
 }
 
+// SoftwareOPRFRecords counts the PIN records whose OPRF key is derived in
+// software (made before HSM OPRF keys were on): the units that must still
+// change their PIN, or be re-enrolled, before software OPRF keys can be
+// refused.
+func (s *Store) SoftwareOPRFRecords(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pin_records WHERE length(oprf_public) = 0`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count software OPRF records: %w", err)
+	}
+	return n, nil
+}
+
 // OPRFKeys returns every HSM OPRF key the store names for a unit: of its
 // PIN records, its pending registrations and its retired keys. The
 // caller destroys them before EraseUnit.
