@@ -505,3 +505,59 @@ func BenchmarkKE2(b *testing.B) {
 		dev.Destroy(ctx, fk.Ref())
 	}
 }
+
+// FuzzParseElement: any input is a point whose compressed encoding is the
+// input, or ErrMalformed; never a panic.
+func FuzzParseElement(f *testing.F) {
+	for _, e := range invalidElements(f) {
+		f.Add(e.enc)
+	}
+	f.Add(nistec.NewP256Point().SetGenerator().BytesCompressed())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parseElement(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(p.BytesCompressed(), b) {
+			t.Fatalf("parsed %x as %x", b, p.BytesCompressed())
+		}
+	})
+}
+
+// FuzzRecoverPoint: for any device answers, recoverPoint returns a point
+// with the given x-coordinate whose sum with K has the other, or
+// errDevice; never a panic.
+func FuzzRecoverPoint(f *testing.F) {
+	k := ecc.P256Sha256.NewScalar().Random()
+	pubK, _ := nistec.NewP256Point().ScalarBaseMult(k.Encode())
+	m, _ := nistec.NewP256Point().ScalarBaseMult(ecc.P256Sha256.NewScalar().Random().Encode())
+	z, _ := nistec.NewP256Point().ScalarMult(m, k.Encode())
+	z2, _ := nistec.NewP256Point().ScalarMult(nistec.NewP256Point().Add(m, nistec.NewP256Point().SetGenerator()), k.Encode())
+	x1, _ := z.BytesX()
+	x2, _ := z2.BytesX()
+	f.Add(x1, x2)
+	f.Add(x2, x1)
+	f.Add(make([]byte, 32), make([]byte, 31))
+	f.Fuzz(func(t *testing.T, x1, x2 []byte) {
+		c, err := recoverPoint(x1, x2, pubK)
+		if err != nil {
+			if !errors.Is(err, errDevice) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		p, err := nistec.NewP256Point().SetBytes(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x, _ := p.BytesX(); !bytes.Equal(x, x1) {
+			t.Fatal("wrong x-coordinate")
+		}
+		if x, _ := nistec.NewP256Point().Add(p, pubK).BytesX(); !bytes.Equal(x, x2) {
+			t.Fatal("sum with K has another x-coordinate")
+		}
+	})
+}
