@@ -60,10 +60,10 @@ type Options struct {
 	OPRFInHSM          bool
 	RefuseSoftwareOPRF bool
 	Registry           *prometheus.Registry // nil: a new one
-	Logger            *slog.Logger
-	Version           string
-	ShutdownTimeout   time.Duration
-	ReadyTimeout      time.Duration
+	Logger             *slog.Logger
+	Version            string
+	ShutdownTimeout    time.Duration
+	ReadyTimeout       time.Duration
 	// R2PSMaxConcurrent bounds the /r2ps requests served at once (0: the
 	// server's default).
 	R2PSMaxConcurrent int
