@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"filippo.io/nistec"
@@ -292,9 +293,7 @@ type fakeKey struct {
 // loadFakeKey returns the fake key named in the store, making it (and
 // naming it there) if there is none. When another instance names its
 // own first, that one is used and ours destroyed.
-func loadFakeKey(ctx context.Context, st Store, sealer Sealer, dev OPRFDevice, log interface {
-	Info(string, ...any)
-}, now time.Time) (fakeKey, error) {
+func loadFakeKey(ctx context.Context, st Store, sealer Sealer, dev OPRFDevice, log *slog.Logger, now time.Time) (fakeKey, error) {
 	sealed, err := st.GetServerSecret(ctx, FakeKeyName)
 	if err == nil {
 		return openFakeKey(sealer, sealed)
