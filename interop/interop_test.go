@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/wsca/wsca/device"
+	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/internal/stack/stacktest"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
@@ -86,9 +87,9 @@ type world struct {
 	st  *store.Store
 }
 
-func newWorld(t *testing.T, dev device.Device) *world {
+func newWorld(t *testing.T, dev device.Device, mod func(*stack.Options)) *world {
 	t.Helper()
-	r := stacktest.Start(t, testenv.SQLite(t), dev, nil)
+	r := stacktest.Start(t, testenv.SQLite(t), dev, mod)
 	return &world{url: r.URL, svc: r.Services, st: r.Store}
 }
 
@@ -142,51 +143,64 @@ func runWallet(t *testing.T, node string, args ...string) (summary, int) {
 func TestNodeWallet(t *testing.T) {
 	node := needNode(t)
 	for _, b := range testdevice.Backends() {
-		t.Run(b.Name, func(t *testing.T) {
-			w := newWorld(t, b.Open(t))
-			ctx := t.Context()
-			unit, code := w.newUnit(t)
-			const goodPIN, badPIN = "482913", "000000"
-			state := filepath.Join(t.TempDir(), "wallet.json")
+		// OPRF keys derived in software, and on the device (issue 11):
+		// opaque-ke sees no difference.
+		for _, hsmOPRF := range []bool{false, true} {
+			name := b.Name + "/oprf-software"
+			if hsmOPRF {
+				name = b.Name + "/oprf-hsm"
+			}
+			t.Run(name, func(t *testing.T) { testNodeWallet(t, node, b.Open(t), hsmOPRF) })
+		}
+	}
+}
 
-			// 1. Enrol, log in, p256_generate, sign_ecdsa (verified in Node).
-			s, status := runWallet(t, node, "--state", state, w.url, unit, code, goodPIN)
-			if status != 0 || !s.OK || !s.Enrolled || !s.Session.Established || s.KID == "" || !s.SignatureVerified {
-				t.Fatalf("run 1: exit %d, summary %+v", status, s)
-			}
-			checkEnrolment(t, w, unit, s)
-			checkKey(t, w, unit, s)
-			wantAttempts(t, w, unit, 0)
+func testNodeWallet(t *testing.T, node string, dev device.Device, hsmOPRF bool) {
+	w := newWorld(t, dev, func(o *stack.Options) { o.OPRFInHSM = hsmOPRF })
+	ctx := t.Context()
+	unit, code := w.newUnit(t)
+	const goodPIN, badPIN = "482913", "000000"
+	state := filepath.Join(t.TempDir(), "wallet.json")
 
-			// 2. The same wallet with a wrong PIN: opaque-ke refuses KE2, the
-			// server refuses the wallet's KE3 and counts the attempt.
-			s, status = runWallet(t, node, "--state", state, w.url, unit, "-", badPIN)
-			if status != walletRefused || s.Error == nil || s.Error.Code != r2ps.CodeUnauthorized ||
-				s.Error.HTTPStatus != 200 || s.Error.Step != "create_session/finalize" || !s.ClientDetectedWrongPIN {
-				t.Fatalf("run 2 (wrong PIN): exit %d, summary %+v, error %+v", status, s, s.Error)
-			}
-			wantAttempts(t, w, unit, 1)
+	// 1. Enrol, log in, p256_generate, sign_ecdsa (verified in Node).
+	s, status := runWallet(t, node, "--state", state, w.url, unit, code, goodPIN)
+	if status != 0 || !s.OK || !s.Enrolled || !s.Session.Established || s.KID == "" || !s.SignatureVerified {
+		t.Fatalf("run 1: exit %d, summary %+v", status, s)
+	}
+	checkEnrolment(t, w, unit, s)
+	checkKey(t, w, unit, s)
+	wantAttempts(t, w, unit, 0)
+	if rec, err := w.st.GetPINRecord(ctx, unit, "hsm"); err != nil || rec.OPRF.IsZero() == hsmOPRF {
+		t.Fatalf("record's OPRF key in the HSM: %v, want %v (%v)", err == nil && !rec.OPRF.IsZero(), hsmOPRF, err)
+	}
 
-			// 3. The right PIN again: a new session, a second key; the count is cleared.
-			s, status = runWallet(t, node, "--state", state, w.url, unit, "-", goodPIN)
-			if status != 0 || !s.OK || s.Enrolled || !s.SignatureVerified {
-				t.Fatalf("run 3: exit %d, summary %+v", status, s)
-			}
-			checkKey(t, w, unit, s)
-			wantAttempts(t, w, unit, 0)
-			if keys, err := w.st.ListKeys(ctx, unit); err != nil || len(keys) != 2 {
-				t.Fatalf("ListKeys: %d keys, %v; want 2", len(keys), err)
-			}
+	// 2. The same wallet with a wrong PIN: opaque-ke refuses KE2, the
+	// server refuses the wallet's KE3 and counts the attempt.
+	s, status = runWallet(t, node, "--state", state, w.url, unit, "-", badPIN)
+	if status != walletRefused || s.Error == nil || s.Error.Code != r2ps.CodeUnauthorized ||
+		s.Error.HTTPStatus != 200 || s.Error.Step != "create_session/finalize" || !s.ClientDetectedWrongPIN {
+		t.Fatalf("run 2 (wrong PIN): exit %d, summary %+v, error %+v", status, s, s.Error)
+	}
+	wantAttempts(t, w, unit, 1)
 
-			// 4. A new wallet with the spent code: with no enrolment open for
-			// the unit, its self-signed evaluate is refused as a problem,
-			// before anything is stored for it.
-			s, status = runWallet(t, node, w.url, unit, code, goodPIN)
-			if status != walletRefused || s.Error == nil || s.Error.Code != r2ps.CodeUnauthorized ||
-				s.Error.Step != "2fa_registration/evaluate" {
-				t.Fatalf("run 4 (spent code): exit %d, summary %+v", status, s)
-			}
-		})
+	// 3. The right PIN again: a new session, a second key; the count is cleared.
+	s, status = runWallet(t, node, "--state", state, w.url, unit, "-", goodPIN)
+	if status != 0 || !s.OK || s.Enrolled || !s.SignatureVerified {
+		t.Fatalf("run 3: exit %d, summary %+v", status, s)
+	}
+	checkKey(t, w, unit, s)
+	wantAttempts(t, w, unit, 0)
+	if keys, err := w.st.ListKeys(ctx, unit); err != nil || len(keys) != 2 {
+		t.Fatalf("ListKeys: %d keys, %v; want 2", len(keys), err)
+	}
+
+	// 4. A new wallet with the spent code: with no enrolment open for
+	// the unit, its self-signed evaluate is refused as a problem,
+	// before anything is stored for it.
+	s, status = runWallet(t, node, w.url, unit, code, goodPIN)
+	if status != walletRefused || s.Error == nil || s.Error.Code != r2ps.CodeUnauthorized ||
+		s.Error.Step != "2fa_registration/evaluate" {
+		t.Fatalf("run 4 (spent code): exit %d, summary %+v", status, s)
 	}
 }
 

@@ -40,4 +40,8 @@ var (
 	ErrConfig = errors.New("pin: invalid configuration")
 	// ErrClosed means the Server was closed and its key material flushed.
 	ErrClosed = errors.New("pin: server closed")
+	// ErrSoftwareOPRF means the unit's record has a software OPRF key and
+	// the server refuses those (Config.RefuseSoftwareOPRF): nothing was
+	// counted; the unit's PIN must be registered again.
+	ErrSoftwareOPRF = errors.New("pin: record has a software OPRF key, which this server refuses")
 )

@@ -25,13 +25,28 @@ type Sealer interface {
 	MAC(domain string, parts ...[]byte) []byte
 }
 
-// recordMACDomain separates the MAC of a PIN record from other MACs.
-const recordMACDomain = "wsca-pin-record-v1"
+// MAC domains of a PIN record: v1 for a software OPRF key, v2 for an
+// HSM one (the key's point, blob and own MAC covered too); and of an HSM
+// OPRF key alone.
+const (
+	recordMACDomain   = "wsca-pin-record-v1"
+	recordMACDomainV2 = "wsca-pin-record-v2"
+	oprfKeyMACDomain  = "wsca-pin-oprf-key-v1"
+)
 
-// RecordMAC returns the MAC binding a PIN record and its credential nonce
-// to the unit and context.
-func RecordMAC(sealer Sealer, unit, pinContext string, record, credNonce []byte) []byte {
-	return sealer.MAC(recordMACDomain, []byte(unit), []byte(pinContext), record, credNonce)
+// RecordMAC returns the MAC binding a PIN record, its credential nonce and
+// its HSM OPRF key (zero for a software one) to the unit and context.
+func RecordMAC(sealer Sealer, unit, pinContext string, record, credNonce []byte, key store.OPRFKey) []byte {
+	if key.IsZero() {
+		return sealer.MAC(recordMACDomain, []byte(unit), []byte(pinContext), record, credNonce)
+	}
+	return sealer.MAC(recordMACDomainV2, []byte(unit), []byte(pinContext), record, credNonce, key.Public, key.Wrapped, key.MAC)
+}
+
+// oprfKeyMAC returns the MAC binding an HSM OPRF key to its unit: checked
+// before the key is moved into a record and before it is destroyed.
+func oprfKeyMAC(sealer Sealer, unit string, public, wrapped []byte) []byte {
+	return sealer.MAC(oprfKeyMACDomain, []byte(unit), public, wrapped)
 }
 
 // KeyMaterialName is the name of the server secret that holds the sealed

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"filippo.io/nistec"
 	"github.com/bytemare/opaque"
 	"github.com/bytemare/opaque/message"
 
@@ -99,22 +100,52 @@ func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []
 	}
 
 	now := s.now()
-	rec, recNonce, err := s.clientRecord(ctx, op, unit, pinContext, opts.RequireRecord)
+	rec, stored, fake, err := s.clientRecord(ctx, op, unit, pinContext, opts.RequireRecord)
 	if err != nil {
 		return "", nil, err
+	}
+	// With an HSM OPRF key (or the fake one) the blinded element is
+	// checked here, before anything is counted and before any device call.
+	onDevice := !stored.OPRF.IsZero() || fake && s.dev != nil
+	var m *nistec.P256Point
+	switch {
+	case onDevice && s.dev == nil:
+		s.log.Error("pin: record has an HSM OPRF key but the server has no OPRF device", "unit", unit, "context", pinContext)
+		return "", nil, fmt.Errorf("%w: no OPRF device for an HSM OPRF key", ErrConfig)
+	case onDevice:
+		if m, err = parseElement(ke1[:blindedLen]); err != nil {
+			return "", nil, err
+		}
+	case !fake && s.refuseSoft:
+		s.log.Warn("pin: login refused: software OPRF key", "unit", unit, "context", pinContext)
+		return "", nil, ErrSoftwareOPRF
 	}
 	if err := s.takeAttempt(ctx, unit, pinContext, now); err != nil {
 		return "", nil, err
 	}
-	resp, out, err := s.ke2(op, msg, rec)
-	if err != nil {
-		return "", nil, err
-	}
+	var ke2Bytes []byte
 	secret := make([]byte, 0, keyLen+macLen)
-	secret = append(append(secret, out.SessionSecret...), out.ClientMAC...)
-	clear(out.SessionSecret)
-	clear(out.ClientMAC)
 	defer clear(secret)
+	if onDevice {
+		out, err := s.ke2OnDevice(ctx, op, msg, rec, unit, pinContext, stored.OPRF, fake, m)
+		if err != nil {
+			return "", nil, err
+		}
+		ke2Bytes = out.ke2
+		secret = append(append(secret, out.sessionSecret...), out.clientMAC...)
+		clear(out.sessionSecret)
+		clear(out.clientMAC)
+	} else {
+		resp, out, err := s.ke2(op, msg, rec)
+		if err != nil {
+			return "", nil, err
+		}
+		ke2Bytes = resp.Serialize()
+		secret = append(append(secret, out.SessionSecret...), out.ClientMAC...)
+		clear(out.SessionSecret)
+		clear(out.ClientMAC)
+	}
+	recNonce := stored.CredNonce
 
 	id, idHash, err := s.newSessionID(secret[:keyLen], unit, pinContext, opts)
 	if err != nil {
@@ -139,7 +170,7 @@ func (s *Server) LoginStart(ctx context.Context, unit, pinContext string, ke1 []
 	if err != nil {
 		return "", nil, fmt.Errorf("pin: create session: %w", err)
 	}
-	return id, resp.Serialize(), nil
+	return id, ke2Bytes, nil
 }
 
 // takeAttempt counts one attempt, or refuses it with ErrLocked or
@@ -177,42 +208,86 @@ func (s *Server) takeAttempt(ctx context.Context, unit, pinContext string, now t
 	return nil
 }
 
-// clientRecord returns the unit's record and its credential nonce, or a
-// fake record (and no nonce) if it has none, unless required. A stored
-// record whose MAC does not verify is ErrIntegrity, and one that does not
-// parse is an error; neither is ever replaced by a fake.
-func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, unit, pinContext string, required bool) (*opaque.ClientRecord, []byte, error) {
+// clientRecord returns the unit's record and what the store holds of it
+// (its credential nonce, its HSM OPRF key), or a fake record (fake true,
+// stored zero) if it has none, unless required. A stored record whose MAC
+// does not verify is ErrIntegrity, and one that does not parse is an
+// error; neither is ever replaced by a fake.
+func (s *Server) clientRecord(ctx context.Context, op *opaque.Server, unit, pinContext string, required bool) (*opaque.ClientRecord, store.PINRecord, bool, error) {
 	stored, err := s.st.GetPINRecord(ctx, unit, pinContext)
 	if errors.Is(err, store.ErrNotFound) {
 		if required {
-			return nil, nil, ErrNoRegistration
+			return nil, store.PINRecord{}, false, ErrNoRegistration
 		}
 		credID, err := credentialIdentifier(unit, pinContext, nil)
 		if err != nil {
-			return nil, nil, err
+			return nil, store.PINRecord{}, false, err
 		}
 		rec, err := s.conf.GetFakeRecord(credID)
 		if err != nil {
-			return nil, nil, fmt.Errorf("pin: fake record: %w", err)
+			return nil, store.PINRecord{}, false, fmt.Errorf("pin: fake record: %w", err)
 		}
-		return rec, nil, nil
+		return rec, store.PINRecord{}, true, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("pin: load record: %w", err)
+		return nil, store.PINRecord{}, false, fmt.Errorf("pin: load record: %w", err)
 	}
-	if !hmac.Equal(stored.MAC, RecordMAC(s.sealer, unit, pinContext, stored.Record, stored.CredNonce)) {
+	if !hmac.Equal(stored.MAC, RecordMAC(s.sealer, unit, pinContext, stored.Record, stored.CredNonce, stored.OPRF)) {
 		s.log.Error("pin: PIN record fails its MAC", "unit", unit, "context", pinContext)
-		return nil, nil, fmt.Errorf("%w: PIN record", ErrIntegrity)
+		return nil, store.PINRecord{}, false, fmt.Errorf("%w: PIN record", ErrIntegrity)
 	}
 	credID, err := credentialIdentifier(unit, pinContext, stored.CredNonce)
 	if err != nil {
-		return nil, nil, err
+		return nil, store.PINRecord{}, false, err
 	}
 	reg, err := op.Deserialize.RegistrationRecord(stored.Record)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pin: stored record of unit %q in context %q: %w", unit, pinContext, err)
+		return nil, store.PINRecord{}, false, fmt.Errorf("pin: stored record of unit %q in context %q: %w", unit, pinContext, err)
 	}
-	return &opaque.ClientRecord{RegistrationRecord: reg, CredentialIdentifier: credID}, stored.CredNonce, nil
+	return &opaque.ClientRecord{RegistrationRecord: reg, CredentialIdentifier: credID}, stored, false, nil
+}
+
+// ke2OnDevice is GenerateKE2 with the OPRF evaluated on the device: by
+// the record's HSM key, or for a fake record by the fake key on t_u·M.
+// Both paths compute t_u·M, so they make the same software work and the
+// same two derives. Its randomness is drawn as ke2 draws it.
+func (s *Server) ke2OnDevice(ctx context.Context, op *opaque.Server, ke1 *message.KE1, rec *opaque.ClientRecord,
+	unit, pinContext string, key store.OPRFKey, fake bool, m *nistec.P256Point) (*ke2Output, error) {
+	var rnd [3 * nonceLen]byte
+	defer clear(rnd[:])
+	if _, err := io.ReadFull(s.rand, rnd[:]); err != nil {
+		return nil, fmt.Errorf("pin: KE2 randomness: %w", err)
+	}
+	credID, err := credentialIdentifier(unit, pinContext, nil)
+	if err != nil {
+		return nil, err
+	}
+	t := fakeScalar(op.ServerKeyMaterial.OPRFGlobalSeed, credID)
+	defer clear(t)
+	mt, err := nistec.NewP256Point().ScalarMult(m, t)
+	if err != nil {
+		return nil, fmt.Errorf("pin: fake evaluation: %w", err)
+	}
+	// Both paths build the device reference from the stored key the same
+	// way, so they cost the same.
+	owner := unit
+	if fake {
+		m, owner, key = mt, string(fakeOwner), s.fake.key
+	}
+	ref, err := oprfRef(owner, key)
+	if err != nil {
+		return nil, err
+	}
+	z, err := deviceEvaluate(ctx, s.dev, ref, key.Public, m)
+	if err != nil {
+		return nil, err
+	}
+	skm := op.ServerKeyMaterial
+	return buildKE2(ke2Input{
+		context: s.conf.Context, serverSK: skm.PrivateKey, serverPK: skm.PublicKeyBytes, serverID: skm.Identity,
+		ke1: ke1, rec: rec,
+		maskingNonce: rnd[:nonceLen], keyShareSeed: rnd[nonceLen : 2*nonceLen], serverNonce: rnd[2*nonceLen:],
+	}, z)
 }
 
 // ke2 runs GenerateKE2 with its randomness drawn from s.rand, in this

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/bytemare/opaque"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/evidence/event"
 	"github.com/wsca/wsca/store"
 )
@@ -55,6 +57,18 @@ type Config struct {
 	Share func(context.Context) (Sealer, error)
 	// Evidence, if set, records wrong PINs and locks in the evidence log.
 	Evidence Recorder
+	// OPRFDevice, if set, holds the OPRF key of every new PIN record: a
+	// derive-only key made at the registration's evaluate step and used
+	// by two derives per evaluation (docs/protocol.md, "HSM-bound OPRF
+	// key"); units without a record are answered with one server-wide
+	// fake key on it. Records made before keep their software OPRF key
+	// until the next PIN change, unless RefuseSoftwareOPRF.
+	OPRFDevice OPRFDevice
+	// RefuseSoftwareOPRF refuses a login under a record whose OPRF key is
+	// derived in software (ErrSoftwareOPRF, nothing counted): once every
+	// unit moved to an HSM key, no record is left whose PIN a copy of the
+	// database and memory could test offline. It needs OPRFDevice.
+	RefuseSoftwareOPRF bool
 }
 
 // Recorder appends events to the evidence log (evidence.Log); it never
@@ -93,6 +107,12 @@ type Server struct {
 	share  func(context.Context) (Sealer, error)
 	ev     Recorder // nil: none
 
+	// dev holds the HSM OPRF keys (nil: every new record gets a software
+	// one); fake is its server-wide key for units without a record.
+	dev        OPRFDevice
+	fake       fakeKey
+	refuseSoft bool
+
 	// tickets seals session tickets (session.go) under a key derived
 	// from the sealer.
 	tickets cipher.AEAD
@@ -115,6 +135,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SessionTTL < 0 {
 		return nil, fmt.Errorf("%w: negative session TTL", ErrConfig)
 	}
+	if cfg.RefuseSoftwareOPRF && cfg.OPRFDevice == nil {
+		return nil, fmt.Errorf("%w: refusing software OPRF keys needs an OPRF device", ErrConfig)
+	}
 	conf, err := configuration(cfg.Profile)
 	if err != nil {
 		return nil, err
@@ -130,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		share:  cfg.Share,
 		ev:     cfg.Evidence,
+
+		dev:        cfg.OPRFDevice,
+		refuseSoft: cfg.RefuseSoftwareOPRF,
 	}
 	if !cfg.SessionsOnly {
 		if s.tickets, err = newTicketAEAD(cfg.Sealer); err != nil {
@@ -168,6 +194,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if created {
 		s.log.Info("pin: created OPAQUE server key material", "secret", KeyMaterialName)
+	}
+	if s.dev != nil {
+		if s.fake, err = loadFakeKey(ctx, s.st, s.sealer, s.dev, s.log, s.now()); err != nil {
+			s.Close()
+			return nil, err
+		}
+		// How many units the operator still waits for before refusing
+		// software OPRF keys (a PIN change or a pin_reset code moves one).
+		if n, err := s.st.SoftwareOPRFRecords(ctx); err != nil {
+			s.log.Warn("pin: counting software OPRF records", "err", err)
+		} else if n > 0 {
+			s.log.Info("pin: PIN records with a software OPRF key", "records", n, "accepted", !s.refuseSoft)
+		}
 	}
 	return s, nil
 }
@@ -236,6 +275,11 @@ const credNonceSize = 16
 // it must not be an oracle for the OPRF key of the record in use, nor for
 // that of any later record. requester names who asks (the client key's
 // thumbprint, or the session of a PIN change); only it can finish.
+//
+// With an OPRF device the step makes the record's derive-only HSM key
+// and evaluates with it (the request validated first); the key waits
+// with the pending registration, and a replaced or evicted one is
+// destroyed.
 func (s *Server) RegistrationResponse(ctx context.Context, unit, pinContext, requester string, req []byte) ([]byte, error) {
 	nonce := make([]byte, credNonceSize)
 	if _, err := io.ReadFull(s.rand, nonce); err != nil {
@@ -245,16 +289,30 @@ func (s *Server) RegistrationResponse(ctx context.Context, unit, pinContext, req
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.evaluate(credID, req)
-	if err != nil {
-		return nil, err
-	}
-	err = s.st.PutPendingRegistration(ctx, store.PendingRegistration{
+	p := store.PendingRegistration{
 		UnitID: unit, Context: pinContext, Requester: requester, CredNonce: nonce,
 		ExpiresAt: s.now().Add(RegistrationTTL),
-	}, MaxPendingRegistrations)
-	if err != nil {
+	}
+	var resp []byte
+	var key device.Key
+	if s.dev != nil {
+		resp, key, err = s.evaluateOnDevice(ctx, unit, req)
+		if err != nil {
+			return nil, err
+		}
+		p.OPRF = s.oprfKey(unit, key)
+	} else if resp, err = s.evaluate(credID, req); err != nil {
+		return nil, err
+	}
+	if err = s.st.PutPendingRegistration(ctx, p, MaxPendingRegistrations); err != nil {
+		if s.dev != nil {
+			s.destroyKey(ctx, key.Ref())
+		}
 		return nil, fmt.Errorf("pin: pending registration: %w", err)
+	}
+	if s.dev != nil {
+		// The put retired the requester's earlier key and evicted ones.
+		s.DestroyRetiredOPRFKeys(ctx, unit)
 	}
 	return resp, nil
 }
@@ -267,16 +325,20 @@ func (s *Server) FinishRegistration(ctx context.Context, unit, pinContext, reque
 	if err := s.CheckRecord(record); err != nil {
 		return store.PINRecord{}, err
 	}
-	nonce, err := s.st.TakePendingRegistration(ctx, unit, pinContext, requester, s.now())
+	p, err := s.st.TakePendingRegistration(ctx, unit, pinContext, requester, s.now())
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
 		return store.PINRecord{}, ErrNoRegistration
 	}
 	if err != nil {
 		return store.PINRecord{}, fmt.Errorf("pin: pending registration: %w", err)
 	}
+	if !p.OPRF.IsZero() && !hmac.Equal(p.OPRF.MAC, oprfKeyMAC(s.sealer, unit, p.OPRF.Public, p.OPRF.Wrapped)) {
+		s.log.Error("pin: pending registration's OPRF key fails its MAC", "unit", unit, "context", pinContext)
+		return store.PINRecord{}, fmt.Errorf("%w: pending registration", ErrIntegrity)
+	}
 	return store.PINRecord{
-		Record: bytes.Clone(record), CredNonce: nonce,
-		MAC: RecordMAC(s.sealer, unit, pinContext, record, nonce),
+		Record: bytes.Clone(record), CredNonce: p.CredNonce, OPRF: p.OPRF,
+		MAC: RecordMAC(s.sealer, unit, pinContext, record, p.CredNonce, p.OPRF),
 	}, nil
 }
 

@@ -14,7 +14,7 @@ type Store interface {
 	GetPINRecord(ctx context.Context, unitID, pinContext string) (store.PINRecord, error)
 	PutFirstPINRecord(ctx context.Context, unitID, pinContext string, r store.PINRecord, now time.Time) error
 	PutPendingRegistration(ctx context.Context, p store.PendingRegistration, maxPerUnit int) error
-	TakePendingRegistration(ctx context.Context, unitID, pinContext, requester string, now time.Time) ([]byte, error)
+	TakePendingRegistration(ctx context.Context, unitID, pinContext, requester string, now time.Time) (store.PendingRegistration, error)
 
 	GetAttempts(ctx context.Context, unitID, pinContext string) (store.Attempts, error)
 	TakeAttempt(ctx context.Context, unitID, pinContext string, max int, now time.Time, waits ...store.AttemptWait) (store.Attempts, bool, error)
@@ -28,6 +28,10 @@ type Store interface {
 	UseSession(ctx context.Context, idHash []byte, now time.Time) error
 	DeleteSession(ctx context.Context, idHash []byte) error
 	UseNonce(ctx context.Context, nonceHash []byte, expiresAt time.Time) error
+
+	SoftwareOPRFRecords(ctx context.Context) (int, error)
+	RetiredOPRFKeys(ctx context.Context, unitID string, limit int) ([]store.RetiredOPRFKey, error)
+	DeleteRetiredOPRFKey(ctx context.Context, unitID string, public []byte) error
 
 	GetServerSecret(ctx context.Context, name string) ([]byte, error)
 	PutServerSecret(ctx context.Context, name string, value []byte, now time.Time) error

@@ -302,11 +302,44 @@ type PINRecord struct {
 	Record    []byte
 	CredNonce []byte
 	MAC       []byte
+	// OPRF is the record's HSM-held OPRF key; zero when the OPRF key is
+	// derived in software from the sealed seed and CredNonce.
+	OPRF OPRFKey
 }
+
+// OPRFKey names a derive-only HSM key that holds a PIN record's OPRF key
+// (docs/protocol.md, "HSM-bound OPRF key").
+type OPRFKey struct {
+	// Public is the key's public point, compressed SEC1 (the kid is
+	// derived from it); nil for a software OPRF key.
+	Public []byte
+	// Wrapped is the key's blob in wrapped storage; nil for a token
+	// object.
+	Wrapped []byte
+	// MAC is the key's own MAC (unit, Public, Wrapped), made by the PIN
+	// server and checked before the key is used or destroyed.
+	MAC []byte
+}
+
+// IsZero reports whether k names no HSM key (a software OPRF key).
+func (k OPRFKey) IsZero() bool { return len(k.Public) == 0 }
 
 func (r PINRecord) check() error {
 	if len(r.Record) == 0 || len(r.CredNonce) == 0 || len(r.MAC) == 0 {
 		return invalidf("PIN record", "empty record, nonce or MAC")
+	}
+	return r.OPRF.check("PIN record")
+}
+
+func (k OPRFKey) check(what string) error {
+	if k.IsZero() {
+		if len(k.Wrapped) != 0 || len(k.MAC) != 0 {
+			return invalidf(what, "OPRF key blob or MAC without a public point")
+		}
+		return nil
+	}
+	if len(k.MAC) == 0 {
+		return invalidf(what, "OPRF key without its MAC")
 	}
 	return nil
 }
@@ -392,9 +425,13 @@ func (s *Store) Enrol(ctx context.Context, e Enrolment) (CodePurpose, error) {
 				[]any{e.SigningKey.KID, e.UnitID, string(UsageSign), bytes.Clone(e.SigningKey.PublicKey), e.SigningKey.Profile, bytes.Clone(e.SigningKey.MAC), nonNil(e.SigningKey.ShareMAC), now}},
 			{`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, share_mac, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $9`,
 				[]any{e.AgreementKey.KID, e.UnitID, string(UsageAgree), bytes.Clone(e.AgreementKey.PublicKey), e.AgreementKey.Profile, bytes.Clone(e.AgreementKey.MAC), nonNil(e.AgreementKey.ShareMAC), now, hasCAK}},
-			{`INSERT INTO pin_records (unit_id, context, record, cred_nonce, mac, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, cred_nonce = excluded.cred_nonce, mac = excluded.mac, updated_at = excluded.updated_at`,
-				[]any{e.UnitID, e.Context, bytes.Clone(e.Record.Record), bytes.Clone(e.Record.CredNonce), bytes.Clone(e.Record.MAC), now}},
+			{retireRecordKey, []any{e.UnitID, e.Context}},
+			{`INSERT INTO pin_records (unit_id, context, record, cred_nonce, mac, oprf_public, oprf_wrapped, oprf_mac, created_at, updated_at)
+			  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+			  ON CONFLICT (unit_id, context) DO UPDATE SET record = excluded.record, cred_nonce = excluded.cred_nonce, mac = excluded.mac,
+			  oprf_public = excluded.oprf_public, oprf_wrapped = excluded.oprf_wrapped, oprf_mac = excluded.oprf_mac, updated_at = excluded.updated_at`,
+				[]any{e.UnitID, e.Context, bytes.Clone(e.Record.Record), bytes.Clone(e.Record.CredNonce), bytes.Clone(e.Record.MAC),
+					nonNil(e.Record.OPRF.Public), nonNil(e.Record.OPRF.Wrapped), nonNil(e.Record.OPRF.MAC), now}},
 			{`DELETE FROM pin_attempts WHERE unit_id = $1 AND context = $2`, []any{e.UnitID, e.Context}},
 			{`DELETE FROM sessions WHERE unit_id = $1`, []any{e.UnitID}},
 		}

@@ -18,22 +18,142 @@ func (s *Store) GetPINRecord(ctx context.Context, unitID, pinContext string) (PI
 	}
 	var r PINRecord
 	err := s.db.QueryRowContext(ctx,
-		`SELECT record, cred_nonce, mac FROM pin_records WHERE unit_id = $1 AND context = $2`, unitID, pinContext).
-		Scan(&r.Record, &r.CredNonce, &r.MAC)
+		`SELECT record, cred_nonce, mac, oprf_public, oprf_wrapped, oprf_mac FROM pin_records WHERE unit_id = $1 AND context = $2`, unitID, pinContext).
+		Scan(&r.Record, &r.CredNonce, &r.MAC, &r.OPRF.Public, &r.OPRF.Wrapped, &r.OPRF.MAC)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PINRecord{}, fmt.Errorf("%w: PIN record", ErrNotFound)
 	}
 	if err != nil {
 		return PINRecord{}, fmt.Errorf("store: get PIN record: %w", err)
 	}
+	r.OPRF = r.OPRF.orNil()
 	return r, nil
+}
+
+// orNil turns the empty columns of a software OPRF key into nil fields.
+func (k OPRFKey) orNil() OPRFKey {
+	if len(k.Public) == 0 {
+		return OPRFKey{}
+	}
+	if len(k.Wrapped) == 0 {
+		k.Wrapped = nil
+	}
+	return k
+}
+
+// retireRecordKey moves the HSM OPRF key of a unit's record in a context
+// ($1, $2), if it has one, to oprf_retired: run before the record is
+// replaced, in the same transaction.
+const retireRecordKey = `INSERT INTO oprf_retired (unit_id, public, wrapped, mac)
+	SELECT unit_id, oprf_public, oprf_wrapped, oprf_mac FROM pin_records
+	WHERE unit_id = $1 AND context = $2 AND length(oprf_public) > 0
+	ON CONFLICT (unit_id, public) DO NOTHING`
+
+// retirePendingKeys is retireRecordKey for pending registrations: the
+// caller appends the condition on pin_registrations.
+const retirePendingKeys = `INSERT INTO oprf_retired (unit_id, public, wrapped, mac)
+	SELECT unit_id, oprf_public, oprf_wrapped, oprf_mac FROM pin_registrations
+	WHERE length(oprf_public) > 0 AND `
+
+// RetiredOPRFKey is an HSM OPRF key that nothing uses any more, waiting
+// for the PIN server to destroy it on the device.
+type RetiredOPRFKey struct {
+	UnitID string
+	OPRFKey
+}
+
+// RetiredOPRFKeys returns up to limit retired HSM OPRF keys of a unit, or
+// of every unit when unitID is empty.
+func (s *Store) RetiredOPRFKeys(ctx context.Context, unitID string, limit int) ([]RetiredOPRFKey, error) {
+	if unitID != "" {
+		if err := checkID("retired OPRF key", "unit id", unitID); err != nil {
+			return nil, err
+		}
+	}
+	if limit < 1 {
+		return nil, invalidf("retired OPRF key", "limit must be at least 1")
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT unit_id, public, wrapped, mac FROM oprf_retired WHERE $1 = '' OR unit_id = $1 ORDER BY unit_id, public LIMIT $2`,
+		unitID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: retired OPRF keys: %w", err)
+	}
+	defer rows.Close()
+	var out []RetiredOPRFKey
+	for rows.Next() {
+		var k RetiredOPRFKey
+		if err := rows.Scan(&k.UnitID, &k.Public, &k.Wrapped, &k.MAC); err != nil {
+			return nil, fmt.Errorf("store: retired OPRF keys: %w", err)
+		}
+		k.OPRFKey = k.OPRFKey.orNil()
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: retired OPRF keys: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteRetiredOPRFKey deletes a retired key's row once the key is
+// destroyed; deleting a missing row is no error.
+func (s *Store) DeleteRetiredOPRFKey(ctx context.Context, unitID string, public []byte) error {
+	if err := checkID("retired OPRF key", "unit id", unitID); err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM oprf_retired WHERE unit_id = $1 AND public = $2`, unitID, public); err != nil {
+		return fmt.Errorf("store: delete retired OPRF key: %w", err)
+	}
+	return nil
+}
+
+// SoftwareOPRFRecords counts the PIN records whose OPRF key is derived in
+// software (made before HSM OPRF keys were on): the units that must still
+// change their PIN, or be re-enrolled, before software OPRF keys can be
+// refused.
+func (s *Store) SoftwareOPRFRecords(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pin_records WHERE length(oprf_public) = 0`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count software OPRF records: %w", err)
+	}
+	return n, nil
+}
+
+// OPRFKeys returns every HSM OPRF key the store names for a unit: of its
+// PIN records, its pending registrations and its retired keys. The
+// caller destroys them before EraseUnit.
+func (s *Store) OPRFKeys(ctx context.Context, unitID string) ([]OPRFKey, error) {
+	if err := checkID("OPRF keys", "unit id", unitID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT oprf_public, oprf_wrapped, oprf_mac FROM pin_records WHERE unit_id = $1 AND length(oprf_public) > 0
+		UNION ALL SELECT oprf_public, oprf_wrapped, oprf_mac FROM pin_registrations WHERE unit_id = $1 AND length(oprf_public) > 0
+		UNION ALL SELECT public, wrapped, mac FROM oprf_retired WHERE unit_id = $1`, unitID)
+	if err != nil {
+		return nil, fmt.Errorf("store: OPRF keys: %w", err)
+	}
+	defer rows.Close()
+	var out []OPRFKey
+	for rows.Next() {
+		var k OPRFKey
+		if err := rows.Scan(&k.Public, &k.Wrapped, &k.MAC); err != nil {
+			return nil, fmt.Errorf("store: OPRF keys: %w", err)
+		}
+		out = append(out, k.orNil())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: OPRF keys: %w", err)
+	}
+	return out, nil
 }
 
 // ReplacePINRecord overwrites an existing record (a PIN change inside a
 // session), or fails with [ErrNotFound] if there is none, and in the same
 // transaction ends every session of the unit, pending logins included
 // (a KE2 issued under the old record could otherwise still be finished),
-// and its pending registrations in that context.
+// and its pending registrations in that context. The HSM OPRF keys of
+// the old record and of those registrations move to the retired keys.
 func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string, r PINRecord, now time.Time) error {
 	if err := checkPINKey(unitID, pinContext); err != nil {
 		return err
@@ -46,13 +166,21 @@ func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string,
 		return err
 	}
 	return s.inTx(ctx, "replace PIN record", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, retireRecordKey, unitID, pinContext); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx,
-			`UPDATE pin_records SET record = $3, cred_nonce = $4, mac = $5, updated_at = $6 WHERE unit_id = $1 AND context = $2`,
-			unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), bytes.Clone(r.MAC), at)
+			`UPDATE pin_records SET record = $3, cred_nonce = $4, mac = $5, oprf_public = $6, oprf_wrapped = $7, oprf_mac = $8, updated_at = $9
+			 WHERE unit_id = $1 AND context = $2`,
+			unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), bytes.Clone(r.MAC),
+			nonNil(r.OPRF.Public), nonNil(r.OPRF.Wrapped), nonNil(r.OPRF.MAC), at)
 		if err := affectedOne(res, err, "replace PIN record"); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE unit_id = $1`, unitID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, retirePendingKeys+`unit_id = $1 AND context = $2 ON CONFLICT (unit_id, public) DO NOTHING`, unitID, pinContext); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2`, unitID, pinContext)
@@ -74,8 +202,10 @@ func (s *Store) PutFirstPINRecord(ctx context.Context, unitID, pinContext string
 		return err
 	}
 	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO pin_records (unit_id, context, record, cred_nonce, mac, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
-		unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), bytes.Clone(r.MAC), at)
+		`INSERT INTO pin_records (unit_id, context, record, cred_nonce, mac, oprf_public, oprf_wrapped, oprf_mac, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
+		unitID, pinContext, bytes.Clone(r.Record), bytes.Clone(r.CredNonce), bytes.Clone(r.MAC),
+		nonNil(r.OPRF.Public), nonNil(r.OPRF.Wrapped), nonNil(r.OPRF.MAC), at)
 	switch classify(err) {
 	case uniqueViolation:
 		return fmt.Errorf("%w: PIN record", ErrExists)
@@ -98,6 +228,9 @@ type PendingRegistration struct {
 	Requester string
 	CredNonce []byte
 	ExpiresAt time.Time
+	// OPRF is the HSM key the evaluate step made (zero: a software OPRF
+	// key). A registration replaced, evicted or expired retires it.
+	OPRF OPRFKey
 }
 
 // PutPendingRegistration records (or replaces) a requester's pending
@@ -117,50 +250,80 @@ func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistratio
 	if len(p.CredNonce) == 0 {
 		return invalidf("pending registration", "empty nonce")
 	}
+	if err := p.OPRF.check("pending registration"); err != nil {
+		return err
+	}
 	expires, err := toMicros("pending registration", "expires at", p.ExpiresAt)
 	if err != nil {
 		return err
 	}
+	const evicted = `unit_id = $1 AND (context, requester) NOT IN (
+			   SELECT context, requester FROM pin_registrations WHERE unit_id = $1
+			   ORDER BY expires_at DESC, context, requester LIMIT $2)`
 	return s.inTx(ctx, "put pending registration", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO pin_registrations (unit_id, context, requester, nonce, expires_at) VALUES ($1, $2, $3, $4, $5)
-			 ON CONFLICT (unit_id, context, requester) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at`,
-			p.UnitID, p.Context, p.Requester, bytes.Clone(p.CredNonce), expires)
+		_, err := tx.ExecContext(ctx, retirePendingKeys+`unit_id = $1 AND context = $2 AND requester = $3 ON CONFLICT (unit_id, public) DO NOTHING`,
+			p.UnitID, p.Context, p.Requester)
 		if err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx,
-			`DELETE FROM pin_registrations WHERE unit_id = $1 AND (context, requester) NOT IN (
-			   SELECT context, requester FROM pin_registrations WHERE unit_id = $1
-			   ORDER BY expires_at DESC, context, requester LIMIT $2)`,
-			p.UnitID, maxPerUnit)
+			`INSERT INTO pin_registrations (unit_id, context, requester, nonce, expires_at, oprf_public, oprf_wrapped, oprf_mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			 ON CONFLICT (unit_id, context, requester) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at,
+			 oprf_public = excluded.oprf_public, oprf_wrapped = excluded.oprf_wrapped, oprf_mac = excluded.oprf_mac`,
+			p.UnitID, p.Context, p.Requester, bytes.Clone(p.CredNonce), expires, nonNil(p.OPRF.Public), nonNil(p.OPRF.Wrapped), nonNil(p.OPRF.MAC))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, retirePendingKeys+evicted+` ON CONFLICT (unit_id, public) DO NOTHING`, p.UnitID, maxPerUnit); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM pin_registrations WHERE `+evicted, p.UnitID, maxPerUnit)
 		return err
 	})
 }
 
-// TakePendingRegistration removes and returns the nonce of a requester's
-// pending registration, or fails with [ErrNotFound] if there is none or it
-// expired.
-func (s *Store) TakePendingRegistration(ctx context.Context, unitID, pinContext, requester string, now time.Time) ([]byte, error) {
+// TakePendingRegistration removes and returns a requester's pending
+// registration, or fails with [ErrNotFound] if there is none or it
+// expired (an expired one's HSM OPRF key is retired).
+func (s *Store) TakePendingRegistration(ctx context.Context, unitID, pinContext, requester string, now time.Time) (PendingRegistration, error) {
 	if err := checkPINKey(unitID, pinContext); err != nil {
-		return nil, err
+		return PendingRegistration{}, err
 	}
 	at, err := toMicros("pending registration", "now", now)
 	if err != nil {
-		return nil, err
+		return PendingRegistration{}, err
 	}
-	var nonce []byte
+	p := PendingRegistration{UnitID: unitID, Context: pinContext, Requester: requester}
 	var expires int64
-	err = s.db.QueryRowContext(ctx,
-		`DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2 AND requester = $3 RETURNING nonce, expires_at`,
-		unitID, pinContext, requester).Scan(&nonce, &expires)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && expires <= at {
-		return nil, fmt.Errorf("%w: pending registration", ErrNotFound)
+	expired := false
+	err = s.inTx(ctx, "take pending registration", func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx,
+			`DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2 AND requester = $3
+			 RETURNING nonce, expires_at, oprf_public, oprf_wrapped, oprf_mac`,
+			unitID, pinContext, requester).Scan(&p.CredNonce, &expires, &p.OPRF.Public, &p.OPRF.Wrapped, &p.OPRF.MAC)
+		if err != nil {
+			return err
+		}
+		p.OPRF = p.OPRF.orNil()
+		if expires > at {
+			return nil
+		}
+		expired = true
+		if p.OPRF.IsZero() {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO oprf_retired (unit_id, public, wrapped, mac) VALUES ($1, $2, $3, $4) ON CONFLICT (unit_id, public) DO NOTHING`,
+			unitID, p.OPRF.Public, nonNil(p.OPRF.Wrapped), p.OPRF.MAC)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) || err == nil && expired {
+		return PendingRegistration{}, fmt.Errorf("%w: pending registration", ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: take pending registration: %w", err)
+		return PendingRegistration{}, fmt.Errorf("store: take pending registration: %w", err)
 	}
-	return nonce, nil
+	p.ExpiresAt = fromMicros(expires)
+	return p, nil
 }
 
 func checkPINKey(unitID, pinContext string) error {

@@ -422,12 +422,12 @@ func testPendingRegistrations(t *testing.T, dsn string) {
 	put("csk-a", "n1", time.Minute)
 	put("csk-b", "n2", time.Minute)
 	put("csk-a", "n3", time.Minute) // a new evaluate replaces the requester's own
-	if n, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-a", at(0)); err != nil || string(n) != "n3" {
+	if n, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-a", at(0)); err != nil || string(n.CredNonce) != "n3" {
 		t.Fatalf("take a: %q %v", n, err)
 	}
 	_, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-a", at(0))
 	wantErr(t, "second take", err, store.ErrNotFound)
-	if n, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-b", at(0)); err != nil || string(n) != "n2" {
+	if n, err := s.TakePendingRegistration(ctx, "u", "hsm", "csk-b", at(0)); err != nil || string(n.CredNonce) != "n2" {
 		t.Fatalf("take b: %q %v", n, err)
 	}
 	put("csk-c", "n4", time.Minute)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -446,8 +447,8 @@ func (n *nullString) Scan(v any) error {
 }
 
 // Purge deletes expired sessions, nonces, activation codes and pending
-// registrations, and PIN attempt counters that are back at zero, and
-// returns how many rows went.
+// registrations (whose HSM OPRF keys it retires first), and PIN attempt
+// counters that are back at zero, and returns how many rows went.
 func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 	at, err := toMicros("purge", "now", now)
 	if err != nil {
@@ -458,6 +459,7 @@ func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 		`DELETE FROM sessions WHERE expires_at <= $1`,
 		`DELETE FROM nonces WHERE expires_at <= $1`,
 		`DELETE FROM activation_codes WHERE expires_at <= $1`,
+		retirePendingKeys + `expires_at <= $1 ON CONFLICT (unit_id, public) DO NOTHING`,
 		`DELETE FROM pin_registrations WHERE expires_at <= $1`,
 		// Counters back at zero (after a success or an unlock) carry no
 		// state: the next attempt makes them again.
@@ -467,8 +469,9 @@ func (s *Store) Purge(ctx context.Context, now time.Time) (int64, error) {
 		if err != nil {
 			return total, fmt.Errorf("store: purge: %w", err)
 		}
-		n, _ := res.RowsAffected()
-		total += n
+		if n, _ := res.RowsAffected(); !strings.HasPrefix(q, "INSERT") {
+			total += n
+		}
 	}
 	return total, nil
 }

@@ -221,7 +221,7 @@ func (s *Store) SetUnitStateBy(ctx context.Context, id string, st UnitState, by 
 // EraseUnit, each with its unit column.
 var unitRecords = []string{
 	"pseudonyms", "sessions", "pin_registrations", "pin_attempts", "pin_records",
-	"client_keys", "activation_codes", "keys", "secdsa_units", "secdsa_activations",
+	"client_keys", "activation_codes", "keys", "secdsa_units", "secdsa_activations", "oprf_retired",
 }
 
 // EraseUnit erases everything the store holds of a revoked unit (its keys'

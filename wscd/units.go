@@ -45,6 +45,7 @@ type UnitStore interface {
 	// SECDSA aU keys: destruction (Destroy) and the operator's reset
 	// (ResetSECDSA).
 	SECDSAKeys(ctx context.Context, unitID string) (store.SECDSAUnit, store.SECDSAPending, error)
+	OPRFKeys(ctx context.Context, unitID string) ([]store.OPRFKey, error)
 	ResetSECDSA(ctx context.Context, unitID string, now time.Time) (store.SECDSAUnit, store.SECDSAPending, error)
 }
 
@@ -327,12 +328,47 @@ func (s *Units) Destroy(ctx context.Context, unit string) error {
 		return err
 	}
 	n += m
+	// Its HSM OPRF keys (of its PIN records, pending registrations and
+	// retired ones): destroyed, then erased with the rest.
+	oprf, err := s.st.OPRFKeys(ctx, unit)
+	if err != nil {
+		return storeErr(err)
+	}
+	if m, err = destroyOPRF(ctx, s.base, s.keys.dev, s.ev, owner, oprf); err != nil {
+		return err
+	}
+	n += m
 	if err := s.st.EraseUnit(ctx, unit, s.now().UTC()); err != nil {
 		return storeErr(err)
 	}
 	s.log.InfoContext(ctx, "wallet unit destroyed", "unit", unit, "device_keys", n)
 	s.ev.Record(ctx, event.Event{Type: event.UnitDestroyed, Time: s.now(), Unit: unit, Data: []byte(strconv.Itoa(n))})
 	return nil
+}
+
+// destroyOPRF destroys a unit's HSM OPRF keys (pin's, named by their
+// public point) on the device, each with a key_destroyed event. The
+// device checks the owner, so a key of another unit is never touched.
+func destroyOPRF(ctx context.Context, b base, dev device.Device, ev Recorder, owner device.Owner, keys []store.OPRFKey) (int, error) {
+	for i, k := range keys {
+		pub, err := device.PublicKeyFromBytes(k.Public)
+		if err != nil {
+			return i, fmt.Errorf("wscd: stored OPRF key: %w", err)
+		}
+		kid, err := device.KIDOf(pub)
+		if err != nil {
+			return i, fmt.Errorf("wscd: stored OPRF key: %w", err)
+		}
+		ref := device.Ref{Owner: owner, KID: kid}
+		if len(k.Wrapped) > 0 {
+			ref.Wrapped = k.Wrapped
+		}
+		if err := dev.Destroy(ctx, ref); err != nil && !errors.Is(err, device.ErrKeyNotFound) {
+			return i, b.deviceErr(ctx, err)
+		}
+		ev.Record(ctx, destroyedEvent(b.now(), string(owner), string(kid), k.Wrapped))
+	}
+	return len(keys), nil
 }
 
 // UnlockPIN clears a unit's PIN attempt counter and lock in a context: the

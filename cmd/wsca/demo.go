@@ -63,6 +63,8 @@ func startLocalServer(ctx context.Context, dataDir, backend string, log *slog.Lo
 	url := "http://" + ln.Addr().String()
 	stk, err := stack.Build(ctx, o.Store, o.WSCD, stack.Options{
 		Addr: ln.Addr().String(), PublicURL: url, Logger: log, Version: version,
+		// As wscad by default: every PIN record's OPRF key on the device.
+		OPRFInHSM: true,
 		// Short, so the demo's status changes show at once.
 		StatusLists: stack.StatusListOptions{ShardSize: 10_000, Pool: 2, Debounce: 10 * time.Millisecond},
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
 	"github.com/wsca/wsca/r2ps/client/httptransport"
+	"github.com/wsca/wsca/store"
 )
 
 // softhsmConf is SOFTHSM2_CONF when the tests start: in-process runs of
@@ -178,6 +179,17 @@ func TestLockoutAcrossInstances(t *testing.T) {
 	}
 	if err := ca.Enrol(ctx, created.Code, []byte("246810")); err != nil {
 		t.Fatalf("Enrol: %v", err)
+	}
+	// By default (--oprf-hsm) the record's OPRF key is on the token: the
+	// lockout below runs on the HSM path (issue 11).
+	if st, err := store.Open(ctx, dsn); err != nil {
+		t.Fatal(err)
+	} else {
+		rec, err := st.GetPINRecord(ctx, created.Unit, "hsm")
+		st.Close()
+		if err != nil || rec.OPRF.IsZero() {
+			t.Fatalf("record: HSM OPRF key %v, %v", err == nil && !rec.OPRF.IsZero(), err)
+		}
 	}
 	// Enrolled on A, the unit logs in on B: the OPAQUE key material and
 	// the record are shared.

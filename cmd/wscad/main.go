@@ -81,6 +81,8 @@ type options struct {
 	compat          dispatch.Compat
 	responseKey     dispatch.ResponseKey
 	secdsaMax       int
+	oprfHSM         bool
+	acceptSoftOPRF  bool
 	keyQuota        int
 	publicURL       string
 	evidenceOrigin  string
@@ -172,6 +174,8 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.IntVar(&o.keyQuota, "key-quota", dispatch.DefaultKeyQuota, "keys a wallet unit may hold")
 	fs.StringVar(&o.evidenceOrigin, "evidence-origin", "", "`name` of the evidence log: its checkpoints' origin and key name (empty: HOST/evidence of --public-url, else of --listen)")
 	fs.IntVar(&o.secdsaMax, "secdsa-max-failures", wscd.DefaultSECDSAMaxFailures, "SECDSA PIN failures after which a unit's SECDSA binding locks (docs/secdsa.md)")
+	fs.BoolVar(&o.oprfHSM, "oprf-hsm", true, "give every new PIN record its own derive-only OPRF key on the device, so a copy of the database and of the server's memory allows no offline PIN search (docs/protocol.md, \"HSM-bound OPRF key\")")
+	fs.BoolVar(&o.acceptSoftOPRF, "accept-software-oprf", true, "accept logins under PIN records whose OPRF key is derived in software (made before --oprf-hsm; they move to the HSM at their next PIN change); false needs --oprf-hsm")
 	fs.StringVar(&o.publicURL, "public-url", "", "public base `URL` of this deployment's WSCA role (status list URIs start with it; empty: http://LISTEN)")
 	fs.StringVar(&o.attestChain, "attest-chain", "", "PEM `file` certifying the attestation key: leaf first, no trust anchor (empty: a development CA, if --attest-dev-ca)")
 	fs.BoolVar(&o.attestDevCA, "attest-dev-ca", true, "without --attest-chain, certify the attestation key by a development CA kept in the store (development only)")
@@ -299,6 +303,9 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 	if o.secdsaMax < 1 {
 		add(fmt.Errorf("--secdsa-max-failures must be at least 1, not %d", o.secdsaMax))
 	}
+	if !o.acceptSoftOPRF && !o.oprfHSM {
+		add(errors.New("--accept-software-oprf=false needs --oprf-hsm"))
+	}
 	if o.sessionDuration > o.maxSession {
 		add(fmt.Errorf("--session-duration %v exceeds --max-session %v", o.sessionDuration, o.maxSession))
 	}
@@ -416,6 +423,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		// A non-nil slice: an empty --task-contexts means none, not the default.
 		TaskContexts: append([]string{}, s.tasks...),
 		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey, SECDSAMaxFailures: o.secdsaMax,
+		OPRFInHSM: o.oprfHSM, RefuseSoftwareOPRF: !o.acceptSoftOPRF,
 		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
 		CORSOrigins: o.corsOrigins, PublicURL: o.publicURL, EvidenceOrigin: o.evidenceOrigin,
@@ -478,7 +486,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		log.Info(l.name+" listening", "url", sch+"://"+l.ln.Addr().String()+l.path)
 		go func() { errc <- l.serve(ctx, l.ln) }()
 	}
-	go func() { errc <- purge(ctx, st.Store, log) }()
+	go func() { errc <- purge(ctx, st.Store, stk.PIN, log) }()
 	go func() { errc <- stk.Background(ctx) }()
 	// The first listener to stop (on a signal: all of them) stops the others.
 	var first error
@@ -516,9 +524,10 @@ func servePprof(ctx context.Context, ln net.Listener) error {
 }
 
 // purge deletes expired sessions, nonces, codes and pending registrations
-// every minute until ctx ends. Every instance may run it: deletes of
-// expired rows are idempotent.
-func purge(ctx context.Context, st *store.Store, log *slog.Logger) error {
+// every minute until ctx ends, and destroys the HSM OPRF keys they (or
+// PIN changes) retired. Every instance may run it: deletes of expired
+// rows are idempotent, and so is destroying a key.
+func purge(ctx context.Context, st *store.Store, pins *pin.Server, log *slog.Logger) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -531,6 +540,7 @@ func purge(ctx context.Context, st *store.Store, log *slog.Logger) error {
 			} else if n > 0 {
 				log.Debug("purged expired state", "rows", n)
 			}
+			pins.DestroyRetiredOPRFKeys(ctx, "")
 		}
 	}
 }

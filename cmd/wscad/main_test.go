@@ -215,6 +215,7 @@ func TestBadConfig(t *testing.T) {
 		{"bad compat env", nil, map[string]string{"WSCA_COMPAT": "lenient"}, "WSCA_COMPAT"},
 		{"zero key quota", []string{"--key-quota", "0"}, nil, "--key-quota must be at least 1"},
 		{"zero secdsa max failures", []string{"--secdsa-max-failures", "0"}, nil, "--secdsa-max-failures must be at least 1"},
+		{"refusing software OPRF keys without HSM ones", []string{"--oprf-hsm=false", "--accept-software-oprf=false"}, nil, "--accept-software-oprf=false needs --oprf-hsm"},
 		{"small status shard", []string{"--status-shard-size", "9999"}, nil, "--status-shard-size must be at least 10000"},
 		{"zero status ttl", []string{"--status-ttl", "0s"}, nil, "--status-ttl must be positive"},
 		{"public URL over http", []string{"--public-url", "http://wsca.example"}, nil, "must be served over https"},

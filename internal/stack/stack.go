@@ -53,11 +53,17 @@ type Options struct {
 	// failures (0: the default); SECDSA is served in the wscd role when
 	// the device makes derive-only keys.
 	SECDSAMaxFailures int
-	Registry          *prometheus.Registry // nil: a new one
-	Logger            *slog.Logger
-	Version           string
-	ShutdownTimeout   time.Duration
-	ReadyTimeout      time.Duration
+	// OPRFInHSM gives every new PIN record an OPRF key on the wscd
+	// role's device (pin.Config.OPRFDevice; docs/protocol.md, "HSM-bound
+	// OPRF key"); RefuseSoftwareOPRF then refuses logins under records
+	// whose OPRF key is still derived in software.
+	OPRFInHSM          bool
+	RefuseSoftwareOPRF bool
+	Registry           *prometheus.Registry // nil: a new one
+	Logger             *slog.Logger
+	Version            string
+	ShutdownTimeout    time.Duration
+	ReadyTimeout       time.Duration
 	// R2PSMaxConcurrent bounds the /r2ps requests served at once (0: the
 	// server's default).
 	R2PSMaxConcurrent int
@@ -289,6 +295,16 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		pcfg.Store, pcfg.Sealer, pcfg.Share, pcfg.SessionsOnly = view, lazyShare{share}, nil, true
 	} else {
 		w.Units.SetShare(share)
+	}
+	if o.RefuseSoftwareOPRF && !o.OPRFInHSM {
+		return nil, errors.New("stack: refusing software OPRF keys needs OPRF keys in the HSM")
+	}
+	if o.OPRFInHSM && !wscaOnly {
+		dev, ok := w.Keys.Device().(pin.OPRFDevice)
+		if !ok {
+			return nil, errors.New("stack: OPRF keys in the HSM: the device cannot make derive-only keys")
+		}
+		pcfg.OPRFDevice, pcfg.RefuseSoftwareOPRF = dev, o.RefuseSoftwareOPRF
 	}
 	pins, err := pin.New(ctx, pcfg)
 	if err != nil {

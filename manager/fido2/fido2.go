@@ -133,9 +133,13 @@ func New(cfg Config) (*Plugin, error) {
 	return p, nil
 }
 
-// validRPID accepts a lower-case domain name.
+// validRPID accepts a lower-case domain name; an IP address is none
+// (WebAuthn refuses it as an RP id), so a last label of digits is refused.
 func validRPID(s string) bool {
 	if s == "" || len(s) > 253 || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
+		return false
+	}
+	if last := s[strings.LastIndexByte(s, '.')+1:]; strings.Trim(last, "0123456789") == "" {
 		return false
 	}
 	for _, r := range s {

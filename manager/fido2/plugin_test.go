@@ -30,6 +30,7 @@ func TestNewConfig(t *testing.T) {
 		{"RP id with a scheme", fido2.Config{RPID: "https://wallet.example", Store: st}, false},
 		{"RP id in capitals", fido2.Config{RPID: "Wallet.example", Store: st}, false},
 		{"RP id with a port", fido2.Config{RPID: "wallet.example:443", Store: st}, false},
+		{"RP id an IP address", fido2.Config{RPID: "127.0.0.1", Store: st}, false},
 		{"origin on another site", fido2.Config{RPID: rpID, Origin: "https://other.example", Store: st}, false},
 		{"no store", fido2.Config{RPID: rpID}, false},
 		{"user verification", fido2.Config{RPID: rpID, Store: st, UserVerification: "always"}, false},

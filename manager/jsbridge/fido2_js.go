@@ -3,6 +3,8 @@
 package jsbridge
 
 import (
+	"fmt"
+
 	"github.com/wsca/wsca/manager"
 	"github.com/wsca/wsca/manager/fido2"
 	"github.com/wsca/wsca/manager/kv"
@@ -12,5 +14,10 @@ import (
 // ceremonies through AuthCallback.RequestWebAuthnAssertion (the host's
 // callbacks.webauthn).
 func newFIDO2(rpID string, store kv.Store) (manager.Plugin, error) {
-	return fido2.New(fido2.Config{RPID: rpID, Store: store})
+	p, err := fido2.New(fido2.Config{RPID: rpID, Store: store})
+	if err != nil {
+		// Only the host's configuration can be wrong here.
+		return nil, fmt.Errorf("%w: %v", manager.ErrInvalidInput, err)
+	}
+	return p, nil
 }

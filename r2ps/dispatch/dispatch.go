@@ -495,13 +495,14 @@ func codeOf(err error) string {
 	case errors.Is(err, pin.ErrLocked), errors.Is(err, pin.ErrTooSoon), errors.Is(err, wscd.ErrUnitNotActive),
 		errors.Is(err, pin.ErrTaskItemUsed):
 		return r2ps.CodeAccessDenied
-	case errors.Is(err, pin.ErrNoRegistration), errors.Is(err, pin.ErrRecordExists):
+	case errors.Is(err, pin.ErrNoRegistration), errors.Is(err, pin.ErrRecordExists), errors.Is(err, pin.ErrSoftwareOPRF):
 		return r2ps.CodeIllegalState
 	case errors.Is(err, pin.ErrMalformed), errors.Is(err, wscd.ErrInvalidInput), errors.Is(err, wscd.ErrKeyNotFound):
 		return r2ps.CodeIllegalRequestData
 	case errors.Is(err, wscd.ErrQuota):
 		return r2ps.CodeAccessDenied
-	case errors.Is(err, wscd.ErrUnavailable):
+	case errors.Is(err, wscd.ErrUnavailable), errors.Is(err, device.ErrUnavailable), errors.Is(err, device.ErrClosed):
+		// device: the PIN server's HSM OPRF evaluation.
 		return r2ps.CodeTryLater
 	}
 	return r2ps.CodeServerError

@@ -141,6 +141,8 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		if err != nil {
 			return result{err: err}
 		}
+		// A re-enrolment retired the old record's HSM OPRF key.
+		d.cfg.PIN.DestroyRetiredOPRFKeys(ctx, r.unit)
 		d.logger(ctx).InfoContext(ctx, "wallet unit enrolled", "unit", r.unit, "context", r.context, "purpose", purpose, "profile", r.profile)
 		if d.cfg.Evidence != nil {
 			d.cfg.Evidence.Record(ctx, event.Event{Type: event.Enrolled, Time: e.Now, Unit: r.unit, Context: r.context, Data: []byte(purpose)})
@@ -295,6 +297,8 @@ func (d *Dispatcher) update(ctx context.Context, r *request, tr r2ps.TFARequest)
 		if err := d.cfg.Store.ReplacePINRecord(ctx, r.unit, r.context, rec, d.cfg.Now()); err != nil {
 			return result{err: err}
 		}
+		// The old record's HSM OPRF key was retired with it.
+		d.cfg.PIN.DestroyRetiredOPRFKeys(ctx, r.unit)
 		d.logger(ctx).InfoContext(ctx, "PIN changed; every session of the unit ended", "unit", r.unit, "context", r.context)
 		return result{data: r2ps.TFAResponse{Success: true}}
 	}

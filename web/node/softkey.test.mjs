@@ -129,7 +129,8 @@ const nodef = await W.open({ storage: memoryStorage(), kek, plugins: { softkey: 
 await rejects(nodef.generate({}), 'no_default');
 await rejects(W.open({ storage: memoryStorage(), kek: new Uint8Array(16), plugins: {} }), 'invalid_input');
 await rejects(W.open({ storage: {}, kek, plugins: {} }), 'invalid_input');
-await rejects(W.open({ storage: memoryStorage(), kek, plugins: { fido2: { rpId: 'x' } } }), 'no_plugin');
+await rejects(W.open({ storage: memoryStorage(), kek, plugins: { fido2: { rpId: '127.0.0.1' } } }), 'invalid_input');
+await rejects(W.open({ storage: memoryStorage(), kek, plugins: { fido2: {} } }), 'invalid_input');
 
 // a storage that fails: the host's error comes back as a rejection
 const failing = memoryStorage();
