@@ -4,66 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/wsca/wsca/internal/atomicfile"
 	"github.com/wsca/wsca/manager/kv"
 )
 
-// maxJournalEntry bounds one journal entry.
-const maxJournalEntry = 1 << 20
-
-// journal keeps the generation journal by name (hex of the label): a
-// directory of <name>.json files (the layout so far) or a kv.Store.
+// journal keeps the generation journal by name (hex of the label) in a
+// kv.Store: a directory of <name>.json files (kv.OpenFiles, the layout so
+// far) or the browser's storage.
 type journal interface {
 	put(ctx context.Context, name string, b []byte) error
 	get(ctx context.Context, name string) (b []byte, ok bool, err error)
 	list(ctx context.Context) ([]string, error)
-}
-
-type dirJournal struct{ dir string }
-
-func (d dirJournal) path(name string) string { return filepath.Join(d.dir, name+".json") }
-
-func (d dirJournal) put(_ context.Context, name string, b []byte) error {
-	if err := atomicfile.Replace(d.path(name), b, 0o600); err != nil {
-		return fmt.Errorf("remote: journal: %w", err)
-	}
-	return nil
-}
-
-func (d dirJournal) get(_ context.Context, name string) ([]byte, bool, error) {
-	f, err := os.Open(d.path(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("remote: journal: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxJournalEntry))
-	if err != nil {
-		return nil, false, fmt.Errorf("remote: journal: %w", err)
-	}
-	return b, true, nil
-}
-
-func (d dirJournal) list(context.Context) ([]string, error) {
-	ents, err := os.ReadDir(d.dir)
-	if err != nil {
-		return nil, fmt.Errorf("remote: journal: %w", err)
-	}
-	var out []string
-	for _, e := range ents {
-		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 type kvJournal struct {

@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -108,10 +107,11 @@ func New(cfg Config) (*Plugin, error) {
 	case cfg.JournalStore != nil:
 		j = kvJournal{kv: cfg.JournalStore, prefix: cfg.JournalPrefix}
 	case cfg.Journal != "":
-		if err := os.MkdirAll(cfg.Journal, 0o700); err != nil {
+		st, err := kv.OpenFiles(cfg.Journal, ".json")
+		if err != nil {
 			return nil, fmt.Errorf("remote: journal: %w", err)
 		}
-		j = dirJournal{dir: cfg.Journal}
+		j = kvJournal{kv: st}
 	default:
 		return nil, fmt.Errorf("%w: remote: no journal", manager.ErrInvalidInput)
 	}

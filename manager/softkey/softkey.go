@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
@@ -67,10 +66,11 @@ func Open(dir string, kek []byte) (*Plugin, error) {
 	if len(kek) != KEKSize {
 		return nil, fmt.Errorf("softkey: the key-encryption key must be %d bytes", KEKSize)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	st, err := kv.OpenFiles(dir, ".jwe")
+	if err != nil {
 		return nil, fmt.Errorf("softkey: %w", err)
 	}
-	return &Plugin{id: ID, files: dirFiles{dir: dir}, kek: append([]byte(nil), kek...), now: time.Now}, nil
+	return &Plugin{id: ID, files: kvFiles{kv: st}, kek: append([]byte(nil), kek...), now: time.Now}, nil
 }
 
 // OpenStore opens the keystore kept in s under prefix (one value
