@@ -457,10 +457,11 @@ var errExpiredCode = errors.New("store: expired code")
 // inTx runs fn in a transaction. fn's error rolls back, except
 // errExpiredCode, which commits and is returned.
 func (s *Store) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
+	defer done()
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		if errors.Is(err, errExpiredCode) {

@@ -63,10 +63,11 @@ func (s *Store) SequenceEvidence(ctx context.Context, max int) (EvidenceTree, in
 	if max < 1 {
 		return EvidenceTree{}, 0, invalidf("evidence", "batch of %d", max)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return EvidenceTree{}, 0, fmt.Errorf("store: sequence evidence: %w", err)
 	}
+	defer done()
 	defer tx.Rollback()
 	var (
 		size int64

@@ -123,10 +123,11 @@ func (s *Store) migrate(ctx context.Context, fsys fs.FS) error {
 	}
 	// On SQLite this is BEGIN IMMEDIATE (see sqliteParams): the write lock
 	// is the migration lock.
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	defer done()
 	defer tx.Rollback()
 	if s.backend == Postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {

@@ -312,10 +312,11 @@ func (s *Store) sqliteNonceInSession(ctx context.Context, nonceHash []byte, expi
 		stmts[i] = st
 	}
 	// BEGIN IMMEDIATE (sqliteParams): the write lock from the start.
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
+	defer done()
 	defer tx.Rollback()
 	res, err := tx.StmtContext(ctx, stmts[0]).ExecContext(ctx, nonceHash, expires, idHash, at)
 	if err != nil {

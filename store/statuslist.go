@@ -169,10 +169,11 @@ func (a *StatusAllocation) check() error {
 // tryAllocate makes one attempt; ok is false when the chosen list filled
 // up in between.
 func (s *Store) tryAllocate(ctx context.Context, a StatusAllocation, rnd io.Reader, at int64) (StatusEntry, bool, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return StatusEntry{}, false, fmt.Errorf("store: allocate status: %w", err)
 	}
+	defer done()
 	defer tx.Rollback()
 	active, err := activeLists(ctx, tx)
 	if err != nil {
@@ -340,10 +341,11 @@ func (s *Store) SetUnitStatuses(ctx context.Context, unit string, status uint8, 
 	if err != nil {
 		return 0, err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: set unit statuses: %w", err)
 	}
+	defer done()
 	defer tx.Rollback()
 	n, err := s.setUnitStatuses(ctx, tx, unit, status, us)
 	if err != nil {
@@ -418,10 +420,11 @@ func (s *Store) SetKeyStatus(ctx context.Context, unit, kid string, status uint8
 	if err != nil {
 		return 0, err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: set key status: %w", err)
 	}
+	defer done()
 	defer tx.Rollback()
 	// The entries allocated for the key, and those of attestations that
 	// also name it (RecordAttestedKeys).
@@ -628,10 +631,11 @@ func (s *Store) RetireStatusList(ctx context.Context, id string) error {
 // and returns how many entries went. The list rows stay (a few bytes
 // each), so their URIs keep answering 410 Gone rather than 404.
 func (s *Store) PurgeRetiredStatusLists(ctx context.Context) (int64, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: purge status lists: %w", err)
 	}
+	defer done()
 	defer tx.Rollback()
 	retired := `SELECT id FROM status_lists WHERE state = $1`
 	if _, err := tx.ExecContext(ctx, `DELETE FROM status_tokens WHERE list_id IN (`+retired+`)`, string(StatusListRetired)); err != nil {

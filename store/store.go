@@ -35,6 +35,34 @@ type Store struct {
 	// stmts holds the statements of the hot paths prepared once per *sql.DB
 	// (SQLite only; see prepared), shared with the store's views.
 	stmts *stmtCache
+	// writeTurn, on SQLite, lets one transaction of this process at a time
+	// ask for the database's write lock (shared with the store's views).
+	writeTurn chan struct{}
+}
+
+// begin starts a transaction; done must be called after it ends (defer
+// it before tx.Rollback). On SQLite every transaction takes the write
+// lock at BEGIN (sqliteParams), and SQLite hands a contended lock to
+// whichever waiter polls first, so under load one writer could wait past
+// the busy timeout while others kept winning (SQLITE_BUSY). The store's
+// transactions therefore take turns in this process first, in order;
+// the busy timeout is left to other processes and single statements.
+func (s *Store) begin(ctx context.Context) (tx *sql.Tx, done func(), err error) {
+	done = func() {}
+	if s.writeTurn != nil {
+		select {
+		case s.writeTurn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		done = func() { <-s.writeTurn }
+	}
+	tx, err = s.db.BeginTx(ctx, nil)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return tx, done, nil
 }
 
 // stmtCache maps a query to its prepared statement.
@@ -170,6 +198,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(cfg.maxOpenConns)
 
 	s := &Store{db: db, backend: t.backend, stmts: &stmtCache{}}
+	if t.backend == SQLite {
+		s.writeTurn = make(chan struct{}, 1)
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: connect to %s: %w", redactDSN(dsn), err)
