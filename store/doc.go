@@ -11,7 +11,10 @@
 //     path ending in ".db". The database runs in WAL mode with a busy timeout,
 //     so readers never block and writers queue on SQLite's single write lock;
 //     every transaction begins IMMEDIATE, so it takes that lock up front and
-//     cannot deadlock on a read-to-write upgrade.
+//     cannot deadlock on a read-to-write upgrade. The process's transactions
+//     take turns for it in the order they asked (SQLite's busy handler alone
+//     serves whoever polls first, which can starve a writer past the busy
+//     timeout under load).
 //   - PostgreSQL (github.com/jackc/pgx/v5/stdlib) for several instances on one
 //     database: "postgres://user:pass@host/db?sslmode=verify-full".
 //
