@@ -590,3 +590,71 @@ func TestHSMOPRFIntegrity(t *testing.T) {
 		}
 	})
 }
+
+// downStore is a store whose PIN records cannot be read.
+type downStore struct{ *store.Store }
+
+func (downStore) GetPINRecord(context.Context, string, string) (store.PINRecord, error) {
+	return store.PINRecord{}, errors.New("store down")
+}
+
+// TestHSMOPRFDiscardRecord: DiscardRecord destroys the key of a record
+// FinishRegistration returned and nobody stored, and keeps a key the
+// unit's stored record names, one whose MAC fails, and one the store
+// cannot tell about.
+func TestHSMOPRFDiscardRecord(t *testing.T) {
+	forEachDevice(t, func(t *testing.T, dev pin.OPRFDevice, dsn string) {
+		if wrappedStorage(dev) {
+			t.Skip("a blob's destruction leaves nothing to observe")
+		}
+		ctx := context.Background()
+		e := newEnv(t, dsn, withDevice(dev))
+		down := e.newServer(t, func(c *pin.Config) { c.OPRFDevice = dev; c.Store = downStore{e.st} })
+		// finished runs a registration up to FinishRegistration.
+		finished := func(unit string) store.PINRecord {
+			t.Helper()
+			c, _ := e.conf.Client()
+			req, _ := c.RegistrationInit([]byte("123456"))
+			raw, err := e.srv.RegistrationResponse(ctx, unit, hsm, "r", req.Serialize())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, _ := c.Deserialize.RegistrationResponse(raw)
+			up, _, _ := c.RegistrationFinalize(resp, nil, nil)
+			rec, err := e.srv.FinishRegistration(ctx, unit, hsm, "r", up.Serialize())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rec
+		}
+		for _, tc := range []struct {
+			name    string
+			srv     *pin.Server
+			store   bool // the record is stored before the discard
+			forge   bool // its MAC is changed
+			survive bool
+		}{
+			{name: "not stored", srv: e.srv},
+			{name: "stored", srv: e.srv, store: true, survive: true},
+			{name: "forged MAC", srv: e.srv, forge: true, survive: true},
+			{name: "store down", srv: down, survive: true},
+		} {
+			unit := "u-" + strings.ReplaceAll(tc.name, " ", "-")
+			e.createUnit(t, unit)
+			rec := finished(unit)
+			if tc.store {
+				if err := e.st.PutFirstPINRecord(ctx, unit, hsm, rec, e.clock.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ref := oprfRef(t, unit, rec.OPRF)
+			if tc.forge {
+				rec.OPRF.MAC = bytes.Repeat([]byte{1}, len(rec.OPRF.MAC))
+			}
+			tc.srv.DiscardRecord(ctx, unit, hsm, rec)
+			if got := onDevice(t, dev, ref); got != tc.survive {
+				t.Errorf("%s: key on the device %v, want %v", tc.name, got, tc.survive)
+			}
+		}
+	})
+}

@@ -342,6 +342,37 @@ func (s *Server) FinishRegistration(ctx context.Context, unit, pinContext, reque
 	}, nil
 }
 
+// DiscardRecord destroys the HSM OPRF key of a record FinishRegistration
+// returned that the caller could not store (store.Enrol, ReplacePINRecord
+// or SetFirstRecord failed, or a step before them): once the pending
+// registration is taken, nothing else names that key. A key the unit's
+// stored record names (a write that failed after it committed) is kept;
+// if the store cannot tell, the key is left and logged.
+func (s *Server) DiscardRecord(ctx context.Context, unit, pinContext string, rec store.PINRecord) {
+	if s.dev == nil || rec.OPRF.IsZero() {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if !hmac.Equal(rec.OPRF.MAC, oprfKeyMAC(s.sealer, unit, rec.OPRF.Public, rec.OPRF.Wrapped)) {
+		s.log.ErrorContext(ctx, "pin: discarded record's OPRF key fails its MAC: not destroyed", "unit", unit, "context", pinContext)
+		return
+	}
+	stored, err := s.st.GetPINRecord(ctx, unit, pinContext)
+	switch {
+	case err == nil && bytes.Equal(stored.OPRF.Public, rec.OPRF.Public):
+		return
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		s.log.ErrorContext(ctx, "pin: OPRF key of a record not stored: left on the device", "unit", unit, "context", pinContext, "err", err)
+		return
+	}
+	ref, err := oprfRef(unit, rec.OPRF)
+	if err != nil {
+		s.log.ErrorContext(ctx, "pin: OPRF key of a record not stored", "unit", unit, "context", pinContext, "err", err)
+		return
+	}
+	s.destroyKey(ctx, ref)
+}
+
 func (s *Server) evaluate(credID, req []byte) ([]byte, error) {
 	op, unlock, err := s.acquire()
 	if err != nil {

@@ -3,6 +3,9 @@ package dispatch_test
 import (
 	"context"
 	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -16,7 +19,9 @@ import (
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/r2ps"
 	"github.com/wsca/wsca/r2ps/client"
+	"github.com/wsca/wsca/r2ps/client/httptransport"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 // oprfKIDs returns the kids of a unit's HSM OPRF keys the store names.
@@ -149,5 +154,41 @@ func TestOPRFDeviceOutage(t *testing.T) {
 	dev.owner.Store(device.Owner(""))
 	if _, err := c.Login(t.Context(), []byte("135790"), client.LoginOptions{}); err != nil {
 		t.Fatalf("after the outage: %v", err)
+	}
+}
+
+// TestOPRFKeyNotStored: a registration whose finalize takes the pending
+// registration but stores no record (here a wrong activation code, which
+// anyone who knows a unit waiting for enrolment can send) leaves no HSM
+// OPRF key on the device that nothing names.
+func TestOPRFKeyNotStored(t *testing.T) {
+	dev := testdevice.PKCS11(t)
+	r := stacktest.Start(t, testenv.SQLite(t), dev, func(o *wscastack.Options) { o.OPRFInHSM = true })
+	ctx := t.Context()
+	unit := wscd.NewUnitID()
+	if err := r.Services.Units.Create(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Services.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := client.FetchServerKeys(ctx, httptransport.New(nil), r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cak, _ := ecdh.P256().GenerateKey(rand.Reader)
+	c, err := client.New(client.Config{URL: r.URL, Transport: httptransport.New(nil), Unit: unit, Context: "hsm", SigningKey: csk, AgreementKey: cak, Server: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		var e *client.Error
+		if err := c.Enrol(ctx, "WRONG-CODE-0000", []byte("135790")); !errors.As(err, &e) || e.Code != r2ps.CodeUnauthorized {
+			t.Fatalf("enrolment with a wrong code: %v, want UNAUTHORIZED", err)
+		}
+	}
+	if left := deviceKIDs(t, dev, unit); len(left) != 0 {
+		t.Fatalf("after failed enrolments the device holds %v; the store names %v", left, oprfKIDs(t, r.Store, unit))
 	}
 }

@@ -107,6 +107,12 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		if err != nil {
 			return result{err: err}
 		}
+		stored := false
+		defer func() {
+			if !stored { // its HSM OPRF key is named nowhere now
+				d.cfg.PIN.DiscardRecord(ctx, r.unit, r.context, rec)
+			}
+		}()
 		cskBytes, err := r.csk.Bytes()
 		if err != nil {
 			return result{err: fmt.Errorf("%w: csk", r2ps.ErrMalformed)}
@@ -141,6 +147,7 @@ func (d *Dispatcher) register(ctx context.Context, r *request, tr r2ps.TFAReques
 		if err != nil {
 			return result{err: err}
 		}
+		stored = true
 		// A re-enrolment retired the old record's HSM OPRF key.
 		d.cfg.PIN.DestroyRetiredOPRFKeys(ctx, r.unit)
 		d.logger(ctx).InfoContext(ctx, "wallet unit enrolled", "unit", r.unit, "context", r.context, "purpose", purpose, "profile", r.profile)
@@ -160,6 +167,7 @@ func (d *Dispatcher) registerProvisioned(ctx context.Context, r *request, tr r2p
 		return result{err: err}
 	}
 	if err := d.cfg.PIN.SetFirstRecord(ctx, r.unit, r.context, rec); err != nil {
+		d.cfg.PIN.DiscardRecord(ctx, r.unit, r.context, rec)
 		return result{err: err}
 	}
 	d.logger(ctx).InfoContext(ctx, "PIN registered under a provisioned key", "unit", r.unit, "context", r.context)
@@ -292,9 +300,11 @@ func (d *Dispatcher) update(ctx context.Context, r *request, tr r2ps.TFARequest)
 			return result{err: err}
 		}
 		if err := d.cfg.PIN.Use(ctx, r.session.ID); err != nil {
+			d.cfg.PIN.DiscardRecord(ctx, r.unit, r.context, rec)
 			return result{err: err}
 		}
 		if err := d.cfg.Store.ReplacePINRecord(ctx, r.unit, r.context, rec, d.cfg.Now()); err != nil {
+			d.cfg.PIN.DiscardRecord(ctx, r.unit, r.context, rec)
 			return result{err: err}
 		}
 		// The old record's HSM OPRF key was retired with it.
