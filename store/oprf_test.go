@@ -2,7 +2,10 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +155,86 @@ func TestOPRFKeys(t *testing.T) {
 			wantRetired(t, s, "")
 			if all, err := s.OPRFKeys(ctx, "u"); err != nil || len(all) != 0 {
 				t.Fatalf("OPRF keys after erasure: %d, %v", len(all), err)
+			}
+		})
+	}
+}
+
+// TestOPRFKeysConcurrent: concurrent evaluates of one unit by a few
+// requesters (each evicting others, each requester replacing its own)
+// and concurrent PIN changes of that unit lose no key and fail none, and
+// a key a finishing registration takes is never retired: every key put is, at the end, in a pending registration, in the
+// record or among the retired keys. (On PostgreSQL, under READ
+// COMMITTED, a retire and the delete after it see different rows.)
+func TestOPRFKeysConcurrent(t *testing.T) {
+	for _, b := range testenv.StoreBackends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t, b.DSN(t))
+			ctx := t.Context()
+			mustCreateUnit(t, s, "u")
+			const workers, rounds = 8, 25
+			rec := func(name string) store.PINRecord {
+				return store.PINRecord{Record: []byte("r"), CredNonce: []byte("n"), MAC: []byte("m"), OPRF: oprfKey(name)}
+			}
+			if err := s.PutFirstPINRecord(ctx, "u", "hsm", rec("r0"), at(0)); err != nil {
+				t.Fatal(err)
+			}
+			put := map[string]bool{"r0": true}
+			taken := map[string]bool{} // by TakePendingRegistration: now the caller's
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := range rounds {
+						name := fmt.Sprintf("w%d-%d", w, i)
+						var err error
+						if i%5 == w%5 {
+							err = s.ReplacePINRecord(ctx, "u", "hsm", rec(name), at(0))
+						} else {
+							err = s.PutPendingRegistration(ctx, store.PendingRegistration{
+								UnitID: "u", Context: "hsm", Requester: fmt.Sprintf("req-%d", i%3), CredNonce: []byte("n"),
+								ExpiresAt: at(time.Hour + time.Duration(w*rounds+i)*time.Millisecond), OPRF: oprfKey(name),
+							}, 2)
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						put[name] = true
+						mu.Unlock()
+						// Another requester's registration finishes.
+						tp, err := s.TakePendingRegistration(ctx, "u", "hsm", fmt.Sprintf("req-%d", (i+1)%3), at(0))
+						if err == nil {
+							mu.Lock()
+							taken[string(tp.OPRF.Public[4:])] = true
+							mu.Unlock()
+						} else if !errors.Is(err, store.ErrNotFound) {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			ks, err := s.OPRFKeys(ctx, "u")
+			if err != nil {
+				t.Fatal(err)
+			}
+			named := map[string]bool{}
+			for _, k := range ks {
+				named[string(k.Public[4:])] = true
+			}
+			for name := range put {
+				if !named[name] && !taken[name] {
+					t.Errorf("key %s is named nowhere", name)
+				}
+			}
+			for _, r := range retiredNames(t, s, "u") {
+				if taken[r[2:]] {
+					t.Errorf("key %s was taken for a record and retired", r[2:])
+				}
 			}
 		})
 	}

@@ -55,6 +55,49 @@ const retirePendingKeys = `INSERT INTO oprf_retired (unit_id, public, wrapped, m
 	SELECT unit_id, oprf_public, oprf_wrapped, oprf_mac FROM pin_registrations
 	WHERE length(oprf_public) > 0 AND `
 
+// lockUnit locks a unit's row (a no-op write) for the rest of tx, as
+// Enrol does: the transactions that let go of a unit's HSM OPRF keys take
+// turns, so on PostgreSQL (READ COMMITTED) one never reads a key another
+// is about to replace or delete unretired.
+func lockUnit(ctx context.Context, tx *sql.Tx, unitID string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE units SET updated_at = updated_at WHERE id = $1`, unitID)
+	return err
+}
+
+// deletePending deletes the pending registrations cond selects (with
+// args) and retires the HSM OPRF keys of exactly the rows it deleted: a
+// separate read of the keys could miss a row a concurrent transaction
+// committed before the delete, or retire one that TakePendingRegistration
+// took for a record meanwhile.
+func deletePending(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, `DELETE FROM pin_registrations WHERE `+cond+` RETURNING unit_id, oprf_public, oprf_wrapped, oprf_mac`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var keys []RetiredOPRFKey
+	for rows.Next() {
+		var k RetiredOPRFKey
+		if err := rows.Scan(&k.UnitID, &k.Public, &k.Wrapped, &k.MAC); err != nil {
+			return err
+		}
+		if len(k.Public) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO oprf_retired (unit_id, public, wrapped, mac) VALUES ($1, $2, $3, $4) ON CONFLICT (unit_id, public) DO NOTHING`,
+			k.UnitID, k.Public, nonNil(k.Wrapped), nonNil(k.MAC)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RetiredOPRFKey is an HSM OPRF key that nothing uses any more, waiting
 // for the PIN server to destroy it on the device.
 type RetiredOPRFKey struct {
@@ -166,6 +209,9 @@ func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string,
 		return err
 	}
 	return s.inTx(ctx, "replace PIN record", func(tx *sql.Tx) error {
+		if err := lockUnit(ctx, tx, unitID); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, retireRecordKey, unitID, pinContext); err != nil {
 			return err
 		}
@@ -180,11 +226,7 @@ func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string,
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE unit_id = $1`, unitID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, retirePendingKeys+`unit_id = $1 AND context = $2 ON CONFLICT (unit_id, public) DO NOTHING`, unitID, pinContext); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM pin_registrations WHERE unit_id = $1 AND context = $2`, unitID, pinContext)
-		return err
+		return deletePending(ctx, tx, `unit_id = $1 AND context = $2`, unitID, pinContext)
 	})
 }
 
@@ -261,24 +303,19 @@ func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistratio
 			   SELECT context, requester FROM pin_registrations WHERE unit_id = $1
 			   ORDER BY expires_at DESC, context, requester LIMIT $2)`
 	return s.inTx(ctx, "put pending registration", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, retirePendingKeys+`unit_id = $1 AND context = $2 AND requester = $3 ON CONFLICT (unit_id, public) DO NOTHING`,
-			p.UnitID, p.Context, p.Requester)
-		if err != nil {
+		if err := lockUnit(ctx, tx, p.UnitID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO pin_registrations (unit_id, context, requester, nonce, expires_at, oprf_public, oprf_wrapped, oprf_mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			 ON CONFLICT (unit_id, context, requester) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at,
-			 oprf_public = excluded.oprf_public, oprf_wrapped = excluded.oprf_wrapped, oprf_mac = excluded.oprf_mac`,
+		if err := deletePending(ctx, tx, `unit_id = $1 AND context = $2 AND requester = $3`, p.UnitID, p.Context, p.Requester); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO pin_registrations (unit_id, context, requester, nonce, expires_at, oprf_public, oprf_wrapped, oprf_mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			p.UnitID, p.Context, p.Requester, bytes.Clone(p.CredNonce), expires, nonNil(p.OPRF.Public), nonNil(p.OPRF.Wrapped), nonNil(p.OPRF.MAC))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, retirePendingKeys+evicted+` ON CONFLICT (unit_id, public) DO NOTHING`, p.UnitID, maxPerUnit); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM pin_registrations WHERE `+evicted, p.UnitID, maxPerUnit)
-		return err
+		return deletePending(ctx, tx, evicted, p.UnitID, maxPerUnit)
 	})
 }
 
