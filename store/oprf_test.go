@@ -149,6 +149,13 @@ func TestOPRFKeys(t *testing.T) {
 			if err := s.SetUnitState(ctx, "u", store.UnitRevoked, at(0)); err != nil {
 				t.Fatal(err)
 			}
+			// A revoked unit gets no new key: its destruction, which read
+			// its keys after the revocation, would miss it.
+			late := store.PendingRegistration{UnitID: "u", Context: "hsm", Requester: "late", CredNonce: []byte("n"), ExpiresAt: at(time.Hour), OPRF: oprfKey("late")}
+			wantErr(t, "evaluate of a revoked unit", s.PutPendingRegistration(ctx, late, 10), store.ErrUnitNotFound)
+			if all, err := s.OPRFKeys(ctx, "u"); err != nil || len(all) != 7 {
+				t.Fatalf("OPRF keys of the revoked unit: %d, %v", len(all), err)
+			}
 			if err := s.EraseUnit(ctx, "u", at(0)); err != nil {
 				t.Fatal(err)
 			}

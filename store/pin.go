@@ -64,6 +64,25 @@ func lockUnit(ctx context.Context, tx *sql.Tx, unitID string) error {
 	return err
 }
 
+// lockLiveUnit is lockUnit for a transaction that gives the unit a new
+// HSM OPRF key: a revoked or destroyed unit is refused with
+// [ErrUnitNotFound], since its destruction reads its keys after the
+// revocation (whose write the lock orders before or after this one) and
+// would miss the new one.
+func lockLiveUnit(ctx context.Context, tx *sql.Tx, unitID string) error {
+	var state string
+	err := tx.QueryRowContext(ctx, `UPDATE units SET updated_at = updated_at WHERE id = $1 RETURNING state`, unitID).Scan(&state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	case state == string(UnitRevoked) || state == string(UnitDestroyed):
+		return fmt.Errorf("%w: %q is %s", ErrUnitNotFound, unitID, state)
+	}
+	return nil
+}
+
 // deletePending deletes the pending registrations cond selects (with
 // args) and retires the HSM OPRF keys of exactly the rows it deleted: a
 // separate read of the keys could miss a row a concurrent transaction
@@ -278,7 +297,8 @@ type PendingRegistration struct {
 // PutPendingRegistration records (or replaces) a requester's pending
 // registration, keeping at most maxPerUnit (at least 1) of the unit's, over
 // all its contexts: the oldest others are evicted in the same transaction,
-// so neither many requesters nor many made-up contexts grow the table.
+// so neither many requesters nor many made-up contexts grow the table. A
+// revoked or destroyed unit is refused with [ErrUnitNotFound].
 func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistration, maxPerUnit int) error {
 	if maxPerUnit < 1 {
 		return invalidf("pending registration", "limit must be at least 1")
@@ -303,7 +323,7 @@ func (s *Store) PutPendingRegistration(ctx context.Context, p PendingRegistratio
 			   SELECT context, requester FROM pin_registrations WHERE unit_id = $1
 			   ORDER BY expires_at DESC, context, requester LIMIT $2)`
 	return s.inTx(ctx, "put pending registration", func(tx *sql.Tx) error {
-		if err := lockUnit(ctx, tx, p.UnitID); err != nil {
+		if err := lockLiveUnit(ctx, tx, p.UnitID); err != nil {
 			return err
 		}
 		if err := deletePending(ctx, tx, `unit_id = $1 AND context = $2 AND requester = $3`, p.UnitID, p.Context, p.Requester); err != nil {
