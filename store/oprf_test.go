@@ -153,6 +153,8 @@ func TestOPRFKeys(t *testing.T) {
 			// its keys after the revocation, would miss it.
 			late := store.PendingRegistration{UnitID: "u", Context: "hsm", Requester: "late", CredNonce: []byte("n"), ExpiresAt: at(time.Hour), OPRF: oprfKey("late")}
 			wantErr(t, "evaluate of a revoked unit", s.PutPendingRegistration(ctx, late, 10), store.ErrUnitNotFound)
+			lateRec := store.PINRecord{Record: []byte("r"), CredNonce: []byte("n"), MAC: []byte("m"), OPRF: oprfKey("late-record")}
+			wantErr(t, "PIN change of a revoked unit", s.ReplacePINRecord(ctx, "u", "hsm", lateRec, at(0)), store.ErrUnitNotFound)
 			if all, err := s.OPRFKeys(ctx, "u"); err != nil || len(all) != 7 {
 				t.Fatalf("OPRF keys of the revoked unit: %d, %v", len(all), err)
 			}

@@ -55,20 +55,15 @@ const retirePendingKeys = `INSERT INTO oprf_retired (unit_id, public, wrapped, m
 	SELECT unit_id, oprf_public, oprf_wrapped, oprf_mac FROM pin_registrations
 	WHERE length(oprf_public) > 0 AND `
 
-// lockUnit locks a unit's row (a no-op write) for the rest of tx, as
+// lockLiveUnit locks a unit's row (a no-op write) for the rest of tx, as
 // Enrol does: the transactions that let go of a unit's HSM OPRF keys take
 // turns, so on PostgreSQL (READ COMMITTED) one never reads a key another
 // is about to replace or delete unretired.
-func lockUnit(ctx context.Context, tx *sql.Tx, unitID string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE units SET updated_at = updated_at WHERE id = $1`, unitID)
-	return err
-}
-
-// lockLiveUnit is lockUnit for a transaction that gives the unit a new
-// HSM OPRF key: a revoked or destroyed unit is refused with
-// [ErrUnitNotFound], since its destruction reads its keys after the
-// revocation (whose write the lock orders before or after this one) and
-// would miss the new one.
+//
+// As these transactions give the unit a new HSM OPRF key, a revoked or
+// destroyed unit is refused with [ErrUnitNotFound]: its destruction reads
+// its keys after the revocation (whose write the lock orders before or
+// after this one) and would miss the new one.
 func lockLiveUnit(ctx context.Context, tx *sql.Tx, unitID string) error {
 	var state string
 	err := tx.QueryRowContext(ctx, `UPDATE units SET updated_at = updated_at WHERE id = $1 RETURNING state`, unitID).Scan(&state)
@@ -215,7 +210,8 @@ func (s *Store) OPRFKeys(ctx context.Context, unitID string) ([]OPRFKey, error) 
 // transaction ends every session of the unit, pending logins included
 // (a KE2 issued under the old record could otherwise still be finished),
 // and its pending registrations in that context. The HSM OPRF keys of
-// the old record and of those registrations move to the retired keys.
+// the old record and of those registrations move to the retired keys. A
+// revoked or destroyed unit is refused with [ErrUnitNotFound].
 func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string, r PINRecord, now time.Time) error {
 	if err := checkPINKey(unitID, pinContext); err != nil {
 		return err
@@ -228,7 +224,7 @@ func (s *Store) ReplacePINRecord(ctx context.Context, unitID, pinContext string,
 		return err
 	}
 	return s.inTx(ctx, "replace PIN record", func(tx *sql.Tx) error {
-		if err := lockUnit(ctx, tx, unitID); err != nil {
+		if err := lockLiveUnit(ctx, tx, unitID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, retireRecordKey, unitID, pinContext); err != nil {
