@@ -47,6 +47,9 @@ var errDevice = errors.New("pin: the device's OPRF evaluation is inconsistent")
 // compressed SEC1 encoding (33 bytes, prefix 2 or 3) of a point on P-256
 // whose x-coordinate is canonical (below p: nistec refuses any other,
 // as it refuses an x with no point); the identity has no such encoding.
+// It refuses −G too: a real key evaluates it with no derive (M + G is the
+// identity) and a fake record (t_u·M) with two, so its timing would tell
+// whether a unit has a record; an honest client never sends it.
 func parseElement(b []byte) (*nistec.P256Point, error) {
 	if len(b) != blindedLen || b[0] != 2 && b[0] != 3 {
 		return nil, fmt.Errorf("%w: blinded element: not a compressed P-256 point", ErrMalformed)
@@ -54,6 +57,9 @@ func parseElement(b []byte) (*nistec.P256Point, error) {
 	p, err := nistec.NewP256Point().SetBytes(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: blinded element: not on P-256 or not canonical", ErrMalformed)
+	}
+	if isIdentity(nistec.NewP256Point().Add(p, nistec.NewP256Point().SetGenerator())) {
+		return nil, fmt.Errorf("%w: blinded element: −G", ErrMalformed)
 	}
 	return p, nil
 }
@@ -70,7 +76,8 @@ func ecdhPeer(p *nistec.P256Point) (*ecdh.PublicKey, error) {
 // deviceEvaluate returns Z = k·M, compressed, where k is the device key
 // ref with public point pub (compressed SEC1) and m a validated element
 // (parseElement). It makes two device derives, except for M = −G, where
-// M + G is the identity and Z = −K needs none.
+// M + G is the identity and Z = −K needs none (parseElement refuses −G
+// from a client; a fake record's t_u·M is −G with negligible chance).
 func deviceEvaluate(ctx context.Context, dev device.Device, ref device.Ref, pub []byte, m *nistec.P256Point) ([]byte, error) {
 	k, err := nistec.NewP256Point().SetBytes(pub)
 	if err != nil {

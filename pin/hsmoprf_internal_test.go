@@ -225,7 +225,7 @@ func TestDeviceEvaluate(t *testing.T) {
 			}
 			minusG := nistec.NewP256Point().SetGenerator().BytesCompressed()
 			minusG[0] ^= 1
-			m, err := parseElement(minusG)
+			m, err := nistec.NewP256Point().SetBytes(minusG) // parseElement refuses it
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -512,7 +512,9 @@ func FuzzParseElement(f *testing.F) {
 	for _, e := range invalidElements(f) {
 		f.Add(e.enc)
 	}
-	f.Add(nistec.NewP256Point().SetGenerator().BytesCompressed())
+	g := nistec.NewP256Point().SetGenerator().BytesCompressed()
+	f.Add(g)
+	f.Add(append([]byte{g[0] ^ 1}, g[1:]...)) // −G, refused
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parseElement(b)
 		if err != nil {

@@ -481,6 +481,8 @@ func invalidBlinded(t *testing.T) []badBlinded {
 			pPlus = new(big.Int).Add(new(big.Int).SetBytes(p), big.NewInt(x0)).FillBytes(make([]byte, 32))
 		}
 	}
+	minusG := bytes.Clone(g)
+	minusG[0] ^= 1
 	offCurve := append([]byte{2}, make([]byte, 32)...)
 	for x := byte(0); ; x++ {
 		offCurve[32] = x
@@ -497,6 +499,10 @@ func invalidBlinded(t *testing.T) []badBlinded {
 		{"x not on the curve", offCurve},
 		{"x = p", append([]byte{2}, p...)},
 		{"x = p + x0", append([]byte{3}, pPlus...)},
+		// −G: M + G is the identity, so a real key's evaluation needs no
+		// derive while a fake record's (of t_u·M) needs two: a timing
+		// oracle for whether a unit has a record. Refused on both paths.
+		{"−G", minusG},
 	}
 }
 
