@@ -32,6 +32,9 @@ func ValidateOrigin(o string) error {
 		return fmt.Errorf("%w: %q: want scheme://host[:port] and nothing more", ErrBadOrigin, o)
 	case u.String() != o || strings.ToLower(o) != o:
 		return fmt.Errorf("%w: %q: not in serialised form (lower case, no trailing slash)", ErrBadOrigin, o)
+	case u.Scheme == "https" && u.Port() == "443" || u.Scheme == "http" && u.Port() == "80":
+		// A browser never sends the scheme's default port: it would never match.
+		return fmt.Errorf("%w: %q: leave out the scheme's default port", ErrBadOrigin, o)
 	}
 	return nil
 }

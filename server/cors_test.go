@@ -11,14 +11,15 @@ import (
 )
 
 func TestValidateOrigin(t *testing.T) {
-	for _, o := range []string{"https://wallet.example", "http://127.0.0.1:8443", "chrome-extension://abcdefghijklmnop", "moz-extension://0f1e2d3c"} {
+	for _, o := range []string{"https://wallet.example", "http://127.0.0.1:8443", "https://wallet.example:8443", "chrome-extension://abcdefghijklmnop", "moz-extension://0f1e2d3c"} {
 		if err := ValidateOrigin(o); err != nil {
 			t.Errorf("ValidateOrigin(%q): %v", o, err)
 		}
 	}
 	for _, o := range []string{"", "*", "null", "wallet.example", "ftp://wallet.example", "https://", "https://wallet.example/",
 		"https://wallet.example/x", "https://u@wallet.example", "https://wallet.example?x", "https://wallet.example#f",
-		"https://Wallet.example", "HTTPS://wallet.example", "https://wallet.example:x", "javascript:alert(1)"} {
+		"https://Wallet.example", "HTTPS://wallet.example", "https://wallet.example:x", "javascript:alert(1)",
+		"https://wallet.example:443", "http://localhost:80"} {
 		if err := ValidateOrigin(o); !errors.Is(err, ErrBadOrigin) {
 			t.Errorf("ValidateOrigin(%q): %v, want ErrBadOrigin", o, err)
 		}
