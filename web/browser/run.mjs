@@ -324,6 +324,29 @@ try {
 		}
 	});
 
+	// Calls run one at a time, so a page that never answers its PIN callback
+	// would hold every other site's calls: the worker gives up on it
+	// (auth_cancelled) after wcLimits.callbackMs, shortened here. The 15 s
+	// race only keeps a hang from stalling the run.
+	await step('callbacks: a page that never answers is given up on', async () => {
+		const w = context.serviceWorkers().find((x) => x.url().endsWith('/background.js'));
+		await w.evaluate(() => {
+			self.wcLimits.callbackMs = 300;
+		});
+		const r = await page.evaluate(async () => {
+			const hang = () => new Promise((res) => setTimeout(() => res({ hung: true }), 15000));
+			const s = (p) => Promise.race([p.then(() => ({ ok: true }), (e) => ({ name: e.name, code: e.code })), hang()]);
+			WalletCompanion.onPIN(() => new Promise(() => {}));
+			const enrol = s(WalletCompanion.enrol('r2ps', 'not-a-code'));
+			const list = s(WalletCompanion.list());
+			const out = { enrol: await enrol, list: await list };
+			WalletCompanion.onPIN(null);
+			return out;
+		});
+		check('callbacks: a PIN callback left unanswered fails (auth_cancelled) and the calls behind it run',
+			r.enrol.code === 'auth_cancelled' && r.list.ok, r);
+	});
+
 	// 7. The same manager.wasm in a page (origin B, r2ps through CORS).
 	const pw = await context.newPage();
 	pw.on('console', (m) => m.type() === 'error' && log('page-wasm console:', m.text()));

@@ -201,16 +201,32 @@ function enqueue(ctx, fn) {
 }
 
 // ---- callbacks from the manager ----
+// Manager calls run one at a time, so a page that never answers a callback
+// would hold every other site's calls (and the DC API's): it gets
+// wcLimits.callbackMs (longer than the 120 s WebAuthn ceremony inject.js
+// asks for), then the callback fails as cancelled.
+self.wcLimits = { callbackMs: 150000 };
 const pendingCB = new Map();
 let cbSeq = 0;
 function askPort(port, cb, payload) {
 	return new Promise((resolve, reject) => {
 		const cbid = ++cbSeq;
-		pendingCB.set(cbid, { resolve, reject, port });
+		const timer = setTimeout(() => {
+			const p = pendingCB.get(cbid);
+			if (!p) return;
+			pendingCB.delete(cbid);
+			p.reject(wscaError('auth_cancelled', 'the page did not answer in time'));
+		}, self.wcLimits.callbackMs);
+		const done = (f) => (v) => {
+			clearTimeout(timer);
+			f(v);
+		};
+		pendingCB.set(cbid, { resolve: done(resolve), reject: done(reject), port });
 		try {
 			port.postMessage({ cb, cbid, payload: enc(payload) });
 		} catch {
 			pendingCB.delete(cbid);
+			clearTimeout(timer);
 			reject(wscaError('auth_cancelled', 'the page went away'));
 		}
 	});
