@@ -134,6 +134,27 @@ for (const [name, q, want] of disclosureCases) {
 	const got = discloses(q);
 	if (JSON.stringify(got) !== JSON.stringify(want)) failures.push({ name: 'disclosure: ' + name, error: `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}` });
 }
+// Array element disclosures ([salt, value], SD-JWT §4.2.2; a PID's
+// nationalities) are part of a valid credential: it is accepted, and they are
+// not disclosed by a claim name.
+const withArray = goodCred + b64u(JSON.stringify(['salt', 'DE'])) + '~';
+try {
+	const r = parseSDJWT(withArray);
+	if (r.disclosures.length !== 3 || r.disclosures[2].name !== null) failures.push({ name: 'array element disclosure', error: JSON.stringify(r.disclosures) });
+	const m2 = matchQuery(queries[0], [{ vct: 'urn:eudi:pid:1', credential: withArray }]);
+	if (!m2 || m2.disclose.map((d) => d.name).join() !== 'given_name') failures.push({ name: 'array element disclosure match', error: JSON.stringify(m2) });
+} catch (e) {
+	failures.push({ name: 'array element disclosure', error: String(e?.message) });
+}
+// A disclosure's salt is a string (SD-JWT §4.2.1).
+for (const bad of [[1, 'n', 'v'], [null, 'DE'], ['salt'], ['s', 1, 'v']]) {
+	try {
+		parseSDJWT(goodCred + b64u(JSON.stringify(bad)) + '~');
+		failures.push({ name: 'malformed disclosure', error: `${JSON.stringify(bad)} accepted` });
+	} catch (e) {
+		if (!invalidInput(e)) failures.push({ name: 'malformed disclosure', error: String(e) });
+	}
+}
 // An SD-JWT over 64 KiB is refused even when well formed.
 const big = jwt({ vct: 'v' }) + '~' + (disclosure('n', 'x') + '~').repeat(3000);
 try {

@@ -10,7 +10,8 @@
 	}
 
 	// parseSDJWT splits "<jwt>~<disclosure>~...~" and decodes the issuer JWT's
-	// payload and the disclosures; it throws invalid_input on anything else.
+	// payload and the disclosures (an object property's, with its name, or an
+	// array element's, name null); it throws invalid_input on anything else.
 	function parseSDJWT(s) {
 		if (typeof s !== 'string' || s.length > 64 * 1024 || !s.endsWith('~')) throw wscaError('invalid_input', 'not an SD-JWT');
 		const parts = s.split('~');
@@ -23,8 +24,11 @@
 			payload = parseJSONPart(seg[1]);
 			disclosures = parts.map((d) => {
 				const v = parseJSONPart(d);
-				if (!Array.isArray(v) || v.length !== 3 || typeof v[1] !== 'string') throw new Error('disclosure');
-				return { raw: d, name: v[1] };
+				if (!Array.isArray(v) || typeof v[0] !== 'string') throw new Error('disclosure');
+				if (v.length === 3 && typeof v[1] === 'string') return { raw: d, name: v[1] };
+				// An array element ([salt, value]): no name, so never disclosed by one.
+				if (v.length === 2) return { raw: d, name: null };
+				throw new Error('disclosure');
 			});
 		} catch {
 			throw wscaError('invalid_input', 'not an SD-JWT');
