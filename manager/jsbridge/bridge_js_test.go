@@ -188,6 +188,10 @@ func TestFetchTransport(t *testing.T) {
 		if (url.endsWith("/down")) throw new TypeError("fetch failed");
 		if (url.endsWith("/big")) return new Response(new Uint8Array(11));
 		if (url.endsWith("/announced")) return new Response("x", { headers: { "Content-Length": "11" } });
+		if (url.endsWith("/endless")) return new Response(new ReadableStream({
+			pull(c) { c.enqueue(new Uint8Array(1024)); },
+			cancel() { globalThis.endlessCancelled = true; },
+		}));
 		if (url.endsWith("/hang")) return new Promise((_, reject) => o.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))));
 		const body = o.body ? new TextDecoder().decode(o.body) : "";
 		return new Response(o.method + " " + o.headers.get("content-type") + " " + body, { status: 201, headers: { "Content-Type": "text/x" } });
@@ -215,6 +219,14 @@ func TestFetchTransport(t *testing.T) {
 	}
 	if resp, err := tr.Do(ctx, &client.HTTPRequest{Method: "GET", URL: "http://h/big", MaxResponse: 11}); err != nil || len(resp.Body) != 11 {
 		t.Errorf("a body at the bound: %v", err)
+	}
+	// A body with no length that never ends is cut at the bound, and its
+	// stream cancelled, not read to the end.
+	if _, err := tr.Do(ctx, &client.HTTPRequest{Method: "GET", URL: "http://h/endless", MaxResponse: 4096}); !errors.Is(err, client.ErrResponseTooLarge) {
+		t.Errorf("an endless body: %v", err)
+	}
+	if !js.Global().Get("endlessCancelled").Truthy() {
+		t.Error("the endless body's stream was not cancelled")
 	}
 	short := fetchTransport{timeout: time.Millisecond}
 	if _, err := short.Do(ctx, &client.HTTPRequest{Method: "GET", URL: "http://h/hang", MaxResponse: 10}); err == nil {

@@ -4,6 +4,7 @@ package jsbridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"syscall/js"
@@ -51,22 +52,56 @@ func (t fetchTransport) Do(ctx context.Context, r *client.HTTPRequest) (*client.
 		ac.Call("abort")
 		return nil, fmt.Errorf("fetch: %w: %d bytes announced", client.ErrResponseTooLarge, n)
 	}
-	buf, err := callAwait(ctx, resp, "arrayBuffer")
+	body, err := readBody(ctx, resp, r.MaxResponse)
 	if err != nil {
-		return nil, fmt.Errorf("fetch: body: %w", err)
+		ac.Call("abort")
+		return nil, err
 	}
-	arr := js.Global().Get("Uint8Array").New(buf)
-	if n := int64(arr.Length()); n > r.MaxResponse {
-		return nil, fmt.Errorf("fetch: %w: %d bytes", client.ErrResponseTooLarge, n)
-	}
-	body := make([]byte, arr.Length())
-	js.CopyBytesToGo(body, arr)
 	ct := resp.Get("headers").Call("get", "Content-Type")
 	out := &client.HTTPResponse{Status: resp.Get("status").Int(), Body: body}
 	if ct.Type() == js.TypeString {
 		out.ContentType = ct.String()
 	}
 	return out, nil
+}
+
+// readBody reads the response's body stream chunk by chunk, up to max
+// bytes: a longer body (one without a Content-Length, say) is cancelled at
+// the bound, never read whole into memory.
+func readBody(ctx context.Context, resp js.Value, max int64) ([]byte, error) {
+	stream := resp.Get("body")
+	if stream.IsNull() || stream.IsUndefined() {
+		return nil, nil // no body (a 204, a HEAD)
+	}
+	reader, err := call(stream, "getReader")
+	if err != nil {
+		return nil, fmt.Errorf("fetch: body: %w", err)
+	}
+	var body []byte
+	for {
+		chunk, err := callAwait(ctx, reader, "read")
+		if err != nil {
+			return nil, fmt.Errorf("fetch: body: %w", err)
+		}
+		if chunk.Type() != js.TypeObject {
+			return nil, fmt.Errorf("fetch: body: a read gave a %s", chunk.Type())
+		}
+		if chunk.Get("done").Truthy() {
+			return body, nil
+		}
+		v := chunk.Get("value")
+		if v.Type() != js.TypeObject || !v.InstanceOf(js.Global().Get("Uint8Array")) {
+			return nil, errors.New("fetch: body: a chunk is not a Uint8Array")
+		}
+		n := v.Get("byteLength").Int()
+		if int64(len(body))+int64(n) > max {
+			_, _ = call(reader, "cancel")
+			return nil, fmt.Errorf("fetch: %w: over %d bytes", client.ErrResponseTooLarge, max)
+		}
+		b := make([]byte, n)
+		js.CopyBytesToGo(b, v)
+		body = append(body, b...)
+	}
 }
 
 // contentLength is the response's Content-Length header, if it has a valid

@@ -316,7 +316,8 @@ func (b ctap2Bridge) Ctap2Send(ctx context.Context, command []byte) ([]byte, err
 
 // FIDO2Config configures a FIDO2 WSCD reached over the app's transport.
 type FIDO2Config struct {
-	// ID defaults to "fido2"; RPID is the relying party id its
+	// ID defaults to "fido2" (1 to 64 of [A-Za-z0-9_-]: it names the
+	// directory of its records); RPID is the relying party id its
 	// credentials are scoped to (the app's domain); Origin defaults to
 	// "https://"+RPID.
 	ID, RPID, Origin string
@@ -337,6 +338,9 @@ func (m *Manager) RegisterFIDO2(cfg *FIDO2Config, t Ctap2Transport) error {
 	if id == "" {
 		id = fido2.ID
 	}
+	if !plainID(id) {
+		return invalid("a plugin id is 1 to 64 letters, digits, '-' or '_'")
+	}
 	st, err := kv.OpenDir(filepath.Join(m.dir, "fido2-"+id))
 	if err != nil {
 		return toError(err)
@@ -353,6 +357,13 @@ func (m *Manager) RegisterFIDO2(cfg *FIDO2Config, t Ctap2Transport) error {
 	ctx, cancel := m.ctx()
 	defer cancel()
 	return toError(m.m.Recover(ctx))
+}
+
+// plainID reports whether id can name a directory in the state directory:
+// 1 to 64 of [A-Za-z0-9_-].
+func plainID(id string) bool {
+	return id != "" && len(id) <= 64 &&
+		strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
 }
 
 // Assertion is a WebAuthn assertion: Signature (raw r‖s) covers

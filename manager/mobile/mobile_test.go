@@ -14,6 +14,7 @@ import (
 	"go/token"
 	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -257,5 +258,26 @@ func TestFIDO2ThroughTheFacade(t *testing.T) {
 	}
 	if _, err := m.SignAssertion(k.KID, d[:]); err != nil {
 		t.Fatalf("after a restart: %v", err)
+	}
+}
+
+// A plugin id names a directory in the state directory: one that is not a
+// plain name is refused before any path is made from it.
+func TestPluginIDIsAPlainName(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "a", "b")
+	m, err := mobile.NewManager(dir, kek(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := device{ctap2soft.New(ctap2soft.Options{})}
+	for _, id := range []string{"x/../../../escape", "../escape", "a/b", `a\b`, "..", strings.Repeat("a", 65)} {
+		var me *mobile.Error
+		if err := m.RegisterFIDO2(&mobile.FIDO2Config{ID: id, RPID: "wallet.example"}, dev); !errors.As(err, &me) || me.Code != mobile.CodeInvalidInput {
+			t.Errorf("RegisterFIDO2 id %q: %v, want %s", id, err, mobile.CodeInvalidInput)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "escape")); err == nil {
+		t.Error("a directory was made outside the state directory")
 	}
 }

@@ -112,6 +112,49 @@ for (let i = 0; i < iterations; i++) {
 const m = matchQuery(queries[0], stored);
 if (!m || m.disclose.length !== 1 || m.disclose[0].name !== 'given_name') failures.push({ name: 'seed match', error: JSON.stringify(m) });
 if (matchQuery({ ...queries[0], meta: { vct_values: ['other'] } }, stored) !== null) failures.push({ name: 'seed no match', error: 'matched another vct' });
+// What a presentation discloses (OpenID4VP 1.0 §6.4.1): no claims named, no
+// disclosure; a claim name matches the payload's own members only, never
+// an inherited one; with claim_sets, the first option the credential can
+// satisfy and nothing of the others.
+const discloses = (q) => {
+	const r = matchQuery(q, stored);
+	return r && { names: r.disclose.map((d) => d.name), claims: r.claims };
+};
+const disclosureCases = [
+	['no claims', { id: 'pid', format: 'dc+sd-jwt' }, { names: [], claims: [] }],
+	['inherited name', { id: 'pid', format: 'dc+sd-jwt', claims: [{ path: ['toString'] }] }, null],
+	['__proto__', { id: 'pid', format: 'dc+sd-jwt', claims: [{ path: ['__proto__'] }] }, null],
+	['empty claims', { id: 'pid', format: 'dc+sd-jwt', claims: [] }, null],
+	['claim_sets first option', { id: 'pid', format: 'dc+sd-jwt', claims: [{ id: 'a', path: ['given_name'] }, { id: 'b', path: ['age'] }], claim_sets: [['b'], ['a']] }, { names: ['age'], claims: ['age'] }],
+	['claim_sets second option', { id: 'pid', format: 'dc+sd-jwt', claims: [{ id: 'x', path: ['nope'] }, { id: 'a', path: ['given_name'] }], claim_sets: [['x'], ['a']] }, { names: ['given_name'], claims: ['given_name'] }],
+	['claim_sets unknown id', { id: 'pid', format: 'dc+sd-jwt', claims: [{ id: 'a', path: ['given_name'] }], claim_sets: [['z']] }, null],
+	['claim_sets without claims', { id: 'pid', format: 'dc+sd-jwt', claim_sets: [['a']] }, null],
+];
+for (const [name, q, want] of disclosureCases) {
+	const got = discloses(q);
+	if (JSON.stringify(got) !== JSON.stringify(want)) failures.push({ name: 'disclosure: ' + name, error: `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}` });
+}
+// Array element disclosures ([salt, value], SD-JWT §4.2.2; a PID's
+// nationalities) are part of a valid credential: it is accepted, and they are
+// not disclosed by a claim name.
+const withArray = goodCred + b64u(JSON.stringify(['salt', 'DE'])) + '~';
+try {
+	const r = parseSDJWT(withArray);
+	if (r.disclosures.length !== 3 || r.disclosures[2].name !== null) failures.push({ name: 'array element disclosure', error: JSON.stringify(r.disclosures) });
+	const m2 = matchQuery(queries[0], [{ vct: 'urn:eudi:pid:1', credential: withArray }]);
+	if (!m2 || m2.disclose.map((d) => d.name).join() !== 'given_name') failures.push({ name: 'array element disclosure match', error: JSON.stringify(m2) });
+} catch (e) {
+	failures.push({ name: 'array element disclosure', error: String(e?.message) });
+}
+// A disclosure's salt is a string (SD-JWT §4.2.1).
+for (const bad of [[1, 'n', 'v'], [null, 'DE'], ['salt'], ['s', 1, 'v']]) {
+	try {
+		parseSDJWT(goodCred + b64u(JSON.stringify(bad)) + '~');
+		failures.push({ name: 'malformed disclosure', error: `${JSON.stringify(bad)} accepted` });
+	} catch (e) {
+		if (!invalidInput(e)) failures.push({ name: 'malformed disclosure', error: String(e) });
+	}
+}
 // An SD-JWT over 64 KiB is refused even when well formed.
 const big = jwt({ vct: 'v' }) + '~' + (disclosure('n', 'x') + '~').repeat(3000);
 try {

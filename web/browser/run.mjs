@@ -285,6 +285,68 @@ try {
 		check('dc api: create({digital: openid4vci-v1}) returns a jwt proof verified by its jwk (typ, aud, nonce)', r.verified && r.header.typ === 'openid4vci-proof+jwt', r.header);
 	});
 
+	// A site has at most one prompt waiting for the user: a second request
+	// meanwhile is refused at once, so a page cannot open window after window
+	// (the DC API wrappers and requestAccess need no user gesture).
+	await step('prompts: one at a time per site', async () => {
+		let windows = 0;
+		const deny = (pg) => {
+			if (!pg.url().includes('/prompt.html')) return;
+			windows++;
+			pg.waitForSelector('body[data-ready]')
+				.then(() => pg.click('#deny'))
+				.catch(() => {});
+		};
+		context.on('page', deny);
+		try {
+			const dc = await ver.evaluate(async (jwk) => {
+				const s = (p) => p.then(() => ({ ok: true }), (e) => ({ name: e.name, code: e.code }));
+				const offers = await Promise.all([s(verifier.offer()), s(verifier.offer())]);
+				const presents = jwk ? await Promise.all([s(verifier.present(jwk)), s(verifier.present(jwk))]) : null;
+				return { offers, presents };
+			}, issued ? issued.issuerJwk : null);
+			const ctl = await context.newPage();
+			await ctl.goto(`${extOrigin}/options.html`);
+			await ctl.evaluate((o) => chrome.runtime.sendMessage({ type: 'revoke', origin: o }), cfg.other);
+			await ctl.close();
+			const access = await other.evaluate(() => {
+				const s = (p) => p.then((v) => ({ ok: true, v }), (e) => ({ name: e.name, code: e.code }));
+				return Promise.all([s(WalletCompanion.requestAccess()), s(WalletCompanion.requestAccess())]);
+			});
+			const want = issued ? 3 : 2;
+			const refused = (r) => r.name === 'NotAllowedError';
+			check('prompts: a second request of a site while its prompt waits is refused at once; one window each',
+				windows === want && dc.offers.every(refused) && (!dc.presents || dc.presents.every(refused)) &&
+				access[0].ok && access[0].v === false && access[1].name === 'WSCAError' && access[1].code === 'busy',
+				{ windows, want, dc, access });
+		} finally {
+			context.off('page', deny);
+		}
+	});
+
+	// Calls run one at a time, so a page that never answers its PIN callback
+	// would hold every other site's calls: the worker gives up on it
+	// (auth_cancelled) after wcLimits.callbackMs, shortened here. The 15 s
+	// race only keeps a hang from stalling the run.
+	await step('callbacks: a page that never answers is given up on', async () => {
+		const w = context.serviceWorkers().find((x) => x.url().endsWith('/background.js'));
+		await w.evaluate(() => {
+			self.wcLimits.callbackMs = 300;
+		});
+		const r = await page.evaluate(async () => {
+			const hang = () => new Promise((res) => setTimeout(() => res({ hung: true }), 15000));
+			const s = (p) => Promise.race([p.then(() => ({ ok: true }), (e) => ({ name: e.name, code: e.code })), hang()]);
+			WalletCompanion.onPIN(() => new Promise(() => {}));
+			const enrol = s(WalletCompanion.enrol('r2ps', 'not-a-code'));
+			const list = s(WalletCompanion.list());
+			const out = { enrol: await enrol, list: await list };
+			WalletCompanion.onPIN(null);
+			return out;
+		});
+		check('callbacks: a PIN callback left unanswered fails (auth_cancelled) and the calls behind it run',
+			r.enrol.code === 'auth_cancelled' && r.list.ok, r);
+	});
+
 	// 7. The same manager.wasm in a page (origin B, r2ps through CORS).
 	const pw = await context.newPage();
 	pw.on('console', (m) => m.type() === 'error' && log('page-wasm console:', m.text()));

@@ -201,16 +201,32 @@ function enqueue(ctx, fn) {
 }
 
 // ---- callbacks from the manager ----
+// Manager calls run one at a time, so a page that never answers a callback
+// would hold every other site's calls (and the DC API's): it gets
+// wcLimits.callbackMs (longer than the 120 s WebAuthn ceremony inject.js
+// asks for), then the callback fails as cancelled.
+self.wcLimits = { callbackMs: 150000 };
 const pendingCB = new Map();
 let cbSeq = 0;
 function askPort(port, cb, payload) {
 	return new Promise((resolve, reject) => {
 		const cbid = ++cbSeq;
-		pendingCB.set(cbid, { resolve, reject, port });
+		const timer = setTimeout(() => {
+			const p = pendingCB.get(cbid);
+			if (!p) return;
+			pendingCB.delete(cbid);
+			p.reject(wscaError('auth_cancelled', 'the page did not answer in time'));
+		}, self.wcLimits.callbackMs);
+		const done = (f) => (v) => {
+			clearTimeout(timer);
+			f(v);
+		};
+		pendingCB.set(cbid, { resolve: done(resolve), reject: done(reject), port });
 		try {
 			port.postMessage({ cb, cbid, payload: enc(payload) });
 		} catch {
 			pendingCB.delete(cbid);
+			clearTimeout(timer);
 			reject(wscaError('auth_cancelled', 'the page went away'));
 		}
 	});
@@ -262,6 +278,21 @@ async function prompt(info) {
 	}
 	return answer;
 }
+// askUser is prompt for a question a site's call raises (access, a
+// presentation, an offer): a site has at most one waiting at a time, and a
+// second request meanwhile fails at once with busy(), so a page cannot
+// open window after window (none of these calls needs a user gesture).
+const waitingSites = new Set();
+async function askUser(origin, info, busy) {
+	if (waitingSites.has(origin)) throw busy();
+	waitingSites.add(origin);
+	try {
+		return await prompt(info);
+	} finally {
+		waitingSites.delete(origin);
+	}
+}
+const dcBusy = () => domError('NotAllowedError', 'A request of this site is already waiting for the user.');
 function settlePrompt(id, answer) {
 	const p = prompts.get(id);
 	if (!p) return false;
@@ -366,7 +397,7 @@ async function dispatch(port, origin, op, args) {
 	if (op === 'hasAccess') return granted(origin);
 	if (op === 'requestAccess') {
 		if (await granted(origin)) return true;
-		const ans = await prompt({ kind: 'access', origin });
+		const ans = await askUser(origin, { kind: 'access', origin }, () => wscaError('busy', 'a request of this site is already waiting for the user'));
 		if (!ans?.allow) return false;
 		await serialWrite(async () => {
 			const g = (await sget(K.grants)) || {};
@@ -484,7 +515,7 @@ async function dcGet(origin, digital) {
 		let match = null;
 		for (const cq of queries) if ((match = matchQuery(cq, creds))) break;
 		if (!match) continue;
-		const ans = await prompt({ kind: 'present', origin, vct: match.cred.vct, claims: match.claims });
+		const ans = await askUser(origin, { kind: 'present', origin, vct: match.cred.vct, claims: match.claims }, dcBusy);
 		if (!ans?.allow) throw domError('NotAllowedError', 'The user declined to share a credential.');
 		const m = await manager();
 		const presented = match.sd.jwt + '~' + match.disclose.map((d) => d.raw + '~').join('');
@@ -513,7 +544,7 @@ async function dcCreate(origin, digital) {
 		const nonce = data?.nonce ?? data?.c_nonce;
 		const ids = Array.isArray(offer?.credential_configuration_ids) ? offer.credential_configuration_ids.filter((x) => typeof x === 'string') : [];
 		if (typeof issuer !== 'string' || !/^https?:\/\//.test(issuer) || typeof nonce !== 'string' || nonce === '' || ids.length === 0) continue;
-		const ans = await prompt({ kind: 'issue', origin, issuer, configurations: ids });
+		const ans = await askUser(origin, { kind: 'issue', origin, issuer, configurations: ids }, dcBusy);
 		if (!ans?.allow) throw domError('NotAllowedError', 'The user declined the credential offer.');
 		const m = await manager();
 		const proof = await enqueue({ kind: 'dc', origin }, async () => {
