@@ -54,16 +54,7 @@ type checkResult struct {
 
 func needValidators(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testenv.Unavailable(t, "node", "node not in PATH")
-	}
-	for _, p := range []string{"node_modules/@openid4vc/openid4vci/package.json", "node_modules/@openid4vc/oauth2/package.json"} {
-		if _, err := os.Stat(p); err != nil {
-			testenv.Unavailable(t, "node", "interop/"+p+" missing (run: npm ci --prefix interop)")
-		}
-	}
-	return node
+	return testenv.Node(t, "node", ".", "@openid4vc/openid4vci", "@openid4vc/oauth2")
 }
 
 func genKey(t *testing.T) *ecdsa.PrivateKey {

@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -68,16 +67,7 @@ type summary struct {
 // WSCA_TEST_REQUIRE=node) when node or the npm packages are missing.
 func needNode(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testenv.Unavailable(t, "node", "node not in PATH")
-	}
-	for _, p := range []string{"node_modules/@serenity-kit/opaque-p256/package.json", "node_modules/jose/package.json"} {
-		if _, err := os.Stat(p); err != nil {
-			testenv.Unavailable(t, "node", "interop/"+p+" missing (run: npm ci --prefix interop)")
-		}
-	}
-	return node
+	return testenv.Node(t, "node", ".", "@serenity-kit/opaque-p256", "jose")
 }
 
 // world is a real wscad stack (both roles) serving HTTP on loopback.

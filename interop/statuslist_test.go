@@ -46,16 +46,7 @@ type slReport struct {
 
 func needStatusListNode(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testenv.Unavailable(t, "node", "node not in PATH")
-	}
-	for _, p := range []string{"node_modules/@sd-jwt/jwt-status-list/package.json", "node_modules/cbor2/package.json", "node_modules/jose/package.json"} {
-		if _, err := os.Stat(p); err != nil {
-			testenv.Unavailable(t, "node", "interop/"+p+" missing (run: npm ci --prefix interop)")
-		}
-	}
-	return node
+	return testenv.Node(t, "node", ".", "@sd-jwt/jwt-status-list", "cbor2", "jose")
 }
 
 // TestStatusListInterop: lists wsca publishes, as JWT and CWT, are read by

@@ -141,14 +141,7 @@ func needBrowser(t *testing.T) (chromium, node string) {
 	if _, err := os.Stat(chromium); err != nil {
 		testenv.Unavailable(t, "chromium", chromium+" missing (Debian: apt-get install chromium)")
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testenv.Unavailable(t, "chromium", "node not in PATH")
-	}
-	if _, err := os.Stat("node_modules/playwright-core/package.json"); err != nil {
-		testenv.Unavailable(t, "chromium", "web/browser/node_modules/playwright-core missing (run: npm ci --prefix web/browser)")
-	}
-	return chromium, node
+	return chromium, testenv.Node(t, "chromium", ".", "playwright-core")
 }
 
 func repoRoot(t *testing.T) string {

@@ -21,10 +21,7 @@ const fuzzIterations = 20000
 // random mutations; a parser may return a well-formed value or throw its one
 // error kind, nothing else.
 func TestExtensionParsers(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testenv.Unavailable(t, "node", "node not in PATH")
-	}
+	node := testenv.Node(t, "node", ".")
 	for _, seed := range []int{1, 2, 3} {
 		t.Run("seed "+strconv.Itoa(seed), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)

@@ -60,14 +60,7 @@ func TestMain(m *testing.M) {
 // missing.
 func needNode(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testenv.Unavailable(t, "node", "node not in PATH")
-	}
-	if _, err := os.Stat("../../interop/node_modules/jose/package.json"); err != nil {
-		testenv.Unavailable(t, "node", "interop/node_modules/jose missing (run: npm ci --prefix interop)")
-	}
-	return node
+	return testenv.Node(t, "node", "../../interop", "jose")
 }
 
 // runNode runs a test script and returns its last line, a JSON object of
