@@ -16,7 +16,8 @@
 # wsca bench finds wscad and the cluster's postmaster through /proc and reports their CPU per op.
 #
 # Environment: DURATION (default 20s), CONCURRENCY (default 8), OUT (default perf.txt),
-# GOBENCH=0 skips the Go benchmarks, BENCHTIME (default 3s) and COUNT (default 3) for them.
+# GOBENCH=0 skips the Go benchmarks, BENCHTIME (default 3s) and COUNT (default 3) for them,
+# PROFILE_DIR keeps wscad's binary and the two CPU profiles there (for go tool pprof).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -153,6 +154,10 @@ for op in sign login; do
 	[ "$brc" -eq 0 ] || rc=$brc
 done
 stop_wscad
+if [ -n "${PROFILE_DIR:-}" ]; then
+	mkdir -p "$PROFILE_DIR"
+	cp "$work/wscad" "$work"/*.pprof "$PROFILE_DIR"/ 2>/dev/null || true
+fi
 
 if [ "${GOBENCH:-1}" != "0" ]; then
 	wsca_log "go test -bench '(Sign|Login)/.*/cpu' -benchtime ${BENCHTIME:-3s} -count ${COUNT:-3} ./r2ps/dispatch/"

@@ -522,8 +522,9 @@ func BenchmarkEvidenceAppendSchema(b *testing.B) {
 }
 
 // BenchmarkNonceEvent: what the signature's event adds to the replay
-// check of a sign_ecdsa (UseNonceInSessionEvent with a leaf against none):
-// CPU per call, this process's and, on PostgreSQL, the database's, in
+// check of a sign_ecdsa (UseNonceInSessionEvent with a leaf against none),
+// and the issue-6 floor's plain nonce insert (UseNonce) beside both: CPU
+// per call, this process's and, on PostgreSQL, the database's, in
 // alternating batches within one run. Nothing is sequenced.
 func BenchmarkNonceEvent(b *testing.B) {
 	const rounds = 8
@@ -539,14 +540,14 @@ func BenchmarkNonceEvent(b *testing.B) {
 			if err := s.VerifySession(ctx, hash("s"), []byte("k"), at(10*time.Minute), at(0)); err != nil {
 				b.Fatal(err)
 			}
-			var cpu [2]time.Duration // [0]: with the event, [1]: without
+			var cpu [3]time.Duration // [0]: with the event, [1]: without, [2]: plain UseNonce
 			var nonce [store.HashSize]byte
 			seq := 0
 			b.ResetTimer()
 			for r := range rounds {
 				n := (r+1)*b.N/rounds - r*b.N/rounds
-				for j := range 2 {
-					i := (r + j) % 2
+				for j := range 3 {
+					i := (r + j) % 3
 					l := leaf
 					if i == 1 {
 						l = nil
@@ -555,6 +556,12 @@ func BenchmarkNonceEvent(b *testing.B) {
 					for range n {
 						seq++
 						copy(nonce[:], fmt.Sprintf("%032d", seq))
+						if i == 2 {
+							if err := s.UseNonce(ctx, nonce[:], at(time.Hour)); err != nil {
+								b.Fatal(err)
+							}
+							continue
+						}
 						u, err := s.UseNonceInSessionEvent(ctx, nonce[:], at(time.Hour), hash("s"), at(0), k.KID, l)
 						if err != nil || u.Key.Logged != (i == 0) {
 							b.Fatalf("logged %v, %v", u.Key.Logged, err)
@@ -568,6 +575,7 @@ func BenchmarkNonceEvent(b *testing.B) {
 			b.ReportMetric(per(cpu[0]), "event-cpu-ns/op")
 			b.ReportMetric(per(cpu[1]), "none-cpu-ns/op")
 			b.ReportMetric(per(cpu[0])-per(cpu[1]), "added-cpu-ns/op")
+			b.ReportMetric(per(cpu[2]), "plain-cpu-ns/op")
 		})
 	}
 }
