@@ -26,6 +26,10 @@ import (
 //     C_DestroyObject); the instructions are made by the wallet outside
 //     the timed calls. Reports both medians and service/raw (throughput
 //     ratio, target ≥ 0.5).
+//   - throughput-c8: throughput at the load's concurrency: 8 units (one
+//     goroutine each, instructions in SN order) against raw derives from
+//     8 goroutines on the same token, half before and half after; the
+//     ratio of the two rates, and this process's CPU per instruction.
 //   - cpu: this process's CPU (server, SoftHSM and, on SQLite, the
 //     database) per instruction, and per key-service signature (what an
 //     R2PS sign_ecdsa costs after its authentication), with device
@@ -90,6 +94,74 @@ func BenchmarkSECDSAInstruction(b *testing.B) {
 				b.ReportMetric(float64(mRaw.Nanoseconds()), "raw-derive-p50-ns/op")
 				b.ReportMetric(float64(mSvc.Nanoseconds()), "instruction-p50-ns/op")
 				b.ReportMetric(float64(mRaw)/float64(mSvc), "instruction/raw")
+			})
+
+			b.Run("throughput-c8", func(b *testing.B) {
+				const conc = 8
+				wallets := make([]*wallet, conc)
+				for i := range wallets {
+					u := string(devicetest.NewOwner(b, "bench"))
+					if err := svc.Units.Create(ctx, u); err != nil {
+						b.Fatal(err)
+					}
+					wallets[i] = newWallet(b, u)
+					activate(b, s, wallets[i], "1234")
+					b.Cleanup(func() { s.Reset(context.Background(), u) })
+				}
+				per := (b.N + conc - 1) / conc
+				xs := make([][][]byte, conc) // made by the wallets before the clock runs
+				for i, w := range wallets {
+					for range per {
+						xs[i] = append(xs[i], w.instruct(b, "1234", `{"op":"p256_generate"}`).Marshal())
+					}
+				}
+				parallel := func(f func(i int) error) time.Duration {
+					start := time.Now()
+					errs := make(chan error, conc)
+					for i := range conc {
+						go func() { errs <- f(i) }()
+					}
+					for range conc {
+						if err := <-errs; err != nil {
+							b.Fatal(err)
+						}
+					}
+					return time.Since(start)
+				}
+				derives := func(n int) func(int) error {
+					return func(int) error {
+						for range n {
+							if _, err := dev.ECDH(ctx, raw.Ref(), peer.PublicKey()); err != nil {
+								return err
+							}
+						}
+						return nil
+					}
+				}
+				b.ResetTimer()
+				tRaw := parallel(derives(per / 2))
+				c0, _ := proccpu.Self()
+				tSvc := parallel(func(i int) error {
+					for _, x := range xs[i] {
+						a, err := s.Authenticate(ctx, wallets[i].unit, wallets[i].dev.Public(), x)
+						if err == nil {
+							_, err = s.Record(a, []byte(`{"op":"p256_generate","ok":true}`))
+						}
+						if err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				c1, _ := proccpu.Self()
+				tRaw += parallel(derives(per - per/2))
+				b.StopTimer()
+				n := float64(conc * per)
+				rawRate, svcRate := n/tRaw.Seconds(), n/tSvc.Seconds()
+				b.ReportMetric(rawRate, "raw-derives/s")
+				b.ReportMetric(svcRate, "instructions/s")
+				b.ReportMetric(svcRate/rawRate, "instruction/raw")
+				b.ReportMetric(float64((c1-c0).Microseconds())/n, "instruction-cpu-us/op")
 			})
 
 			b.Run("cpu", func(b *testing.B) {
