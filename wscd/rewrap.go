@@ -564,15 +564,20 @@ type WrappingKeyUse struct {
 	// wrapping keys of other deployments).
 	Known bool `json:"known"`
 	// Keys and ServerKeys count the blobs under it (wallet keys in any
-	// state).
+	// state, SECDSA aU keys with them).
 	Keys       int64 `json:"keys"`
 	ServerKeys int64 `json:"server_keys"`
+	// OPRFKeys counts the PIN records' HSM OPRF keys under it (records,
+	// pending registrations, retired keys not yet destroyed). A re-wrap
+	// does not move them: a record gets a key under the current wrapping
+	// key at its next PIN change.
+	OPRFKeys int64 `json:"oprf_keys"`
 }
 
 // Unused reports whether the key may be deleted: on the device, known,
 // not current, and named by no blob.
 func (u WrappingKeyUse) Unused() bool {
-	return u.OnDevice && u.Known && !u.Current && u.Keys == 0 && u.ServerKeys == 0
+	return u.OnDevice && u.Known && !u.Current && u.Keys == 0 && u.ServerKeys == 0 && u.OPRFKeys == 0
 }
 
 // knownWrappingKeyDomain separates the MAC that marks a wrapping key as
@@ -624,19 +629,20 @@ func (s *Keys) WrappingKeys(ctx context.Context) ([]WrappingKeyUse, error) {
 	for _, c := range counts {
 		id, err := rw.WrappingKeyOf(c.Prefix)
 		if err != nil {
-			s.log.ErrorContext(ctx, "wrapping keys: blobs with an unreadable header", "count", c.Keys+c.ServerKeys)
+			s.log.ErrorContext(ctx, "wrapping keys: blobs with an unreadable header", "count", c.Keys+c.ServerKeys+c.OPRFKeys)
 			continue
 		}
 		u := use(id)
 		u.Keys += c.Keys
 		u.ServerKeys += c.ServerKeys
+		u.OPRFKeys += c.OPRFKeys
 	}
 	out := make([]WrappingKeyUse, 0, len(byID))
 	for _, u := range byID {
 		id, _ := hex.DecodeString(u.ID)
 		name := knownWrappingKeyName(id)
 		mark := sl.MAC(knownWrappingKeyDomain, id)
-		if u.Current || u.Keys > 0 || u.ServerKeys > 0 {
+		if u.Current || u.Keys > 0 || u.ServerKeys > 0 || u.OPRFKeys > 0 {
 			err := ws.PutServerSecret(ctx, name, mark, s.now().UTC())
 			if err != nil && !errors.Is(err, store.ErrExists) {
 				return nil, storeErr(err)
@@ -649,9 +655,9 @@ func (s *Keys) WrappingKeys(ctx context.Context) ([]WrappingKeyUse, error) {
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, storeErr(err)
 		}
-		if !u.OnDevice && (u.Keys > 0 || u.ServerKeys > 0) {
+		if !u.OnDevice && (u.Keys > 0 || u.ServerKeys > 0 || u.OPRFKeys > 0) {
 			s.log.ErrorContext(ctx, "blobs name a wrapping key the device does not hold: those keys cannot be used",
-				"wrapping_key", u.ID, "keys", u.Keys, "server_keys", u.ServerKeys)
+				"wrapping_key", u.ID, "keys", u.Keys, "server_keys", u.ServerKeys, "oprf_keys", u.OPRFKeys)
 		}
 		out = append(out, *u)
 	}
