@@ -85,6 +85,24 @@ func (s *Store) CountKeyBlobsNotUnder(ctx context.Context, prefix []byte, after 
 	return n, nil
 }
 
+// KeyBlobsUnder returns, by kid, up to limit wallet keys (in any state)
+// whose blob starts with prefix after its version byte: a sample of the
+// blobs under one wrapping key, whose MACs say whether this store made
+// them.
+func (s *Store) KeyBlobsUnder(ctx context.Context, prefix []byte, limit int) ([]KeyBlob, error) {
+	if len(prefix) == 0 {
+		return nil, invalidf("key", "empty blob prefix")
+	}
+	if err := checkPage("", limit); err != nil {
+		return nil, err
+	}
+	return s.keyBlobs(ctx,
+		`SELECT kid, unit_id, backend, wrapped, wrapped_mac FROM keys
+		 WHERE length(wrapped) > 0 AND substr(wrapped, 2, $1) = $2
+		 ORDER BY kid LIMIT $3`,
+		len(prefix), bytes.Clone(prefix), limit)
+}
+
 // TokenKeys returns, by kid, up to limit active wallet keys of backend
 // with a kid after after ("" for the first page) that have no blob: token
 // objects, to migrate.

@@ -684,3 +684,71 @@ func TestRewrapKeepsOPRFKeysWrappingKey(t *testing.T) {
 		}
 	}
 }
+
+// TestWrappingKeysForeignKey: a database writer who makes rows name
+// another deployment's wrapping key on the same token (a genuine blob
+// under it) cannot make the report mark that key as this store's, so
+// --delete-unused never deletes it once the rows are gone. Only a wallet
+// key's blob with its valid MAC (or being current) marks a key. Before,
+// any row naming the key marked it.
+func TestWrappingKeysForeignKey(t *testing.T) {
+	ctx := context.Background()
+	const unit = "unit-f"
+	for _, c := range []struct {
+		name  string
+		forge func(st *store.Store, ours, foreign device.Key) error
+	}{
+		{"wallet key with a MAC of its own", func(st *store.Store, _, foreign device.Key) error {
+			pub, _ := foreign.Public.Bytes()
+			return st.InsertKey(ctx, store.Key{KID: string(foreign.KID), UnitID: unit, PublicKey: pub, Backend: pkcs11.Backend,
+				State: store.KeyActive, CreatedAt: at0, Wrapped: foreign.Wrapped, WrappedMAC: make([]byte, 32)})
+		}},
+		{"our wallet key's record with the foreign blob", func(st *store.Store, ours, foreign device.Key) error {
+			rec, err := st.GetKey(ctx, string(ours.KID))
+			if err != nil {
+				return err
+			}
+			if err := st.DeleteKey(ctx, rec.KID); err != nil {
+				return err
+			}
+			rec.Wrapped = foreign.Wrapped
+			return st.InsertKey(ctx, rec)
+		}},
+		{"server key", func(st *store.Store, _, foreign device.Key) error {
+			pub, _ := foreign.Public.Bytes()
+			return st.PutServerKey(ctx, store.ServerKey{Purpose: "forged", KID: string(foreign.KID), PublicKey: pub, Wrapped: foreign.Wrapped, CreatedAt: at0})
+		}},
+		{"PIN record's OPRF key", func(st *store.Store, _, foreign device.Key) error {
+			pub, _ := foreign.Public.Bytes()
+			return st.PutFirstPINRecord(ctx, unit, "pin", store.PINRecord{Record: []byte("r"), CredNonce: []byte("n"), MAC: []byte("m"),
+				OPRF: store.OPRFKey{Public: pub, Wrapped: foreign.Wrapped, MAC: []byte("m")}}, at0)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := openStore(t, testenv.SQLite(t))
+			svc := servicesOn(t, wrappedUnder(t, wrapLabel(t)), st)
+			if err := svc.Units.Create(ctx, unit); err != nil {
+				t.Fatal(err)
+			}
+			ours, err := svc.Keys.Generate(ctx, unit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreignLabel := wrapLabel(t)
+			foreign, err := wrappedUnder(t, foreignLabel).Generate(ctx, "other-deployment")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.forge(st, ours, foreign); err != nil {
+				t.Fatal(err)
+			}
+			uses, err := svc.Keys.WrappingKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u := useOf(uses, foreignLabel); !u.OnDevice || u.Known || u.Unused() {
+				t.Fatalf("the foreign wrapping key: %+v", u)
+			}
+		})
+	}
+}
