@@ -30,8 +30,10 @@ type KeyBlob struct {
 type BlobCount struct {
 	Prefix []byte
 	// Keys counts wallet keys in any state (a key being destroyed still
-	// names its wrapping key), ServerKeys the server's keys.
-	Keys, ServerKeys int64
+	// names its wrapping key), ServerKeys the server's keys, OPRFKeys the
+	// PIN records' HSM OPRF keys (of records, pending registrations and
+	// retired keys not yet destroyed), which no re-wrap moves.
+	Keys, ServerKeys, OPRFKeys int64
 }
 
 func checkPage(after string, limit int) error {
@@ -81,6 +83,24 @@ func (s *Store) CountKeyBlobsNotUnder(ctx context.Context, prefix []byte, after 
 		return 0, fmt.Errorf("store: count key blobs: %w", err)
 	}
 	return n, nil
+}
+
+// KeyBlobsUnder returns, by kid, up to limit wallet keys (in any state)
+// whose blob starts with prefix after its version byte: a sample of the
+// blobs under one wrapping key, whose MACs say whether this store made
+// them.
+func (s *Store) KeyBlobsUnder(ctx context.Context, prefix []byte, limit int) ([]KeyBlob, error) {
+	if len(prefix) == 0 {
+		return nil, invalidf("key", "empty blob prefix")
+	}
+	if err := checkPage("", limit); err != nil {
+		return nil, err
+	}
+	return s.keyBlobs(ctx,
+		`SELECT kid, unit_id, backend, wrapped, wrapped_mac FROM keys
+		 WHERE length(wrapped) > 0 AND substr(wrapped, 2, $1) = $2
+		 ORDER BY kid LIMIT $3`,
+		len(prefix), bytes.Clone(prefix), limit)
 }
 
 // TokenKeys returns, by kid, up to limit active wallet keys of backend
@@ -215,7 +235,8 @@ func (s *Store) SwapServerKeyBlob(ctx context.Context, purpose, kid string, old,
 
 // BlobCounts groups every blob by its n bytes after the version byte (the
 // wrapping key and mechanism): wallet keys in any state, SECDSA keys (bound
-// or in an activation; counted with the wallet keys) and server keys. A
+// or in an activation; counted with the wallet keys), server keys and HSM
+// OPRF keys (of PIN records, pending registrations and retired). A
 // wrapping key no group names may be deleted, so every table that holds
 // blobs must be here.
 func (s *Store) BlobCounts(ctx context.Context, n int) ([]BlobCount, error) {
@@ -223,14 +244,20 @@ func (s *Store) BlobCounts(ctx context.Context, n int) ([]BlobCount, error) {
 		return nil, invalidf("key", "prefix length %d outside 1..64", n)
 	}
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT p, sum(k), sum(sk) FROM (
-		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk FROM keys WHERE length(wrapped) > 0
+		`SELECT p, sum(k), sum(sk), sum(ok) FROM (
+		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk, 0 AS ok FROM keys WHERE length(wrapped) > 0
 		   UNION ALL
-		   SELECT substr(wrapped, 2, $1) AS p, 0 AS k, 1 AS sk FROM server_keys WHERE length(wrapped) > 0
+		   SELECT substr(wrapped, 2, $1) AS p, 0 AS k, 1 AS sk, 0 AS ok FROM server_keys WHERE length(wrapped) > 0
 		   UNION ALL
-		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk FROM secdsa_units WHERE length(wrapped) > 0
+		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk, 0 AS ok FROM secdsa_units WHERE length(wrapped) > 0
 		   UNION ALL
-		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk FROM secdsa_activations WHERE length(wrapped) > 0
+		   SELECT substr(wrapped, 2, $1) AS p, 1 AS k, 0 AS sk, 0 AS ok FROM secdsa_activations WHERE length(wrapped) > 0
+		   UNION ALL
+		   SELECT substr(oprf_wrapped, 2, $1) AS p, 0 AS k, 0 AS sk, 1 AS ok FROM pin_records WHERE length(oprf_wrapped) > 0
+		   UNION ALL
+		   SELECT substr(oprf_wrapped, 2, $1) AS p, 0 AS k, 0 AS sk, 1 AS ok FROM pin_registrations WHERE length(oprf_wrapped) > 0
+		   UNION ALL
+		   SELECT substr(wrapped, 2, $1) AS p, 0 AS k, 0 AS sk, 1 AS ok FROM oprf_retired WHERE length(wrapped) > 0
 		 ) b GROUP BY p ORDER BY p`, n)
 	if err != nil {
 		return nil, fmt.Errorf("store: count blobs: %w", err)
@@ -239,7 +266,7 @@ func (s *Store) BlobCounts(ctx context.Context, n int) ([]BlobCount, error) {
 	var out []BlobCount
 	for rows.Next() {
 		var c BlobCount
-		if err := rows.Scan(&c.Prefix, &c.Keys, &c.ServerKeys); err != nil {
+		if err := rows.Scan(&c.Prefix, &c.Keys, &c.ServerKeys, &c.OPRFKeys); err != nil {
 			return nil, fmt.Errorf("store: count blobs: %w", err)
 		}
 		out = append(out, c)

@@ -3,6 +3,7 @@ package wscd
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ const (
 // interface, like device.Rewrapper on the device).
 type WrappedStore interface {
 	KeyBlobsNotUnder(ctx context.Context, prefix []byte, after string, limit int) ([]store.KeyBlob, error)
+	KeyBlobsUnder(ctx context.Context, prefix []byte, limit int) ([]store.KeyBlob, error)
 	CountKeyBlobsNotUnder(ctx context.Context, prefix []byte, after string) (int64, error)
 	TokenKeys(ctx context.Context, backend, after string, limit int) ([]store.KeyBlob, error)
 	CountTokenKeys(ctx context.Context, backend, after string) (int64, error)
@@ -86,6 +88,33 @@ type Progress struct {
 	// says which); RefusedKIDs names up to 20 of them.
 	Refused     int      `json:"refused"`
 	RefusedKIDs []string `json:"refused_kids,omitempty"`
+
+	marked map[string]bool // wrapping keys markKnown recorded
+}
+
+// markKnown records the wrapping key a blob with a valid MAC names as this
+// store's (WrappingKeys), once per batch.
+func (s *Keys) markKnown(ctx context.Context, rw device.Rewrapper, ws WrappedStore, blob []byte, p *Progress) error {
+	if len(blob) < 1 {
+		return nil
+	}
+	id, err := rw.WrappingKeyOf(blob[1:])
+	if err != nil || p.marked[string(id)] {
+		return nil
+	}
+	sl, err := s.server.Sealer(ctx)
+	if err != nil {
+		return err
+	}
+	err = ws.PutServerSecret(ctx, knownWrappingKeyName(id), sl.MAC(knownWrappingKeyDomain, id), s.now().UTC())
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return storeErr(err)
+	}
+	if p.marked == nil {
+		p.marked = map[string]bool{}
+	}
+	p.marked[string(id)] = true
+	return nil
 }
 
 func (p *Progress) refuse(kid string) {
@@ -331,6 +360,11 @@ func (s *Keys) rewrapAU(ctx context.Context, rw device.Rewrapper, ws WrappedStor
 		p.refuse(rec.KID)
 		return false, nil
 	}
+	// A blob with a valid MAC is this store's: so is the key it names
+	// (the report samples wallet keys' blobs only).
+	if err := s.markKnown(ctx, rw, ws, rec.Wrapped, p); err != nil {
+		return false, err
+	}
 	blob, err := rw.Rewrap(ctx, device.Ref{Owner: owner, KID: kid, Wrapped: rec.Wrapped})
 	if err != nil {
 		return false, s.refused(ctx, "re-wrap", rec.UnitID, rec.KID, err, p)
@@ -564,15 +598,20 @@ type WrappingKeyUse struct {
 	// wrapping keys of other deployments).
 	Known bool `json:"known"`
 	// Keys and ServerKeys count the blobs under it (wallet keys in any
-	// state).
+	// state, SECDSA aU keys with them).
 	Keys       int64 `json:"keys"`
 	ServerKeys int64 `json:"server_keys"`
+	// OPRFKeys counts the PIN records' HSM OPRF keys under it (records,
+	// pending registrations, retired keys not yet destroyed). A re-wrap
+	// does not move them: a record gets a key under the current wrapping
+	// key at its next PIN change.
+	OPRFKeys int64 `json:"oprf_keys"`
 }
 
 // Unused reports whether the key may be deleted: on the device, known,
 // not current, and named by no blob.
 func (u WrappingKeyUse) Unused() bool {
-	return u.OnDevice && u.Known && !u.Current && u.Keys == 0 && u.ServerKeys == 0
+	return u.OnDevice && u.Known && !u.Current && u.Keys == 0 && u.ServerKeys == 0 && u.OPRFKeys == 0
 }
 
 // knownWrappingKeyDomain separates the MAC that marks a wrapping key as
@@ -582,10 +621,11 @@ const knownWrappingKeyDomain = "wsca-wrapping-key-v1"
 func knownWrappingKeyName(id []byte) string { return "wrapping-key/" + hex.EncodeToString(id) }
 
 // WrappingKeys reports the wrapping keys on the device and those the
-// store's blobs name, with how many blobs name each. Every key a blob
-// names, and the current one, is remembered as this store's (a record in
-// the store under the HSM-derived MAC, so a database writer cannot make
-// wsca delete another deployment's key).
+// store's blobs name, with how many blobs name each. The current key, and
+// a key a wallet key's blob with a valid MAC names, is remembered as this
+// store's (a record in the store under the HSM-derived MAC); a row without
+// a MAC of ours marks nothing, so a database writer cannot make wsca
+// delete another deployment's key.
 func (s *Keys) WrappingKeys(ctx context.Context) ([]WrappingKeyUse, error) {
 	rw, ws, err := s.maintenance()
 	if err != nil {
@@ -621,27 +661,25 @@ func (s *Keys) WrappingKeys(ctx context.Context) ([]WrappingKeyUse, error) {
 		u := use(k.ID)
 		u.Label, u.Current, u.OnDevice = k.Label, k.Current, true
 	}
+	prefixes := map[string][][]byte{} // wallet keys' blob headers, by wrapping key
 	for _, c := range counts {
 		id, err := rw.WrappingKeyOf(c.Prefix)
 		if err != nil {
-			s.log.ErrorContext(ctx, "wrapping keys: blobs with an unreadable header", "count", c.Keys+c.ServerKeys)
+			s.log.ErrorContext(ctx, "wrapping keys: blobs with an unreadable header", "count", c.Keys+c.ServerKeys+c.OPRFKeys)
 			continue
 		}
 		u := use(id)
 		u.Keys += c.Keys
 		u.ServerKeys += c.ServerKeys
+		u.OPRFKeys += c.OPRFKeys
+		if c.Keys > 0 {
+			prefixes[u.ID] = append(prefixes[u.ID], c.Prefix)
+		}
 	}
 	out := make([]WrappingKeyUse, 0, len(byID))
 	for _, u := range byID {
 		id, _ := hex.DecodeString(u.ID)
 		name := knownWrappingKeyName(id)
-		mark := sl.MAC(knownWrappingKeyDomain, id)
-		if u.Current || u.Keys > 0 || u.ServerKeys > 0 {
-			err := ws.PutServerSecret(ctx, name, mark, s.now().UTC())
-			if err != nil && !errors.Is(err, store.ErrExists) {
-				return nil, storeErr(err)
-			}
-		}
 		v, err := ws.GetServerSecret(ctx, name)
 		switch {
 		case err == nil:
@@ -649,14 +687,64 @@ func (s *Keys) WrappingKeys(ctx context.Context) ([]WrappingKeyUse, error) {
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, storeErr(err)
 		}
-		if !u.OnDevice && (u.Keys > 0 || u.ServerKeys > 0) {
+		if !u.Known && err != nil {
+			// Marked only for the current key or a wallet key's blob
+			// under it with a valid MAC: a row any database writer can
+			// add (a blob with a MAC of its own, a server key, an OPRF
+			// key) must not make another deployment's key ours.
+			own := u.Current
+			if !own {
+				if own, err = s.ownBlobUnder(ctx, ws, prefixes[u.ID]); err != nil {
+					return nil, err
+				}
+			}
+			if own {
+				err := ws.PutServerSecret(ctx, name, sl.MAC(knownWrappingKeyDomain, id), s.now().UTC())
+				if err != nil && !errors.Is(err, store.ErrExists) {
+					return nil, storeErr(err)
+				}
+				u.Known = err == nil
+			}
+		}
+		if !u.OnDevice && (u.Keys > 0 || u.ServerKeys > 0 || u.OPRFKeys > 0) {
 			s.log.ErrorContext(ctx, "blobs name a wrapping key the device does not hold: those keys cannot be used",
-				"wrapping_key", u.ID, "keys", u.Keys, "server_keys", u.ServerKeys)
+				"wrapping_key", u.ID, "keys", u.Keys, "server_keys", u.ServerKeys, "oprf_keys", u.OPRFKeys)
 		}
 		out = append(out, *u)
 	}
 	slices.SortFunc(out, func(a, b WrappingKeyUse) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// ownSample bounds the wallet keys' blobs under one wrapping key whose
+// MACs the report checks.
+const ownSample = 16
+
+// ownBlobUnder reports whether one of the first ownSample wallet keys
+// whose blob starts with one of prefixes has a valid MAC: a blob this
+// store's key service made.
+func (s *Keys) ownBlobUnder(ctx context.Context, ws WrappedStore, prefixes [][]byte) (bool, error) {
+	for _, p := range prefixes {
+		recs, err := ws.KeyBlobsUnder(ctx, p, ownSample)
+		if err != nil {
+			return false, storeErr(err)
+		}
+		for _, rec := range recs {
+			owner, err1 := device.ParseOwner(rec.UnitID)
+			kid, err2 := device.ParseKID(rec.KID)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			mac, err := s.wrappedMAC(ctx, owner, kid, rec.Wrapped)
+			if err != nil {
+				return false, err
+			}
+			if hmac.Equal(rec.WrappedMAC, mac) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // DeleteUnusedWrappingKeys deletes from the device every wrapping key that

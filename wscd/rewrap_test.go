@@ -606,3 +606,149 @@ func TestRewrapInput(t *testing.T) {
 		t.Fatalf("token storage: %v", err)
 	}
 }
+
+// TestRewrapKeepsOPRFKeysWrappingKey: a PIN record's HSM OPRF key (a
+// derive-only blob, in a record, a pending registration or retired) is
+// not re-wrapped, so its wrapping key stays in use after a re-wrap run:
+// the report names it and delete-unused leaves it, and the OPRF key still
+// derives. Before, the report called the key unused and delete-unused
+// deleted it, and every PIN record made before the rotation was useless.
+func TestRewrapKeepsOPRFKeysWrappingKey(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		place func(st *store.Store, unit string, k store.OPRFKey) error
+	}{
+		{"record", func(st *store.Store, unit string, k store.OPRFKey) error {
+			return st.PutFirstPINRecord(ctx, unit, "pin", store.PINRecord{Record: []byte("r"), CredNonce: []byte("n"), MAC: []byte("m"), OPRF: k}, at0)
+		}},
+		{"pending registration", func(st *store.Store, unit string, k store.OPRFKey) error {
+			return st.PutPendingRegistration(ctx, store.PendingRegistration{UnitID: unit, Context: "pin", Requester: "q",
+				CredNonce: []byte("n"), ExpiresAt: at0.Add(time.Hour), OPRF: k}, 4)
+		}},
+		{"retired", func(st *store.Store, unit string, k store.OPRFKey) error {
+			if err := st.PutFirstPINRecord(ctx, unit, "pin", store.PINRecord{Record: []byte("r"), CredNonce: []byte("n"), MAC: []byte("m"), OPRF: k}, at0); err != nil {
+				return err
+			}
+			return st.ReplacePINRecord(ctx, unit, "pin", store.PINRecord{Record: []byte("r2"), CredNonce: []byte("n2"), MAC: []byte("m")}, at0)
+		}},
+	} {
+		for _, be := range testenv.StoreBackends() {
+			t.Run(c.name+"/"+be.Name, func(t *testing.T) {
+				dsn := be.DSN(t)
+				st := openStore(t, dsn)
+				oldLabel, newLabel := wrapLabel(t), wrapLabel(t)
+				oldDev := wrappedUnder(t, oldLabel)
+				a := servicesOn(t, oldDev, st)
+				const unit = "unit-oprf"
+				if err := a.Units.Create(ctx, unit); err != nil {
+					t.Fatal(err)
+				}
+				// A wallet key (and the server keys) under the old key too:
+				// the re-wrap moves them, and the old key is this store's.
+				if _, err := a.Keys.Generate(ctx, unit); err != nil {
+					t.Fatal(err)
+				}
+				k, err := oldDev.GenerateDeriveOnly(ctx, device.Owner(unit))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pub, err := k.Public.Bytes()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.place(st, unit, store.OPRFKey{Public: pub, Wrapped: k.Wrapped, MAC: []byte("mac")}); err != nil {
+					t.Fatal(err)
+				}
+				b := servicesOn(t, wrappedUnder(t, newLabel), openStore(t, dsn))
+				rewrapAll(t, b.Keys, 0)
+				uses, err := b.Keys.WrappingKeys(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if u := useOf(uses, oldLabel); !u.Known || u.Keys != 0 || u.ServerKeys != 0 || u.OPRFKeys != 1 || u.Unused() {
+					t.Fatalf("old wrapping key after the re-wrap: %+v", u)
+				}
+				deleted, err := b.Keys.DeleteUnusedWrappingKeys(ctx)
+				if err != nil || len(deleted) != 0 {
+					t.Fatalf("deleted %+v, %v", deleted, err)
+				}
+				peer, err := ecdh.P256().GenerateKey(rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := b.Keys.Device().ECDH(ctx, k.Ref(), peer.PublicKey()); err != nil {
+					t.Fatalf("the OPRF key after the rotation: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestWrappingKeysForeignKey: a database writer who makes rows name
+// another deployment's wrapping key on the same token (a genuine blob
+// under it) cannot make the report mark that key as this store's, so
+// --delete-unused never deletes it once the rows are gone. Only a wallet
+// key's blob with its valid MAC (or being current) marks a key. Before,
+// any row naming the key marked it.
+func TestWrappingKeysForeignKey(t *testing.T) {
+	ctx := context.Background()
+	const unit = "unit-f"
+	for _, c := range []struct {
+		name  string
+		forge func(st *store.Store, ours, foreign device.Key) error
+	}{
+		{"wallet key with a MAC of its own", func(st *store.Store, _, foreign device.Key) error {
+			pub, _ := foreign.Public.Bytes()
+			return st.InsertKey(ctx, store.Key{KID: string(foreign.KID), UnitID: unit, PublicKey: pub, Backend: pkcs11.Backend,
+				State: store.KeyActive, CreatedAt: at0, Wrapped: foreign.Wrapped, WrappedMAC: make([]byte, 32)})
+		}},
+		{"our wallet key's record with the foreign blob", func(st *store.Store, ours, foreign device.Key) error {
+			rec, err := st.GetKey(ctx, string(ours.KID))
+			if err != nil {
+				return err
+			}
+			if err := st.DeleteKey(ctx, rec.KID); err != nil {
+				return err
+			}
+			rec.Wrapped = foreign.Wrapped
+			return st.InsertKey(ctx, rec)
+		}},
+		{"server key", func(st *store.Store, _, foreign device.Key) error {
+			pub, _ := foreign.Public.Bytes()
+			return st.PutServerKey(ctx, store.ServerKey{Purpose: "forged", KID: string(foreign.KID), PublicKey: pub, Wrapped: foreign.Wrapped, CreatedAt: at0})
+		}},
+		{"PIN record's OPRF key", func(st *store.Store, _, foreign device.Key) error {
+			pub, _ := foreign.Public.Bytes()
+			return st.PutFirstPINRecord(ctx, unit, "pin", store.PINRecord{Record: []byte("r"), CredNonce: []byte("n"), MAC: []byte("m"),
+				OPRF: store.OPRFKey{Public: pub, Wrapped: foreign.Wrapped, MAC: []byte("m")}}, at0)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := openStore(t, testenv.SQLite(t))
+			svc := servicesOn(t, wrappedUnder(t, wrapLabel(t)), st)
+			if err := svc.Units.Create(ctx, unit); err != nil {
+				t.Fatal(err)
+			}
+			ours, err := svc.Keys.Generate(ctx, unit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreignLabel := wrapLabel(t)
+			foreign, err := wrappedUnder(t, foreignLabel).Generate(ctx, "other-deployment")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.forge(st, ours, foreign); err != nil {
+				t.Fatal(err)
+			}
+			uses, err := svc.Keys.WrappingKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u := useOf(uses, foreignLabel); !u.OnDevice || u.Known || u.Unused() {
+				t.Fatalf("the foreign wrapping key: %+v", u)
+			}
+		})
+	}
+}

@@ -99,6 +99,7 @@ type wrappingKeyInfo struct {
 	Known      bool   `json:"known"`
 	Keys       int64  `json:"keys"`
 	ServerKeys int64  `json:"server_keys"`
+	OPRFKeys   int64  `json:"oprf_keys"`
 	Unused     bool   `json:"unused"`
 }
 
@@ -140,7 +141,7 @@ func adminWrappingKeys(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	return printResult(e, f.asJSON, out, func(w io.Writer) {
-		fmt.Fprintf(w, "%-32s %-20s %8s %11s  %s\n", "ID", "LABEL", "KEYS", "SERVER KEYS", "STATE")
+		fmt.Fprintf(w, "%-32s %-20s %8s %11s %9s  %s\n", "ID", "LABEL", "KEYS", "SERVER KEYS", "OPRF KEYS", "STATE")
 		for _, k := range out.WrappingKeys {
 			var state string
 			switch {
@@ -152,10 +153,12 @@ func adminWrappingKeys(ctx context.Context, e env, args []string) error {
 				state = "unused (may be deleted)"
 			case !k.Known:
 				state = "not this store's (left alone)"
+			case k.Keys == 0 && k.ServerKeys == 0:
+				state = "in use by PIN records' OPRF keys (they move at each PIN change)"
 			default:
 				state = "in use: re-wrap first"
 			}
-			fmt.Fprintf(w, "%-32s %-20s %8d %11d  %s\n", k.ID, k.Label, k.Keys, k.ServerKeys, state)
+			fmt.Fprintf(w, "%-32s %-20s %8d %11d %9d  %s\n", k.ID, k.Label, k.Keys, k.ServerKeys, k.OPRFKeys, state)
 		}
 	})
 }

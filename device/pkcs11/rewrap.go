@@ -115,7 +115,8 @@ func (d *Device) wrapWith(w *wrapState, s p11.SessionHandle, owner device.Owner,
 }
 
 // WrapTokenKey implements device.Rewrapper: C_FindObjects for the private
-// object, C_GetAttributeValue of CKA_EXTRACTABLE and CKA_WRAP_WITH_TRUSTED,
+// object, C_GetAttributeValue of CKA_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED and
+// CKA_SIGN (a key without it gets a derive-only blob),
 // C_WrapKey, then a check that the blob unwraps to the kid's key (as a
 // cache miss would: C_UnwrapKey and the kid check), whose object is
 // destroyed. The token object is left for the caller to destroy once the
@@ -148,6 +149,7 @@ func (d *Device) WrapTokenKey(ctx context.Context, ref device.Ref) ([]byte, erro
 		a, err := d.lib.GetAttributeValue(s, hs[0], []*p11.Attribute{
 			p11.NewAttribute(p11.CKA_EXTRACTABLE, nil),
 			p11.NewAttribute(p11.CKA_WRAP_WITH_TRUSTED, nil),
+			p11.NewAttribute(p11.CKA_SIGN, nil),
 		})
 		if err != nil {
 			return err
@@ -167,15 +169,20 @@ func (d *Device) WrapTokenKey(ctx context.Context, ref device.Ref) ([]byte, erro
 		case err != nil:
 			return err
 		}
-		// A token key signs and derives.
-		b := appendBlob(make([]byte, 0, blobHeaderSize+len(wrapped)), blob{wrapID: w.cur.id, mech: w.mech, usage: usageSignDerive, wrapped: wrapped})
+		// The usage goes with the key: one the token would not sign
+		// with (no CKA_SIGN) becomes a derive-only blob.
+		usage := usageSignDerive
+		if !isTrue(2) {
+			usage = usageDerive
+		}
+		b := appendBlob(make([]byte, 0, blobHeaderSize+len(wrapped)), blob{wrapID: w.cur.id, mech: w.mech, usage: usage, wrapped: wrapped})
 		if _, err := parseBlob(b); err != nil {
 			return fmt.Errorf("pkcs11: the token wrapped a key this version cannot read back: %w", err)
 		}
 		// The blob must be the kid's key before anyone records it and
 		// destroys the token object.
 		d.calls.Inc(CallUnwrapKey)
-		h, err := d.lib.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(w.mech.ckm(), nil)}, w.cur.h, wrapped, unwrappedTemplate(ref, usageSignDerive))
+		h, err := d.lib.UnwrapKey(s, []*p11.Mechanism{p11.NewMechanism(w.mech.ckm(), nil)}, w.cur.h, wrapped, unwrappedTemplate(ref, usage))
 		if err != nil {
 			return fmt.Errorf("pkcs11: the blob of a token key does not unwrap: %w", err)
 		}

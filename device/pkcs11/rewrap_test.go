@@ -23,6 +23,12 @@ import (
 // trusted, wrappable by trusted keys only).
 func extractableTokenKey(t testing.TB, cfg Config, owner device.Owner, trusted bool) device.Key {
 	t.Helper()
+	return extractableTokenKeyFor(t, cfg, owner, trusted, true)
+}
+
+// extractableTokenKeyFor is extractableTokenKey with CKA_SIGN as sign.
+func extractableTokenKeyFor(t testing.TB, cfg Config, owner device.Owner, trusted, sign bool) device.Key {
+	t.Helper()
 	priv, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func extractableTokenKey(t testing.TB, cfg Config, owner device.Owner, trusted b
 		p11.NewAttribute(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY), p11.NewAttribute(p11.CKA_PRIVATE, true),
 		p11.NewAttribute(p11.CKA_SENSITIVE, true), p11.NewAttribute(p11.CKA_EXTRACTABLE, true),
 		p11.NewAttribute(p11.CKA_WRAP_WITH_TRUSTED, trusted),
-		p11.NewAttribute(p11.CKA_SIGN, true), p11.NewAttribute(p11.CKA_DERIVE, true),
+		p11.NewAttribute(p11.CKA_SIGN, sign), p11.NewAttribute(p11.CKA_DERIVE, true),
 		p11.NewAttribute(p11.CKA_VALUE, priv.Bytes()),
 	}, common...)); err != nil {
 		t.Fatal(err)
@@ -359,6 +365,35 @@ func TestRewrapKeepsDeriveOnly(t *testing.T) {
 	}
 	peer, _ := ecdh.P256().GenerateKey(rand.Reader)
 	if _, err := newDev.ECDH(ctx, ref, peer.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWrapTokenKeyKeepsDeriveOnly: a token key without CKA_SIGN (derive
+// only) is wrapped into a derive-only blob: Sign refuses the blob, ECDH
+// works. Before, every migrated key got a version-1 blob, which unwraps
+// with CKA_SIGN: a key the token would not sign with signed once migrated.
+func TestWrapTokenKeyKeepsDeriveOnly(t *testing.T) {
+	ctx := context.Background()
+	cfg := wrappedConfig(t, "", 0)
+	d := openWith(t, cfg)
+	owner := devicetest.NewOwner(t, "migd")
+	k := extractableTokenKeyFor(t, cfg, owner, false, false)
+	defer d.Destroy(ctx, k.Ref())
+	if _, err := d.Sign(ctx, k.Ref(), make([]byte, 32)); !errors.Is(err, device.ErrKeyUsage) {
+		t.Fatalf("sign with the token object: %v, want ErrKeyUsage", err)
+	}
+	blob, err := d.WrapTokenKey(ctx, k.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := device.Ref{Owner: owner, KID: k.KID, Wrapped: blob}
+	defer d.Destroy(ctx, ref)
+	if _, err := d.Sign(ctx, ref, make([]byte, 32)); !errors.Is(err, device.ErrKeyUsage) {
+		t.Fatalf("sign with the migrated blob: %v, want ErrKeyUsage", err)
+	}
+	peer, _ := ecdh.P256().GenerateKey(rand.Reader)
+	if _, err := d.ECDH(ctx, ref, peer.PublicKey()); err != nil {
 		t.Fatal(err)
 	}
 }
