@@ -34,9 +34,14 @@ const (
 // It is never silently dropped.
 var ErrForeignKey = errors.New("wsca: key is not the unit's")
 
+// ErrUnitState means the unit is no longer active: it was suspended or
+// revoked while its attestation was being issued.
+var ErrUnitState = errors.New("wsca: the unit is not active")
+
 // AttestStore is what Attestations needs of the store.
 type AttestStore interface {
 	GetKey(ctx context.Context, kid string) (store.Key, error)
+	GetUnit(ctx context.Context, id string) (store.Unit, error)
 }
 
 // StatusAllocator gives out Token Status List entries
@@ -178,6 +183,26 @@ func (a *Attestations) unitKeys(ctx context.Context, unit string, kids []string)
 	return pubs, nil
 }
 
+// stillActive checks, once the attestation's status entry is allocated,
+// that the unit is still active. A suspension or revocation set the unit's
+// entries in the transaction that changed its state: one that committed
+// before this entry was allocated left it VALID, and is refused here; one
+// that commits later sets it too.
+func (a *Attestations) stillActive(ctx context.Context, unit string) error {
+	u, err := a.cfg.Store.GetUnit(ctx, unit)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: unit %s is gone", ErrUnitState, unit)
+	}
+	if err != nil {
+		return storeErr(err)
+	}
+	if u.State != store.UnitActive {
+		a.log.WarnContext(ctx, "attestation refused: the unit changed state while it was issued", "unit", unit, "state", u.State)
+		return fmt.Errorf("%w: unit %s is %s", ErrUnitState, unit, u.State)
+	}
+	return nil
+}
+
 func ref(r statuslist.Reference) attest.StatusRef {
 	return attest.StatusRef{Idx: r.Index, URI: r.URI}
 }
@@ -194,6 +219,9 @@ func (a *Attestations) KeyAttestation(ctx context.Context, unit string, kids []s
 	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindKey, kids[0], kids...)
 	if err != nil {
 		return "", fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
+	}
+	if err := a.stillActive(ctx, unit); err != nil {
+		return "", err
 	}
 	// Checked again now that the entry names the keys: a key destroyed
 	// since the first check is refused here, and one destroyed from now on
@@ -226,6 +254,9 @@ func (a *Attestations) WalletAttestation(ctx context.Context, unit, kid string) 
 	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindWIA, "")
 	if err != nil {
 		return "", fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
+	}
+	if err := a.stillActive(ctx, unit); err != nil {
+		return "", err
 	}
 	w := a.cfg.Wallet
 	jwt, err := a.cfg.Issuer.WalletAttestation(attest.WalletAttestationInput{

@@ -261,7 +261,7 @@ func wscaCode(err error) (string, bool) {
 	switch {
 	case errors.Is(err, wsca.ErrInvalidInput), errors.Is(err, wsca.ErrNotFound), errors.Is(err, wsca.ErrForeignKey):
 		return r2ps.CodeIllegalRequestData, true
-	case errors.Is(err, wsca.ErrQuota), errors.Is(err, wscd.ErrOperatorSuspended):
+	case errors.Is(err, wsca.ErrQuota), errors.Is(err, wsca.ErrUnitState), errors.Is(err, wscd.ErrOperatorSuspended):
 		return r2ps.CodeAccessDenied, true
 	case errors.Is(err, wsca.ErrUnavailable):
 		return r2ps.CodeTryLater, true

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -83,8 +84,12 @@ type Config struct {
 func (c *Config) check() error {
 	u, err := url.Parse(c.BaseURI)
 	switch {
-	case err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
+	case err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
 		return fmt.Errorf("%w: base URI %q is not an absolute URL", ErrConfig, c.BaseURI)
+	case !secureBase(u):
+		// Attestations refuse such a status list uri (attest.StatusRef):
+		// every one would fail when issued.
+		return fmt.Errorf("%w: base URI %q is not https (http only on a loopback host): set the public URL", ErrConfig, c.BaseURI)
 	case c.ShardSize < MinShardSize || c.ShardSize > maxShardSize:
 		return fmt.Errorf("%w: shard size %d not in [%d, %d]", ErrConfig, c.ShardSize, MinShardSize, maxShardSize)
 	case c.Pool < 1:
@@ -99,6 +104,19 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: a signer with a chain or key id is required", ErrConfig)
 	}
 	return nil
+}
+
+// secureBase reports whether u is https, or http on a loopback host
+// (development), as a status list uri must be.
+func secureBase(u *url.URL) bool {
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		ip, err := netip.ParseAddr(u.Hostname())
+		return u.Hostname() == "localhost" || err == nil && ip.IsLoopback()
+	}
+	return false
 }
 
 // Store is what the publisher needs of the store.

@@ -61,23 +61,37 @@ func TestConfigRefused(t *testing.T) {
 	pki := statuslisttest.NewPKI(t)
 	other := statuslisttest.NewPKI(t)
 	cases := map[string]func(*Config){
-		"small shard":       func(c *Config) { c.ShardSize = MinShardSize - 1 },
-		"huge shard":        func(c *Config) { c.ShardSize = maxShardSize + 1 },
-		"no pool":           func(c *Config) { c.Pool = 0 },
-		"relative base":     func(c *Config) { c.BaseURI = "/wsca" },
-		"ttl 0":             func(c *Config) { c.TTL = 0 },
-		"ttl > lifetime":    func(c *Config) { c.Lifetime = c.TTL - time.Second },
-		"negative debounce": func(c *Config) { c.Debounce = -1 },
-		"short index key":   func(c *Config) { c.IndexKey = c.IndexKey[:16] },
-		"no signer":         func(c *Config) { c.Signer = nil },
-		"no chain or kid":   func(c *Config) { c.Chain, c.KeyID = nil, "" },
-		"chain of another":  func(c *Config) { c.Chain = other.Chain },
+		"small shard":   func(c *Config) { c.ShardSize = MinShardSize - 1 },
+		"huge shard":    func(c *Config) { c.ShardSize = maxShardSize + 1 },
+		"no pool":       func(c *Config) { c.Pool = 0 },
+		"relative base": func(c *Config) { c.BaseURI = "/wsca" },
+		// Attestations refuse a status list uri that is not https (http
+		// only on loopback): each would fail when issued.
+		"http base":             func(c *Config) { c.BaseURI = "http://wsca.example" },
+		"http on all addresses": func(c *Config) { c.BaseURI = "http://0.0.0.0:8080" },
+		"http without a host":   func(c *Config) { c.BaseURI = "http://:8080" },
+		"ftp base":              func(c *Config) { c.BaseURI = "ftp://wsca.example" },
+		"base with userinfo":    func(c *Config) { c.BaseURI = "https://u:p@wsca.example" },
+		"ttl 0":                 func(c *Config) { c.TTL = 0 },
+		"ttl > lifetime":        func(c *Config) { c.Lifetime = c.TTL - time.Second },
+		"negative debounce":     func(c *Config) { c.Debounce = -1 },
+		"short index key":       func(c *Config) { c.IndexKey = c.IndexKey[:16] },
+		"no signer":             func(c *Config) { c.Signer = nil },
+		"no chain or kid":       func(c *Config) { c.Chain, c.KeyID = nil, "" },
+		"chain of another":      func(c *Config) { c.Chain = other.Chain },
 	}
 	for name, mod := range cases {
 		cfg := testConfig(pki)
 		mod(&cfg)
 		if _, err := New(nil, cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, ok := range []string{"https://wsca.example/base", "http://127.0.0.1:8080", "http://[::1]:8080", "http://localhost:8080"} {
+		cfg := testConfig(pki)
+		cfg.BaseURI = ok
+		if _, err := New(nil, cfg); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
 		}
 	}
 }
