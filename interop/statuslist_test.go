@@ -75,7 +75,11 @@ func TestStatusListInterop(t *testing.T) {
 
 	refs := make([]statuslist.Reference, 12)
 	for i := range refs {
-		if refs[i], err = p.Allocate(ctx, fmt.Sprintf("unit-%d", i), store.StatusKindWIA, ""); err != nil {
+		unit := store.Unit{ID: fmt.Sprintf("unit-%d", i), State: store.UnitActive, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(1, 0)}
+		if err := st.CreateUnit(ctx, unit); err != nil {
+			t.Fatal(err)
+		}
+		if refs[i], err = p.Allocate(ctx, unit.ID, store.StatusKindWIA, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,7 +19,8 @@ var (
 	ErrUnitNotFound = errors.New("store: unit not found")
 	// ErrHasKeys means a wallet unit cannot be deleted while keys refer to it.
 	ErrHasKeys = errors.New("store: unit has keys")
-	// ErrQuota means a per-unit limit (keys) is reached.
+	// ErrQuota means a per-unit limit (keys, status entries in a window)
+	// is reached.
 	ErrQuota = errors.New("store: quota reached")
 	// ErrInvalid means an argument was rejected before reaching the database.
 	ErrInvalid = errors.New("store: invalid")

@@ -18,8 +18,9 @@ var (
 	// ErrLocked means the unit's SECDSA binding is locked (too many
 	// failures): nothing is admitted until re-activation.
 	ErrLocked = errors.New("store: locked")
-	// ErrUnitNotActive means a SECDSA aU was to be recorded for a unit
-	// that is not active (being destroyed, revoked or suspended).
+	// ErrUnitNotActive means a SECDSA aU was to be recorded, or a status
+	// entry allocated, for a unit that is not active (being destroyed,
+	// revoked or suspended).
 	ErrUnitNotActive = errors.New("store: unit not active")
 )
 

@@ -98,6 +98,33 @@ type StatusAllocation struct {
 	// crypto/rand.
 	Rand io.Reader
 	At   time.Time
+	// Limit, when above 0, is how many entries the unit may be given
+	// within Window before At; one more fails with [ErrQuota].
+	Limit  int
+	Window time.Duration
+}
+
+// unitForAllocation reads the unit's state in an allocation's
+// transaction, locking its row on PostgreSQL (FOR NO KEY UPDATE, as the
+// UPDATE of a state change takes): a state change that committed first is
+// seen here, and one that comes later waits for this entry and then sets
+// it too (SetUnitStateBy), and two allocations for one unit take turns, so
+// Limit holds across instances. On SQLite the transaction holds the
+// write lock already.
+func (s *Store) unitForAllocation(ctx context.Context, tx *sql.Tx, unit string) (UnitState, error) {
+	q := `SELECT state FROM units WHERE id = $1`
+	if s.backend == Postgres {
+		q += ` FOR NO KEY UPDATE`
+	}
+	var st string
+	err := tx.QueryRowContext(ctx, q, unit).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: %q", ErrUnitNotFound, unit)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: allocate status: unit: %w", err)
+	}
+	return UnitState(st), nil
 }
 
 // maxAllocateTries bounds the retries when the chosen list fills up
@@ -111,7 +138,10 @@ const maxAllocateTries = 8
 // list says little about when it was issued. The list's counter is taken
 // by a conditional UPDATE, so concurrent allocations, on any number of
 // instances, never share a counter, hence never an index; a list whose
-// last counter is taken becomes full.
+// last counter is taken becomes full. The unit must be active
+// ([ErrUnitNotActive], [ErrUnitNotFound]) and, with a Limit, have been
+// given fewer than Limit entries within Window ([ErrQuota]); both are
+// decided in the allocation's transaction with the unit's row locked.
 func (s *Store) AllocateStatus(ctx context.Context, a StatusAllocation) (StatusEntry, error) {
 	if err := a.check(); err != nil {
 		return StatusEntry{}, err
@@ -163,6 +193,9 @@ func (a *StatusAllocation) check() error {
 	if a.Bits != 1 && a.Bits != 2 && a.Bits != 4 && a.Bits != 8 {
 		return invalidf("status entry", "bits %d", a.Bits)
 	}
+	if a.Limit < 0 || (a.Limit > 0 && a.Window <= 0) {
+		return invalidf("status entry", "limit %d per %v", a.Limit, a.Window)
+	}
 	return nil
 }
 
@@ -175,6 +208,24 @@ func (s *Store) tryAllocate(ctx context.Context, a StatusAllocation, rnd io.Read
 	}
 	defer done()
 	defer tx.Rollback()
+	state, err := s.unitForAllocation(ctx, tx, a.Unit)
+	if err != nil {
+		return StatusEntry{}, false, err
+	}
+	if state != UnitActive {
+		return StatusEntry{}, false, fmt.Errorf("%w: unit %q is %s", ErrUnitNotActive, a.Unit, state)
+	}
+	if a.Limit > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx,
+			`SELECT count(*) FROM (SELECT 1 FROM status_entries WHERE unit_id = $1 AND created_at > $2 LIMIT $3) AS recent`,
+			a.Unit, at-a.Window.Microseconds(), a.Limit).Scan(&n); err != nil {
+			return StatusEntry{}, false, fmt.Errorf("store: allocate status: count: %w", err)
+		}
+		if n >= a.Limit {
+			return StatusEntry{}, false, fmt.Errorf("%w: unit %q got %d status entries within %v", ErrQuota, a.Unit, n, a.Window)
+		}
+	}
 	active, err := activeLists(ctx, tx)
 	if err != nil {
 		return StatusEntry{}, false, err
@@ -222,8 +273,8 @@ func (s *Store) tryAllocate(ctx context.Context, a StatusAllocation, rnd io.Read
 		kid = a.KID
 	}
 	_, err = tx.ExecContext(ctx,
-		`INSERT INTO status_entries (list_id, idx, unit_id, kind, kid, status, seq, updated_at)
-		 VALUES ($1, $2, $3, $4, $5, 0, 0, $6)`,
+		`INSERT INTO status_entries (list_id, idx, unit_id, kind, kid, status, seq, updated_at, created_at)
+		 VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $6)`,
 		e.ListID, e.Index, a.Unit, string(a.Kind), kid, at)
 	if classify(err) == uniqueViolation {
 		// Only an Index function that is not a bijection gets here.

@@ -27,6 +27,9 @@ func TestStatusLists(t *testing.T) {
 		{"AllocateFills", testStatusAllocateFills},
 		{"AllocateConcurrent", testStatusAllocateConcurrent},
 		{"AllocateRefuses", testStatusAllocateRefuses},
+		{"AllocateUnitState", testStatusAllocateUnitState},
+		{"AllocateLimit", testStatusAllocateLimit},
+		{"AllocateLimitConcurrent", testStatusAllocateLimitConcurrent},
 		{"UnitStatuses", testUnitStatuses},
 		{"RevocationFinal", testRevocationFinal},
 		{"InTransaction", testStatusInTransaction},
@@ -65,8 +68,19 @@ func alloc(unit string, kind store.StatusKind, kid string, pool int, size int64)
 	return store.StatusAllocation{Unit: unit, Kind: kind, KID: kid, Pool: pool, Size: size, Bits: 2, Index: permIndex, At: at(0)}
 }
 
+// ensureUnit creates the active unit id unless it exists: an entry is
+// allocated only for an active unit.
+func ensureUnit(t testing.TB, s *store.Store, id string) {
+	t.Helper()
+	u := store.Unit{ID: id, State: store.UnitActive, CreatedAt: at(0), UpdatedAt: at(0)}
+	if err := s.CreateUnit(context.Background(), u); err != nil && !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateUnit(%q): %v", id, err)
+	}
+}
+
 func mustAllocate(t *testing.T, s *store.Store, a store.StatusAllocation) store.StatusEntry {
 	t.Helper()
+	ensureUnit(t, s, a.Unit)
 	e, err := s.AllocateStatus(t.Context(), a)
 	if err != nil {
 		t.Fatalf("AllocateStatus: %v", err)
@@ -180,6 +194,9 @@ func testStatusAllocateConcurrent(t *testing.T, dsn string) {
 	)
 	errs := make(chan error, workers)
 	for w := range workers {
+		ensureUnit(t, stores[0], fmt.Sprintf("u%d", w))
+	}
+	for w := range workers {
 		wg.Go(func() {
 			s := stores[w%2]
 			for i := range each {
@@ -240,10 +257,13 @@ func testStatusAllocateRefuses(t *testing.T, dsn string) {
 		"bits 3":       bad(func(a *store.StatusAllocation) { a.Bits = 3 }),
 		"no index":     bad(func(a *store.StatusAllocation) { a.Index = nil }),
 		"no time":      bad(func(a *store.StatusAllocation) { a.At = time.Time{} }),
+		"limit < 0":    bad(func(a *store.StatusAllocation) { a.Limit = -1 }),
+		"no window":    bad(func(a *store.StatusAllocation) { a.Limit = 5 }),
 		"index out of range": bad(func(a *store.StatusAllocation) {
 			a.Index = func(string, int64, int64) (int64, error) { return 100, nil }
 		}),
 	}
+	ensureUnit(t, s, "u")
 	for name, a := range cases {
 		if _, err := s.AllocateStatus(t.Context(), a); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
@@ -499,5 +519,89 @@ func testStatusRetire(t *testing.T, dsn string) {
 	}
 	if countRows(t, s, "status_entries") != 1 {
 		t.Fatal("purge removed entries of an active list")
+	}
+}
+
+// testStatusAllocateUnitState: an entry is allocated only for an active
+// unit that exists; a refused allocation leaves nothing behind.
+func testStatusAllocateUnitState(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	if _, err := s.AllocateStatus(ctx, alloc("nobody", store.StatusKindWIA, "", 1, 100)); !errors.Is(err, store.ErrUnitNotFound) {
+		t.Errorf("unknown unit: %v", err)
+	}
+	for _, st := range []store.UnitState{store.UnitSuspended, store.UnitRevoked} {
+		unit := "u-" + string(st)
+		ensureUnit(t, s, unit)
+		if err := s.SetUnitState(ctx, unit, st, at(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AllocateStatus(ctx, alloc(unit, store.StatusKindWIA, "", 1, 100)); !errors.Is(err, store.ErrUnitNotActive) {
+			t.Errorf("%s unit: %v", st, err)
+		}
+	}
+	if lists, err := s.StatusLists(ctx); err != nil || len(lists) != 0 {
+		t.Errorf("refused allocations left lists %v (%v)", lists, err)
+	}
+}
+
+// testStatusAllocateLimit: with a Limit, a unit gets at most Limit entries
+// within Window before At (key and WIA entries together); older entries
+// and other units do not count.
+func testStatusAllocateLimit(t *testing.T, dsn string) {
+	s := open(t, dsn)
+	ctx := t.Context()
+	limited := func(unit string, kind store.StatusKind, kid string, when time.Duration) store.StatusAllocation {
+		a := alloc(unit, kind, kid, 1, 1000)
+		a.Limit, a.Window, a.At = 3, time.Hour, at(when)
+		return a
+	}
+	ensureUnit(t, s, "u1")
+	ensureUnit(t, s, "u2")
+	mustAllocate(t, s, limited("u1", store.StatusKindWIA, "", 0))
+	mustAllocate(t, s, limited("u1", store.StatusKindKey, "k1", time.Minute))
+	mustAllocate(t, s, limited("u1", store.StatusKindKey, "k2", 2*time.Minute))
+	if _, err := s.AllocateStatus(ctx, limited("u1", store.StatusKindWIA, "", 3*time.Minute)); !errors.Is(err, store.ErrQuota) {
+		t.Fatalf("fourth entry within the window: %v", err)
+	}
+	mustAllocate(t, s, limited("u2", store.StatusKindWIA, "", 3*time.Minute))
+	// An hour after the first, it no longer counts.
+	mustAllocate(t, s, limited("u1", store.StatusKindWIA, "", time.Hour))
+	if _, err := s.AllocateStatus(ctx, limited("u1", store.StatusKindWIA, "", time.Hour+time.Second)); !errors.Is(err, store.ErrQuota) {
+		t.Fatalf("the window moved too far: %v", err)
+	}
+	// Without a limit, nothing is counted.
+	mustAllocate(t, s, alloc("u1", store.StatusKindWIA, "", 1, 1000))
+}
+
+// testStatusAllocateLimitConcurrent: allocations for one unit from two
+// store instances at once never exceed the limit.
+func testStatusAllocateLimitConcurrent(t *testing.T, dsn string) {
+	stores := []*store.Store{open(t, dsn), open(t, dsn)}
+	ensureUnit(t, stores[0], "u")
+	const limit, tries = 5, 32
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		ok int
+	)
+	for i := range tries {
+		wg.Go(func() {
+			a := alloc("u", store.StatusKindKey, fmt.Sprintf("k%d", i), 2, 1000)
+			a.Limit, a.Window = limit, time.Hour
+			_, err := stores[i%2].AllocateStatus(context.Background(), a)
+			switch {
+			case err == nil:
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			case !errors.Is(err, store.ErrQuota):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != limit {
+		t.Errorf("%d allocations succeeded, want %d", ok, limit)
 	}
 }

@@ -183,6 +183,19 @@ func (a *Attestations) unitKeys(ctx context.Context, unit string, kids []string)
 	return pubs, nil
 }
 
+// allocErr maps a status allocation's failure: a unit that is not active
+// (checked again in the allocation's transaction) or has had its share of
+// entries for now is refused as such; anything else is the store's.
+func allocErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrUnitNotActive), errors.Is(err, store.ErrUnitNotFound):
+		return fmt.Errorf("%w: %w", ErrUnitState, err)
+	case errors.Is(err, store.ErrQuota):
+		return fmt.Errorf("%w: status entries: %w", ErrQuota, err)
+	}
+	return fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
+}
+
 // stillActive checks, once the attestation's status entry is allocated,
 // that the unit is still active. A suspension or revocation set the unit's
 // entries in the transaction that changed its state: one that committed
@@ -218,7 +231,7 @@ func (a *Attestations) KeyAttestation(ctx context.Context, unit string, kids []s
 	}
 	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindKey, kids[0], kids...)
 	if err != nil {
-		return "", fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
+		return "", allocErr(err)
 	}
 	if err := a.stillActive(ctx, unit); err != nil {
 		return "", err
@@ -253,7 +266,7 @@ func (a *Attestations) WalletAttestation(ctx context.Context, unit, kid string) 
 	}
 	r, err := a.cfg.Statuses.Allocate(ctx, unit, store.StatusKindWIA, "")
 	if err != nil {
-		return "", fmt.Errorf("%w: status entry: %w", ErrUnavailable, err)
+		return "", allocErr(err)
 	}
 	if err := a.stillActive(ctx, unit); err != nil {
 		return "", err

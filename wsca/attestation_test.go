@@ -115,16 +115,22 @@ func TestAttestationUnitChangesDuringIssue(t *testing.T) {
 			// Rows run in order, each kind after the other; setting the
 			// state the unit is already in changes nothing.
 			rows := []struct {
-				name   string
-				during func(context.Context, string)
-				want   error
+				name           string
+				before, during func(context.Context, string)
+				want           error
 			}{
-				{"unit unchanged", nil, nil},
-				{"unit suspended", setState(store.UnitSuspended), wsca.ErrUnitState},
-				{"unit resumed", setState(store.UnitActive), nil},
-				{"unit revoked", setState(store.UnitRevoked), wsca.ErrUnitState},
+				{"unit unchanged", nil, nil, nil},
+				{"unit suspended", nil, setState(store.UnitSuspended), wsca.ErrUnitState},
+				// Suspended when the entry is to be allocated: the store
+				// refuses it (the hook, after an allocation, never runs).
+				{"unit resumed during issue", nil, setState(store.UnitActive), wsca.ErrUnitState},
+				{"unit resumed", setState(store.UnitActive), nil, nil},
+				{"unit revoked", nil, setState(store.UnitRevoked), wsca.ErrUnitState},
 			}
 			for _, r := range rows {
+				if r.before != nil {
+					r.before(t.Context(), g.unit)
+				}
 				for _, what := range []string{"key attestation", "wallet attestation"} {
 					a := g.service(t, hookedStatuses{StatusAllocator: g.pub, during: r.during})
 					if err := issue[what](a, t.Context()); !errors.Is(err, r.want) || (r.want == nil) != (err == nil) {

@@ -36,6 +36,7 @@ import (
 	"github.com/wsca/wsca/server"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wsca"
+	"github.com/wsca/wsca/wsca/statuslists"
 	"github.com/wsca/wsca/wscd"
 )
 
@@ -92,6 +93,7 @@ type options struct {
 	wallet          wsca.WalletSolution
 	statusShard     int
 	statusTTL       time.Duration
+	attestLimit     int
 }
 
 // enumFlag is a flag whose value a parse function reads (for example
@@ -187,6 +189,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.wallet.Version, "wallet-version", stack.DefaultWallet.Version, "wallet_version of wallet instance attestations")
 	fs.IntVar(&o.statusShard, "status-shard-size", stack.DefaultShardSize, "entries of each Token Status List (at least 10000)")
 	fs.DurationVar(&o.statusTTL, "status-ttl", stack.DefaultStatusTTL, "ttl of the status lists (and their HTTP max-age)")
+	fs.IntVar(&o.attestLimit, "attest-limit", statuslists.DefaultUnitLimit, "attestations (key attestations and WIAs together) one wallet unit may get per 24 h; more are refused (ACCESS_DENIED)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -275,6 +278,9 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 	}
 	if o.statusShard < 10_000 {
 		add(fmt.Errorf("--status-shard-size must be at least 10000, not %d", o.statusShard))
+	}
+	if o.attestLimit < 1 {
+		add(fmt.Errorf("--attest-limit must be at least 1, not %d", o.attestLimit))
 	}
 	if o.statusTTL <= 0 {
 		add(fmt.Errorf("--status-ttl must be positive, not %v", o.statusTTL))
@@ -430,7 +436,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		Attest: stack.AttestOptions{
 			ChainPEM: s.attestChain, NoDevCA: !o.attestDevCA, KeyName: o.attestKeyName, Wallet: o.wallet,
 		},
-		StatusLists: stack.StatusListOptions{ShardSize: o.statusShard, TTL: o.statusTTL},
+		StatusLists: stack.StatusListOptions{ShardSize: o.statusShard, TTL: o.statusTTL, UnitLimit: o.attestLimit, UnitWindow: statuslists.DefaultUnitWindow},
 	})
 	if err != nil {
 		return err

@@ -134,6 +134,11 @@ type StatusListOptions struct {
 	ShardSize, Pool int
 	// TTL, Lifetime and Debounce of publication; zero: defaults.
 	TTL, Lifetime, Debounce time.Duration
+	// UnitLimit attestations (key attestations and WIAs) per UnitWindow
+	// for one unit; zero: statuslists.DefaultUnitLimit per
+	// DefaultUnitWindow.
+	UnitLimit  int
+	UnitWindow time.Duration
 }
 
 // Defaults of StatusListOptions.
@@ -456,6 +461,7 @@ func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, s
 	pub, err := statuslists.New(st, statuslists.Config{
 		BaseURI: strings.TrimRight(base, "/"), ShardSize: sl.ShardSize, Pool: sl.Pool, Lifetime: sl.Lifetime, TTL: sl.TTL,
 		Debounce: sl.Debounce, Signer: ak.Signer, Chain: ak.Chain, IndexKey: indexKey, Logger: o.Logger,
+		UnitLimit: sl.UnitLimit, UnitWindow: sl.UnitWindow,
 	})
 	if err != nil {
 		return nil, nil, nil, err

@@ -128,6 +128,7 @@ func benchFlip(b *testing.B, dsn string, hsm bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	createUnits(b, st, "flipper")
 	ref, err := p.Allocate(ctx, "flipper", store.StatusKindWIA, "")
 	if err != nil {
 		b.Fatal(err)

@@ -33,6 +33,15 @@ const Bits = 2
 // MinShardSize is the smallest list wsca publishes (herd privacy).
 const MinShardSize = 10000
 
+// DefaultUnitLimit entries per DefaultUnitWindow is what one unit may be
+// given when Config does not say: far above what a wallet asks for (a key
+// attestation names up to 32 keys; a WIA lives up to a day), far below
+// what would let one unit fill lists.
+const (
+	DefaultUnitLimit  = 1000
+	DefaultUnitWindow = 24 * time.Hour
+)
+
 // maxShardSize keeps a list's token within what verifiers accept by
 // default (statuslist.DefaultMaxEntries).
 const maxShardSize = statuslist.DefaultMaxEntries
@@ -65,6 +74,12 @@ type Config struct {
 	Signer crypto.Signer
 	Chain  []*x509.Certificate
 	KeyID  string
+	// UnitLimit is how many entries (key attestations and WIAs together)
+	// one unit may be given within UnitWindow; one more is refused
+	// (store.ErrQuota), so that no unit can grow the lists without bound.
+	// 0 means DefaultUnitLimit per DefaultUnitWindow.
+	UnitLimit  int
+	UnitWindow time.Duration
 	// IndexKey is the 32-byte secret of the index permutation; each list
 	// derives its own key from it. It must be the same on every instance
 	// and must not change while lists are active.
@@ -98,6 +113,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: need 1s ≤ ttl (%v) ≤ lifetime (%v)", ErrConfig, c.TTL, c.Lifetime)
 	case c.Debounce < 0 || c.Refresh < 0:
 		return fmt.Errorf("%w: negative debounce or refresh", ErrConfig)
+	case c.UnitLimit < 0 || c.UnitWindow < 0:
+		return fmt.Errorf("%w: negative unit limit or window", ErrConfig)
 	case len(c.IndexKey) != statuslist.IndexKeySize:
 		return fmt.Errorf("%w: index key of %d bytes, want %d", ErrConfig, len(c.IndexKey), statuslist.IndexKeySize)
 	case c.Signer == nil || (len(c.Chain) == 0 && c.KeyID == ""):
@@ -159,6 +176,12 @@ func New(st Store, cfg Config) (*Publisher, error) {
 	if cfg.Refresh == 0 {
 		cfg.Refresh = min(cfg.TTL, cfg.Lifetime/2)
 	}
+	if cfg.UnitLimit == 0 {
+		cfg.UnitLimit = DefaultUnitLimit
+	}
+	if cfg.UnitWindow == 0 {
+		cfg.UnitWindow = DefaultUnitWindow
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -191,6 +214,7 @@ func (p *Publisher) Allocate(ctx context.Context, unit string, kind store.Status
 		Pool: p.cfg.Pool, Size: int64(p.cfg.ShardSize), Bits: Bits,
 		Index: p.index,
 		At:    p.cfg.Now(),
+		Limit: p.cfg.UnitLimit, Window: p.cfg.UnitWindow,
 	})
 	if err != nil {
 		return statuslist.Reference{}, fmt.Errorf("statuslists: allocate: %w", err)

@@ -48,6 +48,19 @@ func openStore(t *testing.T, dsn string) *store.Store {
 	return s
 }
 
+// createUnits makes the active units ids (those that exist are left as
+// they are): entries are allocated only for
+// active units.
+func createUnits(t testing.TB, st *store.Store, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		u := store.Unit{ID: id, State: store.UnitActive, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(1, 0)}
+		if err := st.CreateUnit(context.Background(), u); err != nil && !errors.Is(err, store.ErrExists) {
+			t.Fatal(err)
+		}
+	}
+}
+
 func newPublisher(t *testing.T, st Store, cfg Config) *Publisher {
 	t.Helper()
 	p, err := New(st, cfg)
@@ -140,6 +153,7 @@ func testServe(t *testing.T, st *store.Store) {
 	refs := make(map[string]statuslist.Reference)
 	for i := range 6 {
 		unit := fmt.Sprintf("u%d", i)
+		createUnits(t, st, unit)
 		ref, err := p.Allocate(ctx, unit, store.StatusKindWIA, "")
 		if err != nil {
 			t.Fatal(err)
@@ -243,7 +257,9 @@ func testServe(t *testing.T, st *store.Store) {
 func testTwoInstances(t *testing.T, dsn string) {
 	ctx := t.Context()
 	pki := statuslisttest.NewPKI(t)
-	a := newPublisher(t, openStore(t, dsn), testConfig(pki))
+	stA := openStore(t, dsn)
+	createUnits(t, stA, "u1")
+	a := newPublisher(t, stA, testConfig(pki))
 	stB := openStore(t, dsn)
 	b := newPublisher(t, stB, testConfig(pki))
 	ref, err := a.Allocate(ctx, "u1", store.StatusKindKey, "k1")
@@ -301,6 +317,9 @@ func (c *countingStore) PutStatusToken(ctx context.Context, t store.StatusToken)
 // array is built in full once, then updated from changes.
 func TestDebounce(t *testing.T) {
 	st := &countingStore{Store: openStore(t, testenv.SQLite(t))}
+	for i := range 20 {
+		createUnits(t, st.Store, fmt.Sprintf("u%d", i))
+	}
 	pki := statuslisttest.NewPKI(t)
 	cfg := testConfig(pki)
 	cfg.Pool = 1
