@@ -237,6 +237,12 @@ func TestHSMOPRFFake(t *testing.T) {
 		ctx := context.Background()
 		e := newEnv(t, dsn, withDevice(dev))
 		e.register(t, e.srv, "u1", "123456")
+		// In wrapped storage the fake key's blob, sealed in the store, is
+		// what HeldBlobs gives the wrapping-key report; a token object
+		// needs no wrapping key.
+		if held := e.srv.HeldBlobs(); len(held) != map[bool]int{true: 1, false: 0}[wrappedStorage(dev)] {
+			t.Fatalf("HeldBlobs gave %d blobs", len(held))
+		}
 		blind := ecc.P256Sha256.NewScalar().Random()
 		ke1 := func() []byte {
 			c, _ := e.conf.Client()

@@ -223,6 +223,17 @@ func (s *Server) setKeyMaterial(skm *opaque.ServerKeyMaterial) error {
 	return nil
 }
 
+// HeldBlobs returns the wrapped blobs of device keys the PIN server keeps
+// sealed in the store, where no report of the store's blobs can read
+// them: the fake records' OPRF key, in wrapped storage. The wrapping key a
+// blob names must stay on the device (wscd.Keys.SetHeldBlobs).
+func (s *Server) HeldBlobs() [][]byte {
+	if len(s.fake.key.Wrapped) == 0 {
+		return nil
+	}
+	return [][]byte{bytes.Clone(s.fake.key.Wrapped)}
+}
+
 // Close flushes the key material from memory. Calls in progress finish
 // first; later registrations and logins fail with ErrClosed. The store is
 // not closed.

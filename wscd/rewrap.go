@@ -598,7 +598,8 @@ type WrappingKeyUse struct {
 	// wrapping keys of other deployments).
 	Known bool `json:"known"`
 	// Keys and ServerKeys count the blobs under it (wallet keys in any
-	// state, SECDSA aU keys with them).
+	// state, SECDSA aU keys with them; server keys, and the blobs other
+	// services hold sealed: SetHeldBlobs).
 	Keys       int64 `json:"keys"`
 	ServerKeys int64 `json:"server_keys"`
 	// OPRFKeys counts the PIN records' HSM OPRF keys under it (records,
@@ -674,6 +675,20 @@ func (s *Keys) WrappingKeys(ctx context.Context) ([]WrappingKeyUse, error) {
 		u.OPRFKeys += c.OPRFKeys
 		if c.Keys > 0 {
 			prefixes[u.ID] = append(prefixes[u.ID], c.Prefix)
+		}
+	}
+	if s.held != nil {
+		for _, b := range s.held() {
+			var id []byte
+			err := device.ErrInvalidBlob
+			if len(b) > 1 {
+				id, err = rw.WrappingKeyOf(b[1:]) // the header after its version byte
+			}
+			if err != nil {
+				s.log.ErrorContext(ctx, "wrapping keys: a held blob with an unreadable header")
+				continue
+			}
+			use(id).ServerKeys++
 		}
 	}
 	out := make([]WrappingKeyUse, 0, len(byID))

@@ -752,3 +752,53 @@ func TestWrappingKeysForeignKey(t *testing.T) {
 		})
 	}
 }
+
+// TestRewrapKeepsHeldBlobsWrappingKey: a blob another service keeps sealed
+// outside the store's key tables (the PIN server's fake OPRF key) counts
+// as a server key once given by SetHeldBlobs, so after a rotation its
+// wrapping key is neither reported unused nor deleted. Before, deleting it
+// made fake logins fail where real ones did not, telling which units have
+// a PIN record.
+func TestRewrapKeepsHeldBlobsWrappingKey(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range testenv.StoreBackends() {
+		t.Run(be.Name, func(t *testing.T) {
+			dsn := be.DSN(t)
+			st := openStore(t, dsn)
+			oldLabel, newLabel := wrapLabel(t), wrapLabel(t)
+			oldDev := wrappedUnder(t, oldLabel)
+			a := servicesOn(t, oldDev, st)
+			const unit = "unit-held"
+			if err := a.Units.Create(ctx, unit); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Keys.Generate(ctx, unit); err != nil {
+				t.Fatal(err)
+			}
+			held, err := oldDev.GenerateDeriveOnly(ctx, device.Owner("wsca.held"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := servicesOn(t, wrappedUnder(t, newLabel), openStore(t, dsn))
+			rewrapAll(t, b.Keys, 0)
+			b.Keys.SetHeldBlobs(func() [][]byte { return [][]byte{held.Wrapped} })
+			uses, err := b.Keys.WrappingKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u := useOf(uses, oldLabel); !u.Known || u.Keys != 0 || u.ServerKeys != 1 || u.Unused() {
+				t.Fatalf("old wrapping key with a held blob under it: %+v", u)
+			}
+			if deleted, err := b.Keys.DeleteUnusedWrappingKeys(ctx); err != nil || len(deleted) != 0 {
+				t.Fatalf("deleted %+v, %v", deleted, err)
+			}
+			peer, err := ecdh.P256().GenerateKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Keys.Device().ECDH(ctx, held.Ref(), peer.PublicKey()); err != nil {
+				t.Fatalf("the held key after the rotation: %v", err)
+			}
+		})
+	}
+}

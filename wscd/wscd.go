@@ -141,7 +141,16 @@ type Keys struct {
 	metrics *Metrics
 	server  *ServerKeys
 	ev      Recorder
+	// held returns blobs other services keep where the store's report
+	// cannot read them (SetHeldBlobs).
+	held func() [][]byte
 }
+
+// SetHeldBlobs tells the wrapping-key report of blobs kept outside the
+// store's key tables (the PIN server's fake OPRF key, sealed): they count
+// as server keys, so their wrapping key is never reported unused. Call it
+// before serving.
+func (s *Keys) SetHeldBlobs(f func() [][]byte) { s.held = f }
 
 // SetEvidence makes the key service record its events (key generated,
 // signature, ECDH, key destroyed) in r. Call it before serving.

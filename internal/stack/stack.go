@@ -315,6 +315,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 	if err != nil {
 		return nil, err
 	}
+	w.Keys.SetHeldBlobs(pins.HeldBlobs)
 	pseudonyms, err := wsca.NewPseudonyms(wsca.PseudonymsConfig{Store: st, Sealer: sealer, Logger: o.Logger})
 	if err != nil {
 		return nil, err
