@@ -569,7 +569,10 @@ func (s base) deviceErr(ctx context.Context, err error) error {
 	case errors.Is(err, device.ErrKeyNotFound):
 		return ErrKeyNotFound
 	case errors.Is(err, device.ErrInvalidDigest), errors.Is(err, device.ErrInvalidPoint),
-		errors.Is(err, device.ErrInvalidKID), errors.Is(err, device.ErrInvalidOwner):
+		errors.Is(err, device.ErrInvalidKID), errors.Is(err, device.ErrInvalidOwner),
+		errors.Is(err, device.ErrKeyUsage):
+		// ErrKeyUsage: the client named a key for an operation it does
+		// not allow (a derive-only key to sign).
 		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	case errors.Is(err, context.Canceled):
 		return err
