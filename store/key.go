@@ -45,6 +45,16 @@ type Key struct {
 	// (docs/wrapped-keys.md), and WrappedMAC the caller's MAC binding the
 	// blob to the owner and kid; both empty for a token object.
 	Wrapped, WrappedMAC []byte
+	// MAC binds the row (kid, unit, context, backend, point) under a key
+	// derived from the WSCD's HSM (wscd.KeyMAC); the caller computes and
+	// checks it, so a row someone who can write the database planted or
+	// changed is not attested. Empty for a row made before schema 0014
+	// that the WSCD has not proven with its device yet.
+	MAC []byte
+	// ShareMAC is the same MAC under the share key of split WSCD/WSCA
+	// roles (docs/wsca.md), or empty; written only: a WSCA instance reads
+	// it as MAC (ShareView).
+	ShareMAC []byte
 }
 
 // InsertKey records a key. It fails with [ErrExists] if the kid is taken
@@ -73,10 +83,11 @@ func (s *Store) InsertKeyLimited(ctx context.Context, k Key, maxPerUnit int) err
 		return err
 	}
 	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context, wrapped, wrapped_mac)
-		 SELECT $1, $2, $3, $4, $5, $6, $7, $9, $10
+		`INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context, wrapped, wrapped_mac, mac, share_mac)
+		 SELECT $1, $2, $3, $4, $5, $6, $7, $9, $10, $11, $12
 		 WHERE $8 = 0 OR (SELECT count(*) FROM keys WHERE unit_id = $2) < $8`,
-		k.KID, k.UnitID, k.PublicKey, k.Backend, string(k.State), created, k.Context, maxPerUnit, nonNil(k.Wrapped), nonNil(k.WrappedMAC))
+		k.KID, k.UnitID, k.PublicKey, k.Backend, string(k.State), created, k.Context, maxPerUnit, nonNil(k.Wrapped), nonNil(k.WrappedMAC),
+		nonNil(k.MAC), nonNil(k.ShareMAC))
 	if err == nil {
 		if n, rerr := res.RowsAffected(); rerr == nil && n == 0 {
 			return fmt.Errorf("%w: unit %q has %d keys", ErrQuota, k.UnitID, maxPerUnit)
@@ -116,7 +127,12 @@ func (k *Key) check() (int64, error) {
 	return toMicros("key", "created at", k.CreatedAt)
 }
 
-const selectKey = `SELECT kid, unit_id, public_key, backend, state, created_at, context, wrapped, wrapped_mac FROM keys`
+// selectKey reads a key row, its MAC as col says (the share MAC in a
+// ShareView).
+func (s *Store) selectKey() string {
+	return `SELECT keys.kid, keys.unit_id, keys.public_key, keys.backend, keys.state, keys.created_at, keys.context, keys.wrapped, keys.wrapped_mac, ` +
+		s.col("keys", "mac") + ` FROM keys`
+}
 
 // GetKey returns the key with that kid, or [ErrNotFound]. The caller checks
 // that its UnitID is the unit asking.
@@ -124,7 +140,7 @@ func (s *Store) GetKey(ctx context.Context, kid string) (Key, error) {
 	if err := checkID("key", "kid", kid); err != nil {
 		return Key{}, err
 	}
-	k, err := scanKey(s.db.QueryRowContext(ctx, selectKey+` WHERE kid = $1`, kid))
+	k, err := scanKey(s.db.QueryRowContext(ctx, s.selectKey()+` WHERE kid = $1`, kid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Key{}, fmt.Errorf("%w: key %q", ErrNotFound, kid)
 	}
@@ -180,7 +196,7 @@ func (s *Store) ListKeys(ctx context.Context, unitID string) ([]Key, error) {
 		return nil, err
 	}
 	rows, err := s.db.QueryContext(ctx,
-		selectKey+` WHERE unit_id = $1 ORDER BY created_at, kid`, unitID)
+		s.selectKey()+` WHERE unit_id = $1 ORDER BY created_at, kid`, unitID)
 	if err != nil {
 		return nil, fmt.Errorf("store: list keys: %w", err)
 	}
@@ -246,12 +262,12 @@ func scanKey(row scanner) (Key, error) {
 	)
 	// database/sql copies into a []byte destination, so the slice is the
 	// caller's own.
-	if err := row.Scan(&k.KID, &k.UnitID, &k.PublicKey, &k.Backend, &state, &created, &k.Context, &k.Wrapped, &k.WrappedMAC); err != nil {
+	if err := row.Scan(&k.KID, &k.UnitID, &k.PublicKey, &k.Backend, &state, &created, &k.Context, &k.Wrapped, &k.WrappedMAC, &k.MAC); err != nil {
 		return Key{}, err
 	}
 	k.State = KeyState(state)
 	k.CreatedAt = fromMicros(created)
-	k.Wrapped, k.WrappedMAC = emptyNil(k.Wrapped), emptyNil(k.WrappedMAC)
+	k.Wrapped, k.WrappedMAC, k.MAC = emptyNil(k.Wrapped), emptyNil(k.WrappedMAC), emptyNil(k.MAC)
 	return k, nil
 }
 
@@ -262,4 +278,83 @@ func emptyNil(b []byte) []byte {
 		return nil
 	}
 	return b
+}
+
+// KeysWithoutMAC returns up to limit active keys with a kid after after
+// (bytewise) that have no MAC yet (made before schema 0014), for the WSCD
+// to prove with its device and MAC (SetKeyMAC).
+func (s *Store) KeysWithoutMAC(ctx context.Context, after string, limit int) ([]Key, error) {
+	return s.keysWhere(ctx, "keys without MAC", `length(keys.mac) = 0`, after, limit)
+}
+
+// KeysWithoutShareMAC returns up to limit active keys with a kid after
+// after (bytewise) that have a MAC but no share MAC yet (made before a
+// WSCA instance existed), for the WSCD to check their MAC and give them
+// one (SetKeyShareMAC).
+func (s *Store) KeysWithoutShareMAC(ctx context.Context, after string, limit int) ([]Key, error) {
+	return s.keysWhere(ctx, "keys without share MAC", `length(keys.share_mac) = 0 AND length(keys.mac) > 0`, after, limit)
+}
+
+// keysWhere reads up to limit active keys matching cond (SQL without
+// parameters) with a kid after after, by kid.
+func (s *Store) keysWhere(ctx context.Context, what, cond, after string, limit int) ([]Key, error) {
+	if limit <= 0 {
+		return nil, invalidf("key", "limit %d", limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.selectKey()+` WHERE `+cond+` AND keys.state = $1 AND keys.kid > $2 ORDER BY keys.kid LIMIT $3`,
+		string(KeyActive), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", what, err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// SetKeyMAC records the MAC of a key that had none, if its row still holds
+// what k says (unit, point, backend, context) and is active; otherwise it
+// fails with [ErrNotFound] and changes nothing. A MAC is never replaced.
+func (s *Store) SetKeyMAC(ctx context.Context, k Key, mac []byte) error {
+	if err := checkID("key", "kid", k.KID); err != nil {
+		return err
+	}
+	if len(mac) == 0 {
+		return invalidf("key", "empty MAC")
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE keys SET mac = $1 WHERE kid = $2 AND unit_id = $3 AND public_key = $4 AND backend = $5 AND context = $6
+		 AND state = $7 AND length(mac) = 0`,
+		bytes.Clone(mac), k.KID, k.UnitID, bytes.Clone(k.PublicKey), k.Backend, k.Context, string(KeyActive))
+	if err != nil {
+		return fmt.Errorf("store: set key MAC: %w", err)
+	}
+	return oneRow(res, "key", k.KID)
+}
+
+// SetKeyShareMAC records a key's MAC under the share key of split roles,
+// if the key is still the one with that point; otherwise it fails with
+// [ErrNotFound].
+func (s *Store) SetKeyShareMAC(ctx context.Context, kid string, publicKey, mac []byte) error {
+	if err := checkID("key", "kid", kid); err != nil {
+		return err
+	}
+	if len(mac) == 0 {
+		return invalidf("key", "empty share MAC")
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE keys SET share_mac = $1 WHERE kid = $2 AND public_key = $3`,
+		bytes.Clone(mac), kid, bytes.Clone(publicKey))
+	if err != nil {
+		return fmt.Errorf("store: set key share MAC: %w", err)
+	}
+	return oneRow(res, "key", kid)
 }

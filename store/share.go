@@ -76,9 +76,9 @@ func (s *Store) ClientKeysWithoutShareMAC(ctx context.Context, after string, lim
 
 // ShareView returns a view of the store for a WSCA-only instance (split
 // roles, docs/wsca.md): its reads of client keys (GetClientKey,
-// GetUnitClientKey) and of sessions (GetSessionAuth) return each row's
-// share MAC and share secret as MAC and Secret, which that instance checks
-// and opens under the share key. Writes are the store's. Closing the view
+// GetUnitClientKey), of wallet keys (GetKey, ListKeys) and of sessions
+// (GetSessionAuth) return each row's share MAC and share secret as MAC and
+// Secret, which that instance checks and opens under the share key. Writes are the store's. Closing the view
 // closes the store.
 func (s *Store) ShareView() *Store {
 	v := *s

@@ -13,6 +13,7 @@ import (
 	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/statuslist"
 	"github.com/wsca/wsca/store"
+	"github.com/wsca/wsca/wscd"
 )
 
 // Defaults of AttestationsConfig.
@@ -78,6 +79,18 @@ type AttestationsConfig struct {
 	// assurance the WSCD published, read (and its MAC checked) at each
 	// attestation; it claims nothing while there is none.
 	Published func(context.Context) (device.Assurance, error)
+	// KeyMAC checks each key record's MAC (wscd.KeyMAC) before the key is
+	// named in an attestation: the WSCD's HSM-derived sealer or, on a
+	// WSCA-only instance whose Store is a ShareView, the share key.
+	// Required.
+	KeyMAC wscd.MACer
+	// Backend is the wallet-key device's backend: a key recorded by
+	// another (an earlier device) is not attested with this one's
+	// assurance. PublishedBackend, if set, replaces it on a WSCA-only
+	// instance: the backend the WSCD published, "" (attesting no key)
+	// while there is none. One of the two is required.
+	Backend          string
+	PublishedBackend func(context.Context) (string, error)
 	// Certification is an optional URL describing the certification.
 	Certification string
 	Wallet        WalletSolution
@@ -100,6 +113,9 @@ type Attestations struct {
 func NewAttestations(cfg AttestationsConfig) (*Attestations, error) {
 	if cfg.Store == nil || cfg.Statuses == nil || cfg.Issuer == nil {
 		return nil, errors.New("wsca: attestations need a store, a status allocator and an issuer")
+	}
+	if cfg.KeyMAC == nil || (cfg.Backend == "" && cfg.PublishedBackend == nil) {
+		return nil, errors.New("wsca: attestations need the key records' MAC key and the wallet-key device's backend")
 	}
 	ks, err := attest.ParseAssurance(string(cfg.KeyStorage))
 	if err != nil {
@@ -146,12 +162,33 @@ func (a *Attestations) keyAssurance(ctx context.Context) (attest.KeyAssurance, e
 	return attest.KeyAssurance{KeyStorage: as, UserAuthentication: as}, nil
 }
 
+// backend is the wallet-key device's backend now ("" while a WSCA-only
+// instance has none published).
+func (a *Attestations) backend(ctx context.Context) (string, error) {
+	if a.cfg.PublishedBackend == nil {
+		return a.cfg.Backend, nil
+	}
+	b, err := a.cfg.PublishedBackend(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return b, nil
+}
+
 // unitKeys returns the public keys of kids, each an active key of unit, in
 // order. An empty, repeated, foreign, unknown or destroyed kid fails the
-// whole request (ErrForeignKey or ErrInvalidInput).
+// whole request (ErrForeignKey or ErrInvalidInput), and so does a key
+// whose record fails its MAC (planted or changed in the database, or made
+// before key records had one and not proven by the WSCD since) or names
+// another device backend than the wallet-key device's: the store alone
+// never gets a key attested.
 func (a *Attestations) unitKeys(ctx context.Context, unit string, kids []string) ([]*ecdsa.PublicKey, error) {
 	if len(kids) == 0 || len(kids) > MaxAttestedKeys {
 		return nil, fmt.Errorf("%w: %d keys (1 to %d)", ErrInvalidInput, len(kids), MaxAttestedKeys)
+	}
+	backend, err := a.backend(ctx)
+	if err != nil {
+		return nil, err
 	}
 	seen := make(map[string]bool, len(kids))
 	pubs := make([]*ecdsa.PublicKey, 0, len(kids))
@@ -172,6 +209,14 @@ func (a *Attestations) unitKeys(ctx context.Context, unit string, kids []string)
 		}
 		if k.UnitID != unit || k.State != store.KeyActive {
 			a.log.WarnContext(ctx, "attestation of another unit's or a destroyed key refused", "unit", unit, "kid", kid)
+			return nil, fmt.Errorf("%w: %s", ErrForeignKey, kid)
+		}
+		if !wscd.VerifyKeyMAC(a.cfg.KeyMAC, k, k.MAC) {
+			a.log.ErrorContext(ctx, "attestation refused: the key record fails its MAC (changed outside wsca, or not proven yet)", "unit", unit, "kid", kid)
+			return nil, fmt.Errorf("%w: %s", ErrForeignKey, kid)
+		}
+		if k.Backend != backend {
+			a.log.WarnContext(ctx, "attestation refused: the key was made by another device backend", "unit", unit, "kid", kid, "backend", k.Backend)
 			return nil, fmt.Errorf("%w: %s", ErrForeignKey, kid)
 		}
 		pub, err := device.PublicKeyFromBytes(k.PublicKey)

@@ -76,8 +76,12 @@ func newAttestRig(t *testing.T, dsn string) *attestRig {
 
 func (g *attestRig) service(t *testing.T, statuses wsca.StatusAllocator) *wsca.Attestations {
 	t.Helper()
+	sealer, err := g.w.ServerKeys.Sealer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, err := wsca.NewAttestations(wsca.AttestationsConfig{Store: g.st, Statuses: statuses, Issuer: g.ak.Issuer,
-		KeyStorage: "software", UserAuthentication: "software",
+		KeyMAC: sealer, Backend: g.w.Keys.Device().Info().Backend, KeyStorage: "software", UserAuthentication: "software",
 		Wallet: wsca.WalletSolution{Subject: "w", Name: "w", Link: "https://wsca.example", Version: "1"}})
 	if err != nil {
 		t.Fatal(err)

@@ -54,8 +54,12 @@ func newBenchWSCA(b *testing.B, dsn string) *benchWSCA {
 	if err != nil {
 		b.Fatal(err)
 	}
+	sealer, err := w.ServerKeys.Sealer(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
 	att, err := wsca.NewAttestations(wsca.AttestationsConfig{Store: st, Statuses: pub, Issuer: ak.Issuer,
-		KeyStorage: dev.Info().Assurance, UserAuthentication: dev.Info().Assurance,
+		KeyMAC: sealer, Backend: dev.Info().Backend, KeyStorage: dev.Info().Assurance, UserAuthentication: dev.Info().Assurance,
 		Wallet: wsca.WalletSolution{Subject: "bench", Name: "bench", Link: "https://wsca.example", Version: "1"}})
 	if err != nil {
 		b.Fatal(err)

@@ -198,21 +198,57 @@ type AssuranceStore interface {
 	SetServerSecret(ctx context.Context, name string, value []byte, now time.Time) error
 }
 
+// backendSecret names the WSCD's wallet-key device backend as it
+// publishes it for WSCA instances, MACed under the share key.
+const backendSecret = "wscd-device-backend"
+
+// backendMACDomain separates that MAC from others.
+const backendMACDomain = "wsca-wscd-backend-v1"
+
 // PublishAssurance records the wallet-key device's configured assurance
-// for WSCA instances, which put it in key attestations: MACed under the
-// share key, so someone who can write the database cannot raise it. It
-// does nothing while there is no share key.
-func (s *Share) PublishAssurance(ctx context.Context, st AssuranceStore, a device.Assurance) error {
+// and its backend for WSCA instances, which put the assurance in key
+// attestations of keys of that backend only: MACed under the share key, so
+// someone who can write the database cannot raise the one or change the
+// other. It does nothing while there is no share key.
+func (s *Share) PublishAssurance(ctx context.Context, st AssuranceStore, info device.Info) error {
 	sl, err := s.Sealer(ctx)
 	if err != nil || sl == nil {
 		return err
 	}
-	mac := sl.MAC(assuranceMACDomain, []byte(a))
-	v := append(append([]byte(a), 0), mac...)
-	if err := st.SetServerSecret(ctx, assuranceSecret, v, s.keys.now().UTC()); err != nil {
-		return storeErr(err)
+	for _, p := range []struct{ name, domain, value string }{
+		{assuranceSecret, assuranceMACDomain, string(info.Assurance)},
+		{backendSecret, backendMACDomain, info.Backend},
+	} {
+		mac := sl.MAC(p.domain, []byte(p.value))
+		v := append(append([]byte(p.value), 0), mac...)
+		if err := st.SetServerSecret(ctx, p.name, v, s.keys.now().UTC()); err != nil {
+			return storeErr(err)
+		}
 	}
 	return nil
+}
+
+// ReadBackend returns the wallet-key device backend the WSCD published, or
+// "" (no key is of that backend) when there is none, no share key yet, or
+// its MAC fails.
+func (s *Share) ReadBackend(ctx context.Context, st AssuranceStore) (string, error) {
+	sl, err := s.Sealer(ctx)
+	if err != nil || sl == nil {
+		return "", err
+	}
+	v, err := st.GetServerSecret(ctx, backendSecret)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", storeErr(err)
+	}
+	i := bytes.IndexByte(v, 0)
+	if i <= 0 || !hmac.Equal(v[i+1:], sl.MAC(backendMACDomain, v[:i])) {
+		s.keys.log.ErrorContext(ctx, "the WSCD's published device backend fails its MAC: attesting no key")
+		return "", nil
+	}
+	return string(v[:i]), nil
 }
 
 // ReadAssurance returns the assurance the WSCD published, or

@@ -127,8 +127,8 @@ type KeysConfig struct {
 	Logger *slog.Logger
 	// Metrics, if set, counts operations (see NewMetrics).
 	Metrics *Metrics
-	// ServerKeys MACs the blobs of wrapped keys (a device in wrapped
-	// storage); required then.
+	// ServerKeys MACs the key records (KeyMAC) and the blobs of wrapped
+	// keys; required.
 	ServerKeys *ServerKeys
 }
 
@@ -140,6 +140,7 @@ type Keys struct {
 	st      KeyStore
 	metrics *Metrics
 	server  *ServerKeys
+	share   *Share // SetShare
 	ev      Recorder
 	// held returns blobs other services keep where the store's report
 	// cannot read them (SetHeldBlobs).
@@ -161,8 +162,8 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Device == nil || cfg.Store == nil {
 		return nil, errors.New("wscd: device and store are required")
 	}
-	if cfg.Device.Info().Storage == device.StorageWrapped && cfg.ServerKeys == nil {
-		return nil, errors.New("wscd: a device in wrapped storage needs server keys to MAC the blobs")
+	if cfg.ServerKeys == nil {
+		return nil, errors.New("wscd: keys need server keys to MAC their records")
 	}
 	return &Keys{base: newBase(cfg.Now, cfg.Logger), dev: cfg.Device, st: cfg.Store, metrics: cfg.Metrics, server: cfg.ServerKeys, ev: noRecorder{}}, nil
 }
@@ -346,15 +347,14 @@ func (s *Keys) generate(ctx context.Context, unit, pinContext string, quota int)
 		Backend: s.dev.Info().Backend, State: store.KeyActive, CreatedAt: s.now().UTC(),
 	}
 	if len(k.Wrapped) > 0 {
-		if s.server == nil {
-			return device.Key{}, fmt.Errorf("%w: a wrapped key without server keys", ErrUnavailable)
-		}
 		if rec.WrappedMAC, err = s.wrappedMAC(ctx, owner, k.KID, k.Wrapped); err != nil {
 			return device.Key{}, err
 		}
 		rec.Wrapped = k.Wrapped
 	}
-	err = s.st.InsertKeyLimited(ctx, rec, quota)
+	if err = s.recordMACs(ctx, &rec); err == nil {
+		err = s.st.InsertKeyLimited(ctx, rec, quota)
+	}
 	if err != nil {
 		if derr := s.dev.Destroy(context.WithoutCancel(ctx), k.Ref()); derr != nil {
 			s.log.ErrorContext(ctx, "orphaned device key: record failed and destroy failed",

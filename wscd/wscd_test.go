@@ -266,7 +266,9 @@ func TestConstructors(t *testing.T) {
 		{"New", func() (any, error) { return wscd.New(wscd.Config{Device: dev, Store: st}) }, true},
 		{"New without device", func() (any, error) { return wscd.New(wscd.Config{Store: st}) }, false},
 		{"New without store", func() (any, error) { return wscd.New(wscd.Config{Device: dev}) }, false},
-		{"Keys", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Device: dev, Store: st}) }, true},
+		{"Keys", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Device: dev, Store: st, ServerKeys: sk}) }, true},
+		// Without server keys no record could carry its MAC.
+		{"Keys without server keys", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Device: dev, Store: st}) }, false},
 		{"Keys without device", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Store: st}) }, false},
 		{"Keys without store", func() (any, error) { return wscd.NewKeys(wscd.KeysConfig{Device: dev}) }, false},
 		{"ServerKeys", func() (any, error) { return wscd.NewServerKeys(wscd.ServerKeysConfig{Device: dev, Store: st}) }, true},

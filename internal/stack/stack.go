@@ -6,6 +6,8 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,6 +174,8 @@ type Stack struct {
 	share    *wscd.Share
 	wscaOnly bool
 	log      *slog.Logger
+	// keyMACsDone: the backfill of key records' MACs ran to its end once.
+	keyMACsDone bool
 }
 
 // Background runs the stack's background work (status list publication)
@@ -200,11 +204,16 @@ const shareInterval = 30 * time.Second
 
 // shareLoop keeps a WSCD instance's share with WSCA instances up to date:
 // client keys enrolled before the share key existed get their share MAC,
-// and the device's configured assurance is published under it.
+// and the device's configured assurance is published under it. Its first
+// round (and each after, until one succeeds) first gives the key records
+// made before they had a MAC theirs (BackfillKeyMACs).
 func (s *Stack) shareLoop(ctx context.Context) {
 	t := time.NewTicker(shareInterval)
 	defer t.Stop()
 	for {
+		if !s.keyMACsDone {
+			s.keyMACsDone = s.BackfillKeyMACs(ctx) == nil
+		}
 		s.ShareNow(ctx)
 		select {
 		case <-ctx.Done():
@@ -212,6 +221,25 @@ func (s *Stack) shareLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// BackfillKeyMACs gives each active key record made before records had a
+// MAC (schema 0014) one, after the device proves it (wscd.Keys.BackfillMACs;
+// a row it does not prove is logged and gets none). It does nothing on a
+// WSCA-only instance; an error means an outage stopped it.
+func (s *Stack) BackfillKeyMACs(ctx context.Context) error {
+	if s.wscaOnly {
+		return nil
+	}
+	n, err := s.Keys.BackfillMACs(ctx, s.Store)
+	if err != nil {
+		s.log.ErrorContext(ctx, "key records: MAC backfill stopped", "keys", n, "err", err)
+		return err
+	}
+	if n > 0 {
+		s.log.InfoContext(ctx, "key records: MACs given after the device proved them", "keys", n)
+	}
+	return nil
 }
 
 // ShareNow runs one round of shareLoop (a WSCD instance): it returns once
@@ -230,7 +258,12 @@ func (s *Stack) ShareNow(ctx context.Context) {
 	} else if n > 0 {
 		log.InfoContext(ctx, "share: client keys MACed for the WSCA role", "keys", n)
 	}
-	if err := s.share.PublishAssurance(ctx, s.Store, s.Keys.Device().Info().Assurance); err != nil {
+	if n, err := s.share.BackfillKeys(ctx, s.Store, sealer); err != nil {
+		log.ErrorContext(ctx, "share: wallet keys", "err", err)
+	} else if n > 0 {
+		log.InfoContext(ctx, "share: wallet keys MACed for the WSCA role", "keys", n)
+	}
+	if err := s.share.PublishAssurance(ctx, s.Store, s.Keys.Device().Info()); err != nil {
 		log.ErrorContext(ctx, "share: device assurance", "err", err)
 	}
 }
@@ -300,6 +333,7 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		pcfg.Store, pcfg.Sealer, pcfg.Share, pcfg.SessionsOnly = view, lazyShare{share}, nil, true
 	} else {
 		w.Units.SetShare(share)
+		w.Keys.SetShare(share)
 	}
 	if o.RefuseSoftwareOPRF && !o.OPRFInHSM {
 		return nil, errors.New("stack: refusing software OPRF keys needs OPRF keys in the HSM")
@@ -326,11 +360,15 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		attests *wsca.Attestations
 	)
 	if o.Roles.WSCA {
-		var published func(context.Context) (device.Assurance, error)
+		ac := wsca.AttestationsConfig{Store: st, KeyMAC: sealer, Backend: w.Keys.Device().Info().Backend}
 		if wscaOnly {
-			published = func(ctx context.Context) (device.Assurance, error) { return share.ReadAssurance(ctx, st) }
+			// Key records are read with their share MAC and checked under
+			// the share key; the device is the one the WSCD published.
+			ac.Store, ac.KeyMAC, ac.Backend = view, lazyShare{share}, ""
+			ac.Published = func(ctx context.Context) (device.Assurance, error) { return share.ReadAssurance(ctx, st) }
+			ac.PublishedBackend = func(ctx context.Context) (string, error) { return share.ReadBackend(ctx, st) }
 		}
-		if ak, pub, attests, err = buildAttestations(ctx, st, w, sealer, o, published); err != nil {
+		if ak, pub, attests, err = buildAttestations(ctx, st, w, sealer, o, ac); err != nil {
 			return nil, err
 		}
 	}
@@ -416,21 +454,27 @@ func (l lazyShare) Open(sealed, ad []byte) ([]byte, error) {
 	return sl.Open(sealed, ad)
 }
 
+// MAC is the share key's MAC or, while there is no share key, fresh
+// random bytes: no stored MAC matches them, not even an empty one (an
+// empty MAC would equal an empty one in hmac.Equal).
 func (l lazyShare) MAC(domain string, parts ...[]byte) []byte {
 	sl, err := l.sealer()
 	if err != nil {
-		return nil
+		b := make([]byte, sha256.Size)
+		rand.Read(b) // never fails (crypto/rand)
+		return b
 	}
 	return sl.MAC(domain, parts...)
 }
 
 // buildAttestations loads the attestation key and assembles the status
 // list publisher and the attestation service of the wsca role.
-// On a WSCA-only instance, published gives the wallet-key device's
-// assurance as the WSCD published it; its own device's says nothing of
-// the wallet keys.
+// ac gives the attestations' store, the key records' MAC key and the
+// wallet-key device's backend; on a WSCA-only instance also the
+// assurance and backend as the WSCD published them (its own device's say
+// nothing of the wallet keys).
 func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, sealer *wscd.Sealer, o Options,
-	published func(context.Context) (device.Assurance, error)) (*wsca.AttestationKey, *statuslists.Publisher, *wsca.Attestations, error) {
+	ac wsca.AttestationsConfig) (*wsca.AttestationKey, *statuslists.Publisher, *wsca.Attestations, error) {
 	ak, err := wsca.LoadAttestationKey(ctx, wsca.AttestationKeyConfig{
 		Keys: w.ServerKeys, Store: st, Name: o.Attest.KeyName, ChainPEM: o.Attest.ChainPEM, DevCA: !o.Attest.NoDevCA, Logger: o.Logger,
 	})
@@ -484,12 +528,11 @@ func buildAttestations(ctx context.Context, st *store.Store, w *wscd.Services, s
 	if ua == "" {
 		ua = assurance
 	}
-	attests, err := wsca.NewAttestations(wsca.AttestationsConfig{
-		Store: st, Statuses: pub, Issuer: ak.Issuer, KeyStorage: assurance, UserAuthentication: ua,
-		Certification: o.Attest.Certification, Wallet: wallet, Published: published,
-		KeyAttestationLifetime: o.Attest.KeyAttestationLifetime, WalletAttestationLifetime: o.Attest.WalletAttestationLifetime,
-		Logger: o.Logger,
-	})
+	ac.Statuses, ac.Issuer, ac.KeyStorage, ac.UserAuthentication = pub, ak.Issuer, assurance, ua
+	ac.Certification, ac.Wallet = o.Attest.Certification, wallet
+	ac.KeyAttestationLifetime, ac.WalletAttestationLifetime = o.Attest.KeyAttestationLifetime, o.Attest.WalletAttestationLifetime
+	ac.Logger = o.Logger
+	attests, err := wsca.NewAttestations(ac)
 	if err != nil {
 		return nil, nil, nil, err
 	}
