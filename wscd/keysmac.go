@@ -74,35 +74,15 @@ func (s *Keys) BackfillMACs(ctx context.Context, st KeyMACStore) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, after := 0, ""
-	for {
-		ks, err := st.KeysWithoutMAC(ctx, after, backfillBatch)
-		if err != nil {
-			return n, storeErr(err)
+	return backfill(ctx, st.KeysWithoutMAC, keyID, func(k store.Key) (bool, error) {
+		if ok, err := s.proveRecord(ctx, k); !ok || err != nil {
+			return false, err
 		}
-		if len(ks) == 0 {
-			return n, nil
-		}
-		for _, k := range ks {
-			after = k.KID
-			ok, err := s.proveRecord(ctx, k)
-			if err != nil {
-				return n, err
-			}
-			if !ok {
-				continue
-			}
-			err = st.SetKeyMAC(ctx, k, KeyMAC(sl, k))
-			if errors.Is(err, store.ErrNotFound) {
-				continue // changed or destroyed since it was read
-			}
-			if err != nil {
-				return n, storeErr(err)
-			}
-			n++
-		}
-	}
+		return stored(st.SetKeyMAC(ctx, k, KeyMAC(sl, k)))
+	})
 }
+
+func keyID(k store.Key) string { return k.KID }
 
 // proveRecord reports whether the device holds the key k records: false,
 // with an ERROR log line, for a row it does not prove; an error only for
@@ -160,26 +140,11 @@ func (s *Share) BackfillKeys(ctx context.Context, st KeyShareBackfillStore, own 
 	if err != nil || sl == nil {
 		return 0, err
 	}
-	n, after := 0, ""
-	for {
-		ks, err := st.KeysWithoutShareMAC(ctx, after, backfillBatch)
-		if err != nil {
-			return n, storeErr(err)
+	return backfill(ctx, st.KeysWithoutShareMAC, keyID, func(k store.Key) (bool, error) {
+		if !VerifyKeyMAC(own, k, k.MAC) {
+			s.keys.log.ErrorContext(ctx, "key record fails its MAC: no share MAC given", "unit", k.UnitID, "kid", k.KID)
+			return false, nil
 		}
-		if len(ks) == 0 {
-			return n, nil
-		}
-		for _, k := range ks {
-			after = k.KID
-			if !VerifyKeyMAC(own, k, k.MAC) {
-				s.keys.log.ErrorContext(ctx, "key record fails its MAC: no share MAC given", "unit", k.UnitID, "kid", k.KID)
-				continue
-			}
-			err := st.SetKeyShareMAC(ctx, k.KID, k.PublicKey, KeyMAC(sl, k))
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return n, storeErr(err)
-			}
-			n++
-		}
-	}
+		return stored(st.SetKeyShareMAC(ctx, k.KID, k.PublicKey, KeyMAC(sl, k)))
+	})
 }

@@ -161,28 +161,54 @@ func (s *Share) Backfill(ctx context.Context, st BackfillStore, own MACer) (int,
 	if err != nil || sl == nil {
 		return 0, err
 	}
+	return backfill(ctx, st.ClientKeysWithoutShareMAC, func(k store.ClientKey) string { return k.KID },
+		func(k store.ClientKey) (bool, error) {
+			if !hmac.Equal(k.MAC, ClientKeyMAC(own, k)) {
+				s.keys.log.ErrorContext(ctx, "client key fails its MAC: no share MAC given", "unit", k.UnitID, "kid", k.KID)
+				return false, nil
+			}
+			return stored(st.SetClientKeyShareMAC(ctx, k.KID, k.PublicKey, ClientKeyMAC(sl, k)))
+		})
+}
+
+// backfill pages through the rows list gives (after the id of the last
+// row seen, backfillBatch at a time) and calls one on each, which reports
+// whether it gave the row its MAC; an error from one stops the backfill.
+// It returns how many rows got their MAC.
+func backfill[T any](ctx context.Context, list func(ctx context.Context, after string, limit int) ([]T, error),
+	id func(T) string, one func(T) (bool, error)) (int, error) {
 	n, after := 0, ""
 	for {
-		ks, err := st.ClientKeysWithoutShareMAC(ctx, after, 100)
+		rows, err := list(ctx, after, backfillBatch)
 		if err != nil {
 			return n, storeErr(err)
 		}
-		if len(ks) == 0 {
+		if len(rows) == 0 {
 			return n, nil
 		}
-		for _, k := range ks {
-			after = k.KID
-			if !hmac.Equal(k.MAC, ClientKeyMAC(own, k)) {
-				s.keys.log.ErrorContext(ctx, "client key fails its MAC: no share MAC given", "unit", k.UnitID, "kid", k.KID)
-				continue
+		for _, r := range rows {
+			after = id(r)
+			ok, err := one(r)
+			if err != nil {
+				return n, err
 			}
-			err := st.SetClientKeyShareMAC(ctx, k.KID, k.PublicKey, ClientKeyMAC(sl, k))
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return n, storeErr(err)
+			if ok {
+				n++
 			}
-			n++
 		}
 	}
+}
+
+// stored is the outcome of writing a backfilled MAC: a row changed or
+// removed since it was read (store.ErrNotFound) is skipped.
+func stored(err error) (bool, error) {
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	}
+	return false, storeErr(err)
 }
 
 // assuranceSecret names the WSCD's configured device assurance as it
