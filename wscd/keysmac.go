@@ -64,8 +64,10 @@ const backfillBatch = 100
 
 // BackfillMACs gives the active keys recorded before key records had a MAC
 // (schema 0014) one, each only after the device proves the row: the row
-// names this device's backend, a wrapped key's blob passes its own MAC,
-// and the device's key of that owner and kid has the row's point. A row
+// names this device's backend and no reserved unit, a wrapped key's blob
+// passes its own MAC, and the device's key of that owner and kid has the
+// row's point and signs (one signature per row, so the unit's
+// derive-only keys are not taken for wallet keys). A row
 // that fails gets no MAC (so no attestation) and an ERROR log line. It
 // returns how many it MACed; an outage of the device or the store stops
 // it with an error (call again later: it is idempotent).
@@ -95,6 +97,11 @@ func (s *Keys) proveRecord(ctx context.Context, k store.Key) (bool, error) {
 	if k.Backend != s.dev.Info().Backend {
 		return refuse("made by another device backend: " + k.Backend)
 	}
+	if reservedUnit(k.UnitID) {
+		// The server's own keys (wsca.server) and the PIN server's fake
+		// OPRF key are the device's keys of such an owner.
+		return refuse("a reserved unit id")
+	}
 	owner, err := device.ParseOwner(k.UnitID)
 	if err != nil {
 		return refuse("unit id")
@@ -121,6 +128,17 @@ func (s *Keys) proveRecord(ctx context.Context, k store.Key) (bool, error) {
 	pub, err := dk.Public.Bytes()
 	if err != nil || !bytes.Equal(pub, k.PublicKey) {
 		return refuse("the device's key has another point")
+	}
+	// A wallet key (Generate) signs; the unit's derive-only keys (its
+	// SECDSA aU, its PIN records' OPRF keys) are the device's keys of
+	// that owner too, but no wallet keys.
+	_, err = s.dev.Sign(ctx, ref, make([]byte, device.DigestSize))
+	switch {
+	case errors.Is(err, device.ErrUnavailable), errors.Is(err, device.ErrClosed),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false, s.deviceErr(ctx, err)
+	case err != nil:
+		return refuse("the device's key does not sign: no wallet key")
 	}
 	return true, nil
 }

@@ -128,6 +128,25 @@ func TestBackfillKeyMACs(t *testing.T) {
 			r.exec(t, `UPDATE keys SET backend = 'other' WHERE kid = $1`, kid)
 			return kid
 		}, false, false},
+		{"the unit's derive-only key (a SECDSA aU, a PIN record's OPRF key) planted as a wallet key", func(t *testing.T, r *backfillRig) string {
+			g, ok := r.dev.(device.DeriveOnlyGenerator)
+			if !ok {
+				t.Fatalf("%T makes no derive-only keys", r.dev)
+			}
+			k, err := g.GenerateDeriveOnly(t.Context(), device.Owner(r.victim))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.plant(t, r.victim, k)
+		}, false, false},
+		{"a server key planted under a reserved unit id", func(t *testing.T, r *backfillRig) string {
+			k, err := r.dev.Generate(t.Context(), wscd.ServerOwner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.exec(t, `INSERT INTO units (id, state, created_at, updated_at) VALUES ($1, 'active', 1, 1)`, string(wscd.ServerOwner))
+			return r.plant(t, string(wscd.ServerOwner), k)
+		}, false, false},
 		{"a wrapped key whose blob fails its MAC", func(t *testing.T, r *backfillRig) string {
 			kid := r.preMAC(t, r.generate(t, r.victim))
 			r.exec(t, `UPDATE keys SET wrapped_mac = $1 WHERE kid = $2`, make([]byte, 32), kid)
@@ -235,6 +254,19 @@ func (r *backfillRig) exec(t *testing.T, query string, args ...any) {
 	if _, err := r.db.ExecContext(t.Context(), query, args...); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
+}
+
+// plant inserts a row, as a database writer would, naming the device key
+// k (its blob, if any, without a MAC) as unit's wallet key.
+func (r *backfillRig) plant(t *testing.T, unit string, k device.Key) string {
+	t.Helper()
+	p, err := k.Public.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.exec(t, `INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context, wrapped) VALUES ($1, $2, $3, $4, 'active', 1, '', $5)`,
+		string(k.KID), unit, p, r.dev.Info().Backend, append([]byte{}, k.Wrapped...))
+	return string(k.KID)
 }
 
 // preMAC makes kid's row look as made before schema 0014: no MACs.
