@@ -75,7 +75,7 @@ func newBoundRig(t *testing.T, dsn string) *boundRig {
 		}
 	}
 	g := &boundRig{st: st, db: rawDB(t, dsn), w: w, dev: dev,
-		wscdSh: wscd.NewShare(w.ServerKeys, wscd.WSCAPrefix), wscaSh: wscd.NewShare(wscaKeys, ""),
+		wscdSh: wscd.NewShare(w.ServerKeys, wscd.WSCAPrefix, ""), wscaSh: wscd.NewShare(wscaKeys, "", ""),
 		victim: wscd.NewUnitID(), attacker: wscd.NewUnitID()}
 	w.Keys.SetShare(g.wscdSh)
 	if g.ak, err = wsca.LoadAttestationKey(ctx, wsca.AttestationKeyConfig{Keys: w.ServerKeys, Store: st, DevCA: true}); err != nil {

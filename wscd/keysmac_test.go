@@ -288,7 +288,7 @@ func TestShareBackfillKeys(t *testing.T) {
 			if _, err := r.w.ServerKeys.Key(ctx, wscd.PurposeShare); err != nil {
 				t.Fatal(err)
 			}
-			share := wscd.NewShare(r.w.ServerKeys, wscd.WSCAPrefix)
+			share := wscd.NewShare(r.w.ServerKeys, wscd.WSCAPrefix, "")
 			r.w.Keys.SetShare(share)
 			honest := r.generate(t, r.victim) // no WSCA yet: no share MAC
 			forged := r.generate(t, r.victim)
@@ -301,7 +301,7 @@ func TestShareBackfillKeys(t *testing.T) {
 			if _, err := wscaKeys.Key(ctx, wscd.PurposeShare); err != nil {
 				t.Fatal(err)
 			}
-			peer, err := wscd.NewShare(wscaKeys, "").Sealer(ctx)
+			peer, err := wscd.NewShare(wscaKeys, "", "").Sealer(ctx)
 			if err != nil || peer == nil {
 				t.Fatalf("the WSCA's share sealer: %v, %v", peer, err)
 			}
@@ -311,7 +311,7 @@ func TestShareBackfillKeys(t *testing.T) {
 			}
 			// NewShare looks for the peer again only after a while: a new
 			// one finds it now.
-			share = wscd.NewShare(r.w.ServerKeys, wscd.WSCAPrefix)
+			share = wscd.NewShare(r.w.ServerKeys, wscd.WSCAPrefix, "")
 			n, err := share.BackfillKeys(ctx, r.st, sealer)
 			if err != nil || n != 1 {
 				t.Fatalf("BackfillKeys = %d, %v; want 1", n, err)

@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"sync"
@@ -28,6 +29,11 @@ const shareLabel = "wsca-share-v1"
 // instance of it has started.
 var ErrNoPeer = errors.New("wscd: the other role's share key is not in the store yet")
 
+// ErrPeerNotPinned means the other role's share key in the store is not
+// the one this role was configured to share with (SharePeer): a database
+// writer's key, or a role re-created without reconfiguring this one.
+var ErrPeerNotPinned = errors.New("wscd: the other role's share key in the store is not the configured one")
+
 // ShareSealer derives the sealer the WSCD and WSCA roles share when they
 // run in processes with devices of their own: static ECDH between this
 // role's share key (on its own device) and the other role's (its public
@@ -37,8 +43,11 @@ var ErrNoPeer = errors.New("wscd: the other role's share key is not in the store
 // it. peerPrefix is the other role's Prefix ("" for the WSCD, WSCAPrefix
 // for the WSCA). The WSCD seals what a WSCA instance must read under it
 // (session keys, client-key MACs); the WSCA never writes under it what
-// the WSCD relies on.
-func (s *ServerKeys) ShareSealer(ctx context.Context, peerPrefix string) (*Sealer, error) {
+// the WSCD relies on. The other role's public key comes from the store:
+// with pin set, it must be the key whose kid pin is (ErrPeerNotPinned),
+// else a database writer could put a key of their own there and derive
+// the share key with this role.
+func (s *ServerKeys) ShareSealer(ctx context.Context, peerPrefix string, pin device.KID) (*Sealer, error) {
 	if peerPrefix == s.prefix {
 		return nil, errors.New("wscd: a share key is agreed with the other role")
 	}
@@ -56,6 +65,12 @@ func (s *ServerKeys) ShareSealer(ctx context.Context, peerPrefix string) (*Seale
 	peerKey, err := serverKeyFromRecord(rec)
 	if err != nil {
 		return nil, err
+	}
+	if pin != "" {
+		kid, err := device.KIDOf(peerKey.Public)
+		if err != nil || subtle.ConstantTimeCompare([]byte(kid), []byte(pin)) != 1 {
+			return nil, fmt.Errorf("%w: found %s, configured %s", ErrPeerNotPinned, kid, pin)
+		}
 	}
 	peer, err := peerKey.Public.ECDH()
 	if err != nil {
@@ -110,6 +125,8 @@ const shareRetry = 10 * time.Second
 type Share struct {
 	keys       *ServerKeys
 	peerPrefix string
+	pin        device.KID
+	off        bool
 
 	mu     sync.Mutex
 	sealer *Sealer
@@ -117,14 +134,23 @@ type Share struct {
 }
 
 // NewShare returns the share key of keys' role with the role whose prefix
-// is peerPrefix.
-func NewShare(keys *ServerKeys, peerPrefix string) *Share {
-	return &Share{keys: keys, peerPrefix: peerPrefix}
+// is peerPrefix. With pin set, only the other role's key whose kid it is
+// is shared with (see ShareSealer); "" shares with whatever key the store
+// holds under the other role's name.
+func NewShare(keys *ServerKeys, peerPrefix string, pin device.KID) *Share {
+	return &Share{keys: keys, peerPrefix: peerPrefix, pin: pin}
 }
+
+// NoShare returns a Share that never has a sealer: the role shares nothing
+// (an instance serving both roles with no WSCA-only instance configured).
+func NoShare(keys *ServerKeys) *Share { return &Share{keys: keys, off: true} }
 
 // Sealer returns the share sealer, or nil without an error while the other
 // role has no share key in the store yet.
 func (s *Share) Sealer(ctx context.Context) (*Sealer, error) {
+	if s == nil || s.off {
+		return nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sealer != nil {
@@ -134,7 +160,14 @@ func (s *Share) Sealer(ctx context.Context) (*Sealer, error) {
 	if now.Before(s.next) {
 		return nil, nil
 	}
-	sl, err := s.keys.ShareSealer(ctx, s.peerPrefix)
+	sl, err := s.keys.ShareSealer(ctx, s.peerPrefix, s.pin)
+	if errors.Is(err, ErrPeerNotPinned) {
+		// Nothing is shared with that key; looked for again later (an
+		// operator may put the right key back).
+		s.keys.log.ErrorContext(ctx, "share key: the other role's key in the store is not the configured one; nothing shared", "err", err)
+		s.next = now.Add(shareRetry)
+		return nil, nil
+	}
 	if errors.Is(err, ErrNoPeer) {
 		s.next = now.Add(shareRetry)
 		return nil, nil

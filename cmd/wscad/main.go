@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsca/wsca/attest"
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/internal/config"
 	"github.com/wsca/wsca/internal/stack"
 	"github.com/wsca/wsca/pin"
@@ -94,6 +95,7 @@ type options struct {
 	statusShard     int
 	statusTTL       time.Duration
 	attestLimit     int
+	sharePeer       string
 }
 
 // enumFlag is a flag whose value a parse function reads (for example
@@ -189,6 +191,7 @@ func parse(args []string, stderr io.Writer, lookup func(string) (string, bool)) 
 	fs.StringVar(&o.wallet.Version, "wallet-version", stack.DefaultWallet.Version, "wallet_version of wallet instance attestations")
 	fs.IntVar(&o.statusShard, "status-shard-size", stack.DefaultShardSize, "entries of each Token Status List (at least 10000)")
 	fs.DurationVar(&o.statusTTL, "status-ttl", stack.DefaultStatusTTL, "ttl of the status lists (and their HTTP max-age)")
+	fs.StringVar(&o.sharePeer, "share-peer-key", "", "`kid` of the other role's share key, for split roles (logged at its start as \"share key of this role\"): share only with that key; without it a wscd- or wsca-only instance shares with whatever key the database holds, and an instance of both roles shares nothing (docs/wsca.md, \"Split roles\")")
 	fs.IntVar(&o.attestLimit, "attest-limit", statuslists.DefaultUnitLimit, "attestations (key attestations and WIAs together) one wallet unit may get per 24 h; more are refused (ACCESS_DENIED)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -253,6 +256,11 @@ func (o *options) check(stderr io.Writer) (*settings, error) {
 	add(err)
 	s.roles, err = server.ParseRoles(o.role)
 	add(err)
+	if o.sharePeer != "" {
+		if _, err := device.ParseKID(o.sharePeer); err != nil {
+			add(fmt.Errorf("--share-peer-key %q: want the kid the other role logs (32 lowercase hex digits)", o.sharePeer))
+		}
+	}
 	add(o.state.Check())
 	delays, err := pin.ParseDelays(o.pinDelays)
 	if err != nil {
@@ -429,7 +437,7 @@ func serve(ctx context.Context, o *options, s *settings) error {
 		// A non-nil slice: an empty --task-contexts means none, not the default.
 		TaskContexts: append([]string{}, s.tasks...),
 		Compat:       o.compat, KeyQuota: o.keyQuota, ResponseKey: o.responseKey, SECDSAMaxFailures: o.secdsaMax,
-		OPRFInHSM: o.oprfHSM, RefuseSoftwareOPRF: !o.acceptSoftOPRF,
+		OPRFInHSM: o.oprfHSM, RefuseSoftwareOPRF: !o.acceptSoftOPRF, SharePeer: device.KID(o.sharePeer),
 		Registry: reg, Logger: log, Version: ver,
 		ShutdownTimeout: o.shutdownTimeout, ReadyTimeout: o.readyTimeout, R2PSMaxConcurrent: o.r2psConcurrent,
 		CORSOrigins: o.corsOrigins, PublicURL: o.publicURL, EvidenceOrigin: o.evidenceOrigin,

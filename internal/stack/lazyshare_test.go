@@ -26,7 +26,7 @@ func TestLazyShareMACWithoutShareKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := lazyShare{wscd.NewShare(keys, "")}
+	l := lazyShare{wscd.NewShare(keys, "", "")}
 	a, b := l.MAC("d", []byte("x")), l.MAC("d", []byte("x"))
 	for _, stored := range [][]byte{nil, {}, a} {
 		if hmac.Equal(stored, b) {

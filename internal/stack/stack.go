@@ -45,6 +45,11 @@ type Options struct {
 	MaxSession      time.Duration
 	// TaskContexts nil means DefaultTaskContexts; an empty slice, none.
 	TaskContexts []string
+	// SharePeer pins the other role's share key (its kid) for split roles
+	// (docs/wsca.md, "Split roles"): a WSCD-only or WSCA-only instance
+	// shares only with that key; without it, with whatever key the store
+	// holds. An instance of both roles shares nothing without it.
+	SharePeer device.KID
 	// Compat enables the go-r2ps-service profile (default off).
 	Compat dispatch.Compat
 	// ResponseKey says where the R2PS response-signing key lives.
@@ -298,11 +303,29 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 	if wscaOnly {
 		peer = ""
 	}
-	// Both sides make their share key at start, so the other finds it.
-	if _, err := w.ServerKeys.Key(ctx, wscd.PurposeShare); err != nil {
+	// Both sides make their share key at start, so the other finds it; its
+	// kid is what the other role's --share-peer-key names.
+	ownShare, err := w.ServerKeys.Key(ctx, wscd.PurposeShare)
+	if err != nil {
 		return nil, fmt.Errorf("stack: share key: %w", err)
 	}
-	share := wscd.NewShare(w.ServerKeys, peer)
+	var share *wscd.Share
+	switch {
+	case o.Roles.WSCD && o.Roles.WSCA && o.SharePeer == "":
+		// Both roles here: nothing to share unless WSCA-only instances
+		// are configured (their key pinned).
+		share = wscd.NoShare(w.ServerKeys)
+	default:
+		share = wscd.NewShare(w.ServerKeys, peer, o.SharePeer)
+		if o.SharePeer == "" && o.Logger != nil {
+			o.Logger.WarnContext(ctx, "split roles without --share-peer-key: this role shares with whatever key the database holds "+
+				"under the other role's name, so a database writer can read what is shared (docs/wsca.md, \"Split roles\")",
+				"own_share_key", ownShare.KID)
+		}
+	}
+	if o.Logger != nil {
+		o.Logger.InfoContext(ctx, "share key of this role (the other role's --share-peer-key)", "kid", ownShare.KID)
+	}
 	origin := o.EvidenceOrigin
 	if origin == "" {
 		origin = DefaultEvidenceOrigin(o.PublicURL, o.Addr)
