@@ -219,6 +219,7 @@ func TestBadConfig(t *testing.T) {
 		{"small status shard", []string{"--status-shard-size", "9999"}, nil, "--status-shard-size must be at least 10000"},
 		{"zero status ttl", []string{"--status-ttl", "0s"}, nil, "--status-ttl must be positive"},
 		{"zero attest limit", []string{"--attest-limit", "0"}, nil, "--attest-limit must be at least 1"},
+		{"bad share peer key", []string{"--share-peer-key", "ABCDEF"}, nil, "--share-peer-key \"ABCDEF\""},
 		{"public URL over http", []string{"--public-url", "http://wsca.example"}, nil, "must be served over https"},
 		{"public URL not a URL", []string{"--public-url", "wsca.example"}, nil, "want an https URL"},
 		{"missing attestation chain", []string{"--attest-chain", "/nonexistent.pem"}, nil, "--attest-chain"},
