@@ -79,6 +79,14 @@ type KeyAssurance struct {
 	UserAuthentication Assurance
 }
 
+// Check reports whether the pair may be claimed at all (claims): a
+// configuration that fails it would fail every attestation, so check it at
+// start.
+func (k KeyAssurance) Check() error {
+	_, _, err := k.claims()
+	return err
+}
+
 // claims returns key_storage and user_authentication. It refuses unknown
 // values, and a certified user authentication on a device certified lower
 // (or not at all): the device enforces the authentication's outcome, so

@@ -125,6 +125,9 @@ func NewAttestations(cfg AttestationsConfig) (*Attestations, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsca: user authentication assurance: %w", err)
 	}
+	if err := (attest.KeyAssurance{KeyStorage: ks, UserAuthentication: ua}).Check(); err != nil {
+		return nil, fmt.Errorf("wsca: %w", err)
+	}
 	if cfg.Wallet.Subject == "" || cfg.Wallet.Name == "" || cfg.Wallet.Link == "" || cfg.Wallet.Version == "" {
 		return nil, errors.New("wsca: the wallet solution needs a subject, name, link and version")
 	}

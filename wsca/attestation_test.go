@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/internal/testdevice"
 	"github.com/wsca/wsca/internal/testenv"
 	"github.com/wsca/wsca/statuslist"
@@ -74,15 +75,21 @@ func newAttestRig(t *testing.T, dsn string) *attestRig {
 	return &attestRig{st: st, w: w, pub: pub, ak: ak, unit: "alice", kid: string(k.KID)}
 }
 
-func (g *attestRig) service(t *testing.T, statuses wsca.StatusAllocator) *wsca.Attestations {
+// config is the service's configuration over the rig (software assurance).
+func (g *attestRig) config(t *testing.T, statuses wsca.StatusAllocator) wsca.AttestationsConfig {
 	t.Helper()
 	sealer, err := g.w.ServerKeys.Sealer(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := wsca.NewAttestations(wsca.AttestationsConfig{Store: g.st, Statuses: statuses, Issuer: g.ak.Issuer,
+	return wsca.AttestationsConfig{Store: g.st, Statuses: statuses, Issuer: g.ak.Issuer,
 		KeyMAC: sealer, Backend: g.w.Keys.Device().Info().Backend, KeyStorage: "software", UserAuthentication: "software",
-		Wallet: wsca.WalletSolution{Subject: "w", Name: "w", Link: "https://wsca.example", Version: "1"}})
+		Wallet: wsca.WalletSolution{Subject: "w", Name: "w", Link: "https://wsca.example", Version: "1"}}
+}
+
+func (g *attestRig) service(t *testing.T, statuses wsca.StatusAllocator) *wsca.Attestations {
+	t.Helper()
+	a, err := wsca.NewAttestations(g.config(t, statuses))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +150,28 @@ func TestAttestationUnitChangesDuringIssue(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAttestationsConfigAssurance: a configured user authentication
+// certified above the key storage is refused when the service is made,
+// not at each attestation (every one would fail).
+func TestAttestationsConfigAssurance(t *testing.T) {
+	g := newAttestRig(t, testenv.SQLite(t))
+	for _, c := range []struct {
+		ks, ua device.Assurance
+		ok     bool
+	}{
+		{device.AssuranceSoftware, device.AssuranceSoftware, true},
+		{device.AssuranceHigh, device.AssuranceHigh, true},
+		{device.AssuranceHigh, device.AssuranceModerate, true},
+		{device.AssuranceNotCertified, device.AssuranceHigh, false},
+		{device.AssuranceModerate, device.AssuranceHigh, false},
+	} {
+		cfg := g.config(t, g.pub)
+		cfg.KeyStorage, cfg.UserAuthentication = c.ks, c.ua
+		if _, err := wsca.NewAttestations(cfg); (err == nil) != c.ok {
+			t.Errorf("key storage %s, user authentication %s: %v", c.ks, c.ua, err)
+		}
 	}
 }
