@@ -105,7 +105,7 @@ func DecodeCompat(payload []byte) (Request, CompatMeta, error) {
 		return Request{}, CompatMeta{}, errorf(ErrMalformed, "type missing")
 	}
 	typ, ok := canonicalType(w.Type)
-	if !ok {
+	if !ok || !compatServed(typ) {
 		return Request{}, CompatMeta{}, errorf(ErrUnsupportedType, "%q", w.Type)
 	}
 	data, err := normaliseCompat(typ, w.Data, w.SessionID)
@@ -115,6 +115,20 @@ func DecodeCompat(payload []byte) (Request, CompatMeta, error) {
 	req := Request{Version: w.Ver, Nonce: nonce, IssuedAt: time.Unix(*w.IAT, 0).UTC(), Type: typ, Data: data}
 	meta := CompatMeta{ClientID: w.ClientID, Context: w.Context, SessionID: w.SessionID, Nonce: *w.Nonce}
 	return req, meta, nil
+}
+
+// compatServed reports whether the compat profile serves a canonical type:
+// go-r2ps-service's types, whose answers EncodeCompatResponse has a shape
+// for. Every other type (the WSCA types of §6a, the I-D's attestations,
+// SECDSA) is the strict profile's: refused before the request is
+// authenticated, so it never runs without an answer the client can read.
+func compatServed(typ string) bool {
+	switch typ {
+	case TypeCreateSession, Type2FARegistration, Type2FAUpdate, TypeP256Generate, TypeSignECDSA,
+		TypeAgreeECDH, TypeListKeys, TypeDeleteKey, TypeWKA, TypeWIA:
+		return true
+	}
+	return false
 }
 
 // normaliseCompat rewrites compat data in the strict member names and
@@ -157,7 +171,7 @@ func normaliseCompat(typ string, data json.RawMessage, sessionID string) (json.R
 		return reencode(data, new(ListKeysRequest))
 	case TypeDeleteKey:
 		return reencode(data, new(DeleteKeyRequest))
-	default: // the attestation types: no binary members to normalise
+	default: // eudiw_wka_etsi, eudiw_wia_etsi: no binary members to normalise
 		if err := checkJSON(data, nil); err != nil {
 			return nil, errorf(ErrMalformed, "%v", err)
 		}

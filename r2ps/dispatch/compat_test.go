@@ -27,6 +27,7 @@ import (
 
 type stack struct {
 	d    *dispatch.Dispatcher
+	st   *store.Store
 	svc  *wscd.Services
 	pins *pin.Server
 	ssk  *ecdsa.PublicKey
@@ -41,7 +42,7 @@ func newStack(t *testing.T) stack {
 			ssk = k.Key.(*ecdsa.PublicKey)
 		}
 	}
-	return stack{d: r.R2PS, svc: r.Services, pins: r.PIN, ssk: ssk}
+	return stack{d: r.R2PS, st: r.Store, svc: r.Services, pins: r.PIN, ssk: ssk}
 }
 
 // sirosClient speaks the go-r2ps-service body as the SIROS clients do:
@@ -202,4 +203,97 @@ func TestCompatFlow(t *testing.T) {
 		t.Fatal("a session was usable under another client_id")
 	}
 
+}
+
+// compatLogin enrols unit with a self-signed compat registration and an
+// activation code, logs in with OPAQUE and returns the client in its
+// session.
+func compatLogin(t *testing.T, s stack, unit string) *sirosClient {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.svc.Units.Create(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.svc.Units.IssueActivationCode(ctx, unit, store.PurposeActivation, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c := &sirosClient{t: t, s: s, unit: unit, csk: csk}
+	conf, _ := pin.Profile{}.Configuration()
+	oc, _ := conf.Client()
+	regReq, _ := oc.RegistrationInit([]byte("123456"))
+	st, resp, _ := c.send("2fa_registration", map[string]any{"protocol": "opaque", "state": "evaluate", "p_data": b64u.EncodeToString(regReq.Serialize())}, true)
+	if st != 200 {
+		t.Fatalf("registration evaluate: %d", st)
+	}
+	raw, _ := base64.URLEncoding.DecodeString(resp["data"].(map[string]any)["p_data"].(string))
+	rr, err := oc.Deserialize.RegistrationResponse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := oc.RegistrationFinalize(rr, nil, nil)
+	if st, _, _ = c.send("2fa_registration", map[string]any{"protocol": "opaque", "state": "finalize",
+		"p_data": b64u.EncodeToString(rec.Serialize()), "authorization": b64u.EncodeToString([]byte(code.Code))}, true); st != 200 {
+		t.Fatalf("registration finalize: %d", st)
+	}
+	lc, _ := conf.Client()
+	ke1, _ := lc.GenerateKE1([]byte("123456"))
+	st, resp, _ = c.send("create_session", map[string]any{"protocol": "opaque", "state": "evaluate", "p_data": b64u.EncodeToString(ke1.Serialize())}, false)
+	if st != 200 {
+		t.Fatalf("login evaluate: %d", st)
+	}
+	data := resp["data"].(map[string]any)
+	raw, _ = base64.URLEncoding.DecodeString(data["p_data"].(string))
+	ke2, err := lc.Deserialize.KE2(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ke3, _, _, err := lc.GenerateKE3(ke2, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sess = data["2fa_session_id"].(string)
+	if st, _, _ = c.send("create_session", map[string]any{"protocol": "opaque", "state": "finalize", "p_data": b64u.EncodeToString(ke3.Serialize())}, false); st != 200 {
+		t.Fatalf("login finalize: %d", st)
+	}
+	return c
+}
+
+// TestCompatStrictOnlyTypes: a compat client in a PIN session sends the
+// strict profile's types, which have no go-r2ps-service answer shape. Each
+// is refused UNSUPPORTED_REQUEST_TYPE before it runs: nothing is stored,
+// the unit is not suspended or revoked. (They ran, and the client got
+// SERVER_ERROR.)
+func TestCompatStrictOnlyTypes(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	c := compatLogin(t, s, "siros-unit-strict-only")
+	for _, tc := range []struct {
+		typ  string
+		data map[string]any
+	}{
+		{r2ps.TypePseudonymPut, map[string]any{"slot": "a", "value": b64u.EncodeToString([]byte("secret"))}},
+		{r2ps.TypeUnitSuspend, map[string]any{}},
+		{r2ps.TypeUnitRevoke, map[string]any{"confirm": c.unit}},
+		{r2ps.TypeUnitInfo, map[string]any{}},
+		{r2ps.TypeKeyAttestation, map[string]any{"keys_to_attest": []string{"00000000000000000000000000000000"}}},
+		{r2ps.TypeSECDSANonce, map[string]any{}},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			if st, _, _ := c.send(tc.typ, tc.data, false); st != http.StatusUnsupportedMediaType {
+				t.Fatalf("status %d, want 415", st)
+			}
+			if u, err := s.svc.Units.Get(ctx, c.unit); err != nil || u.State != store.UnitActive {
+				t.Fatalf("unit %v %v", u.State, err)
+			}
+		})
+	}
+	// The session still serves what the profile has, and no slot was made.
+	if st, _, _ := c.send(r2ps.TypeListKeys, map[string]any{}, false); st != 200 {
+		t.Fatalf("list keys: %d", st)
+	}
+	if slots, err := s.st.ListPseudonyms(ctx, c.unit); err != nil || len(slots) != 0 {
+		t.Fatalf("a compat pseudonym_put stored its value: %d %v", len(slots), err)
+	}
 }
