@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/wsca/wsca/device"
 	"github.com/wsca/wsca/pin"
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
@@ -27,14 +29,14 @@ func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+AdminPrefix+"/units", s.handle(s.adminCreateUnit))
 	mux.Handle("GET "+AdminPrefix+"/units", s.handle(s.adminListUnits))
-	mux.Handle("GET "+AdminPrefix+"/units/{unit}", s.handle(s.adminGetUnit))
-	mux.Handle("POST "+AdminPrefix+"/units/{unit}/codes", s.handle(s.adminIssueCode))
-	mux.Handle("POST "+AdminPrefix+"/units/{unit}/state", s.handle(s.adminSetState))
-	mux.Handle("POST "+AdminPrefix+"/units/{unit}/unlock", s.handle(s.adminUnlock))
-	mux.Handle("DELETE "+AdminPrefix+"/units/{unit}", s.handle(s.adminDestroyUnit))
-	mux.Handle("PUT "+AdminPrefix+"/units/{unit}/client-key", s.handle(s.adminClientKey))
+	mux.Handle("GET "+AdminPrefix+"/units/{unit}", s.handle(unitRoute(s.adminGetUnit)))
+	mux.Handle("POST "+AdminPrefix+"/units/{unit}/codes", s.handle(unitRoute(s.adminIssueCode)))
+	mux.Handle("POST "+AdminPrefix+"/units/{unit}/state", s.handle(unitRoute(s.adminSetState)))
+	mux.Handle("POST "+AdminPrefix+"/units/{unit}/unlock", s.handle(unitRoute(s.adminUnlock)))
+	mux.Handle("DELETE "+AdminPrefix+"/units/{unit}", s.handle(unitRoute(s.adminDestroyUnit)))
+	mux.Handle("PUT "+AdminPrefix+"/units/{unit}/client-key", s.handle(unitRoute(s.adminClientKey)))
 	if s.cfg.PIN != nil {
-		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(s.adminAttempts))
+		mux.Handle("GET "+AdminPrefix+"/units/{unit}/attempts", s.handle(unitRoute(s.adminAttempts)))
 	}
 	s.adminKeyRoutes(mux)
 	if s.cfg.EvidenceEntries != nil {
@@ -60,6 +62,19 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// unitRoute refuses a {unit} path value that is no unit id
+// (device.ParseOwner: what wscd.Units.Create accepts) with a 400 before h
+// runs, so no such value reaches the store, whose refusal of it would be
+// a 503.
+func unitRoute(h HandlerFunc) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := device.ParseOwner(r.PathValue("unit")); err != nil {
+			return Errorf(http.StatusBadRequest, "invalid unit id", err)
+		}
+		return h(w, r)
+	}
 }
 
 // decodeJSON reads a small JSON body strictly (decodeStrict); an empty
@@ -256,6 +271,11 @@ func pinContext(r *http.Request, body *contextRequest) (string, error) {
 	}
 	if c == "" {
 		return "", Errorf(http.StatusBadRequest, "context is required", nil)
+	}
+	// The PIN server's rule for a context (as pin.Server.Attempts checks
+	// it): the store would refuse anything else as unavailable.
+	if len(c) > store.MaxIDLen || !utf8.ValidString(c) || strings.ContainsFunc(c, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", Errorf(http.StatusBadRequest, "invalid context", nil)
 	}
 	return c, nil
 }

@@ -251,3 +251,50 @@ func TestAdminClientKey(t *testing.T) {
 		t.Error("the strict unit's key was replaced")
 	}
 }
+
+// TestAdminInvalidIDs: a {unit} path value that is no unit id, and a
+// context the PIN server would refuse, are 400 problems on every route
+// that takes them, and no Error line: before, each reached the store,
+// whose refusal came back as 503 "unavailable", logged as our fault.
+func TestAdminInvalidIDs(t *testing.T) {
+	const token = "admin-token-123"
+	f := newFixture(t, func(c *Config) { c.AdminToken = []byte(token) })
+	if code, _ := f.admin(t, "POST", AdminPrefix+"/units", token, `{"unit":"alice"}`); code != http.StatusCreated {
+		t.Fatal("create")
+	}
+	routes := []struct{ method, path, body string }{
+		{"GET", "/units/%s", ``},
+		{"POST", "/units/%s/codes", `{}`},
+		{"POST", "/units/%s/state", `{"state":"suspended"}`},
+		{"POST", "/units/%s/unlock", `{"context":"hsm"}`},
+		{"GET", "/units/%s/attempts?context=hsm", ``},
+		{"DELETE", "/units/%s", ``},
+		{"PUT", "/units/%s/client-key", `{"pem":"x"}`},
+		{"POST", "/units/%s/secdsa/reset", `{"confirm":true}`},
+	}
+	for _, r := range routes {
+		for _, unit := range []string{"%00", "a%0Ab", "%7F", "%FF", "%C3%A9", "a%20b", "a%2Fb", strings.Repeat("a", 65)} {
+			path := AdminPrefix + strings.Replace(r.path, "%s", unit, 1)
+			if code, out := f.admin(t, r.method, path, token, r.body); code != http.StatusBadRequest || out["title"] != "invalid unit id" {
+				t.Errorf("%s %s: %d %v", r.method, path, code, out)
+			}
+		}
+	}
+	for _, c := range []struct{ path, body string }{
+		{"/units/alice/unlock?context=a%00b", ``},
+		{"/units/alice/unlock?context=%FF", ``},
+		{"/units/alice/unlock?context=" + strings.Repeat("c", 256), ``},
+		{"/units/alice/unlock", `{"context":"a\nb"}`},
+		{"/units/alice/unlock", `{"context":"a\u007fb"}`},
+	} {
+		if code, out := f.admin(t, "POST", AdminPrefix+c.path, token, c.body); code != http.StatusBadRequest || out["title"] != "invalid context" {
+			t.Errorf("unlock %s %s: %d %v", c.path, c.body, code, out)
+		}
+	}
+	if strings.Contains(f.logs.String(), "level=ERROR") {
+		t.Fatalf("a client's bad id logged as a server error:\n%s", f.logs)
+	}
+	if code, out := f.admin(t, "GET", AdminPrefix+"/units/alice", token, ``); code != 200 || out["state"] != "active" {
+		t.Fatalf("alice changed: %d %v", code, out)
+	}
+}

@@ -13,7 +13,7 @@ import (
 // and the wallet activates again with a new PIN.
 
 func (s *Server) adminSECDSARoutes(mux *http.ServeMux) {
-	mux.Handle("POST "+AdminPrefix+"/units/{unit}/secdsa/reset", s.handle(s.adminSECDSAReset))
+	mux.Handle("POST "+AdminPrefix+"/units/{unit}/secdsa/reset", s.handle(unitRoute(s.adminSECDSAReset)))
 }
 
 // secdsaResetRequest confirms the reset: it destroys the unit's aU, for
