@@ -122,7 +122,7 @@ func adminUnitCode(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	var c adminCode
-	if err := f.call(ctx, "POST", "/units/"+pos[0]+"/codes", map[string]any{"purpose": *purpose, "ttl": int64(ttl.Seconds())}, &c); err != nil {
+	if err := f.call(ctx, "POST", "/units/"+url.PathEscape(pos[0])+"/codes", map[string]any{"purpose": *purpose, "ttl": int64(ttl.Seconds())}, &c); err != nil {
 		return err
 	}
 	return printCode(e, f.asJSON, c)
@@ -135,7 +135,7 @@ func adminUnitShow(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	var u map[string]any
-	if err := f.call(ctx, "GET", "/units/"+pos[0], nil, &u); err != nil {
+	if err := f.call(ctx, "GET", "/units/"+url.PathEscape(pos[0]), nil, &u); err != nil {
 		return err
 	}
 	return printResult(e, f.asJSON, u, func(w io.Writer) {
@@ -168,7 +168,7 @@ func adminUnitState(state string) func(context.Context, env, []string) error {
 			return err
 		}
 		var out map[string]any
-		if err := f.call(ctx, "POST", "/units/"+pos[0]+"/state", map[string]string{"state": state}, &out); err != nil {
+		if err := f.call(ctx, "POST", "/units/"+url.PathEscape(pos[0])+"/state", map[string]string{"state": state}, &out); err != nil {
 			return err
 		}
 		return printResult(e, f.asJSON, out, func(w io.Writer) { fmt.Fprintf(w, "unit %s is %s\n", pos[0], state) })
@@ -187,7 +187,7 @@ func adminUnitDestroy(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("destroying unit %s destroys its keys and erases its records for good: add --yes", pos[0])
 	}
 	var out map[string]any
-	if err := f.call(ctx, "DELETE", "/units/"+pos[0], nil, &out); err != nil {
+	if err := f.call(ctx, "DELETE", "/units/"+url.PathEscape(pos[0]), nil, &out); err != nil {
 		return err
 	}
 	return printResult(e, f.asJSON, out, func(w io.Writer) { fmt.Fprintf(w, "unit %s destroyed\n", pos[0]) })
@@ -201,7 +201,7 @@ func adminUnitUnlock(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	var out map[string]any
-	if err := f.call(ctx, "POST", "/units/"+pos[0]+"/unlock", map[string]string{"context": *pinCtx}, &out); err != nil {
+	if err := f.call(ctx, "POST", "/units/"+url.PathEscape(pos[0])+"/unlock", map[string]string{"context": *pinCtx}, &out); err != nil {
 		return err
 	}
 	return printResult(e, f.asJSON, out, func(w io.Writer) { fmt.Fprintf(w, "PIN of %s unlocked in context %s\n", pos[0], *pinCtx) })
@@ -215,7 +215,7 @@ func adminUnitAttempts(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	var out map[string]any
-	if err := f.call(ctx, "GET", "/units/"+pos[0]+"/attempts?context="+*pinCtx, nil, &out); err != nil {
+	if err := f.call(ctx, "GET", "/units/"+url.PathEscape(pos[0])+"/attempts?context="+url.QueryEscape(*pinCtx), nil, &out); err != nil {
 		return err
 	}
 	return printResult(e, f.asJSON, out, func(w io.Writer) {

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,5 +213,43 @@ func TestAdminDestroy(t *testing.T) {
 	}
 	if code, _, errs := c.run(append([]string{"admin", "unit", "code", "alice"}, common...)...); code != 1 {
 		t.Fatalf("code for a destroyed unit: %d %s", code, errs)
+	}
+}
+
+// TestAdminCommandsEscape: every admin command puts the unit it is given
+// into the path as one escaped segment, and the context into the query
+// escaped, so a unit argument with '/', '?' or '#' (no unit id has them)
+// never names another unit or route: "alice#x" destroyed alice, and
+// "--context hsm&context=other" asked for hsm.
+func TestAdminCommandsEscape(t *testing.T) {
+	type seen struct{ method, path, query string }
+	var got seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = seen{r.Method, r.URL.EscapedPath(), r.URL.RawQuery}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	tokFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokFile, []byte("0123456789abcdef-token\n"), 0o600)
+	c := cli{t: t, dir: t.TempDir()}
+	const unit, esc = "alice#x/../bob?y", "alice%23x%2F..%2Fbob%3Fy"
+	for _, tc := range []struct {
+		args []string
+		want seen
+	}{
+		{[]string{"code", unit}, seen{"POST", "/admin/v1/units/" + esc + "/codes", ""}},
+		{[]string{"show", unit}, seen{"GET", "/admin/v1/units/" + esc, ""}},
+		{[]string{"suspend", unit}, seen{"POST", "/admin/v1/units/" + esc + "/state", ""}},
+		{[]string{"revoke", unit}, seen{"POST", "/admin/v1/units/" + esc + "/state", ""}},
+		{[]string{"destroy", unit, "--yes"}, seen{"DELETE", "/admin/v1/units/" + esc, ""}},
+		{[]string{"unlock", unit}, seen{"POST", "/admin/v1/units/" + esc + "/unlock", ""}},
+		{[]string{"attempts", unit, "--context", "hsm&context=other"}, seen{"GET", "/admin/v1/units/" + esc + "/attempts", "context=hsm%26context%3Dother"}},
+	} {
+		got = seen{}
+		args := append([]string{"admin", "unit"}, tc.args...)
+		c.run(append(args, "--admin-url", srv.URL, "--admin-token-file", tokFile)...)
+		if got != tc.want {
+			t.Errorf("%v: %+v, want %+v", tc.args, got, tc.want)
+		}
 	}
 }
