@@ -234,7 +234,10 @@ func (s *Store) GetUnitClientKey(ctx context.Context, unitID string, usage KeyUs
 
 // PutClientKey records an operator-provisioned client key for a unit
 // (the compat profile, where the operator, not an activation code, binds
-// the wallet's signing key), replacing the unit's keys of that usage.
+// the wallet's signing key), replacing the unit's keys of that usage if
+// they have the same profile ([ErrProfileConflict] otherwise); a revoked
+// or destroyed unit gets none ([ErrUnitNotActive]), an unknown one neither
+// ([ErrUnitNotFound]).
 func (s *Store) PutClientKey(ctx context.Context, k ClientKey) error {
 	if err := k.check(k.UnitID, k.Usage); err != nil {
 		return err
@@ -244,10 +247,27 @@ func (s *Store) PutClientKey(ctx context.Context, k ClientKey) error {
 		return err
 	}
 	return s.inTx(ctx, "put client key", func(tx *sql.Tx) error {
+		// Decided with the unit's row locked, so that an enrolment or a
+		// revocation committing meanwhile is seen, not overwritten.
+		state, err := s.lockUnit(ctx, tx, k.UnitID)
+		if err != nil {
+			return err
+		}
+		if state.Final() {
+			return fmt.Errorf("%w: unit %q is %s", ErrUnitNotActive, k.UnitID, state)
+		}
+		var profile string
+		err = tx.QueryRowContext(ctx, `SELECT profile FROM client_keys WHERE unit_id = $1 AND usage = $2`, k.UnitID, string(k.Usage)).Scan(&profile)
+		switch {
+		case err == nil && profile != k.Profile:
+			return fmt.Errorf("%w: unit %q holds a %s-profile key", ErrProfileConflict, k.UnitID, profile)
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM client_keys WHERE unit_id = $1 AND usage = $2`, k.UnitID, string(k.Usage)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx,
+		_, err = tx.ExecContext(ctx,
 			`INSERT INTO client_keys (kid, unit_id, usage, public_key, profile, mac, share_mac, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			k.KID, k.UnitID, string(k.Usage), bytes.Clone(k.PublicKey), k.Profile, bytes.Clone(k.MAC), nonNil(k.ShareMAC), created)
 		switch classify(err) {

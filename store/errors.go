@@ -19,6 +19,10 @@ var (
 	ErrUnitNotFound = errors.New("store: unit not found")
 	// ErrHasKeys means a wallet unit cannot be deleted while keys refer to it.
 	ErrHasKeys = errors.New("store: unit has keys")
+	// ErrProfileConflict means a unit's client key would be replaced by
+	// one of another profile (a provisioned compat key over an enrolled
+	// strict one).
+	ErrProfileConflict = errors.New("store: the unit's client key has another profile")
 	// ErrQuota means a per-unit limit (keys, status entries in a window)
 	// is reached.
 	ErrQuota = errors.New("store: quota reached")

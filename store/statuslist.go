@@ -104,14 +104,14 @@ type StatusAllocation struct {
 	Window time.Duration
 }
 
-// unitForAllocation reads the unit's state in an allocation's
-// transaction, locking its row on PostgreSQL (FOR NO KEY UPDATE, as the
-// UPDATE of a state change takes): a state change that committed first is
-// seen here, and one that comes later waits for this entry and then sets
-// it too (SetUnitStateBy), and two allocations for one unit take turns, so
-// Limit holds across instances. On SQLite the transaction holds the
-// write lock already.
-func (s *Store) unitForAllocation(ctx context.Context, tx *sql.Tx, unit string) (UnitState, error) {
+// lockUnit reads the unit's state in a transaction, locking its row on
+// PostgreSQL (FOR NO KEY UPDATE, as the UPDATE of a state change takes): a
+// state change that committed first is seen here, and one that comes later
+// waits for this transaction (for a status allocation: and then sets the
+// new entry too, SetUnitStateBy), and two such transactions for one unit
+// take turns (so an allocation Limit holds across instances). On SQLite
+// the transaction holds the write lock already.
+func (s *Store) lockUnit(ctx context.Context, tx *sql.Tx, unit string) (UnitState, error) {
 	q := `SELECT state FROM units WHERE id = $1`
 	if s.backend == Postgres {
 		q += ` FOR NO KEY UPDATE`
@@ -122,7 +122,7 @@ func (s *Store) unitForAllocation(ctx context.Context, tx *sql.Tx, unit string) 
 		return "", fmt.Errorf("%w: %q", ErrUnitNotFound, unit)
 	}
 	if err != nil {
-		return "", fmt.Errorf("store: allocate status: unit: %w", err)
+		return "", fmt.Errorf("store: unit state: %w", err)
 	}
 	return UnitState(st), nil
 }
@@ -208,7 +208,7 @@ func (s *Store) tryAllocate(ctx context.Context, a StatusAllocation, rnd io.Read
 	}
 	defer done()
 	defer tx.Rollback()
-	state, err := s.unitForAllocation(ctx, tx, a.Unit)
+	state, err := s.lockUnit(ctx, tx, a.Unit)
 	if err != nil {
 		return StatusEntry{}, false, err
 	}

@@ -201,6 +201,12 @@ func (s *Units) ProvisionClientKey(ctx context.Context, unit string, pub *ecdsa.
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return store.ClientKey{}, fmt.Errorf("%w: %v", ErrClientKeyInUse, err)
+	case errors.Is(err, store.ErrProfileConflict):
+		// A strict enrolment since the check above.
+		return store.ClientKey{}, ErrStrictEnrolled
+	case errors.Is(err, store.ErrUnitNotActive):
+		// Revoked or destroyed since the check above.
+		return store.ClientKey{}, ErrUnitRevoked
 	case err != nil:
 		return store.ClientKey{}, storeErr(err)
 	}
