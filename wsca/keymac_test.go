@@ -2,9 +2,6 @@ package wsca_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"database/sql"
 	"errors"
 	"strings"
@@ -161,25 +158,6 @@ func (g *boundRig) macs(t *testing.T, kid string) (mac, share []byte) {
 	return mac, share
 }
 
-// attackerPoint is a P-256 point the attacker holds the private key of,
-// with its kid: never in the HSM.
-func attackerPoint(t *testing.T) ([]byte, string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := k.PublicKey.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kid, err := device.KIDOf(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, string(kid)
-}
-
 // TestAttestationKeyRecordBound: a key is attested only when its record
 // carries a valid MAC under the WSCD's HSM-derived key (on a WSCA-only
 // instance, its share MAC under the share key) and names the wallet-key
@@ -203,7 +181,7 @@ func TestAttestationKeyRecordBound(t *testing.T) {
 			return g.generate(t, g.victim).KID
 		}, "", nil},
 		{"planted row: the attacker's point under the victim's unit", func(t *testing.T, g *boundRig) string {
-			p, kid := attackerPoint(t)
+			p, kid := testenv.ForeignP256(t)
 			g.exec(t, `INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context) VALUES ($1, $2, $3, $4, 'active', 1, '')`,
 				kid, g.victim, p, g.dev.Info().Backend)
 			return kid
@@ -211,7 +189,7 @@ func TestAttestationKeyRecordBound(t *testing.T) {
 		{"planted row with the MACs of the victim's real key", func(t *testing.T, g *boundRig) string {
 			real := g.generate(t, g.victim)
 			mac, share := g.macs(t, real.KID)
-			p, kid := attackerPoint(t)
+			p, kid := testenv.ForeignP256(t)
 			g.exec(t, `INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context, mac, share_mac) VALUES ($1, $2, $3, $4, 'active', 1, '', $5, $6)`,
 				kid, g.victim, p, g.dev.Info().Backend, mac, share)
 			return kid
@@ -223,7 +201,7 @@ func TestAttestationKeyRecordBound(t *testing.T) {
 		}, "", wsca.ErrForeignKey},
 		{"the victim's key with the attacker's point", func(t *testing.T, g *boundRig) string {
 			k := g.generate(t, g.victim)
-			p, _ := attackerPoint(t)
+			p, _ := testenv.ForeignP256(t)
 			g.exec(t, `UPDATE keys SET public_key = $1 WHERE kid = $2`, p, k.KID)
 			return k.KID
 		}, "", wsca.ErrForeignKey},

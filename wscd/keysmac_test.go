@@ -3,9 +3,6 @@ package wscd_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"database/sql"
 	"log/slog"
 	"strings"
@@ -70,23 +67,6 @@ func (l *logLines) errorsAbout(kid string) int {
 	return n
 }
 
-func foreignPoint(t *testing.T) ([]byte, string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := k.PublicKey.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kid, err := device.KIDOf(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, string(kid)
-}
-
 // TestBackfillKeyMACs: a key row made before key records had a MAC gets
 // one only once the device proves it; a row a database writer planted or
 // changed before the upgrade gets none (so it is never attested) and an
@@ -107,7 +87,7 @@ func TestBackfillKeyMACs(t *testing.T) {
 			return r.preMAC(t, r.generate(t, r.victim))
 		}, false, true},
 		{"planted row: a point of the attacker's under the victim's unit", func(t *testing.T, r *backfillRig) string {
-			p, kid := foreignPoint(t)
+			p, kid := testenv.ForeignP256(t)
 			r.exec(t, `INSERT INTO keys (kid, unit_id, public_key, backend, state, created_at, context) VALUES ($1, $2, $3, $4, 'active', 1, '')`,
 				kid, r.victim, p, r.dev.Info().Backend)
 			return kid
@@ -119,7 +99,7 @@ func TestBackfillKeyMACs(t *testing.T) {
 		}, false, false},
 		{"the victim's key with another point", func(t *testing.T, r *backfillRig) string {
 			kid := r.preMAC(t, r.generate(t, r.victim))
-			p, _ := foreignPoint(t)
+			p, _ := testenv.ForeignP256(t)
 			r.exec(t, `UPDATE keys SET public_key = $1 WHERE kid = $2`, p, kid)
 			return kid
 		}, false, false},
