@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,21 +52,6 @@ func getOK(t *testing.T, url string) []byte {
 		t.Fatalf("GET %s: %d %s", url, code, b)
 	}
 	return b
-}
-
-// rawDB opens the test's database directly, to change it behind wsca.
-func rawDB(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	driver, name := "pgx", dsn
-	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name = "sqlite", p
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 type logClient struct {
@@ -261,7 +245,7 @@ func TestUnitLife(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			db := rawDB(t, dsn)
+			db := testenv.RawDB(t, dsn)
 			// A rewritten leaf no longer proves.
 			if _, err := db.ExecContext(ctx, `UPDATE evidence_leaves SET leaf = $1 WHERE leaf_index = 3`, []byte("rewritten")); err != nil {
 				t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,22 +15,6 @@ import (
 	"github.com/wsca/wsca/wsca/statuslists"
 	"github.com/wsca/wsca/wscd"
 )
-
-// rawDB opens the test's database directly, to change it behind wsca as
-// someone who can write the database but not use the HSM would.
-func rawDB(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	driver, name := "pgx", dsn
-	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name = "sqlite", p
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // boundRig is a WSCD on the test token with a share key agreed with a
 // WSCA-only instance (its own soft device), over one store: the two ways
@@ -71,7 +54,7 @@ func newBoundRig(t *testing.T, dsn string) *boundRig {
 			t.Fatal(err)
 		}
 	}
-	g := &boundRig{st: st, db: rawDB(t, dsn), w: w, dev: dev,
+	g := &boundRig{st: st, db: testenv.RawDB(t, dsn), w: w, dev: dev,
 		wscdSh: wscd.NewShare(w.ServerKeys, wscd.WSCAPrefix, ""), wscaSh: wscd.NewShare(wscaKeys, "", ""),
 		victim: wscd.NewUnitID(), attacker: wscd.NewUnitID()}
 	w.Keys.SetShare(g.wscdSh)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 
@@ -15,22 +14,6 @@ import (
 	"github.com/wsca/wsca/store"
 	"github.com/wsca/wsca/wscd"
 )
-
-// keyRowDB opens the test's database directly, to stage rows as a
-// database writer (or an older wsca) would.
-func keyRowDB(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	driver, name := "pgx", dsn
-	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name = "sqlite", p
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // logLines keeps the log records of a test.
 type logLines struct {
@@ -208,7 +191,7 @@ func newBackfillRig(t *testing.T, dsn string, dev device.Device) *backfillRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	r := &backfillRig{st: st, db: keyRowDB(t, dsn), dev: dev, log: &logLines{}, victim: wscd.NewUnitID(), attacker: wscd.NewUnitID()}
+	r := &backfillRig{st: st, db: testenv.RawDB(t, dsn), dev: dev, log: &logLines{}, victim: wscd.NewUnitID(), attacker: wscd.NewUnitID()}
 	if r.w, err = wscd.New(wscd.Config{Device: dev, Store: st, Logger: slog.New(r.log)}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"database/sql"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/wsca/wsca/device"
@@ -27,15 +25,7 @@ func TestStackBackfillKeyMACs(t *testing.T) {
 			ctx := t.Context()
 			dsn := b.DSN(t)
 			r := stacktest.Start(t, dsn, testdevice.PKCS11(t), nil)
-			driver, name := "pgx", dsn
-			if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-				driver, name = "sqlite", p
-			}
-			db, err := sql.Open(driver, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := testenv.RawDB(t, dsn)
 			unit := wscd.NewUnitID()
 			if err := r.Units.Create(ctx, unit); err != nil {
 				t.Fatal(err)

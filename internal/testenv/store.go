@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -35,4 +37,22 @@ func StoreBackends() []StoreBackend {
 		{Name: "sqlite", DSN: SQLite},
 		{Name: "postgres", DSN: Postgres},
 	}
+}
+
+// RawDB opens the database of a store DSN directly (closed when the test
+// ends), so that a test can change rows behind wsca, as someone who can
+// write the database but not use the HSM would. The drivers are the
+// store's: the test must link package store.
+func RawDB(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	driver, name := "pgx", dsn
+	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, name = "sqlite", p
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -1,9 +1,7 @@
 package dispatch_test
 
 import (
-	"database/sql"
 	"encoding/hex"
-	"strings"
 	"testing"
 
 	"github.com/wsca/wsca/evidence/event"
@@ -71,7 +69,7 @@ func TestSignatureEvidence(t *testing.T) {
 						}
 					}
 					if tc.untaskRow {
-						if _, err := rawDB(t, dsn).ExecContext(ctx, `UPDATE sessions SET task = '' WHERE unit_id = $1`, w.unit); err != nil {
+						if _, err := testenv.RawDB(t, dsn).ExecContext(ctx, `UPDATE sessions SET task = '' WHERE unit_id = $1`, w.unit); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -124,20 +122,4 @@ func TestSignatureEvidence(t *testing.T) {
 			}
 		})
 	}
-}
-
-// rawDB opens the test's database directly, to change it behind wsca (the
-// store registers both drivers).
-func rawDB(t *testing.T, dsn string) *sql.DB {
-	t.Helper()
-	driver, name := "pgx", dsn
-	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name = "sqlite", p
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

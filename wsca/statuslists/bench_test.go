@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"database/sql"
 	"fmt"
 	mathrand "math/rand/v2"
 	"strings"
@@ -192,15 +191,7 @@ func benchFlip(b *testing.B, dsn string, hsm bool) {
 func bulkRevoke(b *testing.B, dsn, listID string, skip int) {
 	b.Helper()
 	ctx := context.Background()
-	driver, src := "pgx", dsn
-	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, src = "sqlite", path
-	}
-	db, err := sql.Open(driver, src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := testenv.RawDB(b, dsn)
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
