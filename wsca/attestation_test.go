@@ -44,6 +44,23 @@ type attestRig struct {
 	kid  string
 }
 
+// newPublisher is the status list publisher of the tests: one list of
+// 10 000 entries at https://wsca.example, signed by ak; mod changes the
+// configuration first.
+func newPublisher(t testing.TB, st *store.Store, ak *wsca.AttestationKey, mod func(*statuslists.Config)) *statuslists.Publisher {
+	t.Helper()
+	cfg := statuslists.Config{BaseURI: "https://wsca.example", ShardSize: 10_000, Pool: 1,
+		Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: ak.Signer, Chain: ak.Chain, IndexKey: make([]byte, 32)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	pub, err := statuslists.New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
 func newAttestRig(t *testing.T, dsn string) *attestRig {
 	t.Helper()
 	ctx := t.Context()
@@ -60,11 +77,7 @@ func newAttestRig(t *testing.T, dsn string) *attestRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := statuslists.New(st, statuslists.Config{BaseURI: "https://wsca.example", ShardSize: 10_000, Pool: 1,
-		Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: ak.Signer, Chain: ak.Chain, IndexKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := newPublisher(t, st, ak, nil)
 	if err := w.Units.Create(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}

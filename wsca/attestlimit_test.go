@@ -19,12 +19,7 @@ func TestAttestationUnitLimit(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			g := newAttestRig(t, b.DSN(t))
 			ctx := t.Context()
-			pub, err := statuslists.New(g.st, statuslists.Config{BaseURI: "https://wsca.example", ShardSize: 10_000, Pool: 1,
-				Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: g.ak.Signer, Chain: g.ak.Chain, IndexKey: make([]byte, 32),
-				UnitLimit: 3, UnitWindow: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
+			pub := newPublisher(t, g.st, g.ak, func(c *statuslists.Config) { c.UnitLimit, c.UnitWindow = 3, time.Hour })
 			a := g.service(t, pub)
 			keyAtt := func(unit, kid string) error { _, err := a.KeyAttestation(ctx, unit, []string{kid}, "n"); return err }
 			wia := func(unit, kid string) error { _, err := a.WalletAttestation(ctx, unit, kid); return err }

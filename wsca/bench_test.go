@@ -49,11 +49,7 @@ func newBenchWSCA(b *testing.B, dsn string) *benchWSCA {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pub, err := statuslists.New(st, statuslists.Config{BaseURI: "https://wsca.example", ShardSize: 10_000, Pool: 4,
-		Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: ak.Signer, Chain: ak.Chain, IndexKey: make([]byte, 32)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	pub := newPublisher(b, st, ak, func(c *statuslists.Config) { c.Pool = 4 })
 	sealer, err := w.ServerKeys.Sealer(ctx)
 	if err != nil {
 		b.Fatal(err)

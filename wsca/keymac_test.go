@@ -61,11 +61,7 @@ func newBoundRig(t *testing.T, dsn string) *boundRig {
 	if g.ak, err = wsca.LoadAttestationKey(ctx, wsca.AttestationKeyConfig{Keys: w.ServerKeys, Store: st, DevCA: true}); err != nil {
 		t.Fatal(err)
 	}
-	g.pub, err = statuslists.New(st, statuslists.Config{BaseURI: "https://wsca.example", ShardSize: 10_000, Pool: 1,
-		Lifetime: 24 * time.Hour, TTL: 5 * time.Minute, Signer: g.ak.Signer, Chain: g.ak.Chain, IndexKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g.pub = newPublisher(t, st, g.ak, nil)
 	for _, u := range []string{g.victim, g.attacker} {
 		if err := w.Units.Create(ctx, u); err != nil {
 			t.Fatal(err)
