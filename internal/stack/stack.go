@@ -317,15 +317,13 @@ func Build(ctx context.Context, st *store.Store, w *wscd.Services, o Options) (*
 		share = wscd.NoShare(w.ServerKeys)
 	default:
 		share = wscd.NewShare(w.ServerKeys, peer, o.SharePeer)
-		if o.SharePeer == "" && o.Logger != nil {
-			o.Logger.WarnContext(ctx, "split roles without --share-peer-key: this role shares with whatever key the database holds "+
+		if o.SharePeer == "" {
+			logger(o.Logger).WarnContext(ctx, "split roles without --share-peer-key: this role shares with whatever key the database holds "+
 				"under the other role's name, so a database writer can read what is shared (docs/wsca.md, \"Split roles\")",
 				"own_share_key", ownShare.KID)
 		}
 	}
-	if o.Logger != nil {
-		o.Logger.InfoContext(ctx, "share key of this role (the other role's --share-peer-key)", "kid", ownShare.KID)
-	}
+	logger(o.Logger).InfoContext(ctx, "share key of this role (the other role's --share-peer-key)", "kid", ownShare.KID)
 	origin := o.EvidenceOrigin
 	if origin == "" {
 		origin = DefaultEvidenceOrigin(o.PublicURL, o.Addr)
